@@ -1,0 +1,297 @@
+//! Broker and topic configuration, under Kafka's names.
+//!
+//! [`Config::set`] takes one `key=value` the way `server.properties` spells it;
+//! the server feeds it the file, then the command line's overrides. Topic
+//! settings given at creation (`CreateTopics` configs) override the broker's
+//! defaults through [`TopicConfig::set`].
+
+use std::fmt;
+
+/// A configuration key or value the broker cannot accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key as given.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration `{}`: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// How a record's timestamp is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's timestamp is kept.
+    CreateTime,
+    /// The broker stamps the append time.
+    LogAppendTime,
+}
+
+/// What happens to old data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Old segments are deleted by time and size.
+    Delete,
+    /// Only the latest record per key is kept (compaction).
+    Compact,
+    /// Both.
+    CompactDelete,
+}
+
+/// Per-topic settings, defaulted from the broker's `log.*` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// `segment.bytes`: roll the active segment past this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll the active segment when its first record is older.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: the most offset-index bytes a segment has; the
+    /// active segment rolls when full.
+    pub segment_index_bytes: u64,
+    /// `index.interval.bytes`: an index entry every this many log bytes.
+    pub index_interval_bytes: u64,
+    /// `retention.ms` (-1: keep forever).
+    pub retention_ms: i64,
+    /// `retention.bytes` per partition (-1: no limit).
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: u64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `flush.messages`: fsync after this many messages (`i64::MAX`: leave it
+    /// to the OS).
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync when data is this old (`i64::MAX`: leave it to the OS).
+    pub flush_ms: i64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3_600_000,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            retention_ms: 7 * 24 * 3_600_000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            cleanup_policy: CleanupPolicy::Delete,
+            timestamp_type: TimestampType::CreateTime,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Apply one topic-level setting (`CreateTopics` config names).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "segment.bytes" => self.segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?,
+            "segment.ms" => self.segment_ms = parse_range(key, value, 1, i64::MAX)?,
+            "segment.index.bytes" => {
+                self.segment_index_bytes = parse_range(key, value, 8, i32::MAX as u64)?
+            }
+            "index.interval.bytes" => {
+                self.index_interval_bytes = parse_range(key, value, 0, i32::MAX as u64)?
+            }
+            "retention.ms" => self.retention_ms = parse_range(key, value, -1, i64::MAX)?,
+            "retention.bytes" => self.retention_bytes = parse_range(key, value, -1, i64::MAX)?,
+            "max.message.bytes" => {
+                self.max_message_bytes = parse_range(key, value, 0, i32::MAX as u64)?
+            }
+            "flush.messages" => self.flush_messages = parse_range(key, value, 1, i64::MAX)?,
+            "flush.ms" => self.flush_ms = parse_range(key, value, 0, i64::MAX)?,
+            "cleanup.policy" => {
+                self.cleanup_policy = match value.replace(' ', "").as_str() {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
+                    _ => return Err(bad(key, "expected delete, compact or compact,delete")),
+                }
+            }
+            "message.timestamp.type" => {
+                self.timestamp_type = match value {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => return Err(bad(key, "expected CreateTime or LogAppendTime")),
+                }
+            }
+            _ => return Err(bad(key, "unknown topic configuration")),
+        }
+        Ok(())
+    }
+}
+
+/// Broker settings the core needs. Listener and data directory settings are
+/// the server's; the address clients are told to use is `advertised_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `node.id` (alias `broker.id`): this broker's id in Metadata.
+    pub node_id: i32,
+    /// The host clients are told to connect to.
+    pub advertised_host: String,
+    /// The port clients are told to connect to.
+    pub advertised_port: u16,
+    /// `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `socket.request.max.bytes`: the largest request frame; a larger one
+    /// closes the connection.
+    pub socket_request_max_bytes: u32,
+    /// `queued.max.requests` per connection: requests read but not yet
+    /// answered; beyond it the core stops cutting frames off the buffer.
+    pub max_inflight_requests: usize,
+    /// `fetch.max.wait.cap.ms`: the longest a fetch may long-poll whatever
+    /// the client asks.
+    pub fetch_max_wait_cap_ms: i64,
+    /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
+    pub topic_defaults: TopicConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            advertised_host: "127.0.0.1".to_owned(),
+            advertised_port: 9092,
+            num_partitions: 1,
+            auto_create_topics: true,
+            socket_request_max_bytes: 104_857_600,
+            max_inflight_requests: 500,
+            fetch_max_wait_cap_ms: 30_000,
+            topic_defaults: TopicConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Apply one broker setting, as `server.properties` spells it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let t = &mut self.topic_defaults;
+        match key {
+            "node.id" | "broker.id" => self.node_id = parse_range(key, value, 0, i32::MAX)?,
+            "num.partitions" => self.num_partitions = parse_range(key, value, 1, 1_000_000)?,
+            "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = parse_range(key, value, 64, i32::MAX as u32)?
+            }
+            "queued.max.requests" => {
+                self.max_inflight_requests = parse_range(key, value, 1, 1_000_000)?
+            }
+            "fetch.max.wait.cap.ms" => {
+                self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?
+            }
+            "log.segment.bytes" => t.set("segment.bytes", value).map_err(|e| rename(e, key))?,
+            "log.roll.ms" => t.set("segment.ms", value).map_err(|e| rename(e, key))?,
+            "log.roll.hours" => {
+                t.segment_ms = parse_range::<i64>(key, value, 1, i64::MAX / 3_600_000)? * 3_600_000
+            }
+            "log.index.size.max.bytes" => {
+                t.set("segment.index.bytes", value).map_err(|e| rename(e, key))?
+            }
+            "log.index.interval.bytes" => {
+                t.set("index.interval.bytes", value).map_err(|e| rename(e, key))?
+            }
+            "log.retention.ms" => t.set("retention.ms", value).map_err(|e| rename(e, key))?,
+            "log.retention.minutes" => {
+                t.retention_ms = parse_range::<i64>(key, value, -1, i64::MAX / 60_000)?
+                    .saturating_mul(60_000)
+                    .max(-1)
+            }
+            "log.retention.hours" => {
+                t.retention_ms = parse_range::<i64>(key, value, -1, i64::MAX / 3_600_000)?
+                    .saturating_mul(3_600_000)
+                    .max(-1)
+            }
+            "log.retention.bytes" => t.set("retention.bytes", value).map_err(|e| rename(e, key))?,
+            "message.max.bytes" => t.set("max.message.bytes", value).map_err(|e| rename(e, key))?,
+            "log.cleanup.policy" => t.set("cleanup.policy", value).map_err(|e| rename(e, key))?,
+            "log.message.timestamp.type" => {
+                t.set("message.timestamp.type", value).map_err(|e| rename(e, key))?
+            }
+            "log.flush.interval.messages" => {
+                t.set("flush.messages", value).map_err(|e| rename(e, key))?
+            }
+            "log.flush.interval.ms" => t.set("flush.ms", value).map_err(|e| rename(e, key))?,
+            // A single broker has one replica of everything; these are accepted
+            // so a stock single-node server.properties works, and must say 1.
+            "default.replication.factor"
+            | "offsets.topic.replication.factor"
+            | "transaction.state.log.replication.factor"
+            | "transaction.state.log.min.isr"
+            | "min.insync.replicas" => {
+                parse_range::<i32>(key, value, 1, 1)?;
+            }
+            _ => return Err(bad(key, "unknown configuration key")),
+        }
+        Ok(())
+    }
+}
+
+fn rename(mut e: ConfigError, key: &str) -> ConfigError {
+    key.clone_into(&mut e.key);
+    e
+}
+
+fn bad(key: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        v => Err(bad(key, &format!("`{v}` is not true or false"))),
+    }
+}
+
+fn parse_range<T>(key: &str, value: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let v: T = value
+        .trim()
+        .parse()
+        .map_err(|_| bad(key, &format!("`{value}` is not a number")))?;
+    if v < min || v > max {
+        return Err(bad(key, &format!("{v} is outside {min}..={max}")));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_keys_set_topic_defaults() {
+        let mut c = Config::default();
+        c.set("log.segment.bytes", "1048576").unwrap();
+        c.set("log.retention.hours", "1").unwrap();
+        assert_eq!(c.topic_defaults.segment_bytes, 1_048_576);
+        assert_eq!(c.topic_defaults.retention_ms, 3_600_000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = Config::default();
+        let e = c.set("log.segment.bytes", "lots").unwrap_err();
+        assert_eq!(e.key, "log.segment.bytes");
+        let e = c.set("no.such.key", "1").unwrap_err();
+        assert!(e.to_string().contains("unknown configuration key"), "{e}");
+        assert!(c.set("default.replication.factor", "3").is_err());
+    }
+}

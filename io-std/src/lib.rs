@@ -1,0 +1,1 @@
+//! The Conveyor runtime on blocking threads.
