@@ -1,0 +1,331 @@
+//! The small request/response APIs: ApiVersions, Metadata, ListOffsets,
+//! CreateTopics, DeleteTopics.
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Broker, valid_topic_name};
+use crate::protocol::{self, APIS, Request};
+
+/// The cluster id Metadata reports: a single-node cluster of its own.
+const CLUSTER_ID: &str = "conveyor-single-node";
+
+fn api_keys() -> Vec<ApiVersion> {
+    APIS.iter()
+        .map(|a| {
+            ApiVersion::default()
+                .with_api_key(a.key as i16)
+                .with_min_version(a.min)
+                .with_max_version(a.max)
+        })
+        .collect()
+}
+
+/// The ApiVersions answer.
+pub(super) fn api_versions(request: &Request) -> Option<Bytes> {
+    // The body (client software name and version at v3) is informational;
+    // a body that does not decode is still a client worth answering.
+    let response = ApiVersionsResponse::default().with_api_keys(api_keys());
+    Some(protocol::encode_response(
+        ApiKey::ApiVersions,
+        request.version,
+        request.correlation_id,
+        &response,
+    ))
+}
+
+/// The answer to an ApiVersions version this broker does not know: a v0
+/// response with UNSUPPORTED_VERSION and the supported keys, so the client
+/// retries with one it and the broker share.
+pub(super) fn api_versions_unsupported(correlation_id: i32) -> Bytes {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(api_keys());
+    protocol::encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)
+}
+
+impl Broker {
+    pub(super) fn metadata(&mut self, request: &Request) -> Option<Bytes> {
+        let req: MetadataRequest = protocol::decode(&request.body, request.version)?;
+        // v0 has no null: an empty list means every topic. v4+ lets the
+        // client ask that nothing be created.
+        let allow_create = request.version < 4 || req.allow_auto_topic_creation;
+        let names: Vec<String> = match &req.topics {
+            Some(list) if !(request.version == 0 && list.is_empty()) => list
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_owned()))
+                .collect(),
+            _ => self.topics.keys().cloned().collect(),
+        };
+        let mut response = MetadataResponse::default()
+            .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+            .with_controller_id(BrokerId(self.config.node_id))
+            .with_cluster_authorized_operations(i32::MIN)
+            .with_brokers(vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(self.config.node_id))
+                    .with_host(StrBytes::from_string(self.config.advertised_host.clone()))
+                    .with_port(i32::from(self.config.advertised_port)),
+            ]);
+        for name in names {
+            let mut t = MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                .with_topic_authorized_operations(i32::MIN);
+            if !self.topics.contains_key(&name) {
+                if !valid_topic_name(&name) {
+                    t.error_code = ResponseError::InvalidTopicException.code();
+                    response.topics.push(t);
+                    continue;
+                }
+                if !(allow_create && self.config.auto_create_topics)
+                    || name == "__consumer_offsets"
+                    || self.lifecycle.shutting_down()
+                {
+                    t.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    response.topics.push(t);
+                    continue;
+                }
+                let config = self.config.topic_defaults.clone();
+                let partitions = self.config.num_partitions;
+                tracing::info!(topic = %name, partitions, "auto-creating topic");
+                self.create_topic(&name, partitions, config);
+            }
+            let Some(topic) = self.topics.get(&name) else {
+                continue;
+            };
+            t.topic_id = topic.id;
+            t.is_internal = name.starts_with("__");
+            for (index, &key) in topic.partitions.iter().enumerate() {
+                let offline = self.log(key).is_none_or(|l| l.offline().is_some());
+                let node = BrokerId(self.config.node_id);
+                t.partitions.push(
+                    MetadataResponsePartition::default()
+                        .with_error_code(if offline {
+                            ResponseError::KafkaStorageError.code()
+                        } else {
+                            0
+                        })
+                        .with_partition_index(index as i32)
+                        .with_leader_id(node)
+                        .with_leader_epoch(0)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node]),
+                );
+            }
+            response.topics.push(t);
+        }
+        Some(protocol::encode_response(
+            ApiKey::Metadata,
+            request.version,
+            request.correlation_id,
+            &response,
+        ))
+    }
+
+    pub(super) fn list_offsets(&mut self, request: &Request) -> Option<Bytes> {
+        let req: ListOffsetsRequest = protocol::decode(&request.body, request.version)?;
+        let mut response = ListOffsetsResponse::default();
+        for topic in &req.topics {
+            let mut t = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
+            for p in &topic.partitions {
+                let mut r = ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+                    .with_leader_epoch(0);
+                match self
+                    .find_log(topic.name.0.as_str(), p.partition_index)
+                    .and_then(|k| self.log(k))
+                {
+                    None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                    Some(log) if log.offline().is_some() => {
+                        r.error_code = ResponseError::KafkaStorageError.code()
+                    }
+                    Some(log) => match p.timestamp {
+                        // Earliest.
+                        -2 => r.offset = log.log_start_offset() as i64,
+                        // Latest: what a consumer can read, the high watermark.
+                        -1 => r.offset = log.high_watermark() as i64,
+                        ts if ts >= 0 => {
+                            if let Some((offset, found)) = log.offset_for_timestamp(ts) {
+                                r.offset = offset as i64;
+                                r.timestamp = found;
+                            }
+                        }
+                        // -3 (the record with the largest timestamp, v7) and
+                        // anything else: not answered yet.
+                        _ => r.error_code = ResponseError::UnsupportedVersion.code(),
+                    },
+                }
+                t.partitions.push(r);
+            }
+            response.topics.push(t);
+        }
+        Some(protocol::encode_response(
+            ApiKey::ListOffsets,
+            request.version,
+            request.correlation_id,
+            &response,
+        ))
+    }
+
+    pub(super) fn create_topics(&mut self, request: &Request) -> Option<Bytes> {
+        let req: CreateTopicsRequest = protocol::decode(&request.body, request.version)?;
+        let mut response = CreateTopicsResponse::default();
+        for topic in &req.topics {
+            let name = topic.name.0.as_str();
+            let mut r = CreatableTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            match self.check_new_topic(topic) {
+                Err((code, message)) => {
+                    r.error_code = code;
+                    r.error_message = Some(StrBytes::from_string(message));
+                }
+                Ok((partitions, config)) => {
+                    r.num_partitions = partitions;
+                    r.replication_factor = 1;
+                    if !req.validate_only {
+                        tracing::info!(topic = name, partitions, "creating topic");
+                        r.topic_id = self.create_topic(name, partitions, config);
+                    }
+                }
+            }
+            response.topics.push(r);
+        }
+        Some(protocol::encode_response(
+            ApiKey::CreateTopics,
+            request.version,
+            request.correlation_id,
+            &response,
+        ))
+    }
+
+    /// Check a CreateTopics entry; the partition count and topic settings
+    /// to create it with, or the error code and message.
+    fn check_new_topic(
+        &self,
+        topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    ) -> Result<(i32, crate::config::TopicConfig), (i16, String)> {
+        let name = topic.name.0.as_str();
+        if !valid_topic_name(name) || name == "__consumer_offsets" {
+            return Err((
+                ResponseError::InvalidTopicException.code(),
+                format!("topic name `{name}` is not valid: 1-249 of [a-zA-Z0-9._-]"),
+            ));
+        }
+        if self.topics.contains_key(name) {
+            return Err((
+                ResponseError::TopicAlreadyExists.code(),
+                format!("topic `{name}` already exists"),
+            ));
+        }
+        if self.lifecycle.shutting_down() {
+            return Err((
+                ResponseError::BrokerNotAvailable.code(),
+                "the broker is shutting down".to_owned(),
+            ));
+        }
+        if !matches!(topic.replication_factor, -1 | 1) {
+            return Err((
+                ResponseError::InvalidReplicationFactor.code(),
+                format!(
+                    "replication factor {} is larger than the 1 broker available",
+                    topic.replication_factor
+                ),
+            ));
+        }
+        let partitions = if !topic.assignments.is_empty() {
+            let node = self.config.node_id;
+            if topic
+                .assignments
+                .iter()
+                .any(|a| a.broker_ids.iter().any(|b| b.0 != node))
+            {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment.code(),
+                    format!("assignments may name only broker {node}"),
+                ));
+            }
+            topic.assignments.len() as i32
+        } else if topic.num_partitions == -1 {
+            self.config.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        if !(1..=100_000).contains(&partitions) {
+            return Err((
+                ResponseError::InvalidPartitions.code(),
+                format!("{partitions} partitions: must be 1 to 100000"),
+            ));
+        }
+        let mut config = self.config.topic_defaults.clone();
+        for c in &topic.configs {
+            let Some(value) = &c.value else { continue };
+            config
+                .set(c.name.as_str(), value.as_str())
+                .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
+        }
+        Ok((partitions, config))
+    }
+
+    pub(super) fn delete_topics(&mut self, request: &Request) -> Option<Bytes> {
+        let req: DeleteTopicsRequest = protocol::decode(&request.body, request.version)?;
+        // v6 names topics in `topics` (by name or id); earlier versions in
+        // `topic_names`.
+        let mut wanted: Vec<(Option<TopicName>, uuid::Uuid)> = req
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), uuid::Uuid::nil()))
+            .collect();
+        wanted.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
+        let mut response = DeleteTopicsResponse::default();
+        for (name, id) in wanted {
+            let resolved = match &name {
+                Some(n) => Some(n.0.as_str().to_owned()),
+                None => self
+                    .topics
+                    .iter()
+                    .find(|(_, t)| t.id == id)
+                    .map(|(n, _)| n.clone()),
+            };
+            let mut r = DeletableTopicResult::default()
+                .with_name(name.clone())
+                .with_topic_id(id);
+            match resolved {
+                Some(n) if self.topics.contains_key(&n) => {
+                    tracing::info!(topic = %n, "deleting topic");
+                    r.topic_id = self.topics[&n].id;
+                    if request.version >= 6 {
+                        r.name = Some(TopicName(StrBytes::from_string(n.clone())));
+                    }
+                    self.delete_topic(&n);
+                }
+                _ => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            }
+            response.responses.push(r);
+        }
+        Some(protocol::encode_response(
+            ApiKey::DeleteTopics,
+            request.version,
+            request.correlation_id,
+            &response,
+        ))
+    }
+}

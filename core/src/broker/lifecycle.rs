@@ -1,0 +1,431 @@
+//! The broker's life on disk: recovery at startup, the recovery-point and
+//! log-start checkpoints (Kafka's formats), `partition.metadata` files with
+//! topic ids, and clean shutdown with its marker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Broker, Owner, Topic};
+use crate::io::{Command, DiskPartition, DiskState};
+use crate::log::PartitionLog;
+use crate::time::{Instant, Now};
+
+/// Files at the top of the data directory the broker reads at startup.
+pub const ROOT_FILES: &[&str] = &[RECOVERY_POINTS, LOG_STARTS, CLEAN_SHUTDOWN];
+
+const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
+const LOG_STARTS: &str = "log-start-offset-checkpoint";
+/// Written last at a clean shutdown, removed at startup: while it exists the
+/// logs need no scan.
+const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+const PARTITION_METADATA: &str = "partition.metadata";
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A file job of the broker's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileJob {
+    /// A `partition.metadata` write.
+    Metadata,
+    /// A checkpoint write.
+    Checkpoint,
+    /// The clean-shutdown marker write.
+    Marker,
+    /// Removal of the previous run's marker.
+    RemoveMarker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Waiting for every log's syncs.
+    Flushing,
+    /// Waiting for the checkpoint writes.
+    Checkpointing,
+    /// Waiting for the marker write.
+    Marking,
+    Stopped,
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    phase: Phase,
+    next_checkpoint: Instant,
+    checkpoints_in_flight: usize,
+    /// Some log's recovery point moved since the last checkpoint.
+    pub(super) recovery_points_changed: bool,
+}
+
+impl State {
+    pub(super) fn new(now: Now) -> Self {
+        Self {
+            phase: Phase::Running,
+            next_checkpoint: now.mono.add(CHECKPOINT_INTERVAL),
+            checkpoints_in_flight: 0,
+            recovery_points_changed: false,
+        }
+    }
+
+    pub(super) fn shutting_down(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        (self.phase == Phase::Running).then_some(self.next_checkpoint)
+    }
+}
+
+impl Broker {
+    /// Begin a clean shutdown: stop answering requests, sync every log, write
+    /// the checkpoints and the clean-shutdown marker. Keep draining `poll`
+    /// and answering commands until [`Broker::is_stopped`].
+    pub fn shutdown(&mut self, now: Now) {
+        self.tick(now);
+        if self.lifecycle.shutting_down() {
+            return;
+        }
+        tracing::info!("clean shutdown: syncing logs");
+        self.lifecycle.phase = Phase::Flushing;
+        let conns: Vec<_> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close(conn);
+        }
+        for key in 0..self.logs.len() {
+            self.with_log(key, |log, _, ids, out| log.flush(ids, out));
+        }
+        self.lifecycle_progress();
+    }
+
+    /// Clean shutdown has finished: every log is synced and the marker is
+    /// written. The driver may exit.
+    pub fn is_stopped(&self) -> bool {
+        self.lifecycle.phase == Phase::Stopped
+    }
+
+    /// Move the shutdown along once the current phase's work is answered.
+    pub(super) fn lifecycle_progress(&mut self) {
+        match self.lifecycle.phase {
+            Phase::Flushing => {
+                if self.owners.values().any(|o| matches!(o, Owner::Log(_))) {
+                    return;
+                }
+                self.write_checkpoints();
+                self.lifecycle.phase = Phase::Checkpointing;
+                self.lifecycle_progress();
+            }
+            Phase::Checkpointing if self.lifecycle.checkpoints_in_flight == 0 => {
+                self.lifecycle.phase = Phase::Marking;
+                self.emit_file(FileJob::Marker, CLEAN_SHUTDOWN, Bytes::new());
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn lifecycle_timeout(&mut self) {
+        let st = &mut self.lifecycle;
+        if st.phase != Phase::Running || self.now.mono < st.next_checkpoint {
+            return;
+        }
+        st.next_checkpoint = self.now.mono.add(CHECKPOINT_INTERVAL);
+        if st.recovery_points_changed && st.checkpoints_in_flight == 0 {
+            st.recovery_points_changed = false;
+            self.write_checkpoints();
+        }
+    }
+
+    pub(super) fn file_done(
+        &mut self,
+        job: FileJob,
+        result: Result<crate::io::Completion, crate::io::IoError>,
+    ) {
+        if let Err(e) = &result {
+            // The marker and checkpoints only speed up the next start; a
+            // failure means a longer recovery, not lost data.
+            tracing::error!(?job, error = %e, "writing broker file failed");
+        }
+        match job {
+            FileJob::Checkpoint => {
+                self.lifecycle.checkpoints_in_flight -= 1;
+                self.lifecycle_progress();
+            }
+            FileJob::Marker => {
+                if result.is_ok() {
+                    tracing::info!("clean shutdown complete");
+                }
+                self.lifecycle.phase = Phase::Stopped;
+            }
+            FileJob::Metadata | FileJob::RemoveMarker => {}
+        }
+    }
+
+    fn emit_file(&mut self, job: FileJob, path: &str, bytes: Bytes) {
+        let io = self.ids.io();
+        self.owners.insert(io, Owner::File(job));
+        self.out.push_back(Command::WriteFile {
+            io,
+            path: path.to_owned(),
+            bytes,
+        });
+    }
+
+    /// Write both checkpoint files from the logs' current state.
+    fn write_checkpoints(&mut self) {
+        let mut points = Vec::new();
+        let mut starts = Vec::new();
+        for (name, topic) in &self.topics {
+            for (p, &key) in topic.partitions.iter().enumerate() {
+                if let Some(log) = self.log(key) {
+                    points.push((name.as_str(), p, log.recovery_point()));
+                    starts.push((name.as_str(), p, log.log_start_offset()));
+                }
+            }
+        }
+        let points = encode_checkpoint(&points);
+        let starts = encode_checkpoint(&starts);
+        self.lifecycle.checkpoints_in_flight += 2;
+        self.emit_file(FileJob::Checkpoint, RECOVERY_POINTS, points);
+        self.emit_file(FileJob::Checkpoint, LOG_STARTS, starts);
+    }
+
+    pub(super) fn write_partition_metadata(&mut self, dir: &str, id: uuid::Uuid) {
+        let content = format!("version: 0\ntopic_id: {}\n", kafka_uuid(id));
+        self.emit_file(
+            FileJob::Metadata,
+            &format!("{dir}/{PARTITION_METADATA}"),
+            Bytes::from(content),
+        );
+    }
+
+    /// Rebuild topics and logs from what the driver read off disk.
+    pub(super) fn recover(&mut self, disk: DiskState) {
+        let root: HashMap<String, Bytes> = disk.root_files.into_iter().collect();
+        let clean = root.contains_key(CLEAN_SHUTDOWN);
+        let points = root
+            .get(RECOVERY_POINTS)
+            .map(|b| parse_checkpoint(b))
+            .unwrap_or_default();
+        let starts = root
+            .get(LOG_STARTS)
+            .map(|b| parse_checkpoint(b))
+            .unwrap_or_default();
+        let mut by_topic: BTreeMap<String, BTreeMap<i32, DiskPartition>> = BTreeMap::new();
+        for part in disk.partitions {
+            match split_dir(&part.dir) {
+                Some((topic, p)) if super::valid_topic_name(topic) => {
+                    by_topic
+                        .entry(topic.to_owned())
+                        .or_default()
+                        .insert(p, part);
+                }
+                _ => {
+                    tracing::warn!(dir = %part.dir, "ignoring a directory that is not <topic>-<partition>")
+                }
+            }
+        }
+        tracing::info!(clean, topics = by_topic.len(), "recovering logs");
+        for (name, mut parts) in by_topic {
+            let count = parts.keys().next_back().map_or(0, |&p| p + 1);
+            let known_id = parts
+                .values()
+                .find_map(|p| p.metadata.as_deref().and_then(parse_partition_metadata));
+            let id = known_id.unwrap_or_else(|| topic_id(&name, self.now, 0));
+            let mut keys = Vec::new();
+            for p in 0..count {
+                let dir = format!("{name}-{p}");
+                let key = self.logs.len();
+                let config = self.config.topic_defaults.clone();
+                let mut out = Vec::new();
+                let log = match parts.remove(&p) {
+                    Some(found) => {
+                        let at = (name.clone(), p);
+                        let recovered = PartitionLog::recover(
+                            dir.clone(),
+                            config,
+                            found.segments,
+                            points.get(&at).copied(),
+                            starts.get(&at).copied(),
+                            clean,
+                            &mut self.ids,
+                            &mut out,
+                        );
+                        if recovered.truncated_bytes > 0 {
+                            tracing::warn!(
+                                %dir,
+                                bytes = recovered.truncated_bytes,
+                                "truncated a torn or corrupt log tail"
+                            );
+                        }
+                        if found.metadata.is_none() || known_id.is_none() {
+                            self.write_partition_metadata(&dir, id);
+                        }
+                        recovered.log
+                    }
+                    None => {
+                        tracing::warn!(%dir, "partition directory missing; creating it empty");
+                        self.write_partition_metadata(&dir, id);
+                        PartitionLog::create(dir, config, 0, &mut self.ids, &mut out)
+                    }
+                };
+                self.logs.push(Some(log));
+                for cmd in out {
+                    self.owners.insert(cmd.io(), Owner::Log(key));
+                    self.out.push_back(cmd);
+                }
+                keys.push(key);
+            }
+            self.topics.insert(
+                name,
+                Topic {
+                    id,
+                    partitions: keys,
+                },
+            );
+        }
+        if clean {
+            // From now on a crash must trigger a scan again.
+            let io = self.ids.io();
+            self.owners.insert(io, Owner::File(FileJob::RemoveMarker));
+            self.out.push_back(Command::RemoveFile {
+                io,
+                path: CLEAN_SHUTDOWN.to_owned(),
+            });
+        }
+    }
+}
+
+/// `orders-3` → (`orders`, 3).
+fn split_dir(dir: &str) -> Option<(&str, i32)> {
+    let (topic, p) = dir.rsplit_once('-')?;
+    let p: i32 = p.parse().ok()?;
+    (p >= 0 && p.to_string().len() == dir.len() - topic.len() - 1).then_some((topic, p))
+}
+
+/// Kafka's checkpoint format: version 0, the entry count, then one
+/// `topic partition offset` line per partition.
+fn encode_checkpoint(entries: &[(&str, usize, u64)]) -> Bytes {
+    let mut s = format!("0\n{}\n", entries.len());
+    for (topic, p, offset) in entries {
+        s.push_str(&format!("{topic} {p} {offset}\n"));
+    }
+    Bytes::from(s)
+}
+
+/// Parse a checkpoint; a damaged file yields what parsed before the damage
+/// (recovery then scans more, which is always safe).
+fn parse_checkpoint(bytes: &[u8]) -> HashMap<(String, i32), u64> {
+    let mut out = HashMap::new();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return out;
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        return out;
+    }
+    let Some(count) = lines.next().and_then(|l| l.parse::<usize>().ok()) else {
+        return out;
+    };
+    for line in lines.take(count) {
+        let mut it = line.split(' ');
+        let (Some(t), Some(p), Some(o), None) = (it.next(), it.next(), it.next(), it.next()) else {
+            break;
+        };
+        let (Ok(p), Ok(o)) = (p.parse(), o.parse()) else {
+            break;
+        };
+        out.insert((t.to_owned(), p), o);
+    }
+    out
+}
+
+/// A new topic id: a hash of the name, the time and a counter, shaped as a
+/// version-4 UUID. The core has no randomness source; ids need only be
+/// unique on this broker.
+pub(super) fn topic_id(name: &str, now: Now, salt: u64) -> uuid::Uuid {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut state = h ^ (now.wall_ms as u64).rotate_left(17) ^ now.mono.as_nanos() ^ salt;
+    let mut next = || {
+        // splitmix64
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let bytes = (u128::from(next()) << 64 | u128::from(next())).to_be_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Kafka prints a topic id as URL-safe base64 without padding (22 chars).
+fn kafka_uuid(id: uuid::Uuid) -> String {
+    let v = u128::from_be_bytes(*id.as_bytes());
+    // 128 bits = 21 groups of 6 bits + 2 bits, padded with 4 zero bits.
+    let padded = v << 4;
+    (0..22)
+        .map(|i| B64[((padded >> (6 * (21 - i))) & 63) as usize] as char)
+        .collect()
+}
+
+fn parse_kafka_uuid(s: &str) -> Option<uuid::Uuid> {
+    if s.len() != 22 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for c in s.bytes() {
+        let d = B64.iter().position(|&b| b == c)? as u128;
+        v = (v << 6) | d;
+    }
+    if v & 0xf != 0 {
+        return None;
+    }
+    Some(uuid::Uuid::from_u128(v >> 4))
+}
+
+/// The topic id in a `partition.metadata` file.
+fn parse_partition_metadata(bytes: &[u8]) -> Option<uuid::Uuid> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "version: 0" {
+        return None;
+    }
+    parse_kafka_uuid(lines.next()?.strip_prefix("topic_id: ")?.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trip() {
+        let b = encode_checkpoint(&[("a-b", 0, 10), ("c", 3, 0)]);
+        assert_eq!(&b[..], b"0\n2\na-b 0 10\nc 3 0\n");
+        let m = parse_checkpoint(&b);
+        assert_eq!(m[&("a-b".to_owned(), 0)], 10);
+        assert_eq!(m.len(), 2);
+        assert!(parse_checkpoint(b"1\n1\nx 0 1\n").is_empty());
+    }
+
+    #[test]
+    fn uuid_text_round_trip() {
+        let id = topic_id("orders", Now::default(), 1);
+        let s = kafka_uuid(id);
+        assert_eq!(s.len(), 22);
+        assert_eq!(parse_kafka_uuid(&s), Some(id));
+        let meta = format!("version: 0\ntopic_id: {s}\n");
+        assert_eq!(parse_partition_metadata(meta.as_bytes()), Some(id));
+        assert_ne!(topic_id("orders", Now::default(), 2), id);
+    }
+
+    #[test]
+    fn partition_dirs() {
+        assert_eq!(split_dir("my-topic-12"), Some(("my-topic", 12)));
+        assert_eq!(split_dir("t-01"), None);
+        assert_eq!(split_dir("lost+found"), None);
+    }
+}

@@ -1,0 +1,507 @@
+//! The broker: connections and their ordered response queues, request
+//! routing, the partition logs, and the command queue the driver drains.
+//!
+//! Handlers live beside this file: `produce`, `fetch`, `admin` (ApiVersions,
+//! Metadata, ListOffsets, CreateTopics, DeleteTopics) and `lifecycle`
+//! (recovery at startup, checkpoints, clean shutdown).
+
+mod admin;
+mod fetch;
+mod lifecycle;
+mod produce;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+
+use crate::config::{Config, TopicConfig};
+use crate::io::{Command, Completion, ConnId, DiskState, Done, Ids, IoError, IoId, Part, SegId};
+use crate::log::PartitionLog;
+use crate::protocol::{self, Frame, HeaderError};
+use crate::time::{Instant, Now};
+
+pub use lifecycle::ROOT_FILES;
+
+/// What [`Broker::poll`] returns.
+#[derive(Debug)]
+pub enum Poll {
+    /// Do this, then answer it with [`Broker::handle_done`].
+    Command(Command),
+    /// Nothing more to do until an input arrives or the deadline (if any)
+    /// passes; then call [`Broker::handle_timeout`].
+    Wait(Option<Instant>),
+}
+
+/// Index of a partition log in [`Broker::logs`].
+type LogKey = usize;
+
+/// A topic: its id and the logs of its partitions, in partition order.
+#[derive(Debug)]
+struct Topic {
+    id: uuid::Uuid,
+    partitions: Vec<LogKey>,
+}
+
+/// Who is waiting for a command's `Done`.
+#[derive(Debug)]
+enum Owner {
+    /// A partition log's file command.
+    Log(LogKey),
+    /// A response on its way; the segments it names are pinned until done.
+    Send(Vec<(LogKey, SegId)>),
+    /// A `Close`.
+    Close,
+    /// The broker's own files (metadata, checkpoints, the shutdown marker).
+    File(lifecycle::FileJob),
+}
+
+/// One request's place in its connection's response order.
+#[derive(Debug)]
+struct Slot {
+    seq: u64,
+    state: SlotState,
+}
+
+#[derive(Debug)]
+enum SlotState {
+    /// The response, ready to leave once every earlier one has.
+    Ready(Vec<Part>, Vec<(LogKey, SegId)>),
+    /// A request that gets no response (Produce with acks 0), done.
+    Silent,
+    /// A Produce waiting for its appends to complete.
+    Produce(produce::Pending),
+    /// A Fetch long-polling for data.
+    Fetch(fetch::Pending),
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    queue: VecDeque<Slot>,
+    next_seq: u64,
+    /// A `Close` was issued: read nothing more, answer nothing more.
+    closing: bool,
+}
+
+/// A single-node Kafka broker as a state machine. See the crate docs for the
+/// contract.
+#[derive(Debug)]
+pub struct Broker {
+    config: Config,
+    ids: Ids,
+    out: VecDeque<Command>,
+    /// Commands a log call just emitted, before their owners are recorded.
+    scratch: Vec<Command>,
+    owners: HashMap<IoId, Owner>,
+    conns: HashMap<ConnId, Conn>,
+    topics: BTreeMap<String, Topic>,
+    logs: Vec<Option<PartitionLog>>,
+    /// Logs of deleted topics, waiting for their pins to drop.
+    doomed: Vec<LogKey>,
+    /// The latest time an input carried.
+    now: Now,
+    lifecycle: lifecycle::State,
+}
+
+impl Broker {
+    /// A broker over what the driver found in the data directory. Recovery
+    /// commands (truncations, index rebuilds, segment opens) come out of
+    /// [`Broker::poll`] first.
+    pub fn new(config: Config, now: Now, disk: DiskState) -> Self {
+        let mut broker = Self {
+            config,
+            ids: Ids::default(),
+            out: VecDeque::new(),
+            scratch: Vec::new(),
+            owners: HashMap::new(),
+            conns: HashMap::new(),
+            topics: BTreeMap::new(),
+            logs: Vec::new(),
+            doomed: Vec::new(),
+            now,
+            lifecycle: lifecycle::State::new(now),
+        };
+        broker.recover(disk);
+        broker
+    }
+
+    /// The configuration the broker runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A connection opened.
+    pub fn handle_open(&mut self, now: Now, conn: ConnId) {
+        self.tick(now);
+        self.conns.insert(conn, Conn::default());
+    }
+
+    /// A connection closed (by the peer, an error, or a `Close` command).
+    /// Its unanswered requests are dropped and their pins released.
+    pub fn handle_close(&mut self, now: Now, conn: ConnId) {
+        self.tick(now);
+        if let Some(c) = self.conns.remove(&conn) {
+            for slot in c.queue {
+                if let SlotState::Ready(_, pins) = slot.state {
+                    self.unpin_all(&pins);
+                }
+            }
+        }
+    }
+
+    /// Bytes arrived on `conn`: whole frames are cut off `buf`; a partial
+    /// frame stays for the next call.
+    pub fn handle_read(&mut self, now: Now, conn: ConnId, buf: &mut BytesMut) {
+        self.tick(now);
+        loop {
+            if !self.wants_read(conn) {
+                return;
+            }
+            match protocol::cut_frame(buf, self.config.socket_request_max_bytes) {
+                Frame::Partial => return,
+                Frame::Invalid(len) => {
+                    tracing::debug!(?conn, len, "invalid frame length; closing");
+                    buf.clear();
+                    self.close(conn);
+                    return;
+                }
+                Frame::Request(frame) => self.handle_request(conn, frame),
+            }
+        }
+    }
+
+    /// Whether the broker takes more bytes from `conn` now. False while the
+    /// connection has `queued.max.requests` requests unanswered, or is
+    /// closing; the driver stops reading it until a later `poll` says
+    /// otherwise.
+    pub fn wants_read(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| !c.closing && c.queue.len() < self.config.max_inflight_requests)
+            && !self.lifecycle.shutting_down()
+    }
+
+    /// A command finished.
+    pub fn handle_done(&mut self, now: Now, done: Done) {
+        self.tick(now);
+        let Some(owner) = self.owners.remove(&done.io) else {
+            tracing::warn!(io = ?done.io, "Done for an unknown command");
+            return;
+        };
+        match owner {
+            Owner::Log(key) => self.log_done(key, done.io, done.result),
+            Owner::Send(pins) => {
+                if let Err(e) = &done.result {
+                    tracing::debug!(error = %e, "send failed");
+                }
+                self.unpin_all(&pins);
+            }
+            Owner::Close => {}
+            Owner::File(job) => self.file_done(job, done.result),
+        }
+    }
+
+    /// A deadline passed.
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.tick(now);
+        self.expire_fetches();
+        for key in 0..self.logs.len() {
+            let due = self.logs[key]
+                .as_ref()
+                .and_then(|l| l.next_deadline_wall_ms())
+                .is_some_and(|d| d <= now.wall_ms);
+            if due {
+                self.with_log(key, |log, now, ids, out| log.handle_timeout(now, ids, out));
+            }
+        }
+        self.lifecycle_timeout();
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll(&mut self) -> Poll {
+        match self.out.pop_front() {
+            Some(cmd) => Poll::Command(cmd),
+            None => Poll::Wait(self.next_deadline()),
+        }
+    }
+
+    fn tick(&mut self, now: Now) {
+        // Time never goes backwards, even if a driver's clocks do.
+        if now.mono > self.now.mono {
+            self.now.mono = now.mono;
+        }
+        if now.wall_ms > self.now.wall_ms {
+            self.now.wall_ms = now.wall_ms;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.lifecycle.deadline();
+        let mut consider = |d: Instant| next = Some(next.map_or(d, |n: Instant| n.min(d)));
+        for conn in self.conns.values() {
+            for slot in &conn.queue {
+                if let SlotState::Fetch(f) = &slot.state {
+                    consider(f.deadline);
+                }
+            }
+        }
+        for log in self.logs.iter().flatten() {
+            if let Some(wall) = log.next_deadline_wall_ms() {
+                let wait = u64::try_from(wall.saturating_sub(self.now.wall_ms)).unwrap_or(0);
+                consider(self.now.mono.add(Duration::from_millis(wait)));
+            }
+        }
+        next
+    }
+
+    // ---- requests ------------------------------------------------------
+
+    fn handle_request(&mut self, conn: ConnId, frame: Bytes) {
+        let request = match protocol::parse_header(frame) {
+            Ok(r) => r,
+            Err(HeaderError::UnsupportedVersion {
+                key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                let frame = admin::api_versions_unsupported(correlation_id);
+                self.push_ready(conn, vec![Part::Bytes(frame)], Vec::new());
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(?conn, error = ?e, "unroutable request; closing");
+                self.close(conn);
+                return;
+            }
+        };
+        let ok = match request.key {
+            ApiKey::ApiVersions => self.answer(conn, admin::api_versions(&request)),
+            ApiKey::Metadata => {
+                let r = self.metadata(&request);
+                self.answer(conn, r)
+            }
+            ApiKey::CreateTopics => {
+                let r = self.create_topics(&request);
+                self.answer(conn, r)
+            }
+            ApiKey::DeleteTopics => {
+                let r = self.delete_topics(&request);
+                self.answer(conn, r)
+            }
+            ApiKey::ListOffsets => {
+                let r = self.list_offsets(&request);
+                self.answer(conn, r)
+            }
+            ApiKey::Produce => self.produce(conn, request),
+            ApiKey::Fetch => self.fetch(conn, request),
+            _ => false,
+        };
+        if !ok {
+            tracing::debug!(?conn, "malformed request body; closing");
+            self.close(conn);
+        }
+    }
+
+    /// Queue a response frame; `None` means the body did not decode.
+    fn answer(&mut self, conn: ConnId, frame: Option<Bytes>) -> bool {
+        match frame {
+            Some(f) => {
+                self.push_ready(conn, vec![Part::Bytes(f)], Vec::new());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Append a slot to `conn`'s queue and send whatever is now in order.
+    fn push_slot(&mut self, conn: ConnId, state: SlotState) -> Option<u64> {
+        let c = self.conns.get_mut(&conn)?;
+        let seq = c.next_seq;
+        c.next_seq += 1;
+        c.queue.push_back(Slot { seq, state });
+        self.flush_conn(conn);
+        Some(seq)
+    }
+
+    fn push_ready(&mut self, conn: ConnId, parts: Vec<Part>, pins: Vec<(LogKey, SegId)>) {
+        if self
+            .push_slot(conn, SlotState::Ready(parts, pins.clone()))
+            .is_none()
+        {
+            self.unpin_all(&pins);
+        }
+    }
+
+    /// Send the responses at the front of `conn`'s queue that are ready.
+    fn flush_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        while let Some(front) = c.queue.front() {
+            match front.state {
+                SlotState::Ready(..) | SlotState::Silent => {}
+                _ => break,
+            }
+            let Some(slot) = c.queue.pop_front() else {
+                break;
+            };
+            if let SlotState::Ready(parts, pins) = slot.state {
+                let io = self.ids.io();
+                self.owners.insert(io, Owner::Send(pins));
+                self.out.push_back(Command::Send { io, conn, parts });
+            }
+        }
+    }
+
+    /// Replace the state of `conn`'s slot `seq` and send what is in order.
+    fn set_slot(&mut self, conn: ConnId, seq: u64, state: SlotState) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            if let SlotState::Ready(_, pins) = state {
+                self.unpin_all(&pins);
+            }
+            return;
+        };
+        if let Some(slot) = c.queue.iter_mut().find(|s| s.seq == seq) {
+            slot.state = state;
+        }
+        self.flush_conn(conn);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        // Responses already queued before the close still leave first: the
+        // driver writes this connection's commands in order.
+        let io = self.ids.io();
+        self.owners.insert(io, Owner::Close);
+        self.out.push_back(Command::Close { io, conn });
+    }
+
+    // ---- logs ------------------------------------------------------------
+
+    /// Run `f` on a log with the id source and a scratch command list, then
+    /// record the log as the owner of every command it emitted.
+    fn with_log<R>(
+        &mut self,
+        key: LogKey,
+        f: impl FnOnce(&mut PartitionLog, Now, &mut Ids, &mut Vec<Command>) -> R,
+    ) -> Option<R> {
+        let log = self.logs.get_mut(key)?.as_mut()?;
+        let r = f(log, self.now, &mut self.ids, &mut self.scratch);
+        for cmd in self.scratch.drain(..) {
+            self.owners.insert(cmd.io(), Owner::Log(key));
+            self.out.push_back(cmd);
+        }
+        Some(r)
+    }
+
+    fn log_done(&mut self, key: LogKey, io: IoId, result: Result<Completion, IoError>) {
+        let Some(event) = self.with_log(key, |log, _, ids, out| {
+            log.handle_done(io, result, ids, out)
+        }) else {
+            return;
+        };
+        if let Some(e) = &event.failed {
+            let dir = self.logs[key].as_ref().map(|l| l.dir().to_owned());
+            tracing::error!(?dir, error = %e, "storage error: partition offline");
+        }
+        if event.high_watermark_advanced || event.failed.is_some() {
+            self.wake_produces();
+            self.wake_fetches(key);
+        }
+        if event.recovery_point_advanced {
+            self.lifecycle.recovery_points_changed = true;
+        }
+        self.lifecycle_progress();
+    }
+
+    fn log(&self, key: LogKey) -> Option<&PartitionLog> {
+        self.logs.get(key)?.as_ref()
+    }
+
+    /// The log of `topic`'s partition `partition`, if both exist.
+    fn find_log(&self, topic: &str, partition: i32) -> Option<LogKey> {
+        let t = self.topics.get(topic)?;
+        t.partitions.get(usize::try_from(partition).ok()?).copied()
+    }
+
+    fn unpin_all(&mut self, pins: &[(LogKey, SegId)]) {
+        for &(key, seg) in pins {
+            if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
+                log.unpin(seg);
+            }
+        }
+        if !pins.is_empty() && !self.doomed.is_empty() {
+            self.reap_doomed();
+        }
+    }
+
+    /// Create a topic's partition logs (and their `partition.metadata`).
+    fn create_topic(&mut self, name: &str, partitions: i32, config: TopicConfig) -> uuid::Uuid {
+        let id = lifecycle::topic_id(name, self.now, self.ids.io().0);
+        let mut keys = Vec::new();
+        for p in 0..partitions.max(1) {
+            let dir = format!("{name}-{p}");
+            let key = self.logs.len();
+            self.logs.push(None);
+            let mut out = Vec::new();
+            let log = PartitionLog::create(dir.clone(), config.clone(), 0, &mut self.ids, &mut out);
+            self.logs[key] = Some(log);
+            for cmd in out {
+                self.owners.insert(cmd.io(), Owner::Log(key));
+                self.out.push_back(cmd);
+            }
+            self.write_partition_metadata(&dir, id);
+            keys.push(key);
+        }
+        self.topics.insert(
+            name.to_owned(),
+            Topic {
+                id,
+                partitions: keys,
+            },
+        );
+        id
+    }
+
+    /// Remove a topic now; its files go once no send pins them.
+    fn delete_topic(&mut self, name: &str) -> bool {
+        let Some(topic) = self.topics.remove(name) else {
+            return false;
+        };
+        self.doomed.extend(topic.partitions);
+        self.reap_doomed();
+        // Producers and long-polls waiting on the deleted logs get errors now.
+        self.wake_produces();
+        true
+    }
+
+    fn reap_doomed(&mut self) {
+        let doomed = std::mem::take(&mut self.doomed);
+        for key in doomed {
+            let gone = self
+                .with_log(key, |log, _, ids, out| log.delete(ids, out))
+                .unwrap_or(true);
+            if !gone {
+                self.doomed.push(key);
+            }
+        }
+    }
+}
+
+/// Kafka's rule for topic names: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}

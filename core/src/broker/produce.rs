@@ -1,0 +1,248 @@
+//! Produce: validate each partition's batch, append it, and answer once every
+//! append the request made has completed (acks 1 and -1), or not at all
+//! (acks 0).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Broker, LogKey, SlotState};
+use crate::io::{ConnId, Part};
+use crate::log::batch;
+use crate::protocol::{self, Request, produce_v0};
+
+/// A Produce waiting for its appends to complete.
+#[derive(Debug)]
+pub(super) struct Pending {
+    version: i16,
+    correlation_id: i32,
+    /// The response, with each partition's result filled in; partitions
+    /// still waiting are listed in `waits`.
+    response: ProduceResponse,
+    /// (topic index, partition index in the response, log, offset that must
+    /// be below the high watermark).
+    waits: Vec<(usize, usize, LogKey, u64)>,
+}
+
+impl Broker {
+    /// Handle a Produce request; false when it does not decode.
+    pub(super) fn produce(&mut self, conn: ConnId, request: Request) -> bool {
+        if request.version < 3 {
+            return match produce_v0::answer(request.version, request.correlation_id, request.body) {
+                Ok(Some(frame)) => {
+                    self.push_ready(conn, vec![Part::Bytes(frame)], Vec::new());
+                    true
+                }
+                Ok(None) => {
+                    // acks 0 on a format we refuse: Kafka closes the
+                    // connection so the producer notices the error.
+                    self.close(conn);
+                    true
+                }
+                Err(()) => false,
+            };
+        }
+        let Some(req) = protocol::decode::<ProduceRequest>(&request.body, request.version) else {
+            return false;
+        };
+        if req.transactional_id.is_some() {
+            // Transactions are not supported; Kafka answers a transactional
+            // produce it cannot authorise this way.
+            return self.finish_produce_error(
+                conn,
+                &request,
+                &req,
+                ResponseError::TransactionalIdAuthorizationFailed.code(),
+            );
+        }
+        let mut response = ProduceResponse::default();
+        let mut waits = Vec::new();
+        let mut any_error = false;
+        for (ti, topic) in req.topic_data.into_iter().enumerate() {
+            let name = topic.name.0.as_str().to_owned();
+            let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
+            for (pi, data) in topic.partition_data.into_iter().enumerate() {
+                let mut p = PartitionProduceResponse::default()
+                    .with_index(data.index)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1);
+                match self.append_one(&name, data.index, data.records) {
+                    Ok((key, info)) => {
+                        p.base_offset = info.base_offset as i64;
+                        p.log_append_time_ms = info.log_append_time;
+                        if let Some(log) = self.log(key) {
+                            p.log_start_offset = log.log_start_offset() as i64;
+                        }
+                        waits.push((ti, pi, key, info.last_offset));
+                    }
+                    Err((code, message)) => {
+                        any_error = true;
+                        p.error_code = code;
+                        p.error_message = message.map(StrBytes::from_static_str);
+                    }
+                }
+                t.partition_responses.push(p);
+            }
+            response.responses.push(t);
+        }
+        if req.acks == 0 {
+            if any_error {
+                self.close(conn);
+            } else {
+                self.push_slot(conn, SlotState::Silent);
+            }
+            return true;
+        }
+        let pending = Pending {
+            version: request.version,
+            correlation_id: request.correlation_id,
+            response,
+            waits,
+        };
+        if let Some(seq) = self.push_slot(conn, SlotState::Produce(pending)) {
+            self.try_finish_produce(conn, seq);
+        }
+        true
+    }
+
+    /// Validate and append one partition's records.
+    fn append_one(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: Option<bytes::Bytes>,
+    ) -> Result<(LogKey, crate::log::AppendInfo), (i16, Option<&'static str>)> {
+        if topic == lifecycle_internal_topic() {
+            return Err((ResponseError::InvalidTopicException.code(), None));
+        }
+        let key = self
+            .find_log(topic, partition)
+            .ok_or((ResponseError::UnknownTopicOrPartition.code(), None))?;
+        let log = self
+            .log(key)
+            .ok_or((ResponseError::UnknownTopicOrPartition.code(), None))?;
+        if log.offline().is_some() {
+            return Err((ResponseError::KafkaStorageError.code(), None));
+        }
+        let records = records.ok_or((ResponseError::InvalidRecord.code(), Some("null records")))?;
+        let max = log.config().max_message_bytes;
+        let header = batch::validate_client_batch(&records, max).map_err(|e| {
+            let message = match e {
+                batch::BatchError::Corrupt(m) | batch::BatchError::Invalid(m) => Some(m),
+                batch::BatchError::TooLarge => None,
+            };
+            (e.code(), message)
+        })?;
+        let appended = self
+            .with_log(key, |log, now, ids, out| {
+                log.append(now, records, &header, ids, out)
+            })
+            .ok_or((ResponseError::UnknownTopicOrPartition.code(), None))?;
+        match appended {
+            Ok(info) => Ok((key, info)),
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "append refused: partition offline");
+                Err((ResponseError::KafkaStorageError.code(), None))
+            }
+        }
+    }
+
+    fn finish_produce_error(
+        &mut self,
+        conn: ConnId,
+        request: &Request,
+        req: &ProduceRequest,
+        code: i16,
+    ) -> bool {
+        let mut response = ProduceResponse::default();
+        for topic in &req.topic_data {
+            let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
+            for data in &topic.partition_data {
+                t.partition_responses.push(
+                    PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_error_code(code)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1),
+                );
+            }
+            response.responses.push(t);
+        }
+        let frame = protocol::encode_response(
+            ApiKey::Produce,
+            request.version,
+            request.correlation_id,
+            &response,
+        );
+        self.push_ready(conn, vec![Part::Bytes(frame)], Vec::new());
+        true
+    }
+
+    /// Answer the Produce in `conn`'s slot `seq` if every append it made is
+    /// below its log's high watermark (or its log failed).
+    fn try_finish_produce(&mut self, conn: ConnId, seq: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(slot) = c.queue.iter_mut().find(|s| s.seq == seq) else {
+            return;
+        };
+        let SlotState::Produce(pending) = &mut slot.state else {
+            return;
+        };
+        let logs = &self.logs;
+        pending.waits.retain(|&(ti, pi, key, last)| {
+            let Some(log) = logs.get(key).and_then(Option::as_ref) else {
+                return false;
+            };
+            if log.offline().is_some() {
+                let p = &mut pending.response.responses[ti].partition_responses[pi];
+                p.error_code = ResponseError::KafkaStorageError.code();
+                p.base_offset = -1;
+                return false;
+            }
+            log.high_watermark() <= last
+        });
+        if !pending.waits.is_empty() {
+            return;
+        }
+        let frame = protocol::encode_response(
+            ApiKey::Produce,
+            pending.version,
+            pending.correlation_id,
+            &pending.response,
+        );
+        self.set_slot(
+            conn,
+            seq,
+            SlotState::Ready(vec![Part::Bytes(frame)], Vec::new()),
+        );
+    }
+
+    /// Re-check every waiting Produce (a high watermark moved or a log failed).
+    pub(super) fn wake_produces(&mut self) {
+        let waiting: Vec<(ConnId, u64)> = self
+            .conns
+            .iter()
+            .flat_map(|(&conn, c)| {
+                c.queue
+                    .iter()
+                    .filter(|s| matches!(s.state, SlotState::Produce(_)))
+                    .map(move |s| (conn, s.seq))
+            })
+            .collect();
+        for (conn, seq) in waiting {
+            self.try_finish_produce(conn, seq);
+        }
+    }
+}
+
+/// Clients never write to the internal offsets topic.
+fn lifecycle_internal_topic() -> &'static str {
+    "__consumer_offsets"
+}
