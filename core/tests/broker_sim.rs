@@ -1,0 +1,500 @@
+//! The whole broker under simulated time and a simulated disk: requests are
+//! encoded with the `kafka-protocol` crate's client side, responses decoded
+//! with it, file regions read back from the simulated disk.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use conveyor_core::sim::SimDisk;
+use conveyor_core::{Broker, Command, Config, ConnId, Done, Now, Part, Poll, SegId};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
+};
+
+struct Sim {
+    broker: Broker,
+    disk: SimDisk,
+    now: Now,
+    /// Segment id → its log file's path, learnt from `OpenSegment`.
+    segs: HashMap<SegId, String>,
+    /// Bytes written to each connection.
+    wire: HashMap<ConnId, BytesMut>,
+    closed: Vec<ConnId>,
+    next_corr: i32,
+}
+
+impl Sim {
+    fn new(config: Config) -> Self {
+        Self::with_disk(config, SimDisk::default())
+    }
+
+    fn with_disk(config: Config, disk: SimDisk) -> Self {
+        let now = Now::new(conveyor_core::Instant::from_nanos(1), 1_700_000_000_000);
+        let state = disk.disk_state();
+        let mut sim = Self {
+            broker: Broker::new(config, now, state),
+            disk,
+            now,
+            segs: HashMap::new(),
+            wire: HashMap::new(),
+            closed: Vec::new(),
+            next_corr: 1,
+        };
+        sim.run();
+        sim
+    }
+
+    /// Drain the broker, executing every command at once.
+    fn run(&mut self) {
+        for _ in 0..100_000 {
+            match self.broker.poll() {
+                Poll::Wait(_) => return,
+                Poll::Command(cmd) => {
+                    if let Command::OpenSegment {
+                        seg,
+                        dir,
+                        base_offset,
+                        ..
+                    } = &cmd
+                    {
+                        self.segs.insert(*seg, format!("{dir}/{base_offset:020}.log"));
+                    }
+                    let done = match &cmd {
+                        Command::Send { io, conn, parts } => {
+                            let out = self.wire.entry(*conn).or_default();
+                            for part in parts {
+                                match part {
+                                    Part::Bytes(b) => out.put_slice(b),
+                                    Part::File { seg, pos, len } => {
+                                        let file = self
+                                            .disk
+                                            .file(&self.segs[seg])
+                                            .expect("a sent segment exists");
+                                        let (pos, len) = (*pos as usize, *len as usize);
+                                        out.put_slice(&file[pos..pos + len]);
+                                    }
+                                }
+                            }
+                            Done::ok(*io)
+                        }
+                        Command::Close { io, conn } => {
+                            self.closed.push(*conn);
+                            Done::ok(*io)
+                        }
+                        _ => self.disk.execute(&cmd),
+                    };
+                    self.broker.handle_done(self.now, done);
+                }
+            }
+        }
+        panic!("the broker never went idle");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now.advance(d);
+        self.broker.handle_timeout(self.now);
+        self.run();
+    }
+
+    fn open(&mut self, id: u64) -> ConnId {
+        let conn = ConnId(id);
+        self.broker.handle_open(self.now, conn);
+        conn
+    }
+
+    fn send_raw(&mut self, conn: ConnId, bytes: &[u8]) {
+        let mut buf = BytesMut::from(bytes);
+        self.broker.handle_read(self.now, conn, &mut buf);
+        self.run();
+    }
+
+    /// Send a request; returns its correlation id.
+    fn send<T: Encodable>(&mut self, conn: ConnId, key: ApiKey, version: i16, body: &T) -> i32 {
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str("sim")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        self.send_raw(conn, &buf);
+        corr
+    }
+
+    /// The next whole response frame on `conn`, if any: (correlation id, body).
+    fn recv_frame(&mut self, conn: ConnId, key: ApiKey, version: i16) -> Option<(i32, Bytes)> {
+        let out = self.wire.get_mut(&conn)?;
+        if out.len() < 4 {
+            return None;
+        }
+        let len = i32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
+        if out.len() < 4 + len {
+            return None;
+        }
+        let mut frame = out.split_to(4 + len).freeze();
+        frame.advance(4);
+        let header_version = if key == ApiKey::ApiVersions {
+            0
+        } else {
+            key.response_header_version(version)
+        };
+        let header = ResponseHeader::decode(&mut frame, header_version).unwrap();
+        Some((header.correlation_id, frame))
+    }
+
+    fn recv<T: Decodable>(&mut self, conn: ConnId, key: ApiKey, version: i16, corr: i32) -> T {
+        let (got, mut body) = self
+            .recv_frame(conn, key, version)
+            .unwrap_or_else(|| panic!("no {key:?} response"));
+        assert_eq!(got, corr, "responses leave in request order");
+        let decoded = T::decode(&mut body, version).unwrap();
+        assert!(body.is_empty(), "{key:?} v{version}: trailing bytes");
+        decoded
+    }
+
+    fn metadata(&mut self, conn: ConnId, topic: &str) -> MetadataResponse {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(topic.into())))),
+            ]))
+            .with_allow_auto_topic_creation(true);
+        let corr = self.send(conn, ApiKey::Metadata, 12, &req);
+        self.recv(conn, ApiKey::Metadata, 12, corr)
+    }
+
+    fn produce(&mut self, conn: ConnId, topic: &str, partition: i32, batch: Bytes) -> i32 {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.into())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(batch)),
+                    ]),
+            ]);
+        self.send(conn, ApiKey::Produce, 9, &req)
+    }
+
+    fn fetch_req(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    }
+}
+
+fn batch(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(v.to_string())),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn values_of(records: &Bytes) -> Vec<(i64, String)> {
+    let mut buf = records.clone();
+    let mut out = Vec::new();
+    for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
+        for r in set.records {
+            let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            out.push((r.offset, v));
+        }
+    }
+    out
+}
+
+#[test]
+fn api_versions_answers_every_version_with_header_v0() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    for version in 0..=3 {
+        let corr = sim.send(c, ApiKey::ApiVersions, version, &ApiVersionsRequest::default());
+        let r: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, version, corr);
+        assert_eq!(r.error_code, 0);
+        let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+        assert_eq!((produce.min_version, produce.max_version), (0, 9));
+    }
+    // An unknown version gets a v0 answer with UNSUPPORTED_VERSION.
+    sim.send_raw(c, &[0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 42, 0xff, 0xff]);
+    let r: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, 0, 42);
+    assert_eq!(r.error_code, 35);
+    assert!(!r.api_keys.is_empty());
+}
+
+#[test]
+fn produce_then_fetch_returns_the_batch_with_offsets() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let md = sim.metadata(c, "orders");
+    assert_eq!(md.topics[0].error_code, 0);
+    assert_eq!(md.topics[0].partitions.len(), 1);
+    for (i, compression) in [Compression::None, Compression::Gzip].into_iter().enumerate() {
+        let corr = sim.produce(c, "orders", 0, batch(&["a", "b", "c"], 1000, compression));
+        let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(p.base_offset, 3 * i as i64);
+    }
+    // From the middle of the second batch: the response starts at the batch
+    // holding offset 4; clients skip offset 3.
+    for version in [4, 11, 12] {
+        let corr = sim.send(c, ApiKey::Fetch, version, &Sim::fetch_req("orders", 4, 0));
+        let r: FetchResponse = sim.recv(c, ApiKey::Fetch, version, corr);
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(p.high_watermark, 6);
+        let got = values_of(p.records.as_ref().unwrap());
+        assert_eq!(got.first(), Some(&(3, "a".to_owned())), "v{version}");
+        assert_eq!(got.last(), Some(&(5, "c".to_owned())), "v{version}");
+    }
+    // Past the end: OFFSET_OUT_OF_RANGE.
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("orders", 7, 0));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    assert_eq!(r.responses[0].partitions[0].error_code, 1);
+}
+
+#[test]
+fn long_poll_fetch_wakes_on_append_and_on_deadline() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let p = sim.open(2);
+    sim.metadata(c, "t");
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 5000));
+    assert!(sim.recv_frame(c, ApiKey::Fetch, 12).is_none(), "waits for data");
+    let pc = sim.produce(p, "t", 0, batch(&["x"], 1, Compression::None));
+    let _: ProduceResponse = sim.recv(p, ApiKey::Produce, 9, pc);
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    assert_eq!(values_of(r.responses[0].partitions[0].records.as_ref().unwrap()).len(), 1);
+
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 1, 500));
+    sim.advance(Duration::from_millis(499));
+    assert!(sim.recv_frame(c, ApiKey::Fetch, 12).is_none());
+    sim.advance(Duration::from_millis(2));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    let records = r.responses[0].partitions[0].records.as_ref();
+    assert!(records.is_none_or(|r| r.is_empty()));
+}
+
+#[test]
+fn responses_leave_in_request_order() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    // A long-polling fetch first, then an ApiVersions: the ApiVersions
+    // answer must wait behind the fetch.
+    let f = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 1000));
+    let a = sim.send(c, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(sim.recv_frame(c, ApiKey::Fetch, 12).is_none());
+    sim.advance(Duration::from_millis(1001));
+    let _: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, f);
+    let _: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, 3, a);
+}
+
+#[test]
+fn bad_batches_get_kafka_error_codes() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    let good = batch(&["a"], 1, Compression::None);
+    let mut bad_crc = BytesMut::from(&good[..]);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    let mut nonzero_base = BytesMut::from(&good[..]);
+    nonzero_base[7] = 5;
+    for (records, code) in [
+        (bad_crc.freeze(), 2),
+        (good.slice(..good.len() - 3), 2),
+        (nonzero_base.freeze(), 87),
+    ] {
+        let corr = sim.produce(c, "t", 0, records);
+        let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, code);
+    }
+    let corr = sim.produce(c, "nope", 0, good.clone());
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
+    // Nothing bad was stored: the log is still empty, then takes a good batch.
+    let corr = sim.produce(c, "t", 0, good);
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+}
+
+#[test]
+fn broken_framing_closes_only_that_connection() {
+    let mut config = Config::default();
+    config.set("socket.request.max.bytes", "1000").unwrap();
+    let mut sim = Sim::new(config);
+    let (a, b, c) = (sim.open(1), sim.open(2), sim.open(3));
+    sim.send_raw(a, &[0, 0, 0x10, 0]); // 4096 > 1000
+    sim.send_raw(b, &[0, 0, 0, 10, 0x7f, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff]); // unknown key
+    assert_eq!(sim.closed, vec![a, b]);
+    let corr = sim.send(c, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, 3, corr);
+    assert_eq!(r.error_code, 0);
+}
+
+#[test]
+fn clean_restart_keeps_everything_and_crash_keeps_what_was_synced() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    for i in 0..10 {
+        let corr = sim.produce(c, "t", 0, batch(&["v"], i, Compression::None));
+        let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    }
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    assert!(sim.broker.is_stopped());
+
+    let mut sim = Sim::with_disk(Config::default(), std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 0));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 10);
+    assert_eq!(values_of(r.responses[0].partitions[0].records.as_ref().unwrap()).len(), 10);
+
+    // Appends after the restart are not synced; a crash may lose them but
+    // never serves a torn batch, and the synced ten remain.
+    for i in 0..5 {
+        let corr = sim.produce(c, "t", 0, batch(&["w"], i, Compression::None));
+        let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    }
+    let mut disk = std::mem::take(&mut sim.disk);
+    disk.crash();
+    let mut sim = Sim::with_disk(Config::default(), disk);
+    let c = sim.open(1);
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 0));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    let hw = r.responses[0].partitions[0].high_watermark;
+    assert!((10..=15).contains(&hw), "high watermark {hw}");
+    let got = values_of(r.responses[0].partitions[0].records.as_ref().unwrap());
+    assert_eq!(got.len() as i64, hw);
+}
+
+#[test]
+fn create_and_delete_topics() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("three")))
+            .with_num_partitions(3)
+            .with_replication_factor(1),
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("bad/name")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("rf3")))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+    let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, [0, 17, 38]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+    assert_eq!(r.topics[0].error_code, 36, "already exists");
+    let md = sim.metadata(c, "three");
+    assert_eq!(md.topics[0].partitions.len(), 3);
+
+    let req = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(StrBytes::from_static_str("three"))]);
+    let corr = sim.send(c, ApiKey::DeleteTopics, 5, &req);
+    let r: DeleteTopicsResponse = sim.recv(c, ApiKey::DeleteTopics, 5, corr);
+    assert_eq!(r.responses[0].error_code, 0);
+    assert!(sim.disk.file("three-0/00000000000000000000.log").is_none());
+}
+
+#[test]
+fn list_offsets_earliest_latest_and_by_time() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    for i in 0..4 {
+        let corr = sim.produce(c, "t", 0, batch(&["a", "b"], 1000 * (i + 1), Compression::None));
+        let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    }
+    let ask = |ts: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(ts),
+                    ]),
+            ])
+    };
+    let mut offset_at = |ts: i64| {
+        let corr = sim.send(c, ApiKey::ListOffsets, 7, &ask(ts));
+        let r: ListOffsetsResponse = sim.recv(c, ApiKey::ListOffsets, 7, corr);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        p.offset
+    };
+    assert_eq!(offset_at(-2), 0);
+    assert_eq!(offset_at(-1), 8);
+    assert_eq!(offset_at(2000), 2);
+    assert_eq!(offset_at(2001), 3);
+    assert_eq!(offset_at(99_999), -1);
+}
