@@ -196,12 +196,12 @@ impl Config {
             "log.roll.hours" => {
                 t.segment_ms = parse_range::<i64>(key, value, 1, i64::MAX / 3_600_000)? * 3_600_000
             }
-            "log.index.size.max.bytes" => {
-                t.set("segment.index.bytes", value).map_err(|e| rename(e, key))?
-            }
-            "log.index.interval.bytes" => {
-                t.set("index.interval.bytes", value).map_err(|e| rename(e, key))?
-            }
+            "log.index.size.max.bytes" => t
+                .set("segment.index.bytes", value)
+                .map_err(|e| rename(e, key))?,
+            "log.index.interval.bytes" => t
+                .set("index.interval.bytes", value)
+                .map_err(|e| rename(e, key))?,
             "log.retention.ms" => t.set("retention.ms", value).map_err(|e| rename(e, key))?,
             "log.retention.minutes" => {
                 t.retention_ms = parse_range::<i64>(key, value, -1, i64::MAX / 60_000)?
@@ -213,12 +213,16 @@ impl Config {
                     .saturating_mul(3_600_000)
                     .max(-1)
             }
-            "log.retention.bytes" => t.set("retention.bytes", value).map_err(|e| rename(e, key))?,
-            "message.max.bytes" => t.set("max.message.bytes", value).map_err(|e| rename(e, key))?,
+            "log.retention.bytes" => t
+                .set("retention.bytes", value)
+                .map_err(|e| rename(e, key))?,
+            "message.max.bytes" => t
+                .set("max.message.bytes", value)
+                .map_err(|e| rename(e, key))?,
             "log.cleanup.policy" => t.set("cleanup.policy", value).map_err(|e| rename(e, key))?,
-            "log.message.timestamp.type" => {
-                t.set("message.timestamp.type", value).map_err(|e| rename(e, key))?
-            }
+            "log.message.timestamp.type" => t
+                .set("message.timestamp.type", value)
+                .map_err(|e| rename(e, key))?,
             "log.flush.interval.messages" => {
                 t.set("flush.messages", value).map_err(|e| rename(e, key))?
             }
