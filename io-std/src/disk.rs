@@ -1,0 +1,261 @@
+//! The data directory: preparing it at startup, reading what recovery needs
+//! ([`DiskState`]), and mapping files read-only.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use conveyor_core::io::empty_view;
+use conveyor_core::{DiskPartition, DiskSegment, DiskState, ROOT_FILES, SegmentViews, View};
+use memmap2::Mmap;
+
+/// The lock file that keeps two brokers off one data directory (Kafka's name).
+const LOCK_FILE: &str = ".lock";
+
+/// The per-partition file the core reads at startup.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// The name of a segment file: the base offset in 20 digits, then `ext`.
+pub(crate) fn segment_file_name(base_offset: u64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Create the data directory if needed, check it is writable and take its
+/// lock. The returned file holds the lock until it is dropped.
+pub(crate) fn prepare(root: &Path) -> io::Result<File> {
+    let ctx = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("data directory {}: {what}: {e}", root.display()),
+        )
+    };
+    fs::create_dir_all(root).map_err(|e| ctx("cannot create it", e))?;
+    // Opening the lock file for writing is the writability check: it fails
+    // on a read-only or foreign directory before recovery begins.
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(LOCK_FILE))
+        .map_err(|e| ctx("not writable", e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            ctx(
+                "in use by another process (its .lock is held)",
+                io::Error::from(e),
+            )
+        },
+    )?;
+    Ok(lock)
+}
+
+/// Resolve a path the core gave, relative to the data directory. The core
+/// builds these from topic names; refusing anything but plain components
+/// keeps every file operation inside the data directory whatever it is fed.
+pub(crate) fn resolve(root: &Path, rel: &str) -> io::Result<PathBuf> {
+    let p = Path::new(rel);
+    let plain = !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if !plain {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("path `{rel}` is not relative to the data directory"),
+        ));
+    }
+    Ok(root.join(p))
+}
+
+/// Map `file` read-only. An empty file gets an empty view, since mapping
+/// zero bytes fails.
+#[allow(unsafe_code)]
+pub(crate) fn map(file: &File) -> io::Result<View> {
+    if file.metadata()?.len() == 0 {
+        return Ok(empty_view());
+    }
+    // SAFETY: a mapping is only sound while nobody changes the bytes under
+    // it. The core maps a segment's files only when they no longer change
+    // (at startup, before any command, and when a segment is sealed), and
+    // it never reads past a length it later truncates to. Appends past the
+    // mapped length do not touch the mapped range.
+    let map = unsafe { Mmap::map(file)? };
+    Ok(Arc::new(map))
+}
+
+fn map_path(path: &Path, optional: bool) -> io::Result<View> {
+    match File::open(path) {
+        Ok(f) => map(&f),
+        Err(e) if optional && e.kind() == io::ErrorKind::NotFound => Ok(empty_view()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read a file that may be missing.
+fn read_optional(path: &Path) -> io::Result<Option<Bytes>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(Bytes::from(b))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Everything recovery needs from the data directory: the root files the
+/// core names, and every subdirectory with its metadata and segments (their
+/// files mapped). Sorted, so the same directory gives the same input.
+pub fn read_disk_state(root: &Path) -> io::Result<DiskState> {
+    let mut state = DiskState::default();
+    for name in ROOT_FILES {
+        let path = root.join(name);
+        if let Some(bytes) = read_optional(&path).map_err(|e| with_path(&path, e))? {
+            state.root_files.push(((*name).to_owned(), bytes));
+        }
+    }
+    for entry in fs::read_dir(root).map_err(|e| with_path(root, e))? {
+        let entry = entry.map_err(|e| with_path(root, e))?;
+        let path = entry.path();
+        // `fs::metadata` follows symlinks: a partition directory may be one.
+        if !fs::metadata(&path)
+            .map_err(|e| with_path(&path, e))?
+            .is_dir()
+        {
+            continue;
+        }
+        let Some(dir) = entry.file_name().to_str().map(str::to_owned) else {
+            tracing::warn!(path = %path.display(), "skipping a directory whose name is not UTF-8");
+            continue;
+        };
+        state.partitions.push(read_partition(&path, dir)?);
+    }
+    state.partitions.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(state)
+}
+
+fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
+    let meta_path = path.join(PARTITION_METADATA);
+    let metadata = read_optional(&meta_path).map_err(|e| with_path(&meta_path, e))?;
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(path).map_err(|e| with_path(path, e))? {
+        let entry = entry.map_err(|e| with_path(path, e))?;
+        let name = entry.file_name();
+        let Some(base_offset) = name.to_str().and_then(parse_log_name) else {
+            continue;
+        };
+        let file = |ext: &str| path.join(segment_file_name(base_offset, ext));
+        let (log, index, timeindex) = (file("log"), file("index"), file("timeindex"));
+        let views = SegmentViews {
+            log: map_path(&log, false).map_err(|e| with_path(&log, e))?,
+            index: map_path(&index, true).map_err(|e| with_path(&index, e))?,
+            timeindex: map_path(&timeindex, true).map_err(|e| with_path(&timeindex, e))?,
+        };
+        segments.push(DiskSegment { base_offset, views });
+    }
+    segments.sort_by_key(|s| s.base_offset);
+    Ok(DiskPartition {
+        dir,
+        metadata,
+        segments,
+    })
+}
+
+/// The base offset of a `<20 digits>.log` file name.
+fn parse_log_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // 20 digits can exceed u64::MAX; such a name is not one of ours.
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(v: &View) -> &[u8] {
+        (**v).as_ref()
+    }
+
+    #[test]
+    fn log_names() {
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_name("0000000000000000042.log"), None);
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+        assert_eq!(parse_log_name("9999999999999999999x.log"), None);
+        assert_eq!(parse_log_name("99999999999999999999.log"), None);
+    }
+
+    #[test]
+    fn resolve_stays_inside() {
+        let root = Path::new("/data");
+        assert_eq!(resolve(root, "t-0/x").unwrap(), Path::new("/data/t-0/x"));
+        for bad in ["", "/etc/passwd", "../x", "t-0/../../x", "."] {
+            assert!(resolve(root, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_disk_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join(".kafka_cleanshutdown"), b"").unwrap();
+        fs::write(
+            root.join("recovery-point-offset-checkpoint"),
+            b"0\n1\nt 0 5\n",
+        )
+        .unwrap();
+        fs::write(root.join("not-a-root-file"), b"x").unwrap();
+        let p = root.join("t-0");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("partition.metadata"), b"version: 0\n").unwrap();
+        fs::write(p.join(segment_file_name(0, "log")), b"first").unwrap();
+        fs::write(p.join(segment_file_name(0, "index")), [0u8; 8]).unwrap();
+        fs::write(p.join(segment_file_name(0, "timeindex")), b"").unwrap();
+        // No index files at all for this one.
+        fs::write(p.join(segment_file_name(7, "log")), b"second").unwrap();
+        fs::write(p.join("junk.log"), b"ignored").unwrap();
+        fs::create_dir(root.join("empty-0")).unwrap();
+
+        let s = read_disk_state(root).unwrap();
+        let mut roots: Vec<_> = s.root_files.iter().map(|(n, _)| n.as_str()).collect();
+        roots.sort_unstable();
+        assert_eq!(
+            roots,
+            [".kafka_cleanshutdown", "recovery-point-offset-checkpoint"]
+        );
+        let dirs: Vec<_> = s.partitions.iter().map(|p| p.dir.as_str()).collect();
+        assert_eq!(dirs, ["empty-0", "t-0"]);
+        assert!(s.partitions[0].segments.is_empty());
+        assert!(s.partitions[0].metadata.is_none());
+        let t = &s.partitions[1];
+        assert_eq!(t.metadata.as_deref(), Some(&b"version: 0\n"[..]));
+        assert_eq!(t.segments.len(), 2);
+        assert_eq!(t.segments[0].base_offset, 0);
+        assert_eq!(bytes(&t.segments[0].views.log), b"first");
+        assert_eq!(bytes(&t.segments[0].views.index), [0u8; 8]);
+        assert!(bytes(&t.segments[0].views.timeindex).is_empty());
+        assert_eq!(t.segments[1].base_offset, 7);
+        assert_eq!(bytes(&t.segments[1].views.log), b"second");
+        assert!(bytes(&t.segments[1].views.index).is_empty());
+    }
+
+    #[test]
+    fn prepare_creates_locks_and_reports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let lock = prepare(&dir).unwrap();
+        let again = prepare(&dir).unwrap_err();
+        assert!(again.to_string().contains("in use"), "{again}");
+        drop(lock);
+        drop(prepare(&dir).unwrap());
+
+        // A data directory under a regular file cannot be created.
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").unwrap();
+        let e = prepare(&file.join("data")).unwrap_err();
+        assert!(e.to_string().contains("data directory"), "{e}");
+    }
+}

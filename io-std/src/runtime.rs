@@ -1,0 +1,515 @@
+//! The thread-per-connection runtime: the shared broker behind one lock, the
+//! [`drive`] step every thread funnels its input through, and the threads
+//! themselves (listener, per-connection reader and writer, segment writer,
+//! timer).
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now, Poll};
+
+use crate::segment::{DiskExec, SegTable, is_slow};
+use crate::send::{Stats, send_parts};
+
+/// Bytes read from a socket per turn before the broker sees them.
+const READ_CHUNK: usize = 64 * 1024;
+/// The most completions a worker gathers before handing them to the broker
+/// under one lock.
+const DONE_BATCH: usize = 64;
+/// Connections served at once; more are accepted and closed at once.
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+/// The shortest nap of the timer when the broker keeps asking for a deadline
+/// that has already passed, so a confused deadline cannot spin a core.
+const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
+
+/// The driver's clocks, read only under the broker's lock so that the `Now`
+/// the broker sees never goes backwards across threads.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    origin: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Self {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn mono(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn wall_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A connection as the broker's side sees it.
+#[derive(Debug)]
+struct Conn {
+    /// Feeds the connection's writer thread.
+    tx: Sender<Command>,
+    /// Another handle on the socket, to shut it down from any thread.
+    stream: TcpStream,
+    /// A `Close` was issued or the runtime is stopping: its reader stops
+    /// waiting for the broker to want bytes and reads to the end.
+    closing: bool,
+}
+
+/// Everything behind the broker's lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) broker: Broker,
+    conns: HashMap<ConnId, Conn>,
+    /// Feeds the segment writer; taken when the runtime stops.
+    seg_tx: Option<Sender<Command>>,
+    /// The broker's last `Wait` deadline.
+    deadline: Option<Instant>,
+    /// Keeps the wall clock handed to the broker from going backwards when
+    /// the system clock is stepped.
+    last_wall_ms: i64,
+    /// Threads waiting on [`Shared::progress`]: readers paused by
+    /// `wants_read`, and a shutdown waiting for `is_stopped`.
+    waiters: usize,
+    /// Tells the timer thread to exit.
+    timer_stop: bool,
+}
+
+/// What every runtime thread shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Signalled after a drive when some thread waits for the broker's state
+    /// to change.
+    progress: Condvar,
+    /// Signalled when the deadline changes or the timer must stop.
+    timer: Condvar,
+    clock: Clock,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) segs: Arc<SegTable>,
+    /// Connection threads, joined at shutdown.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        broker: Broker,
+        clock: Clock,
+        seg_tx: Sender<Command>,
+        segs: Arc<SegTable>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State {
+                broker,
+                conns: HashMap::new(),
+                seg_tx: Some(seg_tx),
+                deadline: None,
+                last_wall_ms: i64::MIN,
+                waiters: 0,
+                timer_stop: false,
+            }),
+            progress: Condvar::new(),
+            timer: Condvar::new(),
+            clock,
+            stats: Arc::default(),
+            segs,
+            threads: Mutex::default(),
+        }
+    }
+
+    /// Lock the broker. A panic in the broker (a bug) poisons the lock; the
+    /// runtime carries on so that connections still close and shutdown
+    /// still joins its threads, and [`Shared::poisoned`] reports it.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn poisoned(&self) -> bool {
+        self.state.is_poisoned()
+    }
+
+    /// Wait for the broker's state to change, at most `timeout`.
+    pub(crate) fn wait_progress<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        let mut st = match timeout {
+            None => self
+                .progress
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(t) => wait_timeout(&self.progress, st, t),
+        };
+        st.waiters -= 1;
+        st
+    }
+
+    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let handle = thread::Builder::new().name(name).spawn(f)?;
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.retain(|t| !t.is_finished());
+        threads.push(handle);
+        Ok(())
+    }
+
+    pub(crate) fn take_threads(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+fn wait_timeout<'a>(
+    cond: &Condvar,
+    st: MutexGuard<'a, State>,
+    t: Duration,
+) -> MutexGuard<'a, State> {
+    match cond.wait_timeout(st, t) {
+        Ok((g, _)) => g,
+        Err(e) => e.into_inner().0,
+    }
+}
+
+/// Apply one input to the broker and carry out what it asks: lock, read the
+/// clock, call `f`, drain `poll` and dispatch every command, all under the
+/// lock, so that commands reach each connection's and the segment writer's
+/// queue in issue order.
+pub(crate) fn drive<R>(shared: &Shared, f: impl FnOnce(&mut Broker, Now) -> R) -> R {
+    shared.lock().apply(shared, f)
+}
+
+impl State {
+    fn now(&mut self, clock: &Clock) -> Now {
+        self.last_wall_ms = self.last_wall_ms.max(Clock::wall_ms());
+        Now::new(clock.mono(), self.last_wall_ms)
+    }
+
+    /// [`drive`] for a caller that already holds the lock.
+    pub(crate) fn apply<R>(&mut self, shared: &Shared, f: impl FnOnce(&mut Broker, Now) -> R) -> R {
+        let now = self.now(&shared.clock);
+        let r = f(&mut self.broker, now);
+        let before = self.deadline;
+        loop {
+            match self.broker.poll() {
+                Poll::Wait(deadline) => {
+                    self.deadline = deadline;
+                    break;
+                }
+                Poll::Command(cmd) => {
+                    if let Err(done) = self.dispatch(cmd) {
+                        self.broker.handle_done(now, done);
+                    }
+                }
+            }
+        }
+        if self.deadline != before {
+            shared.timer.notify_one();
+        }
+        if self.waiters > 0 {
+            shared.progress.notify_all();
+        }
+        r
+    }
+
+    /// Queue `cmd` for the thread that executes it, or answer it at once
+    /// with an error when that thread is gone.
+    fn dispatch(&mut self, cmd: Command) -> Result<(), Done> {
+        let io = cmd.io();
+        let fail = |kind: io::ErrorKind, message: String| Done {
+            io,
+            result: Err(IoError { kind, message }),
+        };
+        match &cmd {
+            Command::Send { conn, .. } | Command::Close { conn, .. } => {
+                let conn_id = *conn;
+                let Some(conn) = self.conns.get_mut(&conn_id) else {
+                    return Err(fail(
+                        io::ErrorKind::NotConnected,
+                        format!("{conn_id:?} is closed"),
+                    ));
+                };
+                if matches!(cmd, Command::Close { .. }) {
+                    conn.closing = true;
+                }
+                conn.tx.send(cmd).map_err(|_| {
+                    fail(
+                        io::ErrorKind::NotConnected,
+                        format!("{conn_id:?} is closed"),
+                    )
+                })
+            }
+            _ => match &self.seg_tx {
+                Some(tx) => tx.send(cmd).map_err(|_| {
+                    fail(
+                        io::ErrorKind::BrokenPipe,
+                        "the segment writer has stopped".into(),
+                    )
+                }),
+                None => Err(fail(
+                    io::ErrorKind::BrokenPipe,
+                    "the runtime has stopped".into(),
+                )),
+            },
+        }
+    }
+
+    /// Close every connection: readers see the end of their stream and
+    /// report it, writers fail what is left in their queues.
+    pub(crate) fn close_all(&mut self) {
+        for conn in self.conns.values_mut() {
+            conn.closing = true;
+            // Already shut down or reset by the peer: nothing left to do.
+            let _ = conn.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub(crate) fn stop_segment_writer(&mut self) {
+        self.seg_tx = None;
+    }
+}
+
+/// Run commands from `rx` with `exec`, reporting completions to the broker
+/// in batches: at most [`DONE_BATCH`] at a time, and before any command that
+/// waits on the disk, so quick completions do not wait behind an fsync.
+fn work_loop(shared: &Shared, rx: &Receiver<Command>, mut exec: impl FnMut(Command) -> Done) {
+    let mut dones = Vec::new();
+    let report = |dones: &mut Vec<Done>| {
+        if !dones.is_empty() {
+            drive(shared, |b, now| {
+                for d in dones.drain(..) {
+                    b.handle_done(now, d);
+                }
+            });
+        }
+    };
+    while let Ok(mut cmd) = rx.recv() {
+        loop {
+            if is_slow(&cmd) {
+                report(&mut dones);
+            }
+            dones.push(exec(cmd));
+            if dones.len() >= DONE_BATCH {
+                report(&mut dones);
+            }
+            match rx.try_recv() {
+                Ok(next) => cmd = next,
+                Err(_) => break,
+            }
+        }
+        report(&mut dones);
+    }
+}
+
+/// The segment writer: file commands, one at a time, in issue order.
+pub(crate) fn segment_writer(shared: Arc<Shared>, exec: DiskExec, rx: Receiver<Command>) {
+    work_loop(&shared, &rx, |cmd| exec.execute(cmd));
+}
+
+/// The timer: calls `handle_timeout` once the broker's deadline passes.
+pub(crate) fn timer(shared: Arc<Shared>) {
+    let mut st = shared.lock();
+    while !st.timer_stop {
+        let Some(deadline) = st.deadline else {
+            st = shared
+                .timer
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        };
+        // The clock, not the wake-up, says whether the deadline passed:
+        // condition variables wake early and late.
+        let mono = shared.clock.mono();
+        if mono < deadline {
+            let nap = deadline.saturating_since(mono);
+            st = wait_timeout(&shared.timer, st, nap);
+            continue;
+        }
+        st.apply(&shared, |b, now| b.handle_timeout(now));
+        if st.deadline.is_some_and(|d| d <= mono) {
+            st = wait_timeout(&shared.timer, st, TIMER_MIN_NAP);
+        }
+    }
+}
+
+pub(crate) fn stop_timer(shared: &Shared) {
+    shared.lock().timer_stop = true;
+    shared.timer.notify_all();
+}
+
+/// The listener: accepts connections until `stop` is set (then one more
+/// connection wakes it to see the flag).
+pub(crate) fn listener(shared: Arc<Shared>, listener: TcpListener, stop: Arc<AtomicBool>) {
+    let mut next_conn = 0u64;
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors or memory: let some connections
+                // close before trying again.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        next_conn += 1;
+        let conn = ConnId(next_conn);
+        if let Err(e) = open_conn(&shared, conn, stream) {
+            tracing::warn!(?conn, error = %e, "cannot serve a new connection");
+        }
+    }
+}
+
+fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Result<()> {
+    if shared.lock().conns.len() >= MAX_CONNECTIONS {
+        return Err(io::Error::other(format!(
+            "{MAX_CONNECTIONS} connections already open"
+        )));
+    }
+    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let peer = stream.peer_addr().ok();
+    tracing::debug!(?conn, ?peer, "connection opened");
+    // Small responses must not wait for Nagle; large ones are corked.
+    stream.set_nodelay(true)?;
+    let (tx, rx) = mpsc::channel();
+    let writer_stream = stream.try_clone()?;
+    let handle = stream.try_clone()?;
+    let writer_shared = Arc::clone(shared);
+    shared.spawn(format!("conveyor-write-{}", conn.0), move || {
+        writer(&writer_shared, writer_stream, &rx);
+    })?;
+    {
+        let mut st = shared.lock();
+        st.conns.insert(
+            conn,
+            Conn {
+                tx,
+                stream: handle,
+                closing: false,
+            },
+        );
+        st.apply(shared, |b, now| b.handle_open(now, conn));
+    }
+    let reader_shared = Arc::clone(shared);
+    let spawned = shared.spawn(format!("conveyor-read-{}", conn.0), move || {
+        reader(&reader_shared, conn, stream);
+    });
+    if let Err(e) = spawned {
+        // Nobody will read it: report it closed now; dropping its queue ends
+        // its writer.
+        closed(shared, conn);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Report a connection gone, and drop its queue so its writer finishes.
+fn closed(shared: &Shared, conn: ConnId) {
+    let mut st = shared.lock();
+    if let Some(c) = st.conns.remove(&conn) {
+        let _ = c.stream.shutdown(Shutdown::Both);
+    }
+    st.apply(shared, |b, now| b.handle_close(now, conn));
+    tracing::debug!(?conn, "connection closed");
+}
+
+/// A connection's reader: reads, hands bytes to the broker, and stops
+/// reading while the broker does not want more.
+fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let len = buf.len();
+        buf.resize(len + READ_CHUNK, 0);
+        let n = match (&stream).read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                buf.truncate(len);
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(?conn, error = %e, "read failed");
+                0
+            }
+        };
+        buf.truncate(len + n);
+        if n == 0 {
+            break;
+        }
+        let mut st = shared.lock();
+        st.apply(shared, |b, now| b.handle_read(now, conn, &mut buf));
+        // Back-pressure: while the broker has enough of this connection's
+        // requests, leave the rest in the kernel's buffer. Frames already
+        // read but not taken are offered again once it wants more, since
+        // no new bytes may come to prompt it.
+        loop {
+            let closing = st.conns.get(&conn).is_none_or(|c| c.closing);
+            if closing || st.broker.wants_read(conn) {
+                break;
+            }
+            st = shared.wait_progress(st, None);
+            if !buf.is_empty() && st.broker.wants_read(conn) {
+                st.apply(shared, |b, now| b.handle_read(now, conn, &mut buf));
+            }
+        }
+    }
+    closed(shared, conn);
+}
+
+/// A connection's writer: `Send`s and the `Close` in issue order.
+fn writer(shared: &Shared, stream: TcpStream, rx: &Receiver<Command>) {
+    // After a failed write the connection is done for; the rest of its
+    // queue fails fast.
+    let mut dead: Option<IoError> = None;
+    work_loop(shared, rx, |cmd| {
+        let io = cmd.io();
+        if let Some(e) = &dead {
+            return Done {
+                io,
+                result: Err(e.clone()),
+            };
+        }
+        let result = match cmd {
+            Command::Send { parts, .. } => {
+                shared.stats.send_calls.fetch_add(1, Ordering::Relaxed);
+                send_parts(&stream, parts, &shared.segs, &shared.stats)
+            }
+            Command::Close { .. } => {
+                // The peer may have gone already; the socket is shut either way.
+                let _ = stream.shutdown(Shutdown::Both);
+                dead = Some(IoError {
+                    kind: io::ErrorKind::NotConnected,
+                    message: "closed by the broker".into(),
+                });
+                return Done::ok(io);
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a file command reached a socket writer",
+            )),
+        };
+        match result {
+            Ok(()) => Done::ok(io),
+            Err(e) => {
+                tracing::debug!(error = %e, "send failed");
+                // Wake the reader: it sees the end of the stream and reports
+                // the connection closed.
+                let _ = stream.shutdown(Shutdown::Both);
+                let e = IoError::from(e);
+                dead = Some(e.clone());
+                Done { io, result: Err(e) }
+            }
+        }
+    });
+}

@@ -1,0 +1,530 @@
+//! The sequential segment writer's system calls: executes the core's file
+//! commands on the data directory, one at a time. The open segments' file
+//! handles live in a [`SegTable`] that the socket writers share for
+//! `sendfile`.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use conveyor_core::{Command, Completion, Done, SegId, SegmentViews};
+
+use crate::disk::{map, resolve, segment_file_name};
+
+/// The most buffers handed to one `writev` (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// The three open files of a segment.
+#[derive(Debug)]
+pub(crate) struct SegmentFiles {
+    pub(crate) log: File,
+    pub(crate) index: File,
+    pub(crate) timeindex: File,
+    /// The directory and base offset, to delete the files by name.
+    dir: PathBuf,
+    base_offset: u64,
+}
+
+impl SegmentFiles {
+    fn paths(&self) -> [PathBuf; 3] {
+        ["log", "index", "timeindex"]
+            .map(|ext| self.dir.join(segment_file_name(self.base_offset, ext)))
+    }
+
+    fn each(&self) -> [&File; 3] {
+        [&self.log, &self.index, &self.timeindex]
+    }
+}
+
+/// Open segments by id. Written only by the segment writer; read by the
+/// socket writers when they `sendfile` from a segment.
+#[derive(Debug, Default)]
+pub(crate) struct SegTable(RwLock<HashMap<SegId, Arc<SegmentFiles>>>);
+
+impl SegTable {
+    pub(crate) fn get(&self, seg: SegId) -> io::Result<Arc<SegmentFiles>> {
+        // A poisoned table still holds valid handles: a panic elsewhere
+        // cannot leave a half-inserted entry in a HashMap.
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(&seg)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{seg:?} is not open")))
+    }
+
+    fn insert(&self, seg: SegId, files: SegmentFiles) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        map.insert(seg, Arc::new(files));
+    }
+
+    fn remove(&self, seg: SegId) -> io::Result<Arc<SegmentFiles>> {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        map.remove(&seg)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{seg:?} is not open")))
+    }
+}
+
+/// Write every byte of `bufs`, in order, with as few vectored writes as the
+/// writer allows, carrying on after partial writes.
+pub(crate) fn write_all_vectored(mut w: impl Write, bufs: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = bufs
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| IoSlice::new(b))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let window = rest.len().min(IOV_MAX);
+        match w.write_vectored(&rest[..window]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `cmd` waits on the disk (an fsync): completions gathered before
+/// it are reported first, so they do not wait behind it.
+pub(crate) fn is_slow(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Sync { .. }
+            | Command::Truncate { .. }
+            | Command::WriteFile { .. }
+            | Command::RemoveFile { .. }
+            | Command::RemoveDir { .. }
+            | Command::OpenSegment { create: true, .. }
+    )
+}
+
+/// Executes file commands under one data directory.
+#[derive(Debug)]
+pub(crate) struct DiskExec {
+    root: PathBuf,
+    segs: Arc<SegTable>,
+}
+
+impl DiskExec {
+    pub(crate) fn new(root: PathBuf, segs: Arc<SegTable>) -> Self {
+        Self { root, segs }
+    }
+
+    /// Execute one file command and say how it went. Never panics: every
+    /// failure becomes an error in the `Done`.
+    pub(crate) fn execute(&self, cmd: Command) -> Done {
+        let io = cmd.io();
+        let result = self.run(cmd).map_err(|e| {
+            tracing::warn!(error = %e, "file command failed");
+            e.into()
+        });
+        Done { io, result }
+    }
+
+    fn run(&self, cmd: Command) -> io::Result<Completion> {
+        match cmd {
+            Command::OpenSegment {
+                seg,
+                dir,
+                base_offset,
+                create,
+                ..
+            } => self.open_segment(seg, &dir, base_offset, create)?,
+            Command::Append { seg, parts, .. } => {
+                // The log is opened with O_APPEND: every write lands at the end.
+                write_all_vectored(&self.segs.get(seg)?.log, &parts)?
+            }
+            Command::WriteIndex {
+                seg,
+                offset_index,
+                time_index,
+                ..
+            } => {
+                let f = self.segs.get(seg)?;
+                (&f.index).write_all(&offset_index)?;
+                (&f.timeindex).write_all(&time_index)?;
+            }
+            Command::Truncate {
+                seg,
+                log_len,
+                index_len,
+                timeindex_len,
+                ..
+            } => {
+                let f = self.segs.get(seg)?;
+                for (file, len) in f
+                    .each()
+                    .into_iter()
+                    .zip([log_len, index_len, timeindex_len])
+                {
+                    file.set_len(len)?;
+                }
+                for file in f.each() {
+                    file.sync_data()?;
+                }
+            }
+            Command::Sync { seg, .. } => {
+                for file in self.segs.get(seg)?.each() {
+                    file.sync_data()?;
+                }
+            }
+            Command::MapSegment { seg, .. } => {
+                let f = self.segs.get(seg)?;
+                return Ok(Completion::Mapped(SegmentViews {
+                    log: map(&f.log)?,
+                    index: map(&f.index)?,
+                    timeindex: map(&f.timeindex)?,
+                }));
+            }
+            Command::RemoveSegment { seg, .. } => {
+                // The core sends nothing from a segment it removes, so no
+                // socket writer holds these handles for long; the files go
+                // away once the last handle closes.
+                let f = self.segs.remove(seg)?;
+                for path in f.paths() {
+                    remove_file_if_present(&path)?;
+                }
+            }
+            Command::WriteFile { path, bytes, .. } => {
+                self.write_file(&resolve(&self.root, &path)?, &bytes)?
+            }
+            Command::RemoveFile { path, .. } => {
+                let path = resolve(&self.root, &path)?;
+                remove_file_if_present(&path)?;
+                // A removal that a crash undoes (say, of the clean-shutdown
+                // marker) would mislead the next recovery.
+                sync_parent(&path)?;
+            }
+            Command::RemoveDir { dir, .. } => {
+                let path = resolve(&self.root, &dir)?;
+                match fs::remove_dir_all(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => sync_parent(&path)?,
+                }
+            }
+            Command::Send { .. } | Command::Close { .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a socket command reached the segment writer",
+                ));
+            }
+        }
+        Ok(Completion::Unit)
+    }
+
+    fn open_segment(
+        &self,
+        seg: SegId,
+        dir: &str,
+        base_offset: u64,
+        create: bool,
+    ) -> io::Result<()> {
+        let dir = resolve(&self.root, dir)?;
+        let new_dir = create && !dir.is_dir();
+        if create {
+            fs::create_dir_all(&dir)?;
+        }
+        let open = |ext: &str, must_exist: bool| {
+            let path = dir.join(segment_file_name(base_offset, ext));
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(!must_exist)
+                .open(&path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        };
+        // At startup the log must be there; a missing index is created
+        // empty, since recovery rebuilds it.
+        let files = SegmentFiles {
+            log: open("log", !create)?,
+            index: open("index", false)?,
+            timeindex: open("timeindex", false)?,
+            dir: dir.clone(),
+            base_offset,
+        };
+        if create {
+            // Make the new names durable, as a later Sync covers only the
+            // files' contents.
+            sync_dir(&dir)?;
+            if new_dir {
+                sync_parent(&dir)?;
+            }
+        }
+        self.segs.insert(seg, files);
+        Ok(())
+    }
+
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_parent(path)
+    }
+}
+
+fn remove_file_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) => sync_dir(p),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_core::IoId;
+
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        exec: DiskExec,
+        next: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().to_owned();
+            let exec = DiskExec::new(root.clone(), Arc::default());
+            Self {
+                _tmp: tmp,
+                root,
+                exec,
+                next: 0,
+            }
+        }
+
+        fn io(&mut self) -> IoId {
+            self.next += 1;
+            IoId(self.next)
+        }
+
+        fn run(
+            &mut self,
+            make: impl FnOnce(IoId) -> Command,
+        ) -> Result<Completion, conveyor_core::IoError> {
+            let io = self.io();
+            let done = self.exec.execute(make(io));
+            assert_eq!(done.io, io);
+            done.result
+        }
+
+        fn ok(&mut self, make: impl FnOnce(IoId) -> Command) -> Completion {
+            self.run(make).unwrap()
+        }
+
+        fn read(&self, rel: &str) -> Vec<u8> {
+            fs::read(self.root.join(rel)).unwrap()
+        }
+    }
+
+    const SEG: SegId = SegId(1);
+    const LOG: &str = "t-0/00000000000000000100.log";
+    const INDEX: &str = "t-0/00000000000000000100.index";
+    const TIMEINDEX: &str = "t-0/00000000000000000100.timeindex";
+
+    fn open(create: bool) -> impl FnOnce(IoId) -> Command {
+        move |io| Command::OpenSegment {
+            io,
+            seg: SEG,
+            dir: "t-0".into(),
+            base_offset: 100,
+            create,
+        }
+    }
+
+    #[test]
+    fn segment_lifecycle() {
+        let mut f = Fixture::new();
+        f.ok(open(true));
+        assert!(f.read(LOG).is_empty() && f.read(INDEX).is_empty() && f.read(TIMEINDEX).is_empty());
+
+        let parts = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"defg"),
+        ];
+        f.ok(|io| Command::Append {
+            io,
+            seg: SEG,
+            parts,
+        });
+        f.ok(|io| Command::Append {
+            io,
+            seg: SEG,
+            parts: vec![Bytes::from_static(b"hi")],
+        });
+        assert_eq!(f.read(LOG), b"abcdefghi");
+
+        f.ok(|io| Command::WriteIndex {
+            io,
+            seg: SEG,
+            offset_index: Bytes::from_static(&[1; 8]),
+            time_index: Bytes::new(),
+        });
+        f.ok(|io| Command::WriteIndex {
+            io,
+            seg: SEG,
+            offset_index: Bytes::from_static(&[2; 8]),
+            time_index: Bytes::from_static(&[3; 12]),
+        });
+        assert_eq!(f.read(INDEX), [[1u8; 8], [2; 8]].concat());
+        assert_eq!(f.read(TIMEINDEX), [3u8; 12]);
+        f.ok(|io| Command::Sync { io, seg: SEG });
+
+        f.ok(|io| Command::Truncate {
+            io,
+            seg: SEG,
+            log_len: 4,
+            index_len: 8,
+            timeindex_len: 0,
+        });
+        assert_eq!(f.read(LOG), b"abcd");
+        assert_eq!(f.read(INDEX), [1u8; 8]);
+        assert!(f.read(TIMEINDEX).is_empty());
+        // Appends after a truncation continue at the new end.
+        f.ok(|io| Command::Append {
+            io,
+            seg: SEG,
+            parts: vec![Bytes::from_static(b"X")],
+        });
+        assert_eq!(f.read(LOG), b"abcdX");
+
+        let Completion::Mapped(views) = f.ok(|io| Command::MapSegment { io, seg: SEG }) else {
+            panic!("MapSegment answers with Mapped");
+        };
+        assert_eq!((*views.log).as_ref(), b"abcdX");
+        assert_eq!((*views.index).as_ref(), [1u8; 8]);
+        assert!((*views.timeindex).as_ref().is_empty());
+
+        f.ok(|io| Command::RemoveSegment { io, seg: SEG });
+        assert!(!f.root.join(LOG).exists() && !f.root.join(INDEX).exists());
+        // The mapping outlives the file's name.
+        assert_eq!((*views.log).as_ref(), b"abcdX");
+        // The segment is gone: commands naming it fail, without panicking.
+        let e = f.run(|io| Command::Sync { io, seg: SEG }).unwrap_err();
+        assert_eq!(e.kind, io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn open_existing() {
+        let mut f = Fixture::new();
+        // Startup: the log must exist.
+        let e = f.run(open(false)).unwrap_err();
+        assert_eq!(e.kind, io::ErrorKind::NotFound);
+        fs::create_dir(f.root.join("t-0")).unwrap();
+        fs::write(f.root.join(LOG), b"old").unwrap();
+        f.ok(open(false));
+        // Missing indexes were created empty; the log is appended to, not replaced.
+        assert!(f.read(INDEX).is_empty());
+        f.ok(|io| Command::Append {
+            io,
+            seg: SEG,
+            parts: vec![Bytes::from_static(b"new")],
+        });
+        assert_eq!(f.read(LOG), b"oldnew");
+        // Creating over existing files truncates nothing.
+        f.ok(open(true));
+        assert_eq!(f.read(LOG), b"oldnew");
+    }
+
+    #[test]
+    fn files_and_dirs() {
+        let mut f = Fixture::new();
+        let write = |path: &str, b: &'static [u8]| {
+            let path = path.to_owned();
+            move |io| Command::WriteFile {
+                io,
+                path,
+                bytes: Bytes::from_static(b),
+            }
+        };
+        f.ok(write("checkpoint", b"one"));
+        f.ok(write("checkpoint", b"two"));
+        assert_eq!(f.read("checkpoint"), b"two");
+        assert!(!f.root.join("checkpoint.tmp").exists());
+        f.ok(write("new-dir/partition.metadata", b"m"));
+        assert_eq!(f.read("new-dir/partition.metadata"), b"m");
+
+        f.ok(|io| Command::RemoveFile {
+            io,
+            path: "checkpoint".into(),
+        });
+        assert!(!f.root.join("checkpoint").exists());
+        // Removing what is not there is success.
+        f.ok(|io| Command::RemoveFile {
+            io,
+            path: "checkpoint".into(),
+        });
+        f.ok(|io| Command::RemoveDir {
+            io,
+            dir: "new-dir".into(),
+        });
+        assert!(!f.root.join("new-dir").exists());
+        f.ok(|io| Command::RemoveDir {
+            io,
+            dir: "new-dir".into(),
+        });
+
+        // Paths outside the data directory are refused.
+        let e = f.run(write("../escape", b"x")).unwrap_err();
+        assert_eq!(e.kind, io::ErrorKind::InvalidInput);
+        let e = f
+            .run(|io| Command::RemoveDir {
+                io,
+                dir: "/".into(),
+            })
+            .unwrap_err();
+        assert_eq!(e.kind, io::ErrorKind::InvalidInput);
+        // A socket command is an error, not a panic.
+        let e = f
+            .run(|io| Command::Close {
+                io,
+                conn: conveyor_core::ConnId(1),
+            })
+            .unwrap_err();
+        assert_eq!(e.kind, io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn vectored_writes_survive_partial_writes() {
+        /// Takes at most 3 bytes per call.
+        struct Dribble(Vec<u8>);
+        impl Write for Dribble {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let n = buf.len().min(3);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let bufs: Vec<Bytes> = (0..2000u32).map(|i| Bytes::from(i.to_string())).collect();
+        let mut out = Dribble(Vec::new());
+        write_all_vectored(&mut out, &bufs).unwrap();
+        assert_eq!(out.0, bufs.concat());
+    }
+}
