@@ -1,32 +1,409 @@
 //! A simulated disk for tests and simulations: executes the core's file
 //! commands on in-memory files that remember how much of them is synced, so
 //! a crash (every file cut to its synced length) can be replayed.
-//! (API fixed; bodies filled in by the log work.)
+//!
+//! Simplifications, on purpose: creating or removing a file or directory is
+//! durable at once (a real driver syncs the directory); only file contents
+//! can be lost. Commands run the moment they are executed, so a test decides
+//! the order of completions by when it executes them.
 
-use crate::io::{Command, DiskState, Done};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::ErrorKind;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::io::{
+    Command, Completion, DiskPartition, DiskSegment, DiskState, Done, IoError, SegId, SegmentViews,
+    View,
+};
+
+/// One in-memory file.
+#[derive(Debug, Default, Clone)]
+struct SimFile {
+    data: Vec<u8>,
+    /// Bytes that survive a crash.
+    synced: usize,
+}
 
 /// In-memory files keyed by path relative to the data directory.
 #[derive(Debug, Default)]
-pub struct SimDisk {}
+pub struct SimDisk {
+    files: BTreeMap<String, SimFile>,
+    dirs: BTreeSet<String>,
+    /// Open segments: their directory and base offset.
+    segments: HashMap<SegId, (String, u64)>,
+    /// File commands still to succeed before one fails (fault injection).
+    fail_countdown: Option<u64>,
+    /// File commands executed so far.
+    executed: u64,
+}
+
+const EXTS: [&str; 3] = ["log", "index", "timeindex"];
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> IoError {
+    IoError {
+        kind,
+        message: message.into(),
+    }
+}
 
 impl SimDisk {
     /// Execute one command. File commands change the files; `Send` and
     /// `Close` are answered `Ok` untouched (the caller handles sockets).
     pub fn execute(&mut self, cmd: &Command) -> Done {
-        Done::ok(cmd.io())
+        let io = cmd.io();
+        if matches!(cmd, Command::Send { .. } | Command::Close { .. }) {
+            return Done::ok(io);
+        }
+        self.executed += 1;
+        if let Some(n) = self.fail_countdown {
+            if n == 0 {
+                self.fail_countdown = None;
+                return Done {
+                    io,
+                    result: Err(err(ErrorKind::Other, "injected failure")),
+                };
+            }
+            self.fail_countdown = Some(n - 1);
+        }
+        Done {
+            io,
+            result: self.run(cmd),
+        }
+    }
+
+    /// Make the file command after the next `n` fail (`fail_after(0)`: the
+    /// very next one) with an injected error, without changing any file.
+    /// `Send` and `Close` do not count.
+    pub fn fail_after(&mut self, n: u64) {
+        self.fail_countdown = Some(n);
+    }
+
+    /// File commands executed so far (to pick a point for [`SimDisk::fail_after`]).
+    pub fn executed(&self) -> u64 {
+        self.executed
+    }
+
+    fn run(&mut self, cmd: &Command) -> Result<Completion, IoError> {
+        match cmd {
+            Command::OpenSegment {
+                seg,
+                dir,
+                base_offset,
+                create,
+                ..
+            } => {
+                let paths = EXTS.map(|e| seg_path(dir, *base_offset, e));
+                if *create {
+                    self.dirs.insert(dir.clone());
+                } else if !self.files.contains_key(&paths[0]) {
+                    return Err(err(ErrorKind::NotFound, format!("{} not found", paths[0])));
+                }
+                for p in paths {
+                    self.files.entry(p).or_default();
+                }
+                self.segments.insert(*seg, (dir.clone(), *base_offset));
+            }
+            Command::Append { seg, parts, .. } => {
+                let f = self.seg_file(*seg, "log")?;
+                for p in parts {
+                    f.data.extend_from_slice(p);
+                }
+            }
+            Command::WriteIndex {
+                seg,
+                offset_index,
+                time_index,
+                ..
+            } => {
+                self.seg_file(*seg, "index")?
+                    .data
+                    .extend_from_slice(offset_index);
+                self.seg_file(*seg, "timeindex")?
+                    .data
+                    .extend_from_slice(time_index);
+            }
+            Command::Truncate {
+                seg,
+                log_len,
+                index_len,
+                timeindex_len,
+                ..
+            } => {
+                for (ext, len) in EXTS.into_iter().zip([log_len, index_len, timeindex_len]) {
+                    let f = self.seg_file(*seg, ext)?;
+                    let len = usize::try_from(*len)
+                        .unwrap_or(usize::MAX)
+                        .min(f.data.len());
+                    f.data.truncate(len);
+                    f.synced = len;
+                }
+            }
+            Command::Sync { seg, .. } => {
+                for ext in EXTS {
+                    let f = self.seg_file(*seg, ext)?;
+                    f.synced = f.data.len();
+                }
+            }
+            Command::MapSegment { seg, .. } => {
+                let mut view = |ext| -> Result<View, IoError> {
+                    Ok(Arc::new(self.seg_file(*seg, ext)?.data.clone()))
+                };
+                let views = SegmentViews {
+                    log: view("log")?,
+                    index: view("index")?,
+                    timeindex: view("timeindex")?,
+                };
+                return Ok(Completion::Mapped(views));
+            }
+            Command::RemoveSegment { seg, .. } => {
+                let (dir, base) = self
+                    .segments
+                    .remove(seg)
+                    .ok_or_else(|| err(ErrorKind::NotFound, format!("{seg:?} not open")))?;
+                for ext in EXTS {
+                    self.files.remove(&seg_path(&dir, base, ext));
+                }
+            }
+            Command::WriteFile { path, bytes, .. } => {
+                if let Some((dir, _)) = path.rsplit_once('/') {
+                    self.dirs.insert(dir.to_owned());
+                }
+                let data = bytes.to_vec();
+                let synced = data.len();
+                self.files.insert(path.clone(), SimFile { data, synced });
+            }
+            Command::RemoveFile { path, .. } => {
+                self.files.remove(path);
+            }
+            Command::RemoveDir { dir, .. } => {
+                let prefix = format!("{dir}/");
+                self.files.retain(|p, _| !p.starts_with(&prefix));
+                self.dirs.remove(dir);
+                self.segments.retain(|_, (d, _)| d != dir);
+            }
+            Command::Send { .. } | Command::Close { .. } => {}
+        }
+        Ok(Completion::Unit)
+    }
+
+    fn seg_file(&mut self, seg: SegId, ext: &str) -> Result<&mut SimFile, IoError> {
+        let (dir, base) = self
+            .segments
+            .get(&seg)
+            .ok_or_else(|| err(ErrorKind::NotFound, format!("{seg:?} not open")))?;
+        let path = seg_path(dir, *base, ext);
+        self.files
+            .get_mut(&path)
+            .ok_or_else(|| err(ErrorKind::NotFound, format!("{path} not found")))
     }
 
     /// Lose everything not synced: each file is cut to its synced length.
-    pub fn crash(&mut self) {}
+    /// Open segments are forgotten, as a restarted process would.
+    pub fn crash(&mut self) {
+        for f in self.files.values_mut() {
+            f.data.truncate(f.synced);
+        }
+        self.segments.clear();
+    }
 
     /// What a driver would read off this disk at startup.
     pub fn disk_state(&self) -> DiskState {
-        DiskState::default()
+        let root_files = crate::ROOT_FILES
+            .iter()
+            .filter_map(|name| {
+                let f = self.files.get(*name)?;
+                Some(((*name).to_owned(), Bytes::copy_from_slice(&f.data)))
+            })
+            .collect();
+        let mut dirs = self.dirs.clone();
+        dirs.extend(
+            self.files
+                .keys()
+                .filter_map(|p| p.split_once('/').map(|(d, _)| d.to_owned())),
+        );
+        let partitions = dirs
+            .into_iter()
+            .map(|dir| {
+                let view = |base: u64, ext: &str| -> View {
+                    let data = self.file(&seg_path(&dir, base, ext)).unwrap_or_default();
+                    Arc::new(data.to_vec())
+                };
+                let prefix = format!("{dir}/");
+                let segments = self
+                    .files
+                    .range(prefix.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&prefix))
+                    .filter_map(|(p, _)| segment_base(p.strip_prefix(&prefix)?))
+                    .map(|base| DiskSegment {
+                        base_offset: base,
+                        views: SegmentViews {
+                            log: view(base, "log"),
+                            index: view(base, "index"),
+                            timeindex: view(base, "timeindex"),
+                        },
+                    })
+                    .collect();
+                DiskPartition {
+                    metadata: self
+                        .file(&format!("{dir}/partition.metadata"))
+                        .map(Bytes::copy_from_slice),
+                    dir,
+                    segments,
+                }
+            })
+            .collect();
+        DiskState {
+            root_files,
+            partitions,
+        }
     }
 
     /// The bytes of a file, if it exists.
     pub fn file(&self, path: &str) -> Option<&[u8]> {
-        let _ = path;
-        None
+        self.files.get(path).map(|f| f.data.as_slice())
+    }
+
+    /// Every file's path, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.files.keys().cloned().collect()
+    }
+
+    /// How many of a file's bytes survive a crash.
+    pub fn synced_len(&self, path: &str) -> Option<usize> {
+        self.files.get(path).map(|f| f.synced)
+    }
+
+    /// Flip the bits of `mask` in the byte at `pos` of a file (durably: a
+    /// test's picture of a bad disk). False when there is no such byte.
+    pub fn corrupt(&mut self, path: &str, pos: usize, mask: u8) -> bool {
+        match self.files.get_mut(path).and_then(|f| f.data.get_mut(pos)) {
+            Some(b) => {
+                *b ^= mask;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cut a file to `len` bytes (a torn write that reached the disk).
+    /// False when there is no such file.
+    pub fn cut(&mut self, path: &str, len: usize) -> bool {
+        match self.files.get_mut(path) {
+            Some(f) => {
+                f.data.truncate(len);
+                f.synced = f.synced.min(f.data.len());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn seg_path(dir: &str, base: u64, ext: &str) -> String {
+    format!("{dir}/{base:020}.{ext}")
+}
+
+/// The base offset a `<20 digits>.log` file name gives.
+fn segment_base(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::IoId;
+
+    fn open(seg: u64, create: bool) -> Command {
+        Command::OpenSegment {
+            io: IoId(seg),
+            seg: SegId(seg),
+            dir: "t-0".into(),
+            base_offset: 0,
+            create,
+        }
+    }
+
+    #[test]
+    fn crash_keeps_only_synced_bytes() {
+        let mut d = SimDisk::default();
+        assert!(d.execute(&open(1, true)).result.is_ok());
+        let append = |b: &'static [u8]| Command::Append {
+            io: IoId(2),
+            seg: SegId(1),
+            parts: vec![Bytes::from_static(b)],
+        };
+        assert!(d.execute(&append(b"abc")).result.is_ok());
+        assert!(
+            d.execute(&Command::Sync {
+                io: IoId(3),
+                seg: SegId(1)
+            })
+            .result
+            .is_ok()
+        );
+        assert!(d.execute(&append(b"def")).result.is_ok());
+        assert_eq!(d.file("t-0/00000000000000000000.log"), Some(&b"abcdef"[..]));
+        d.crash();
+        assert_eq!(d.file("t-0/00000000000000000000.log"), Some(&b"abc"[..]));
+        let state = d.disk_state();
+        assert_eq!(state.partitions.len(), 1);
+        assert_eq!(state.partitions[0].segments.len(), 1);
+        // After a crash the segment must be opened again.
+        assert!(d.execute(&append(b"x")).result.is_err());
+        assert!(d.execute(&open(4, false)).result.is_ok());
+    }
+
+    #[test]
+    fn fault_injection_fails_the_nth_file_command() {
+        let mut d = SimDisk::default();
+        d.fail_after(1);
+        assert!(d.execute(&open(1, true)).result.is_ok());
+        assert!(
+            d.execute(&Command::Close {
+                io: IoId(9),
+                conn: crate::ConnId(1)
+            })
+            .result
+            .is_ok()
+        );
+        assert!(
+            d.execute(&Command::Sync {
+                io: IoId(2),
+                seg: SegId(1)
+            })
+            .result
+            .is_err()
+        );
+        assert!(
+            d.execute(&Command::Sync {
+                io: IoId(3),
+                seg: SegId(1)
+            })
+            .result
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn root_files_and_metadata_are_found() {
+        let mut d = SimDisk::default();
+        let write = |path: &str| Command::WriteFile {
+            io: IoId(1),
+            path: path.into(),
+            bytes: Bytes::from_static(b"x"),
+        };
+        let _ = d.execute(&write(".kafka_cleanshutdown"));
+        let _ = d.execute(&write("t-1/partition.metadata"));
+        let s = d.disk_state();
+        assert_eq!(s.root_files.len(), 1);
+        assert_eq!(s.partitions[0].dir, "t-1");
+        assert!(s.partitions[0].metadata.is_some());
+        assert!(s.partitions[0].segments.is_empty());
     }
 }

@@ -1,13 +1,22 @@
 //! One partition's log: its segments, the active segment's appends, reads,
-//! rolls and recovery. (API fixed; bodies filled in by the log work.)
+//! rolls, syncs and deletion. Recovery from disk is in `recovery.rs`.
+//!
+//! Invariants: `segments` is sorted by base offset and contiguous (each base
+//! is the previous segment's end); the last one is active; [`SegId`]s grow
+//! with base offsets (both are handed out in order), so a segment is found
+//! by id with a binary search. Every command emitted is in `pending` until
+//! its `Done` arrives.
+
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::config::TopicConfig;
-use crate::io::{Command, Completion, DiskSegment, IoError, IoId, Ids, SegId};
+use crate::config::{TimestampType, TopicConfig};
+use crate::io::{Command, Completion, DiskSegment, Ids, IoError, IoId, SegId};
 use crate::time::Now;
 
-use super::batch::BatchHeader;
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::segment::Segment;
 
 /// What an accepted append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +70,64 @@ pub struct Recovered {
     pub truncated_bytes: u64,
 }
 
+/// What an emitted command was, so its `Done` can be routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pending {
+    Open,
+    Append,
+    Index,
+    Truncate,
+    Sync(SegId),
+    Map(SegId),
+    Remove,
+    RemoveFile,
+    RemoveDir,
+}
+
 /// One partition's log.
 #[derive(Debug)]
 pub struct PartitionLog {
-    dir: String,
-    config: TopicConfig,
+    pub(super) dir: String,
+    pub(super) config: TopicConfig,
+    /// By base offset; the last is the active segment. Empty only once the
+    /// partition is deleted.
+    pub(super) segments: Vec<Segment>,
+    pub(super) log_start: u64,
+    pub(super) log_end: u64,
+    pub(super) hwm: u64,
+    pub(super) recovery_point: u64,
+    pub(super) pending: HashMap<IoId, Pending>,
+    /// `Append`s in issue order: (id, end offset it makes visible, answered).
+    /// The high watermark is the end of the answered prefix.
+    appends: VecDeque<(IoId, u64, bool)>,
+    offline: Option<IoError>,
+    deleted: bool,
+    /// Records appended since the last flush (`flush.messages`).
+    unflushed_messages: u64,
+    /// Wall time of the first append since the last flush (`flush.ms`).
+    unflushed_since: Option<i64>,
 }
 
 impl PartitionLog {
+    /// A log with no segments yet, for `create` and recovery to fill.
+    pub(super) fn empty(dir: String, config: TopicConfig, start: u64) -> Self {
+        Self {
+            dir,
+            config,
+            segments: Vec::new(),
+            log_start: start,
+            log_end: start,
+            hwm: start,
+            recovery_point: start,
+            pending: HashMap::new(),
+            appends: VecDeque::new(),
+            offline: None,
+            deleted: false,
+            unflushed_messages: 0,
+            unflushed_since: None,
+        }
+    }
+
     /// A new, empty partition in `dir` whose first segment has base offset
     /// `start_offset` (0 for a new topic). Emits the `OpenSegment { create:
     /// true }` for it.
@@ -79,8 +138,9 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Self {
-        let _ = (start_offset, ids, out);
-        Self { dir, config }
+        let mut log = Self::empty(dir, config, start_offset);
+        log.open_new_segment(start_offset, ids, out);
+        log
     }
 
     /// Rebuild a partition from the segments found on disk (any order).
@@ -105,10 +165,24 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Recovered {
-        let _ = (segments, recovery_point, log_start, clean_shutdown, ids, out);
+        if segments.is_empty() {
+            return Recovered {
+                log: Self::create(dir, config, log_start.unwrap_or(0), ids, out),
+                truncated_bytes: 0,
+            };
+        }
+        let mut log = Self::empty(dir, config, 0);
+        let truncated_bytes = log.recover_segments(
+            segments,
+            recovery_point,
+            log_start,
+            clean_shutdown,
+            ids,
+            out,
+        );
         Recovered {
-            log: Self { dir, config },
-            truncated_bytes: 0,
+            log,
+            truncated_bytes,
         }
     }
 
@@ -122,6 +196,29 @@ impl PartitionLog {
         &self.config
     }
 
+    /// Emit `cmd`, remembering what it was.
+    pub(super) fn emit(&mut self, cmd: Command, kind: Pending, out: &mut Vec<Command>) {
+        self.pending.insert(cmd.io(), kind);
+        out.push(cmd);
+    }
+
+    fn open_new_segment(&mut self, base_offset: u64, ids: &mut Ids, out: &mut Vec<Command>) {
+        let seg = ids.seg();
+        let cmd = Command::OpenSegment {
+            io: ids.io(),
+            seg,
+            dir: self.dir.clone(),
+            base_offset,
+            create: true,
+        };
+        self.emit(cmd, Pending::Open, out);
+        self.segments.push(Segment::new(seg, base_offset));
+    }
+
+    pub(super) fn segment_index(&self, seg: SegId) -> Option<usize> {
+        self.segments.binary_search_by_key(&seg, |s| s.id).ok()
+    }
+
     /// Append one client batch that passed [`super::batch::validate_client_batch`]
     /// (`header` is its parsed header). Assigns its offsets from the log end
     /// offset, patches the base offset (and partition leader epoch 0) in a
@@ -131,6 +228,9 @@ impl PartitionLog {
     /// emits the `Append` (and `WriteIndex` when an index entry is due).
     /// The record bytes are never copied. Fails with the partition's storage
     /// error when it is offline.
+    ///
+    /// A batch whose length disagrees with `header` (one that did not pass
+    /// validation) is refused with `InvalidInput` and changes nothing.
     pub fn append(
         &mut self,
         now: Now,
@@ -139,8 +239,142 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Result<AppendInfo, IoError> {
-        let _ = (now, batch, header, ids, out);
-        todo!("log: append")
+        if let Some(e) = &self.offline {
+            return Err(e.clone());
+        }
+        if self.deleted {
+            return Err(io_error(std::io::ErrorKind::NotFound, "partition deleted"));
+        }
+        let len = batch.len();
+        let Ok(delta) = u64::try_from(header.last_offset_delta) else {
+            return Err(io_error(
+                std::io::ErrorKind::InvalidInput,
+                "negative offset delta",
+            ));
+        };
+        let len32 = u32::try_from(len)
+            .ok()
+            .filter(|_| len >= HEADER_LEN && len as u64 == header.total_len());
+        let Some(len32) = len32 else {
+            return Err(io_error(
+                std::io::ErrorKind::InvalidInput,
+                "batch length disagrees with its header",
+            ));
+        };
+        let base = self.log_end;
+        let last = base.saturating_add(delta);
+        if self.active_expired(now.wall_ms)
+            || self
+                .segments
+                .last()
+                .is_some_and(|s| s.is_full_for(len as u64, last, &self.config))
+        {
+            self.roll(ids, out);
+        }
+        let lat = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let (parts, max_ts) = if lat {
+            // Validated batches are at least a header long.
+            let Some(h) = batch::log_append_time_header(&batch, base, now.wall_ms) else {
+                return Err(io_error(
+                    std::io::ErrorKind::InvalidInput,
+                    "batch shorter than its header",
+                ));
+            };
+            (vec![h, batch.slice(HEADER_LEN..)], now.wall_ms)
+        } else {
+            let prefix = batch::offset_prefix(base, header.batch_length);
+            (vec![prefix, batch.slice(16..)], header.max_timestamp)
+        };
+        let interval = self.config.index_interval_bytes;
+        let Some(active) = self.segments.last_mut() else {
+            return Err(io_error(
+                std::io::ErrorKind::NotFound,
+                "partition has no segment",
+            ));
+        };
+        let seg = active.id;
+        let entry = active.push(len32, last, max_ts, interval, now.wall_ms);
+        let io = ids.io();
+        self.emit(Command::Append { io, seg, parts }, Pending::Append, out);
+        self.appends.push_back((io, last + 1, false));
+        if let Some((offset_index, time_index)) = entry {
+            let cmd = Command::WriteIndex {
+                io: ids.io(),
+                seg,
+                offset_index,
+                time_index,
+            };
+            self.emit(cmd, Pending::Index, out);
+        }
+        self.log_end = last + 1;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(delta + 1);
+        self.unflushed_since.get_or_insert(now.wall_ms);
+        if i64::try_from(self.unflushed_messages).unwrap_or(i64::MAX) >= self.config.flush_messages
+        {
+            self.flush(ids, out);
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: if lat { now.wall_ms } else { -1 },
+        })
+    }
+
+    /// Whether the active segment is older than `segment.ms`.
+    fn active_expired(&self, wall_ms: i64) -> bool {
+        self.segments
+            .last()
+            .and_then(|s| s.first_append_wall.filter(|_| !s.is_empty()))
+            .is_some_and(|t| wall_ms.saturating_sub(t) >= self.config.segment_ms)
+    }
+
+    /// Seal the active segment (final time-index entry, sync, map) and open
+    /// a new one at the log end.
+    fn roll(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(i) = self.segments.len().checked_sub(1) else {
+            return;
+        };
+        let (seg, final_entry) = {
+            let s = &mut self.segments[i];
+            s.sealed = true;
+            (s.id, s.time_entry_due())
+        };
+        if let Some(time_index) = final_entry {
+            let cmd = Command::WriteIndex {
+                io: ids.io(),
+                seg,
+                offset_index: Bytes::new(),
+                time_index,
+            };
+            self.emit(cmd, Pending::Index, out);
+        }
+        self.request_sync(i, ids, out);
+        self.emit(
+            Command::MapSegment { io: ids.io(), seg },
+            Pending::Map(seg),
+            out,
+        );
+        self.open_new_segment(self.log_end, ids, out);
+    }
+
+    /// Sync segment `i` if it has unsynced appends; with one `Sync` already
+    /// in flight, ask for another when it is answered (group commit).
+    pub(super) fn request_sync(&mut self, i: usize, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(s) = self.segments.get_mut(i) else {
+            return;
+        };
+        let covered = s.sync_inflight.map_or(s.synced_end, |(_, end)| end);
+        if s.end <= covered {
+            return;
+        }
+        if s.sync_inflight.is_some() {
+            s.sync_wanted = true;
+            return;
+        }
+        let io = ids.io();
+        s.sync_inflight = Some((io, s.end));
+        let seg = s.id;
+        self.emit(Command::Sync { io, seg }, Pending::Sync(seg), out);
     }
 
     /// Route the completion of a command this log emitted.
@@ -151,35 +385,114 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> LogEvent {
-        let _ = (io, result, ids, out);
-        todo!("log: handle_done")
+        let mut event = LogEvent::default();
+        let Some(kind) = self.pending.remove(&io) else {
+            return event;
+        };
+        let completion = match result {
+            Ok(c) => c,
+            Err(e) => {
+                if let Pending::Sync(seg) = kind {
+                    if let Some(s) = self
+                        .segment_index(seg)
+                        .and_then(|i| self.segments.get_mut(i))
+                    {
+                        s.sync_inflight = None;
+                    }
+                }
+                // Sticky: a failed append leaves a hole the high watermark
+                // never passes, and later appends are refused.
+                self.offline.get_or_insert_with(|| e.clone());
+                event.failed = Some(e);
+                return event;
+            }
+        };
+        match kind {
+            Pending::Append => event.high_watermark_advanced = self.append_done(io),
+            Pending::Sync(seg) => {
+                if let Some(i) = self.segment_index(seg) {
+                    let s = &mut self.segments[i];
+                    if let Some((_, end)) = s.sync_inflight.take() {
+                        s.synced_end = s.synced_end.max(end);
+                    }
+                    if std::mem::take(&mut s.sync_wanted) {
+                        self.request_sync(i, ids, out);
+                    }
+                }
+                event.recovery_point_advanced = self.advance_recovery_point();
+            }
+            Pending::Map(seg) => {
+                if let (Completion::Mapped(views), Some(i)) = (completion, self.segment_index(seg))
+                {
+                    self.segments[i].mapped(views);
+                }
+            }
+            Pending::Open
+            | Pending::Index
+            | Pending::Truncate
+            | Pending::Remove
+            | Pending::RemoveFile
+            | Pending::RemoveDir => {}
+        }
+        event
+    }
+
+    /// Mark an `Append` answered; move the high watermark over the answered
+    /// prefix. Returns whether it moved.
+    fn append_done(&mut self, io: IoId) -> bool {
+        if let Some(a) = self.appends.iter_mut().find(|a| a.0 == io) {
+            a.2 = true;
+        }
+        let before = self.hwm;
+        while let Some(&(_, end, true)) = self.appends.front() {
+            self.hwm = self.hwm.max(end);
+            self.appends.pop_front();
+        }
+        self.hwm > before
+    }
+
+    /// Move the recovery point over every segment synced from it on.
+    pub(super) fn advance_recovery_point(&mut self) -> bool {
+        let before = self.recovery_point;
+        let mut rp = before;
+        let first = self.segments.partition_point(|s| s.end <= rp);
+        for s in self.segments.get(first..).unwrap_or_default() {
+            if s.base > rp {
+                break;
+            }
+            rp = rp.max(s.synced_end);
+            if rp < s.end {
+                break;
+            }
+        }
+        self.recovery_point = rp;
+        rp > before
     }
 
     /// Whether `io` is a command this log emitted and has not seen answered.
     pub fn owns(&self, io: IoId) -> bool {
-        let _ = io;
-        todo!("log: owns")
+        self.pending.contains_key(&io)
     }
 
     /// The first offset in the log.
     pub fn log_start_offset(&self) -> u64 {
-        todo!("log: log_start_offset")
+        self.log_start
     }
 
     /// The offset the next append gets.
     pub fn log_end_offset(&self) -> u64 {
-        todo!("log: log_end_offset")
+        self.log_end
     }
 
     /// One past the last offset whose bytes are all written: readers see
     /// everything below it and nothing at or above it.
     pub fn high_watermark(&self) -> u64 {
-        todo!("log: high_watermark")
+        self.hwm
     }
 
     /// Offsets below this are synced to disk.
     pub fn recovery_point(&self) -> u64 {
-        todo!("log: recovery_point")
+        self.recovery_point
     }
 
     /// Bytes readable from `offset`: whole batches from the one holding
@@ -189,67 +502,187 @@ impl PartitionLog {
     /// when `offset` is at or past the high watermark (and not past the log
     /// end); `OffsetOutOfRange` below the log start or past the log end.
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Option<ReadSlice>, ReadError> {
-        let _ = (offset, max_bytes);
-        todo!("log: read")
+        if offset < self.log_start || offset > self.log_end {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        if offset >= self.hwm {
+            return Ok(None);
+        }
+        // The first segment that ends past `offset` holds it; when `offset`
+        // is the end of a sealed segment that is the next one.
+        let first = self.segments.partition_point(|s| s.end <= offset);
+        for s in self.segments.get(first..).unwrap_or_default() {
+            if let Some((pos, len)) = s.read(offset, self.hwm, max_bytes) {
+                return Ok(Some(ReadSlice {
+                    seg: s.id,
+                    pos,
+                    len,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Bytes visible from `offset` to the high watermark (for `min_bytes`):
     /// an estimate that is exact at batch boundaries.
     pub fn visible_bytes_from(&self, offset: u64) -> u64 {
-        let _ = offset;
-        todo!("log: visible_bytes_from")
+        if offset >= self.hwm {
+            return 0;
+        }
+        let first = self.segments.partition_point(|s| s.end <= offset);
+        let mut total: u64 = 0;
+        for s in self.segments.get(first..).unwrap_or_default() {
+            if s.base > offset && s.end <= self.hwm {
+                // Wholly visible and wholly after `offset`: no scan needed.
+                total = total.saturating_add(s.size);
+            } else {
+                total = total.saturating_add(s.visible_bytes(offset, self.hwm));
+            }
+            if s.end >= self.hwm {
+                break;
+            }
+        }
+        total
     }
 
     /// The first offset whose batch's max timestamp is at least `timestamp`,
     /// with that timestamp, searched through the time indexes (ListOffsets
     /// by time). `None` when every record is older.
+    ///
+    /// In a mapped (sealed) segment an uncompressed `CreateTime` batch is
+    /// walked to the exact first record at or after `timestamp`; otherwise
+    /// the answer is the batch's first offset and its max timestamp.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(u64, i64)> {
-        let _ = timestamp;
-        todo!("log: offset_for_timestamp")
+        let s = self.segments.iter().find(|s| s.max_ts >= timestamp)?;
+        s.offset_for_timestamp(timestamp, self.hwm)
+            .map(|(off, ts)| (off.max(self.log_start), ts))
     }
 
     /// Keep `seg`'s files while a `Send` naming it is in flight.
     pub fn pin(&mut self, seg: SegId) {
-        let _ = seg;
-        todo!("log: pin")
+        if let Some(i) = self.segment_index(seg) {
+            self.segments[i].pins += 1;
+        }
     }
 
     /// Release one [`PartitionLog::pin`].
     pub fn unpin(&mut self, seg: SegId) {
-        let _ = seg;
-        todo!("log: unpin")
+        if let Some(i) = self.segment_index(seg) {
+            let s = &mut self.segments[i];
+            s.pins = s.pins.saturating_sub(1);
+        }
+    }
+
+    /// Whether `seg` is pinned by an in-flight `Send`.
+    pub fn is_pinned(&self, seg: SegId) -> bool {
+        self.segment_index(seg)
+            .is_some_and(|i| self.segments[i].pins > 0)
     }
 
     /// The earliest deadline this log wants a `handle_timeout` at (a
-    /// `segment.ms` roll), as a wall-clock time in ms.
+    /// `segment.ms` roll, or a `flush.ms` sync), as a wall-clock time in ms.
     pub fn next_deadline_wall_ms(&self) -> Option<i64> {
-        todo!("log: next_deadline_wall_ms")
+        if self.offline.is_some() || self.deleted {
+            return None;
+        }
+        let roll = self
+            .segments
+            .last()
+            .and_then(|s| s.first_append_wall.filter(|_| !s.is_empty()))
+            .map(|t| t.saturating_add(self.config.segment_ms));
+        let flush = self
+            .unflushed_since
+            .filter(|_| self.config.flush_ms != i64::MAX)
+            .map(|t| t.saturating_add(self.config.flush_ms));
+        match (roll, flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Time passed: roll an expired active segment.
+    /// Time passed: roll an expired active segment; sync when `flush.ms`
+    /// says data has waited long enough.
     pub fn handle_timeout(&mut self, now: Now, ids: &mut Ids, out: &mut Vec<Command>) {
-        let _ = (now, ids, out);
-        todo!("log: handle_timeout")
+        if self.offline.is_some() || self.deleted {
+            return;
+        }
+        if self.active_expired(now.wall_ms) {
+            self.roll(ids, out);
+        }
+        let flush_due = self.unflushed_since.is_some_and(|t| {
+            self.config.flush_ms != i64::MAX
+                && now.wall_ms.saturating_sub(t) >= self.config.flush_ms
+        });
+        if flush_due {
+            self.flush(ids, out);
+        }
     }
 
     /// Sync everything (clean shutdown): emits a `Sync` for every segment with
     /// unsynced appends. `recovery_point` reaches the log end once all are
     /// answered.
     pub fn flush(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
-        let _ = (ids, out);
-        todo!("log: flush")
+        self.unflushed_messages = 0;
+        self.unflushed_since = None;
+        let first = self
+            .segments
+            .partition_point(|s| s.end <= self.recovery_point);
+        for i in first..self.segments.len() {
+            self.request_sync(i, ids, out);
+        }
     }
 
     /// Remove every segment and the directory (topic deletion), once no
     /// segment is pinned. Returns false while pins remain; call again after
     /// an `unpin`.
     pub fn delete(&mut self, ids: &mut Ids, out: &mut Vec<Command>) -> bool {
-        let _ = (ids, out);
-        todo!("log: delete")
+        if self.deleted {
+            return true;
+        }
+        if self.segments.iter().any(|s| s.pins > 0) {
+            return false;
+        }
+        for seg in std::mem::take(&mut self.segments).into_iter().map(|s| s.id) {
+            self.emit(
+                Command::RemoveSegment { io: ids.io(), seg },
+                Pending::Remove,
+                out,
+            );
+        }
+        let dir = self.dir.clone();
+        self.emit(
+            Command::RemoveDir { io: ids.io(), dir },
+            Pending::RemoveDir,
+            out,
+        );
+        self.deleted = true;
+        true
     }
 
     /// The partition is offline after a storage error (sticky).
     pub fn offline(&self) -> Option<&IoError> {
-        todo!("log: offline")
+        self.offline.as_ref()
     }
+
+    /// Number of segments (sealed and active).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Bytes in all segments' log files (`retention.bytes` compares this).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+}
+
+pub(super) fn io_error(kind: std::io::ErrorKind, message: &str) -> IoError {
+    IoError {
+        kind,
+        message: message.to_owned(),
+    }
+}
+
+/// The path of a segment file, `<dir>/<base, 20 digits>.<ext>`.
+pub(super) fn segment_path(dir: &str, base: u64, ext: &str) -> String {
+    format!("{dir}/{base:020}.{ext}")
 }
