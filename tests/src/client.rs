@@ -372,8 +372,21 @@ pub fn partition_count(consumer: &BaseConsumer, topic: &str) -> usize {
 }
 
 /// Creates `topic` with `partitions` partitions through the admin API
-/// (CreateTopics), waiting at most `timeout`.
+/// (CreateTopics), waiting at most `timeout`. Panics on any failure.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) {
+    if let Err(code) = try_create_topic(bootstrap, topic, partitions, timeout) {
+        panic!("CreateTopics {topic}: {code}");
+    }
+}
+
+/// Like [`create_topic`], but returns the topic's error code from the
+/// broker. Panics if the request itself does not complete.
+pub fn try_create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<(), RDKafkaErrorCode> {
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
         .create()
         .expect("create the rdkafka admin client");
@@ -385,8 +398,12 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, timeout: Dura
         .unwrap_or_else(|| panic!("CreateTopics for {topic} did not complete in {timeout:?}"))
         .unwrap_or_else(|e| panic!("CreateTopics for {topic}: {e}"));
     assert_eq!(results.len(), 1, "one result per topic: {results:?}");
-    if let Err((name, code)) = &results[0] {
-        panic!("CreateTopics {name}: {code}");
+    match &results[0] {
+        Ok(name) => {
+            assert_eq!(name, topic, "CreateTopics answered for another topic");
+            Ok(())
+        }
+        Err((_, code)) => Err(*code),
     }
 }
 
