@@ -437,3 +437,42 @@ impl TestRecord {
         std::str::from_utf8(key).ok()?.parse().ok()
     }
 }
+
+/// Where one RecordBatch sits in a `.log` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOnDisk {
+    /// Byte position of the batch in the file.
+    pub pos: usize,
+    /// Total bytes (12-byte prefix plus batchLength).
+    pub len: usize,
+    /// baseOffset.
+    pub base_offset: i64,
+    /// lastOffsetDelta + 1.
+    pub records: i64,
+}
+
+/// Walks the RecordBatches of a segment's `.log` bytes by their length
+/// fields, stopping at the first one that does not fit. Reads Kafka's
+/// on-disk format directly so corruption tests can aim at a batch.
+pub fn batches_in(log: &[u8]) -> Vec<BatchOnDisk> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while let Some(header) = log.get(pos..pos + 61) {
+        let base_offset = i64::from_be_bytes(header[0..8].try_into().expect("8 bytes"));
+        let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
+        let last_delta = i32::from_be_bytes(header[23..27].try_into().expect("4 bytes"));
+        let Ok(length) = usize::try_from(length) else { break };
+        let len = 12 + length;
+        if pos + len > log.len() || len < 61 {
+            break;
+        }
+        out.push(BatchOnDisk {
+            pos,
+            len,
+            base_offset,
+            records: i64::from(last_delta) + 1,
+        });
+        pos += len;
+    }
+    out
+}
