@@ -42,17 +42,21 @@ def headers(i):
 
 def round_trip(bootstrap, partitions, compression):
     topic = f"py-{compression or 'none'}-{uuid.uuid4().hex[:10]}"
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
+    extra = {}
+    if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
         # kafka-python 3.x turns idempotence on by default, which needs
         # InitProducerId; Conveyor's first milestone does not have it yet.
-        enable_idempotence=False,
+        # (2.x has no such setting and rejects unknown ones.)
+        extra["enable_idempotence"] = False
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
         acks="all",
         compression_type=compression,
         linger_ms=5,
         request_timeout_ms=10000,
         max_block_ms=20000,
         retries=0,
+        **extra,
     )
     print(f"[{compression}] producer detected broker api_version {producer.config['api_version']}")
     futures = [
