@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use conveyor_core::config::{TimestampType, TopicConfig};
-use conveyor_core::io::{Command, Done, Ids, SegId};
+use conveyor_core::io::{Command, Done, Ids, IoId, SegId};
 use conveyor_core::log::batch::validate_client_batch;
 use conveyor_core::log::{PartitionLog, ReadError};
 use conveyor_core::sim::SimDisk;
@@ -161,6 +161,10 @@ struct Harness {
     dones: Vec<Done>,
     /// Where each segment's log file is.
     paths: HashMap<SegId, String>,
+    /// Appends in issue order: (command, end offset, answered), and the
+    /// high watermark the answered prefix gives.
+    appends: VecDeque<(IoId, u64, bool)>,
+    expected_hwm: u64,
 }
 
 impl Harness {
@@ -177,6 +181,8 @@ impl Harness {
             queue: VecDeque::new(),
             dones: Vec::new(),
             paths: HashMap::new(),
+            appends: VecDeque::new(),
+            expected_hwm: 0,
         };
         h.queue.extend(out);
         h.settle();
@@ -205,12 +211,28 @@ impl Harness {
 
     /// Give the log the kept answers, in reverse order when asked.
     fn deliver(&mut self, reverse: bool) {
+        self.deliver_holding(reverse, false);
+    }
+
+    /// Give the log the kept answers, in reverse order when asked, holding
+    /// the oldest back for later when asked.
+    fn deliver_holding(&mut self, reverse: bool, hold: bool) {
         let mut dones = std::mem::take(&mut self.dones);
+        if hold && !dones.is_empty() {
+            self.dones.push(dones.remove(0));
+        }
         if reverse {
             dones.reverse();
         }
         for d in dones {
             assert!(self.log.owns(d.io));
+            if let Some(a) = self.appends.iter_mut().find(|a| a.0 == d.io) {
+                a.2 = d.result.is_ok();
+            }
+            while let Some(&(_, end, true)) = self.appends.front() {
+                self.expected_hwm = end;
+                self.appends.pop_front();
+            }
             let mut out = Vec::new();
             let ev = self
                 .log
@@ -237,6 +259,14 @@ impl Harness {
             .log
             .append(self.now, batch, &header, &mut self.ids, &mut out)
             .expect("append");
+        let io = out
+            .iter()
+            .find_map(|c| match c {
+                Command::Append { io, .. } => Some(*io),
+                _ => None,
+            })
+            .expect("an Append");
+        self.appends.push_back((io, info.last_offset + 1, false));
         self.queue.extend(out);
         (info.base_offset, info.last_offset)
     }
@@ -274,6 +304,8 @@ impl Harness {
             &mut out,
         );
         self.log = r.log;
+        self.appends.clear();
+        self.expected_hwm = self.log.log_end_offset();
         self.queue.extend(out);
         self.settle();
         r.truncated_bytes
@@ -551,7 +583,7 @@ fn recovery_rebuilds_a_bad_index() {
 #[derive(Debug, Clone)]
 enum Op {
     Append { n: usize, ts: i64, len: usize },
-    Execute { n: usize, reverse: bool },
+    Execute { n: usize, reverse: bool, hold: bool },
     Settle,
     Read { at: u16, max_bytes: u64 },
     Time { ts: i64 },
@@ -562,7 +594,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (1usize..4, 0i64..500, 12usize..60).prop_map(|(n, ts, len)| Op::Append { n, ts, len }),
-        3 => (1usize..8, any::<bool>()).prop_map(|(n, reverse)| Op::Execute { n, reverse }),
+        3 => (1usize..8, any::<bool>(), any::<bool>())
+            .prop_map(|(n, reverse, hold)| Op::Execute { n, reverse, hold }),
         2 => Just(Op::Settle),
         4 => (any::<u16>(), prop_oneof![Just(1u64), 1u64..400, Just(1 << 20)])
             .prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
@@ -646,9 +679,9 @@ fn run(ops: Vec<Op>) {
                     });
                 }
             }
-            Op::Execute { n, reverse } => {
+            Op::Execute { n, reverse, hold } => {
                 h.execute(n);
-                h.deliver(reverse);
+                h.deliver_holding(reverse, hold);
             }
             Op::Settle => h.settle(),
             Op::Read { at, max_bytes } => {
@@ -703,6 +736,10 @@ fn run(ops: Vec<Op>) {
             }
         }
         let (hwm, end) = (h.log.high_watermark(), h.log.log_end_offset());
+        assert_eq!(
+            hwm, h.expected_hwm,
+            "the high watermark is the answered prefix"
+        );
         assert!(hwm <= end && h.log.recovery_point() <= end);
         assert_eq!(end, model.len() as u64);
         last_batch_base.retain(|&b| b < end);
