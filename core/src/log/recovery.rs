@@ -279,3 +279,54 @@ fn full_scan(log: &[u8], base: u64) -> Summary {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::batch;
+
+    fn at(offset: i64, b: &[u8]) -> Vec<u8> {
+        let mut v = b.to_vec();
+        v[..8].copy_from_slice(&offset.to_be_bytes());
+        v
+    }
+
+    fn views(log: Vec<u8>) -> SegmentViews {
+        SegmentViews {
+            log: Arc::new(log),
+            index: crate::io::empty_view(),
+            timeindex: crate::io::empty_view(),
+        }
+    }
+
+    #[test]
+    fn full_scan_stops_at_the_first_bad_batch() {
+        let b = batch(2, 50);
+        let mut log = at(10, &b);
+        log.extend(at(12, &b));
+        let good = log.len();
+        let mut bad = at(14, &b);
+        bad[70] ^= 1;
+        log.extend(bad);
+        log.extend(at(16, &b));
+        let s = full_scan(&log, 10);
+        assert_eq!((s.valid_len, s.end, s.max_ts), (good, 14, 51));
+        // Offsets going backwards end the log too.
+        let mut back = at(10, &b);
+        back.extend(at(10, &b));
+        assert_eq!(full_scan(&back, 10).end, 12);
+        assert_eq!(full_scan(&[1, 2, 3], 0).valid_len, 0);
+    }
+
+    #[test]
+    fn cheap_summary_refuses_a_file_that_does_not_end_on_a_batch() {
+        let b = batch(3, 7);
+        let mut log = at(0, &b);
+        log.extend(at(3, &b));
+        let s = cheap_summary(&views(log.clone()), 0).unwrap();
+        assert_eq!((s.end, s.max_ts, s.checked), (6, 9, false));
+        log.extend_from_slice(&b[..30]);
+        assert!(cheap_summary(&views(log), 0).is_none());
+        assert_eq!(cheap_summary(&views(Vec::new()), 5).unwrap().end, 5);
+    }
+}

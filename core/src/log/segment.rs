@@ -404,3 +404,65 @@ fn exact_record(log: &[u8], f: &Found, timestamp: i64) -> Option<(u64, i64)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_entries_follow_kafkas_rule() {
+        let mut s = Segment::new(SegId(1), 100);
+        // Counted before the batch: the first batch never gets an entry.
+        assert!(s.push(80, 101, 5, 0, 0).is_none());
+        let (o, t) = s
+            .push(80, 103, 9, 0, 0)
+            .expect("more than 0 bytes since the last entry");
+        assert_eq!(index::offset_entry(&o, 0), Some((3, 80)));
+        assert_eq!(index::time_entry(&t, 0), Some((9, 3)));
+        // A smaller timestamp adds no time entry.
+        let (_, t) = s.push(80, 104, 1, 0, 0).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(s.end, 105);
+        assert_eq!(s.size, 240);
+        let mut big = Segment::new(SegId(2), 0);
+        assert!(big.push(10, 0, 0, 4096, 0).is_none());
+        assert!(big.push(10, 1, 0, 4096, 0).is_none());
+    }
+
+    #[test]
+    fn rolls_when_full_but_never_when_empty() {
+        let config = TopicConfig {
+            segment_bytes: 100,
+            segment_index_bytes: 16,
+            ..TopicConfig::default()
+        };
+        let mut s = Segment::new(SegId(1), 0);
+        assert!(!s.is_full_for(1000, 0, &config));
+        s.push(60, 0, 0, 4096, 0);
+        assert!(!s.is_full_for(40, 1, &config));
+        assert!(s.is_full_for(41, 1, &config));
+        assert!(s.is_full_for(1, u64::from(u32::MAX), &config));
+        s.index.offset_entries = 2;
+        assert!(s.is_full_for(1, 1, &config));
+    }
+
+    #[test]
+    fn list_lookups_find_the_batch_holding_an_offset() {
+        let mut s = Segment::new(SegId(1), 10);
+        s.push(50, 12, 7, 4096, 0); // offsets 10..=12
+        s.push(30, 13, 3, 4096, 0); // 13
+        s.push(40, 17, 20, 4096, 0); // 14..=17
+        assert_eq!(s.read(11, 18, 1), Some((0, 50)));
+        assert_eq!(s.read(13, 18, 1000), Some((50, 70)));
+        assert_eq!(
+            s.read(13, 14, 1000),
+            Some((50, 30)),
+            "stops at the high watermark"
+        );
+        assert_eq!(s.read(14, 14, 1000), None);
+        assert_eq!(s.visible_bytes(11, 18), 120);
+        assert_eq!(s.offset_for_timestamp(8, 18), Some((14, 20)));
+        assert_eq!(s.offset_for_timestamp(7, 18), Some((10, 7)));
+        assert_eq!(s.offset_for_timestamp(21, 18), None);
+    }
+}
