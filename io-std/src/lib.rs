@@ -49,6 +49,13 @@
 //!
 //! [`Running::shutdown`] does the same at once; dropping a [`Running`] shuts
 //! it down too.
+//!
+//! ## What the host process must provide
+//!
+//! - `SIGPIPE` ignored, as every Rust `main` arranges: `sendfile(2)` and
+//!   `writev(2)` to a socket the peer has reset raise it.
+//! - Enough file descriptors: two threads and a socket per connection, and
+//!   three files per open segment (as in Kafka, raise `ulimit -n`).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -161,6 +168,7 @@ pub fn start(opts: Options) -> io::Result<Running> {
         config.advertised_port = local_addr.port();
         config.advertised_host = connectable(local_addr).ip().to_string();
     }
+    let advertised = format!("{}:{}", config.advertised_host, config.advertised_port);
     let lock = disk::prepare(&data_dir)?;
     let disk = read_disk_state(&data_dir).map_err(|e| {
         io::Error::new(
@@ -204,7 +212,7 @@ pub fn start(opts: Options) -> io::Result<Running> {
     running.listener = Some(spawn("conveyor-listen", move || {
         runtime::listener(s, listener, stop);
     })?);
-    tracing::info!(addr = %local_addr, "listening");
+    tracing::info!(addr = %local_addr, advertised = %advertised, "listening");
     Ok(running)
 }
 

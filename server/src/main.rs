@@ -5,6 +5,7 @@
 
 mod config;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +99,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -141,7 +143,6 @@ fn serve(c: ServerConfig, listen: SocketAddr) -> Result<(), String> {
         listen = %listen,
         data_dir = %c.data_dir.display(),
         runtime = c.runtime.name(),
-        advertised = %format_args!("{}:{}", c.broker.advertised_host, c.broker.advertised_port),
         "starting conveyor {}",
         env!("CARGO_PKG_VERSION"),
     );

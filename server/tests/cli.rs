@@ -101,7 +101,6 @@ fn unusable_data_dir_is_a_runtime_error() {
 }
 
 #[test]
-#[ignore = "needs the core's broker: the skeleton never finishes a clean shutdown"]
 fn sigterm_shuts_down_cleanly() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
