@@ -619,6 +619,26 @@ fn check_read(h: &Harness, model: &[Rec], at: u64, max_bytes: u64) {
         assert!(got.is_none());
         return;
     }
+    // visible_bytes_from is every whole visible batch from the one holding
+    // `at`: what reads segment after segment return.
+    let (mut next, mut bytes) = (at, 0);
+    while next < hwm {
+        let s = h.log.read(next, u64::MAX).unwrap().unwrap();
+        bytes += s.len;
+        next = h
+            .read(next, u64::MAX)
+            .unwrap()
+            .unwrap()
+            .last()
+            .unwrap()
+            .last
+            + 1;
+    }
+    assert_eq!(
+        h.log.visible_bytes_from(at),
+        bytes,
+        "visible bytes from {at}"
+    );
     let batches = got.expect("a visible offset reads something");
     assert!(
         batches[0].base <= at && at <= batches[0].last,

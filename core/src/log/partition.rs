@@ -532,12 +532,7 @@ impl PartitionLog {
         let first = self.segments.partition_point(|s| s.end <= offset);
         let mut total: u64 = 0;
         for s in self.segments.get(first..).unwrap_or_default() {
-            if s.base > offset && s.end <= self.hwm {
-                // Wholly visible and wholly after `offset`: no scan needed.
-                total = total.saturating_add(s.size);
-            } else {
-                total = total.saturating_add(s.visible_bytes(offset, self.hwm));
-            }
+            total = total.saturating_add(s.visible_bytes(offset, self.hwm));
             if s.end >= self.hwm {
                 break;
             }

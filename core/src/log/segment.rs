@@ -293,12 +293,24 @@ impl Segment {
         start.map(|pos| (pos, len))
     }
 
-    /// Bytes of visible batches (all below `hwm`) from the one holding
-    /// `offset` to the end of the segment.
-    pub fn visible_bytes(&self, offset: u64, hwm: u64) -> u64 {
+    /// Where the batch holding `offset` (or the first after it) starts; the
+    /// segment's size when none does. An index lookup and a short scan.
+    pub fn position_of(&self, offset: u64) -> u64 {
         self.batches_from(offset)
-            .take_while(|f| f.last < hwm)
-            .fold(0, |acc, f| acc.saturating_add(f.len))
+            .next()
+            .map_or(self.size, |f| f.pos)
+    }
+
+    /// Bytes of visible batches (all below `hwm`) from the one holding
+    /// `offset` to the end of the segment: two lookups, no scan of the
+    /// batches in between.
+    pub fn visible_bytes(&self, offset: u64, hwm: u64) -> u64 {
+        let to = if self.end <= hwm {
+            self.size
+        } else {
+            self.position_of(hwm)
+        };
+        to.saturating_sub(self.position_of(offset))
     }
 
     /// The first visible record with a timestamp at least `timestamp`: the
