@@ -21,7 +21,7 @@ impl Instant {
     }
 
     /// `self + d`, saturating at the far future.
-    pub fn add(self, d: Duration) -> Self {
+    pub fn saturating_add(self, d: Duration) -> Self {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Self(self.0.saturating_add(nanos))
     }
@@ -53,7 +53,7 @@ impl Now {
     pub fn advance(self, d: Duration) -> Self {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Self {
-            mono: self.mono.add(d),
+            mono: self.mono.saturating_add(d),
             wall_ms: self.wall_ms.saturating_add(ms),
         }
     }

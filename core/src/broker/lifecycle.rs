@@ -62,7 +62,7 @@ impl State {
     pub(super) fn new(now: Now) -> Self {
         Self {
             phase: Phase::Running,
-            next_checkpoint: now.mono.add(CHECKPOINT_INTERVAL),
+            next_checkpoint: now.mono.saturating_add(CHECKPOINT_INTERVAL),
             checkpoints_in_flight: 0,
             recovery_points_changed: false,
         }
@@ -128,7 +128,7 @@ impl Broker {
         if st.phase != Phase::Running || self.now.mono < st.next_checkpoint {
             return;
         }
-        st.next_checkpoint = self.now.mono.add(CHECKPOINT_INTERVAL);
+        st.next_checkpoint = self.now.mono.saturating_add(CHECKPOINT_INTERVAL);
         if st.recovery_points_changed && st.checkpoints_in_flight == 0 {
             st.recovery_points_changed = false;
             self.write_checkpoints();
@@ -364,27 +364,34 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 /// Kafka prints a topic id as URL-safe base64 without padding (22 chars).
 fn kafka_uuid(id: uuid::Uuid) -> String {
-    let v = u128::from_be_bytes(*id.as_bytes());
-    // 128 bits = 21 groups of 6 bits + 2 bits, padded with 4 zero bits.
-    let padded = v << 4;
-    (0..22)
-        .map(|i| B64[((padded >> (6 * (21 - i))) & 63) as usize] as char)
-        .collect()
+    let mut out = String::with_capacity(22);
+    for chunk in id.as_bytes().chunks(3) {
+        let mut group = [0u8; 3];
+        group[..chunk.len()].copy_from_slice(chunk);
+        let n = u32::from_be_bytes([0, group[0], group[1], group[2]]);
+        // 3 bytes make 4 characters; a final single byte makes 2.
+        for i in 0..=chunk.len() {
+            out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 fn parse_kafka_uuid(s: &str) -> Option<uuid::Uuid> {
     if s.len() != 22 {
         return None;
     }
-    let mut v: u128 = 0;
-    for c in s.bytes() {
-        let d = B64.iter().position(|&b| b == c)? as u128;
-        v = (v << 6) | d;
+    let mut bytes = Vec::with_capacity(16);
+    for chunk in s.as_bytes().chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            let d = B64.iter().position(|b| b == c)? as u32;
+            n |= d << (18 - 6 * i);
+        }
+        let full = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        bytes.extend_from_slice(&full[..chunk.len() - 1]);
     }
-    if v & 0xf != 0 {
-        return None;
-    }
-    Some(uuid::Uuid::from_u128(v >> 4))
+    Some(uuid::Uuid::from_bytes(bytes.try_into().ok()?))
 }
 
 /// The topic id in a `partition.metadata` file.

@@ -249,7 +249,7 @@ impl Broker {
         for log in self.logs.iter().flatten() {
             if let Some(wall) = log.next_deadline_wall_ms() {
                 let wait = u64::try_from(wall.saturating_sub(self.now.wall_ms)).unwrap_or(0);
-                consider(self.now.mono.add(Duration::from_millis(wait)));
+                consider(self.now.mono.saturating_add(Duration::from_millis(wait)));
             }
         }
         next
