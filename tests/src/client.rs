@@ -55,11 +55,14 @@ pub fn producer_config(bootstrap: &str, compression: &str) -> ClientConfig {
     config
 }
 
-/// A consumer for `assign()` use: no group, no commits, reads from the
-/// earliest offset when none is given.
+/// A consumer for `assign()` use: no commits, reads from the earliest
+/// offset when none is given. librdkafka refuses `assign()` without a
+/// `group.id` ("Local: Unknown group"), so one is set, but nothing joins or
+/// commits: every test assigns with explicit or logical offsets.
 pub fn consumer_config(bootstrap: &str) -> ClientConfig {
     let mut config = client_config(bootstrap);
     config
+        .set("group.id", "conveyor-tests-assign-only")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
@@ -99,12 +102,20 @@ impl Deliveries {
 
     /// Acknowledged records by opaque.
     pub fn acked(&self) -> HashMap<usize, Delivered> {
-        self.log.lock().expect("delivery log poisoned").acked.clone()
+        self.log
+            .lock()
+            .expect("delivery log poisoned")
+            .acked
+            .clone()
     }
 
     /// Failed records by opaque, with the error.
     pub fn failed(&self) -> Vec<(usize, String)> {
-        self.log.lock().expect("delivery log poisoned").failed.clone()
+        self.log
+            .lock()
+            .expect("delivery log poisoned")
+            .failed
+            .clone()
     }
 }
 
@@ -150,14 +161,15 @@ pub fn consumer(config: &ClientConfig) -> BaseConsumer {
 
 /// Builds rdkafka headers from a [`TestRecord`]'s.
 pub fn owned_headers(headers: &[(String, Option<Vec<u8>>)]) -> OwnedHeaders {
-    headers
-        .iter()
-        .fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (key, value)| {
+    headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len()),
+        |h, (key, value)| {
             h.insert(Header {
                 key,
                 value: value.as_deref(),
             })
-        })
+        },
+    )
 }
 
 /// Queues one record, serving delivery reports while librdkafka's queue is
@@ -266,7 +278,12 @@ impl Consumed {
         self.key
             .as_deref()
             .and_then(TestRecord::index_of)
-            .unwrap_or_else(|| panic!("record at {}:{} has no test key", self.partition, self.offset))
+            .unwrap_or_else(|| {
+                panic!(
+                    "record at {}:{} has no test key",
+                    self.partition, self.offset
+                )
+            })
     }
 }
 
@@ -346,13 +363,22 @@ pub fn watermarks(consumer: &BaseConsumer, topic: &str, partitions: i32) -> Vec<
 /// Reads every record of `topic`'s partitions `0..partitions` from the
 /// beginning, as many as the watermarks say there are, and checks nothing
 /// more arrives. Returns them in arrival order.
-pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) -> Vec<Consumed> {
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Vec<Consumed> {
     let consumer = consumer(&consumer_config(bootstrap));
     let marks = watermarks(&consumer, topic, partitions);
     let total: i64 = marks.iter().map(|(low, high)| high - low).sum();
     let starts: Vec<(i32, Offset)> = (0..partitions).map(|p| (p, Offset::Beginning)).collect();
     assign(&consumer, topic, &starts);
-    let records = consume(&consumer, usize::try_from(total).expect("watermarks in order"), timeout);
+    let records = consume(
+        &consumer,
+        usize::try_from(total).expect("watermarks in order"),
+        timeout,
+    );
     expect_nothing_more(&consumer, Duration::from_millis(300));
     records
 }
@@ -367,7 +393,11 @@ pub fn partition_count(consumer: &BaseConsumer, topic: &str) -> usize {
         .iter()
         .find(|t| t.name() == topic)
         .unwrap_or_else(|| panic!("metadata has no topic {topic}"));
-    assert!(t.error().is_none(), "metadata error for {topic}: {:?}", t.error());
+    assert!(
+        t.error().is_none(),
+        "metadata error for {topic}: {:?}",
+        t.error()
+    );
     t.partitions().len()
 }
 
@@ -394,9 +424,12 @@ pub fn try_create_topic(
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = block_on(admin.create_topics([&new], &opts), timeout + Duration::from_secs(1))
-        .unwrap_or_else(|| panic!("CreateTopics for {topic} did not complete in {timeout:?}"))
-        .unwrap_or_else(|e| panic!("CreateTopics for {topic}: {e}"));
+    let results = block_on(
+        admin.create_topics([&new], &opts),
+        timeout + Duration::from_secs(1),
+    )
+    .unwrap_or_else(|| panic!("CreateTopics for {topic} did not complete in {timeout:?}"))
+    .unwrap_or_else(|e| panic!("CreateTopics for {topic}: {e}"));
     assert_eq!(results.len(), 1, "one result per topic: {results:?}");
     match &results[0] {
         Ok(name) => {

@@ -37,8 +37,10 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Settings every test broker starts with unless a test overrides them:
 /// auto-created topics get three partitions.
-pub const DEFAULT_SETTINGS: &[(&str, &str)] =
-    &[("num.partitions", "3"), ("auto.create.topics.enable", "true")];
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("num.partitions", "3"),
+    ("auto.create.topics.enable", "true"),
+];
 
 fn merged_settings(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = DEFAULT_SETTINGS
@@ -132,8 +134,13 @@ impl TestBroker {
 
     /// Clean shutdown; the data directory stays.
     pub fn stop(&mut self) {
-        let running = self.running.take().expect("the test broker is already stopped");
-        running.shutdown().expect("clean shutdown of the in-process broker");
+        let running = self
+            .running
+            .take()
+            .expect("the test broker is already stopped");
+        running
+            .shutdown()
+            .expect("clean shutdown of the in-process broker");
     }
 
     /// Starts a stopped broker again on the same data directory (the port
@@ -417,7 +424,13 @@ impl TestRecord {
         // Half random bytes, half a repeating pattern, so every codec has
         // something to compress and something it cannot.
         let value: Vec<u8> = (0..len)
-            .map(|i| if i % 2 == 0 { next() as u8 } else { (index % 251) as u8 })
+            .map(|i| {
+                if i % 2 == 0 {
+                    next() as u8
+                } else {
+                    (index % 251) as u8
+                }
+            })
             .collect();
         let mut headers = vec![("idx".to_string(), Some(index.to_be_bytes().to_vec()))];
         if index % 7 == 0 {
@@ -461,7 +474,9 @@ pub fn batches_in(log: &[u8]) -> Vec<BatchOnDisk> {
         let base_offset = i64::from_be_bytes(header[0..8].try_into().expect("8 bytes"));
         let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
         let last_delta = i32::from_be_bytes(header[23..27].try_into().expect("4 bytes"));
-        let Ok(length) = usize::try_from(length) else { break };
+        let Ok(length) = usize::try_from(length) else {
+            break;
+        };
         let len = 12 + length;
         if pos + len > log.len() || len < 61 {
             break;

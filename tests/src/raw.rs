@@ -216,7 +216,8 @@ pub fn record_batch(records: &[RawRecord<'_>], timestamp: i64) -> Vec<u8> {
             };
         }
         rec.varint(0); // no headers
-        body.varint(i32::try_from(rec.buf.len()).expect("record fits")).raw(&rec.buf);
+        body.varint(i32::try_from(rec.buf.len()).expect("record fits"))
+            .raw(&rec.buf);
     }
     let mut w = Writer::new();
     w.i64(0) // base offset
@@ -356,8 +357,12 @@ impl RawConn {
     pub fn connect(addr: SocketAddr) -> RawConn {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set_read_timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set_write_timeout");
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("set_read_timeout");
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .expect("set_write_timeout");
         stream.set_nodelay(true).expect("set_nodelay");
         RawConn { stream }
     }
@@ -415,14 +420,18 @@ impl RawConn {
                 return Closed::StillOpen(seen);
             };
             let left = left.max(Duration::from_millis(1));
-            self.stream.set_read_timeout(Some(left)).expect("set_read_timeout");
+            self.stream
+                .set_read_timeout(Some(left))
+                .expect("set_read_timeout");
             match self.stream.read(&mut buf) {
                 Ok(0) => return Closed::Closed(seen),
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
                     ) => {}
                 // Reset, aborted, broken pipe: closed by the broker.
                 Err(_) => return Closed::Closed(seen),
@@ -437,7 +446,10 @@ impl RawConn {
 pub fn api_versions(addr: SocketAddr) -> ApiVersions {
     let mut conn = RawConn::connect(addr);
     let body = conn
-        .round_trip(&request(api::API_VERSIONS, 0, 4242, Some("conveyor-tests"), &[]), 4242)
+        .round_trip(
+            &request(api::API_VERSIONS, 0, 4242, Some("conveyor-tests"), &[]),
+            4242,
+        )
         .unwrap_or_else(|e| panic!("ApiVersions v0 on a fresh connection: {e}"));
     parse_api_versions_v0(&body)
         .unwrap_or_else(|| panic!("unparseable ApiVersions v0 response: {body:02x?}"))
@@ -448,8 +460,17 @@ pub fn api_versions(addr: SocketAddr) -> ApiVersions {
 pub fn assert_serving(addr: SocketAddr) {
     let v = api_versions(addr);
     assert_eq!(v.error_code, 0, "ApiVersions v0 error: {v:?}");
-    for key in [api::PRODUCE, api::FETCH, api::LIST_OFFSETS, api::METADATA, api::API_VERSIONS] {
-        assert!(v.range(key).is_some(), "ApiVersions does not list api key {key}: {v:?}");
+    for key in [
+        api::PRODUCE,
+        api::FETCH,
+        api::LIST_OFFSETS,
+        api::METADATA,
+        api::API_VERSIONS,
+    ] {
+        assert!(
+            v.range(key).is_some(),
+            "ApiVersions does not list api key {key}: {v:?}"
+        );
     }
     assert_eq!(
         v.range(api::PRODUCE).map(|r| r.0),

@@ -21,7 +21,9 @@ const PARTITIONS: i32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn now_ms() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
     i64::try_from(since.as_millis()).expect("ms fit i64")
 }
 
@@ -63,7 +65,11 @@ fn check_round_trip(
     for c in records {
         let i = c.index();
         assert!(i < RECORDS, "{codec}: key {i} was never produced");
-        assert!(!seen[i], "{codec}: record {i} delivered twice (at {}:{})", c.partition, c.offset);
+        assert!(
+            !seen[i],
+            "{codec}: record {i} delivered twice (at {}:{})",
+            c.partition, c.offset
+        );
         seen[i] = true;
         let want = TestRecord::new(i);
         assert_eq!(
@@ -84,23 +90,42 @@ fn check_round_trip(
             c.value.as_ref().map_or(0, Vec::len),
             want.value.len()
         );
-        assert_eq!(c.headers, want.headers, "{codec}: headers of record {i} differ");
+        assert_eq!(
+            c.headers, want.headers,
+            "{codec}: headers of record {i} differ"
+        );
         let ts = c.timestamp.unwrap_or(-1);
         assert!(
             time_window.contains(&ts),
             "{codec}: record {i} timestamp {ts} outside the test's run {time_window:?}"
         );
         match last.get(&c.partition) {
-            None => assert_eq!(c.offset, 0, "{codec}: partition {} starts at {}", c.partition, c.offset),
+            None => assert_eq!(
+                c.offset, 0,
+                "{codec}: partition {} starts at {}",
+                c.partition, c.offset
+            ),
             Some(&(offset, index)) => {
-                assert_eq!(c.offset, offset + 1, "{codec}: gap or reorder in partition {}", c.partition);
-                assert!(index < i, "{codec}: partition {} out of producer order: {index} then {i}", c.partition);
+                assert_eq!(
+                    c.offset,
+                    offset + 1,
+                    "{codec}: gap or reorder in partition {}",
+                    c.partition
+                );
+                assert!(
+                    index < i,
+                    "{codec}: partition {} out of producer order: {index} then {i}",
+                    c.partition
+                );
             }
         }
         last.insert(c.partition, (c.offset, i));
         *per_partition.entry(c.partition).or_default() += 1;
     }
-    assert!(seen.iter().all(|s| *s), "{codec}: some records never came back");
+    assert!(
+        seen.iter().all(|s| *s),
+        "{codec}: some records never came back"
+    );
     assert_eq!(
         per_partition.len(),
         PARTITIONS as usize,
@@ -142,17 +167,35 @@ fn admin_create_topics() {
     create_topic(&broker.bootstrap(), &topic, 3, Duration::from_secs(10));
 
     let probe = consumer(&consumer_config(&broker.bootstrap()));
-    assert_eq!(partition_count(&probe, &topic), 3, "CreateTopics asked for 3 partitions");
+    assert_eq!(
+        partition_count(&probe, &topic),
+        3,
+        "CreateTopics asked for 3 partitions"
+    );
 
     let producer = producer(&producer_config(&broker.bootstrap(), "none"));
     let mut acked = HashMap::new();
     for p in 0..3 {
         let start = (p * 10) as usize;
-        acked = produce_test_records(&producer, &topic, Some(p), start..start + 10, Duration::from_secs(30));
+        acked = produce_test_records(
+            &producer,
+            &topic,
+            Some(p),
+            start..start + 10,
+            Duration::from_secs(30),
+        );
     }
     for (i, d) in &acked {
-        assert_eq!(d.partition, (*i / 10) as i32, "record {i} went to the wrong partition");
-        assert_eq!(d.offset, (*i % 10) as i64, "record {i} got the wrong offset");
+        assert_eq!(
+            d.partition,
+            (*i / 10) as i32,
+            "record {i} went to the wrong partition"
+        );
+        assert_eq!(
+            d.offset,
+            (*i % 10) as i64,
+            "record {i} got the wrong offset"
+        );
     }
 
     let c = consumer(&consumer_config(&broker.bootstrap()));

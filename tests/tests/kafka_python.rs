@@ -67,7 +67,10 @@ fn kafka_python_round_trip() {
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     match status {
         Some(s) if s.success() => {
-            assert!(output.contains("\nOK"), "compat.py exited 0 without OK:\n{output}");
+            assert!(
+                output.contains("\nOK"),
+                "compat.py exited 0 without OK:\n{output}"
+            );
         }
         Some(s) => panic!("compat.py failed ({s}):\n{output}"),
         None => panic!("compat.py did not finish in {SCRIPT_TIMEOUT:?}:\n{output}"),

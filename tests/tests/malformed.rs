@@ -97,7 +97,8 @@ fn garbage_after_a_valid_header_closes_the_connection() {
     let mut conn = RawConn::connect(broker.addr());
     let mut body = Writer::new();
     body.i32(1_000_000_000).i16(3).raw(b"abc");
-    conn.send(&request(api::METADATA, 4, 10, None, &body.buf)).expect("send");
+    conn.send(&request(api::METADATA, 4, 10, None, &body.buf))
+        .expect("send");
     assert_closed(&mut conn, "Metadata with an impossible array length");
     assert_serving(broker.addr());
 }
@@ -106,7 +107,8 @@ fn garbage_after_a_valid_header_closes_the_connection() {
 fn unknown_api_key_closes_the_connection() {
     let broker = broker();
     let mut conn = RawConn::connect(broker.addr());
-    conn.send(&request(9_999, 0, 11, Some("unknown"), &[])).expect("send");
+    conn.send(&request(9_999, 0, 11, Some("unknown"), &[]))
+        .expect("send");
     assert_closed(&mut conn, "api key 9999");
     assert_serving(broker.addr());
 }
@@ -118,17 +120,24 @@ fn unsupported_api_versions_version_gets_error_35_and_the_key_list() {
     // Header v2 shape (what a new client sends for ApiVersions v3+): client
     // id, then an empty tagged-field buffer.
     let frame = request(api::API_VERSIONS, 99, 12, Some("future-client"), &[0]);
-    let body = conn.round_trip(&frame, 12).expect("a response to ApiVersions v99");
+    let body = conn
+        .round_trip(&frame, 12)
+        .expect("a response to ApiVersions v99");
     let v = parse_api_versions_v0(&body)
         .unwrap_or_else(|| panic!("answer to ApiVersions v99 is not a v0 response: {body:02x?}"));
     assert_eq!(v.error_code, error::UNSUPPORTED_VERSION, "{v:?}");
-    let (min, max) = v.range(api::API_VERSIONS).expect("ApiVersions itself is listed");
+    let (min, max) = v
+        .range(api::API_VERSIONS)
+        .expect("ApiVersions itself is listed");
     assert!(min == 0 && max >= 2, "ApiVersions range {min}..={max}");
 
     // The client retries with a version the broker listed, on the same
     // connection, and that works.
     let body = conn
-        .round_trip(&request(api::API_VERSIONS, 0, 13, Some("future-client"), &[]), 13)
+        .round_trip(
+            &request(api::API_VERSIONS, 0, 13, Some("future-client"), &[]),
+            13,
+        )
         .expect("ApiVersions v0 after v99 on the same connection");
     let v = parse_api_versions_v0(&body).expect("v0 response");
     assert_eq!(v.error_code, 0);
@@ -144,7 +153,9 @@ fn a_request_dribbled_byte_by_byte_and_pipelined_requests_are_answered() {
         conn.send(std::slice::from_ref(b)).expect("send a byte");
         thread::sleep(Duration::from_millis(2));
     }
-    let (id, body) = conn.read_response().expect("response to the dribbled request");
+    let (id, body) = conn
+        .read_response()
+        .expect("response to the dribbled request");
     assert_eq!(id, 21);
     assert_eq!(parse_api_versions_v0(&body).map(|v| v.error_code), Some(0));
 
@@ -162,9 +173,16 @@ fn a_request_dribbled_byte_by_byte_and_pipelined_requests_are_answered() {
 
 /// Sends `batch` as a Produce v3 (acks=all) and returns the partition result.
 fn produce(conn: &mut RawConn, topic: &str, batch: &[u8], id: i32) -> raw::ProducePartition {
-    let frame = request(api::PRODUCE, 3, id, Some("crc-test"), &raw::produce_v3_body(topic, 0, -1, batch));
+    let frame = request(
+        api::PRODUCE,
+        3,
+        id,
+        Some("crc-test"),
+        &raw::produce_v3_body(topic, 0, -1, batch),
+    );
     let body = conn.round_trip(&frame, id).expect("Produce response");
-    let p = parse_produce_v3(&body).unwrap_or_else(|| panic!("unparseable Produce v3 response: {body:02x?}"));
+    let p = parse_produce_v3(&body)
+        .unwrap_or_else(|| panic!("unparseable Produce v3 response: {body:02x?}"));
     assert_eq!((p.topic.as_str(), p.partition), (topic, 0), "{p:?}");
     p
 }
@@ -188,10 +206,19 @@ fn produce_with_a_bad_crc_gets_corrupt_message() {
     // The topic may need a Metadata request (auto-create) first.
     let mut first = None;
     for attempt in 0..20 {
-        let meta = request(api::METADATA, 4, 100 + attempt, None, &raw::metadata_v4_body(&[&topic]));
-        conn.round_trip(&meta, 100 + attempt).expect("Metadata v4 response");
+        let meta = request(
+            api::METADATA,
+            4,
+            100 + attempt,
+            None,
+            &raw::metadata_v4_body(&[&topic]),
+        );
+        conn.round_trip(&meta, 100 + attempt)
+            .expect("Metadata v4 response");
         let p = produce(&mut conn, &topic, &good, 200 + attempt);
-        if p.error_code == error::UNKNOWN_TOPIC_OR_PARTITION || p.error_code == error::LEADER_NOT_AVAILABLE {
+        if p.error_code == error::UNKNOWN_TOPIC_OR_PARTITION
+            || p.error_code == error::LEADER_NOT_AVAILABLE
+        {
             thread::sleep(Duration::from_millis(100));
             continue;
         }
@@ -199,7 +226,11 @@ fn produce_with_a_bad_crc_gets_corrupt_message() {
         break;
     }
     let first = first.expect("the topic never became available for Produce");
-    assert_eq!((first.error_code, first.base_offset), (0, 0), "valid batch: {first:?}");
+    assert_eq!(
+        (first.error_code, first.base_offset),
+        (0, 0),
+        "valid batch: {first:?}"
+    );
 
     // One flipped bit in the value, CRC left as it was.
     let mut bad = raw::record_batch(
@@ -231,14 +262,21 @@ fn produce_with_a_bad_crc_gets_corrupt_message() {
         now,
     );
     let p = produce(&mut conn, &topic, &second, 302);
-    assert_eq!((p.error_code, p.base_offset), (0, 1), "after rejected batches: {p:?}");
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 1),
+        "after rejected batches: {p:?}"
+    );
 
     let c = consumer(&consumer_config(&broker.bootstrap()));
     assert_eq!(watermarks(&c, &topic, 1), vec![(0, 2)]);
     assign(&c, &topic, &[(0, Offset::Beginning)]);
     let got = consume(&c, 2, Duration::from_secs(20));
     let values: Vec<_> = got.iter().map(|r| r.value.clone()).collect();
-    assert_eq!(values, vec![Some(b"good".to_vec()), Some(b"good again".to_vec())]);
+    assert_eq!(
+        values,
+        vec![Some(b"good".to_vec()), Some(b"good again".to_vec())]
+    );
     expect_nothing_more(&c, Duration::from_millis(300));
     assert_serving(broker.addr());
 }

@@ -73,7 +73,11 @@ fn list_offsets_earliest_latest_and_by_timestamp() {
     }
 
     let c = consumer(&consumer_config(&broker.bootstrap()));
-    assert_eq!(watermarks(&c, &topic, 1), vec![(0, 10)], "earliest and latest after 10 records");
+    assert_eq!(
+        watermarks(&c, &topic, 1),
+        vec![(0, 10)],
+        "earliest and latest after 10 records"
+    );
 
     let cases = [
         (t0 - 5_000, Offset::Offset(0)), // before everything: the first record
@@ -99,12 +103,21 @@ fn list_offsets_earliest_latest_and_by_timestamp() {
     assign(&c, &topic, &[(0, Offset::Beginning)]);
     let got = consume(&c, 10, TIMEOUT);
     for r in &got {
-        assert_eq!(r.timestamp, Some(t0 + r.offset * 1000), "timestamp of offset {}", r.offset);
+        assert_eq!(
+            r.timestamp,
+            Some(t0 + r.offset * 1000),
+            "timestamp of offset {}",
+            r.offset
+        );
     }
 
     // Latest moves with new records; earliest stays.
     produce_test_records(&producer, &topic, Some(0), 10..13, TIMEOUT);
-    assert_eq!(watermarks(&c, &topic, 1), vec![(0, 13)], "after 3 more records");
+    assert_eq!(
+        watermarks(&c, &topic, 1),
+        vec![(0, 13)],
+        "after 3 more records"
+    );
 }
 
 /// A fetch from an offset inside a compressed batch yields records from
@@ -121,7 +134,11 @@ fn fetch_from_the_middle_of_a_compressed_batch() {
         let producer = producer(&config);
         let acked = produce_test_records(&producer, &topic, Some(0), 0..100, TIMEOUT);
         for (i, d) in &acked {
-            assert_eq!((d.partition, d.offset), (0, *i as i64), "{codec}: record {i}");
+            assert_eq!(
+                (d.partition, d.offset),
+                (0, *i as i64),
+                "{codec}: record {i}"
+            );
         }
 
         let c = consumer(&consumer_config(&broker.bootstrap()));
@@ -132,7 +149,11 @@ fn fetch_from_the_middle_of_a_compressed_batch() {
             assert_eq!(r.offset, i as i64, "{codec}: offsets from 37 in order");
             let want = TestRecord::new(i);
             assert_eq!(r.key.as_deref(), Some(&want.key[..]), "{codec}: key at {i}");
-            assert_eq!(r.value.as_deref(), Some(&want.value[..]), "{codec}: value at {i}");
+            assert_eq!(
+                r.value.as_deref(),
+                Some(&want.value[..]),
+                "{codec}: value at {i}"
+            );
         }
         expect_nothing_more(&c, Duration::from_millis(300));
     }

@@ -29,7 +29,10 @@ fn assert_exactly(records: &[Consumed], acked: &HashMap<usize, Delivered>, what:
     for r in records {
         let i = r.index();
         let Some(d) = acked.get(&i) else {
-            panic!("{what}: record {i} at {}:{} was never acknowledged", r.partition, r.offset);
+            panic!(
+                "{what}: record {i} at {}:{} was never acknowledged",
+                r.partition, r.offset
+            );
         };
         assert_eq!(
             (d.partition, d.offset),
@@ -38,7 +41,11 @@ fn assert_exactly(records: &[Consumed], acked: &HashMap<usize, Delivered>, what:
         );
         let want = TestRecord::new(i);
         assert_eq!(r.key.as_deref(), Some(&want.key[..]), "{what}: key of {i}");
-        assert_eq!(r.value.as_deref(), Some(&want.value[..]), "{what}: value of {i}");
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&want.value[..]),
+            "{what}: value of {i}"
+        );
         assert_eq!(r.headers, want.headers, "{what}: headers of {i}");
         assert!(seen.insert(i, ()).is_none(), "{what}: record {i} twice");
     }
@@ -61,17 +68,29 @@ fn clean_shutdown_and_restart_in_process() {
     let p = producer(&producer_config(&broker.bootstrap(), "lz4"));
     let mut acked = produce_test_records(&p, &topic, None, 0..3_000, TIMEOUT);
     drop(p);
-    assert_exactly(&consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT), &acked, "before restart");
+    assert_exactly(
+        &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
+        &acked,
+        "before restart",
+    );
 
     broker.restart();
-    assert_exactly(&consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT), &acked, "after restart");
+    assert_exactly(
+        &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
+        &acked,
+        "after restart",
+    );
 
     // New records continue each partition's offsets; nothing is overwritten.
     let p = producer(&producer_config(&broker.bootstrap(), "none"));
     let more = produce_test_records(&p, &topic, None, 3_000..3_300, TIMEOUT);
     drop(p);
     acked.extend(more);
-    assert_exactly(&consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT), &acked, "after more produces");
+    assert_exactly(
+        &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
+        &acked,
+        "after more produces",
+    );
 }
 
 #[test]
@@ -84,10 +103,17 @@ fn sigterm_is_a_clean_shutdown() {
     drop(p);
     let log = child.log();
     let status = child.terminate();
-    assert!(status.success(), "conveyor exited with {status} after SIGTERM\nlog:\n{log}");
+    assert!(
+        status.success(),
+        "conveyor exited with {status} after SIGTERM\nlog:\n{log}"
+    );
 
     let child = ChildBroker::spawn(&data, &[]);
-    assert_exactly(&consume_all(&child.bootstrap(), &topic, 3, TIMEOUT), &acked, "after SIGTERM");
+    assert_exactly(
+        &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
+        &acked,
+        "after SIGTERM",
+    );
 }
 
 #[test]
@@ -101,11 +127,25 @@ fn sigkill_keeps_acknowledged_records() {
     child.kill9();
 
     let child = ChildBroker::spawn(&data, &[]);
-    assert_exactly(&consume_all(&child.bootstrap(), &topic, 3, TIMEOUT), &acked, "after SIGKILL");
+    assert_exactly(
+        &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
+        &acked,
+        "after SIGKILL",
+    );
     let p = producer(&producer_config(&child.bootstrap(), "none"));
-    acked.extend(produce_test_records(&p, &topic, None, 5_000..5_100, TIMEOUT));
+    acked.extend(produce_test_records(
+        &p,
+        &topic,
+        None,
+        5_000..5_100,
+        TIMEOUT,
+    ));
     drop(p);
-    assert_exactly(&consume_all(&child.bootstrap(), &topic, 3, TIMEOUT), &acked, "after new produces");
+    assert_exactly(
+        &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
+        &acked,
+        "after new produces",
+    );
 }
 
 const BATCHES: usize = 4;
@@ -114,7 +154,12 @@ const PER_BATCH: usize = 50;
 /// Produces `BATCHES` separately acknowledged batches to partition 0 of a
 /// one-partition topic on the binary, SIGKILLs it, and returns the data dir,
 /// topic, acknowledgements and the last segment file's batches.
-fn crashed_with_batches() -> (TempDir, std::path::PathBuf, String, HashMap<usize, Delivered>) {
+fn crashed_with_batches() -> (
+    TempDir,
+    std::path::PathBuf,
+    String,
+    HashMap<usize, Delivered>,
+) {
     let (dir, data) = data_dir();
     let child = ChildBroker::spawn(&data, &[("num.partitions", "1")]);
     let topic = unique_topic("corrupt");
@@ -122,7 +167,13 @@ fn crashed_with_batches() -> (TempDir, std::path::PathBuf, String, HashMap<usize
     let mut acked = HashMap::new();
     for b in 0..BATCHES {
         // Waiting for each acknowledgement makes each round its own batch.
-        acked = produce_test_records(&p, &topic, Some(0), b * PER_BATCH..(b + 1) * PER_BATCH, TIMEOUT);
+        acked = produce_test_records(
+            &p,
+            &topic,
+            Some(0),
+            b * PER_BATCH..(b + 1) * PER_BATCH,
+            TIMEOUT,
+        );
     }
     drop(p);
     child.kill9();
@@ -138,7 +189,11 @@ fn last_segment(data: &Path, topic: &str) -> (std::path::PathBuf, Vec<u8>, Vec<B
     let bytes = fs::read(&last).expect("read the last segment");
     let batches = batches_in(&bytes);
     let end = batches.last().map_or(0, |b| b.pos + b.len);
-    assert_eq!(end, bytes.len(), "the segment should hold whole batches before we corrupt it");
+    assert_eq!(
+        end,
+        bytes.len(),
+        "the segment should hold whole batches before we corrupt it"
+    );
     (last, bytes, batches)
 }
 
@@ -160,20 +215,35 @@ fn assert_recovered(data: &Path, topic: &str, acked: &HashMap<usize, Delivered>,
         "log end after recovery\nlog:\n{}",
         child.log()
     );
-    assert_exactly(&consume_all(&child.bootstrap(), topic, 1, TIMEOUT), &survivors, "recovered");
+    assert_exactly(
+        &consume_all(&child.bootstrap(), topic, 1, TIMEOUT),
+        &survivors,
+        "recovered",
+    );
 
     let p = producer(&producer_config(&child.bootstrap(), "none"));
     let new = produce_test_records(&p, topic, Some(0), 10_000..10_010, TIMEOUT);
     drop(p);
     for n in 0..10 {
-        assert_eq!(new[&(10_000 + n)].offset, good_end + n as i64, "new records follow the good ones");
+        assert_eq!(
+            new[&(10_000 + n)].offset,
+            good_end + n as i64,
+            "new records follow the good ones"
+        );
     }
     survivors.extend(new);
-    assert_exactly(&consume_all(&child.bootstrap(), topic, 1, TIMEOUT), &survivors, "after new produces");
+    assert_exactly(
+        &consume_all(&child.bootstrap(), topic, 1, TIMEOUT),
+        &survivors,
+        "after new produces",
+    );
 }
 
 fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new().append(true).open(path).expect("open segment for append");
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open segment for append");
     f.write_all(bytes).expect("append");
     f.sync_all().expect("sync");
 }
@@ -204,7 +274,10 @@ fn a_corrupt_last_batch_is_truncated() {
     let (_dir, data, topic, acked) = crashed_with_batches();
     let (last, mut bytes, batches) = last_segment(&data, &topic);
     let b = *batches.last().expect("at least one batch");
-    assert!(b.base_offset > 0, "need a good batch before the corrupt one: {batches:?}");
+    assert!(
+        b.base_offset > 0,
+        "need a good batch before the corrupt one: {batches:?}"
+    );
     // Flip the last bytes (inside the last record): the CRC no longer matches.
     let n = bytes.len();
     for byte in &mut bytes[n - 4..] {

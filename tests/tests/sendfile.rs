@@ -46,5 +46,8 @@ fn consumed_record_bytes_go_through_sendfile() {
         "consumed {payload} record bytes but sendfile_bytes grew by only {} ({before} -> {after})",
         after.saturating_sub(before)
     );
-    assert!(calls_after > calls_before, "send_calls did not grow while serving fetches");
+    assert!(
+        calls_after > calls_before,
+        "send_calls did not grow while serving fetches"
+    );
 }
