@@ -92,7 +92,14 @@ fn garbage_after_a_valid_header_closes_the_connection() {
         .expect("send");
     assert_closed(&mut conn, "unparseable Produce body");
     assert_serving(broker.addr());
+}
 
+/// An array count far beyond the frame must not be trusted for an
+/// allocation (a decoder that reserves `count` elements up front aborts
+/// the whole process on this).
+#[test]
+fn an_impossible_array_length_closes_the_connection() {
+    let broker = broker();
     // A Metadata v4 with an array count of a billion topics in 8 bytes.
     let mut conn = RawConn::connect(broker.addr());
     let mut body = Writer::new();
