@@ -526,3 +526,106 @@ fn list_offsets_earliest_latest_and_by_time() {
     assert_eq!(offset_at(2002), 4);
     assert_eq!(offset_at(99_999), -1);
 }
+
+#[test]
+fn every_advertised_version_answers_with_a_decodable_response() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let name = |s: &str| TopicName(StrBytes::from_string(s.into()));
+    for v in 0..=12 {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(name("m"))),
+            ]))
+            .with_allow_auto_topic_creation(true);
+        let corr = sim.send(c, ApiKey::Metadata, v, &req);
+        let r: MetadataResponse = sim.recv(c, ApiKey::Metadata, v, corr);
+        assert_eq!(r.topics[0].error_code, 0, "Metadata v{v}");
+        assert_eq!(r.topics[0].partitions.len(), 1, "Metadata v{v}");
+    }
+    for v in 3..=9 {
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(name("m"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(batch(&["x"], 5, Compression::None))),
+                        PartitionProduceData::default()
+                            .with_index(9)
+                            .with_records(Some(batch(&["x"], 5, Compression::None))),
+                    ]),
+            ]);
+        let corr = sim.send(c, ApiKey::Produce, v, &req);
+        let r: ProduceResponse = sim.recv(c, ApiKey::Produce, v, corr);
+        let codes: Vec<i16> = r.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, [0, 3], "Produce v{v}");
+    }
+    for v in 1..=7 {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(name("m"))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ]),
+            ]);
+        let corr = sim.send(c, ApiKey::ListOffsets, v, &req);
+        let r: ListOffsetsResponse = sim.recv(c, ApiKey::ListOffsets, v, corr);
+        assert_eq!(r.topics[0].partitions[0].offset, 7, "ListOffsets v{v}");
+    }
+    for v in 2..=7 {
+        let topic = format!("c{v}");
+        let req = CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(name(&topic))
+                .with_num_partitions(2)
+                .with_replication_factor(-1),
+        ]);
+        let corr = sim.send(c, ApiKey::CreateTopics, v, &req);
+        let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, v, corr);
+        assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{v}");
+    }
+    for v in 1..=6 {
+        let topic = format!("c{}", v + 1);
+        let mut req = DeleteTopicsRequest::default();
+        if v >= 6 {
+            req.topics = vec![
+                delete_topics_request::DeleteTopicState::default().with_name(Some(name(&topic))),
+            ];
+        } else {
+            req.topic_names = vec![name(&topic)];
+        }
+        let corr = sim.send(c, ApiKey::DeleteTopics, v, &req);
+        let r: DeleteTopicsResponse = sim.recv(c, ApiKey::DeleteTopics, v, corr);
+        assert_eq!(r.responses[0].error_code, 0, "DeleteTopics v{v}");
+    }
+    // Produce v0-2 is advertised but refused per partition.
+    let mut old = BytesMut::new();
+    old.put_i32(0);
+    old.put_slice(&[0, 0, 0, 2, 0, 0, 0, 99, 0xff, 0xff]); // Produce v2, corr 99
+    old.put_i16(1);
+    old.put_i32(1000);
+    old.put_i32(1);
+    old.put_i16(1);
+    old.put_slice(b"m");
+    old.put_i32(1);
+    old.put_i32(0);
+    old.put_i32(0);
+    let len = (old.len() - 4) as i32;
+    old[..4].copy_from_slice(&len.to_be_bytes());
+    sim.send_raw(c, &old);
+    let (corr, body) = sim.recv_frame(c, ApiKey::Produce, 3).expect("an answer");
+    assert_eq!(corr, 99);
+    assert_eq!(&body[4 + 2 + 1 + 4 + 4..][..2], &35i16.to_be_bytes());
+}

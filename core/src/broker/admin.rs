@@ -72,20 +72,31 @@ impl Broker {
                 .collect(),
             _ => self.topics.keys().cloned().collect(),
         };
-        let mut response = MetadataResponse::default()
-            .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
-            .with_controller_id(BrokerId(self.config.node_id))
-            .with_cluster_authorized_operations(i32::MIN)
-            .with_brokers(vec![
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(self.config.node_id))
-                    .with_host(StrBytes::from_string(self.config.advertised_host.clone()))
-                    .with_port(i32::from(self.config.advertised_port)),
-            ]);
+        let v = request.version;
+        let node = BrokerId(self.config.node_id);
+        let mut response = MetadataResponse::default().with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(node)
+                .with_host(StrBytes::from_string(self.config.advertised_host.clone()))
+                .with_port(i32::from(self.config.advertised_port)),
+        ]);
+        // kafka-protocol refuses to encode a field the version lacks, so
+        // each one is set only where its version has it.
+        if v >= 1 {
+            response.controller_id = node;
+        }
+        if v >= 2 {
+            response.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
+        }
+        if (8..=10).contains(&v) {
+            response.cluster_authorized_operations = i32::MIN;
+        }
         for name in names {
             let mut t = MetadataResponseTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
-                .with_topic_authorized_operations(i32::MIN);
+                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+            if v >= 8 {
+                t.topic_authorized_operations = i32::MIN;
+            }
             if !self.topics.contains_key(&name) {
                 if !valid_topic_name(&name) {
                     t.error_code = ResponseError::InvalidTopicException.code();
@@ -108,24 +119,26 @@ impl Broker {
             let Some(topic) = self.topics.get(&name) else {
                 continue;
             };
-            t.topic_id = topic.id;
-            t.is_internal = name.starts_with("__");
+            if v >= 10 {
+                t.topic_id = topic.id;
+            }
+            if v >= 1 {
+                t.is_internal = name.starts_with("__");
+            }
             for (index, &key) in topic.partitions.iter().enumerate() {
                 let offline = self.log(key).is_none_or(|l| l.offline().is_some());
-                let node = BrokerId(self.config.node_id);
-                t.partitions.push(
-                    MetadataResponsePartition::default()
-                        .with_error_code(if offline {
-                            ResponseError::KafkaStorageError.code()
-                        } else {
-                            0
-                        })
-                        .with_partition_index(index as i32)
-                        .with_leader_id(node)
-                        .with_leader_epoch(0)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node]),
-                );
+                let mut p = MetadataResponsePartition::default()
+                    .with_partition_index(index as i32)
+                    .with_leader_id(node)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node]);
+                if offline {
+                    p.error_code = ResponseError::KafkaStorageError.code();
+                }
+                if v >= 7 {
+                    p.leader_epoch = 0;
+                }
+                t.partitions.push(p);
             }
             response.topics.push(t);
         }
@@ -146,8 +159,10 @@ impl Broker {
                 let mut r = ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)
                     .with_timestamp(-1)
-                    .with_offset(-1)
-                    .with_leader_epoch(0);
+                    .with_offset(-1);
+                if request.version >= 4 {
+                    r.leader_epoch = 0;
+                }
                 match self
                     .find_log(topic.name.0.as_str(), p.partition_index)
                     .and_then(|k| self.log(k))
@@ -189,21 +204,28 @@ impl Broker {
         let mut response = CreateTopicsResponse::default();
         for topic in &req.topics {
             let name = topic.name.0.as_str();
-            let mut r = CreatableTopicResult::default()
-                .with_name(topic.name.clone())
-                .with_num_partitions(-1)
-                .with_replication_factor(-1);
+            let v = request.version;
+            let mut r = CreatableTopicResult::default().with_name(topic.name.clone());
+            if v >= 5 {
+                r.num_partitions = -1;
+                r.replication_factor = -1;
+            }
             match self.check_new_topic(topic) {
                 Err((code, message)) => {
                     r.error_code = code;
                     r.error_message = Some(StrBytes::from_string(message));
                 }
                 Ok((partitions, config)) => {
-                    r.num_partitions = partitions;
-                    r.replication_factor = 1;
+                    if v >= 5 {
+                        r.num_partitions = partitions;
+                        r.replication_factor = 1;
+                    }
                     if !req.validate_only {
                         tracing::info!(topic = name, partitions, "creating topic");
-                        r.topic_id = self.create_topic(name, partitions, config);
+                        let id = self.create_topic(name, partitions, config);
+                        if v >= 7 {
+                            r.topic_id = id;
+                        }
                     }
                 }
             }
@@ -305,14 +327,18 @@ impl Broker {
                     .find(|(_, t)| t.id == id)
                     .map(|(n, _)| n.clone()),
             };
-            let mut r = DeletableTopicResult::default()
-                .with_name(name.clone())
-                .with_topic_id(id);
+            let v = request.version;
+            // Before v6 the name is the key and never null.
+            let mut r =
+                DeletableTopicResult::default().with_name(Some(name.clone().unwrap_or_default()));
+            if v >= 6 {
+                r.topic_id = id;
+            }
             match resolved {
                 Some(n) if self.topics.contains_key(&n) => {
                     tracing::info!(topic = %n, "deleting topic");
-                    r.topic_id = self.topics[&n].id;
-                    if request.version >= 6 {
+                    if v >= 6 {
+                        r.topic_id = self.topics[&n].id;
                         r.name = Some(TopicName(StrBytes::from_string(n.clone())));
                     }
                     self.delete_topic(&n);

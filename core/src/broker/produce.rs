@@ -65,24 +65,24 @@ impl Broker {
             let name = topic.name.0.as_str().to_owned();
             let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
             for (pi, data) in topic.partition_data.into_iter().enumerate() {
-                let mut p = PartitionProduceResponse::default()
-                    .with_index(data.index)
-                    .with_base_offset(-1)
-                    .with_log_append_time_ms(-1)
-                    .with_log_start_offset(-1);
+                let mut p = partition_response(request.version, data.index, 0);
                 match self.append_one(&name, data.index, data.records) {
                     Ok((key, info)) => {
                         p.base_offset = info.base_offset as i64;
                         p.log_append_time_ms = info.log_append_time;
-                        if let Some(log) = self.log(key) {
-                            p.log_start_offset = log.log_start_offset() as i64;
+                        if request.version >= 5 {
+                            if let Some(log) = self.log(key) {
+                                p.log_start_offset = log.log_start_offset() as i64;
+                            }
                         }
                         waits.push((ti, pi, key, info.last_offset));
                     }
                     Err((code, message)) => {
                         any_error = true;
                         p.error_code = code;
-                        p.error_message = message.map(StrBytes::from_static_str);
+                        if request.version >= 8 {
+                            p.error_message = message.map(StrBytes::from_static_str);
+                        }
                     }
                 }
                 t.partition_responses.push(p);
@@ -162,14 +162,8 @@ impl Broker {
         for topic in &req.topic_data {
             let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
             for data in &topic.partition_data {
-                t.partition_responses.push(
-                    PartitionProduceResponse::default()
-                        .with_index(data.index)
-                        .with_error_code(code)
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1),
-                );
+                t.partition_responses
+                    .push(partition_response(request.version, data.index, code));
             }
             response.responses.push(t);
         }
@@ -240,6 +234,21 @@ impl Broker {
             self.try_finish_produce(conn, seq);
         }
     }
+}
+
+/// A partition's answer before its append: base offset -1, and -1 in the
+/// fields the version has (kafka-protocol refuses to encode a field the
+/// version lacks).
+fn partition_response(version: i16, index: i32, code: i16) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1);
+    if version >= 5 {
+        p.log_start_offset = -1;
+    }
+    p
 }
 
 /// Clients never write to the internal offsets topic.
