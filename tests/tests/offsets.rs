@@ -90,14 +90,20 @@ fn list_offsets_earliest_latest_and_by_timestamp() {
         (t0 + 9_000, Offset::Offset(9)), // the last record
         (t0 + 9_001, Offset::End),       // after everything: -1
     ];
-    for (ts, want) in cases {
-        assert_eq!(
-            offset_for_time(&c, &topic, ts),
-            want,
-            "offsets_for_times(t0 + {} ms)",
-            ts - t0
-        );
-    }
+    // Collect every mismatch so one run shows the whole picture.
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|&(ts, want)| {
+            let got = offset_for_time(&c, &topic, ts);
+            (got != want).then(|| format!("t0{:+} ms: got {got:?}, want {want:?}", ts - t0))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "offsets_for_times must give the first record at or after the timestamp (Kafka \
+         looks inside the batch):\n{}",
+        wrong.join("\n")
+    );
 
     // Consumed timestamps are the producer's CreateTime.
     assign(&c, &topic, &[(0, Offset::Beginning)]);
