@@ -148,6 +148,20 @@ pub enum Command {
         /// The segment.
         seg: SegId,
     },
+    /// Read `len` bytes of the segment's `.log` file from `pos` and answer
+    /// with [`Completion::Read`]. The bytes are below the high watermark (all
+    /// written) and one batch long at most, so small; used where the core
+    /// must look inside a batch (ListOffsets by time).
+    Read {
+        /// Answered by one [`Done`].
+        io: IoId,
+        /// The segment.
+        seg: SegId,
+        /// Byte position in the log file.
+        pos: u64,
+        /// Number of bytes.
+        len: u64,
+    },
     /// Close and delete the segment's three files (retention, topic deletion).
     /// No `Send` naming the segment is in flight.
     RemoveSegment {
@@ -213,6 +227,7 @@ impl Command {
             | Command::Truncate { io, .. }
             | Command::Sync { io, .. }
             | Command::MapSegment { io, .. }
+            | Command::Read { io, .. }
             | Command::RemoveSegment { io, .. }
             | Command::WriteFile { io, .. }
             | Command::RemoveFile { io, .. }
@@ -251,6 +266,8 @@ pub enum Completion {
     Unit,
     /// The answer to [`Command::MapSegment`].
     Mapped(SegmentViews),
+    /// The answer to [`Command::Read`].
+    Read(Bytes),
 }
 
 /// Why a command failed. Kept `Clone + PartialEq` so tests can inject and

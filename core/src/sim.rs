@@ -157,6 +157,17 @@ impl SimDisk {
                 };
                 return Ok(Completion::Mapped(views));
             }
+            Command::Read { seg, pos, len, .. } => {
+                let data = &self.seg_file(*seg, "log")?.data;
+                let range = usize::try_from(*pos)
+                    .ok()
+                    .zip(usize::try_from(pos.saturating_add(*len)).ok())
+                    .filter(|&(_, end)| end <= data.len())
+                    .ok_or_else(|| err(ErrorKind::UnexpectedEof, "read past the end"))?;
+                return Ok(Completion::Read(bytes::Bytes::copy_from_slice(
+                    &data[range.0..range.1],
+                )));
+            }
             Command::RemoveSegment { seg, .. } => {
                 let (dir, base) = self
                     .segments

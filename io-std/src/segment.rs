@@ -179,6 +179,14 @@ impl DiskExec {
                     timeindex: map(&f.timeindex)?,
                 }));
             }
+            Command::Read { seg, pos, len, .. } => {
+                let f = self.segs.get(seg)?;
+                let len = usize::try_from(len)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "read too long"))?;
+                let mut buf = vec![0; len];
+                std::os::unix::fs::FileExt::read_exact_at(&f.log, &mut buf, pos)?;
+                return Ok(Completion::Read(bytes::Bytes::from(buf)));
+            }
             Command::RemoveSegment { seg, .. } => {
                 // The core sends nothing from a segment it removes, so no
                 // socket writer holds these handles for long; the files go

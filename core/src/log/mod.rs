@@ -18,4 +18,4 @@ mod partition;
 mod recovery;
 mod segment;
 
-pub use partition::{AppendInfo, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered};
+pub use partition::{AppendInfo, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered, TimeHit};

@@ -43,6 +43,17 @@ pub struct ReadSlice {
     pub len: u64,
 }
 
+/// The batch a time lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeHit {
+    /// Where the batch is; pin the segment while reading it.
+    pub slice: ReadSlice,
+    /// The batch's first offset (at least the log start).
+    pub base_offset: u64,
+    /// The batch's largest timestamp.
+    pub max_timestamp: i64,
+}
+
 /// Why a read has no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadError {
@@ -551,6 +562,24 @@ impl PartitionLog {
         let s = self.segments.iter().find(|s| s.max_ts >= timestamp)?;
         s.offset_for_timestamp(timestamp, self.hwm)
             .map(|(off, ts)| (off.max(self.log_start), ts))
+    }
+
+    /// The first visible batch whose largest timestamp is at least
+    /// `timestamp` (ListOffsets by time): the broker reads it to find the
+    /// exact record, which needs the record bytes (and, compressed, a
+    /// decompression) the log never holds.
+    pub fn batch_for_timestamp(&self, timestamp: i64) -> Option<TimeHit> {
+        let s = self.segments.iter().find(|s| s.max_ts >= timestamp)?;
+        let f = s.batch_for_timestamp(timestamp, self.hwm)?;
+        Some(TimeHit {
+            slice: ReadSlice {
+                seg: s.id,
+                pos: f.pos,
+                len: f.len,
+            },
+            base_offset: f.base.max(self.log_start),
+            max_timestamp: f.max_ts,
+        })
     }
 
     /// Keep `seg`'s files while a `Send` naming it is in flight.

@@ -317,19 +317,27 @@ impl Segment {
     /// exact record for an uncompressed batch in a mapped segment, else the
     /// first offset of the batch (with the batch's max timestamp).
     pub fn offset_for_timestamp(&self, timestamp: i64, hwm: u64) -> Option<(u64, i64)> {
+        let f = self.batch_for_timestamp(timestamp, hwm)?;
+        let exact = self
+            .views
+            .as_ref()
+            .and_then(|_| exact_record(self.log(), &f, timestamp));
+        Some(exact.unwrap_or((f.base, f.max_ts)))
+    }
+
+    /// The first visible batch whose largest timestamp is at least
+    /// `timestamp`: through the time index and a header scan in a mapped
+    /// segment, a binary search of the batch list in the active one.
+    pub fn batch_for_timestamp(&self, timestamp: i64, hwm: u64) -> Option<Found> {
         if self.max_ts < timestamp {
             return None;
         }
         if let Some(v) = &self.views {
             let start = index::lookup_time((*v.timeindex).as_ref(), timestamp)
                 .map_or(self.base, |rel| self.base + u64::from(rel));
-            let log = self.log();
-            for f in self.batches_from(start).take_while(|f| f.last < hwm) {
-                if f.max_ts >= timestamp {
-                    return Some(exact_record(log, &f, timestamp).unwrap_or((f.base, f.max_ts)));
-                }
-            }
-            None
+            self.batches_from(start)
+                .take_while(|f| f.last < hwm)
+                .find(|f| f.max_ts >= timestamp)
         } else {
             // `max_ts_so_far` grows along the list, so the first batch whose
             // own maximum reaches `timestamp` is where the running one does.
@@ -345,7 +353,13 @@ impl Segment {
                 .checked_sub(1)
                 .and_then(|j| self.batches.get(j))
                 .map_or(self.base, |p| self.base + u64::from(p.last_rel) + 1);
-            Some((first, b.max_ts_so_far))
+            Some(Found {
+                pos: b.pos,
+                len: u64::from(b.len),
+                base: first,
+                last,
+                max_ts: b.max_ts_so_far,
+            })
         }
     }
 
@@ -385,12 +399,17 @@ pub(super) struct Rebuilt {
 
 /// A batch found by a lookup.
 #[derive(Debug, Clone, Copy)]
-struct Found {
-    pos: u64,
-    len: u64,
-    base: u64,
-    last: u64,
-    max_ts: i64,
+pub(super) struct Found {
+    /// Where it starts in the `.log` file.
+    pub pos: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its first offset.
+    pub base: u64,
+    /// Its last offset.
+    pub last: u64,
+    /// Its largest timestamp.
+    pub max_ts: i64,
 }
 
 /// Relative offset of `offset` in a segment based at `base`.
