@@ -520,9 +520,8 @@ fn list_offsets_earliest_latest_and_by_time() {
     assert_eq!(offset_at(-2), 0);
     assert_eq!(offset_at(-1), 8);
     assert_eq!(offset_at(2000), 2);
-    // In the active segment the broker answers at batch granularity: the
-    // batch holding the first record at or after the time.
-    assert_eq!(offset_at(2001), 2);
+    // The exact record, inside the batch.
+    assert_eq!(offset_at(2001), 3);
     assert_eq!(offset_at(2002), 4);
     assert_eq!(offset_at(99_999), -1);
 }

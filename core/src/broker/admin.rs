@@ -6,16 +6,12 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -144,55 +140,6 @@ impl Broker {
         }
         Some(protocol::encode_response(
             ApiKey::Metadata,
-            request.version,
-            request.correlation_id,
-            &response,
-        ))
-    }
-
-    pub(super) fn list_offsets(&mut self, request: &Request) -> Option<Bytes> {
-        let req: ListOffsetsRequest = protocol::decode(&request.body, request.version)?;
-        let mut response = ListOffsetsResponse::default();
-        for topic in &req.topics {
-            let mut t = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
-            for p in &topic.partitions {
-                let mut r = ListOffsetsPartitionResponse::default()
-                    .with_partition_index(p.partition_index)
-                    .with_timestamp(-1)
-                    .with_offset(-1);
-                if request.version >= 4 {
-                    r.leader_epoch = 0;
-                }
-                match self
-                    .find_log(topic.name.0.as_str(), p.partition_index)
-                    .and_then(|k| self.log(k))
-                {
-                    None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                    Some(log) if log.offline().is_some() => {
-                        r.error_code = ResponseError::KafkaStorageError.code()
-                    }
-                    Some(log) => match p.timestamp {
-                        // Earliest.
-                        -2 => r.offset = log.log_start_offset() as i64,
-                        // Latest: what a consumer can read, the high watermark.
-                        -1 => r.offset = log.high_watermark() as i64,
-                        ts if ts >= 0 => {
-                            if let Some((offset, found)) = log.offset_for_timestamp(ts) {
-                                r.offset = offset as i64;
-                                r.timestamp = found;
-                            }
-                        }
-                        // -3 (the record with the largest timestamp, v7) and
-                        // anything else: not answered yet.
-                        _ => r.error_code = ResponseError::UnsupportedVersion.code(),
-                    },
-                }
-                t.partitions.push(r);
-            }
-            response.topics.push(t);
-        }
-        Some(protocol::encode_response(
-            ApiKey::ListOffsets,
             request.version,
             request.correlation_id,
             &response,

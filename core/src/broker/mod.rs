@@ -8,6 +8,7 @@
 mod admin;
 mod fetch;
 mod lifecycle;
+mod offsets;
 mod produce;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -51,6 +52,14 @@ enum Owner {
     Log(LogKey),
     /// A response on its way; the segments it names are pinned until done.
     Send(Vec<(LogKey, SegId)>),
+    /// A batch read for a ListOffsets in `conn`'s slot `seq`; the segment
+    /// is pinned until it is answered.
+    Read {
+        conn: ConnId,
+        seq: u64,
+        key: LogKey,
+        seg: SegId,
+    },
     /// A `Close`.
     Close,
     /// The broker's own files (metadata, checkpoints, the shutdown marker).
@@ -74,6 +83,8 @@ enum SlotState {
     Produce(produce::Pending),
     /// A Fetch long-polling for data.
     Fetch(fetch::Pending),
+    /// A ListOffsets reading the batches its by-time lookups found.
+    ListOffsets(offsets::Pending),
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +208,15 @@ impl Broker {
                 }
                 self.unpin_all(&pins);
             }
+            Owner::Read {
+                conn,
+                seq,
+                key,
+                seg,
+            } => {
+                self.unpin_all(&[(key, seg)]);
+                self.offsets_read_done(conn, seq, done.io, done.result);
+            }
             Owner::Close => {}
             Owner::File(job) => self.file_done(job, done.result),
         }
@@ -289,10 +309,7 @@ impl Broker {
                 let r = self.delete_topics(&request);
                 self.answer(conn, r)
             }
-            ApiKey::ListOffsets => {
-                let r = self.list_offsets(&request);
-                self.answer(conn, r)
-            }
+            ApiKey::ListOffsets => self.list_offsets(conn, &request),
             ApiKey::Produce => self.produce(conn, request),
             ApiKey::Fetch => self.fetch(conn, request),
             _ => false,
