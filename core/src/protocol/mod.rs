@@ -4,6 +4,7 @@
 //! frames by hand around file regions.
 
 pub mod fetch;
+pub mod guard;
 pub mod produce_v0;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -163,9 +164,14 @@ pub fn parse_header(mut frame: Bytes) -> Result<Request, HeaderError> {
     })
 }
 
-/// Decode a request body of type `T` at `version`; `None` when malformed
-/// (the broker then closes the connection, as Kafka does).
-pub fn decode<T: Decodable>(body: &Bytes, version: i16) -> Option<T> {
+/// Decode the body of a `key` request, of type `T`, at `version`; `None`
+/// when malformed (the broker then closes the connection, as Kafka does).
+/// That includes a count or length claiming more than the body holds, which
+/// `kafka-protocol` would otherwise try to allocate up front ([`guard`]).
+pub fn decode<T: Decodable>(key: ApiKey, body: &Bytes, version: i16) -> Option<T> {
+    if !guard::counts_fit(key, version, body) {
+        return None;
+    }
     let mut buf = body.clone();
     T::decode(&mut buf, version).ok()
 }
