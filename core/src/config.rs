@@ -151,6 +151,9 @@ pub struct Config {
     /// `queued.max.requests` per connection: requests read but not yet
     /// answered; beyond it the core stops cutting frames off the buffer.
     pub max_inflight_requests: usize,
+    /// `max.connections`: connections served at once; the driver closes
+    /// more as soon as it accepts them.
+    pub max_connections: usize,
     /// `fetch.max.wait.cap.ms`: the longest a fetch may long-poll whatever
     /// the client asks.
     pub fetch_max_wait_cap_ms: i64,
@@ -168,6 +171,7 @@ impl Default for Config {
             auto_create_topics: true,
             socket_request_max_bytes: 104_857_600,
             max_inflight_requests: 500,
+            max_connections: 10_000,
             fetch_max_wait_cap_ms: 30_000,
             topic_defaults: TopicConfig::default(),
         }
@@ -188,6 +192,7 @@ impl Config {
             "queued.max.requests" => {
                 self.max_inflight_requests = parse_range(key, value, 1, 1_000_000)?
             }
+            "max.connections" => self.max_connections = parse_range(key, value, 1, 1_000_000)?,
             "fetch.max.wait.cap.ms" => {
                 self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?
             }

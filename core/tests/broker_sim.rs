@@ -628,3 +628,43 @@ fn every_advertised_version_answers_with_a_decodable_response() {
     assert_eq!(corr, 99);
     assert_eq!(&body[4 + 2 + 1 + 4 + 4..][..2], &35i16.to_be_bytes());
 }
+
+#[test]
+fn topic_settings_from_create_topics_survive_a_restart() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let topic = |name: &'static str, configs: Vec<(&'static str, &'static str)>| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str(k))
+                            .with_value(Some(StrBytes::from_static_str(v)))
+                    })
+                    .collect(),
+            )
+    };
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        topic("small", vec![("max.message.bytes", "100")]),
+        topic("bad", vec![("max.message.bytes", "lots")]),
+        topic("unknown", vec![("no.such.setting", "1")]),
+    ]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+    let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, [0, 40, 40]);
+    sim.broker.shutdown(sim.now);
+    sim.run();
+
+    let mut sim = Sim::with_disk(Config::default(), std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    let big = batch(&[&"x".repeat(200)], 1, Compression::None);
+    let corr = sim.produce(c, "small", 0, big);
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 10);
+}

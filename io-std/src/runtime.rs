@@ -23,8 +23,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// The most completions a worker gathers before handing them to the broker
 /// under one lock.
 const DONE_BATCH: usize = 64;
-/// Connections served at once; more are accepted and closed at once.
-pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 /// The shortest nap of the timer when the broker keeps asking for a deadline
 /// that has already passed, so a confused deadline cannot spin a core.
 const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
@@ -373,11 +371,15 @@ pub(crate) fn listener(shared: Arc<Shared>, listener: TcpListener, stop: Arc<Ato
 }
 
 fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Result<()> {
-    if shared.lock().conns.len() >= MAX_CONNECTIONS {
+    // `max.connections`: more are accepted and closed at once.
+    let state = shared.lock();
+    let max = state.broker.config().max_connections;
+    if state.conns.len() >= max {
         return Err(io::Error::other(format!(
-            "{MAX_CONNECTIONS} connections already open"
+            "{max} connections already open (max.connections)"
         )));
     }
+    drop(state);
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let peer = stream.peer_addr().ok();
     tracing::debug!(?conn, ?peer, "connection opened");

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Broker, valid_topic_name};
+use super::{Broker, Overrides, valid_topic_name};
 use crate::protocol::{self, APIS, Request};
 
 /// The cluster id Metadata reports: a single-node cluster of its own.
@@ -57,7 +57,8 @@ pub(super) fn api_versions_unsupported(correlation_id: i32) -> Bytes {
 
 impl Broker {
     pub(super) fn metadata(&mut self, request: &Request) -> Option<Bytes> {
-        let req: MetadataRequest = protocol::decode(&request.body, request.version)?;
+        let req: MetadataRequest =
+            protocol::decode(ApiKey::Metadata, &request.body, request.version)?;
         // v0 has no null: an empty list means every topic. v4+ lets the
         // client ask that nothing be created.
         let allow_create = request.version < 4 || req.allow_auto_topic_creation;
@@ -107,10 +108,9 @@ impl Broker {
                     response.topics.push(t);
                     continue;
                 }
-                let config = self.config.topic_defaults.clone();
                 let partitions = self.config.num_partitions;
                 tracing::info!(topic = %name, partitions, "auto-creating topic");
-                self.create_topic(&name, partitions, config);
+                self.create_topic(&name, partitions, Vec::new());
             }
             let Some(topic) = self.topics.get(&name) else {
                 continue;
@@ -147,7 +147,8 @@ impl Broker {
     }
 
     pub(super) fn create_topics(&mut self, request: &Request) -> Option<Bytes> {
-        let req: CreateTopicsRequest = protocol::decode(&request.body, request.version)?;
+        let req: CreateTopicsRequest =
+            protocol::decode(ApiKey::CreateTopics, &request.body, request.version)?;
         let mut response = CreateTopicsResponse::default();
         for topic in &req.topics {
             let name = topic.name.0.as_str();
@@ -162,14 +163,14 @@ impl Broker {
                     r.error_code = code;
                     r.error_message = Some(StrBytes::from_string(message));
                 }
-                Ok((partitions, config)) => {
+                Ok((partitions, overrides)) => {
                     if v >= 5 {
                         r.num_partitions = partitions;
                         r.replication_factor = 1;
                     }
                     if !req.validate_only {
                         tracing::info!(topic = name, partitions, "creating topic");
-                        let id = self.create_topic(name, partitions, config);
+                        let id = self.create_topic(name, partitions, overrides);
                         if v >= 7 {
                             r.topic_id = id;
                         }
@@ -186,12 +187,12 @@ impl Broker {
         ))
     }
 
-    /// Check a CreateTopics entry; the partition count and topic settings
-    /// to create it with, or the error code and message.
+    /// Check a CreateTopics entry; the partition count and the topic
+    /// settings it overrides, or the error code and message.
     fn check_new_topic(
         &self,
         topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
-    ) -> Result<(i32, crate::config::TopicConfig), (i16, String)> {
+    ) -> Result<(i32, Overrides), (i16, String)> {
         let name = topic.name.0.as_str();
         if !valid_topic_name(name) || name == "__consumer_offsets" {
             return Err((
@@ -245,17 +246,28 @@ impl Broker {
             ));
         }
         let mut config = self.config.topic_defaults.clone();
+        let mut overrides = Vec::new();
         for c in &topic.configs {
             let Some(value) = &c.value else { continue };
+            let (key, value) = (c.name.as_str(), value.as_str());
             config
-                .set(c.name.as_str(), value.as_str())
+                .set(key, value)
                 .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
+            // Stored one `topic key=value` line each.
+            if key.contains(['\n', '=', ' ']) || value.contains('\n') {
+                return Err((
+                    ResponseError::InvalidConfig.code(),
+                    format!("configuration `{key}` has a value that cannot be stored"),
+                ));
+            }
+            overrides.push((key.to_owned(), value.to_owned()));
         }
-        Ok((partitions, config))
+        Ok((partitions, overrides))
     }
 
     pub(super) fn delete_topics(&mut self, request: &Request) -> Option<Bytes> {
-        let req: DeleteTopicsRequest = protocol::decode(&request.body, request.version)?;
+        let req: DeleteTopicsRequest =
+            protocol::decode(ApiKey::DeleteTopics, &request.body, request.version)?;
         // v6 names topics in `topics` (by name or id); earlier versions in
         // `topic_names`.
         let mut wanted: Vec<(Option<TopicName>, uuid::Uuid)> = req

@@ -35,7 +35,11 @@ struct Plan {
 impl Broker {
     /// Handle a Fetch request; false when it does not decode.
     pub(super) fn fetch(&mut self, conn: ConnId, request: Request) -> bool {
-        let Some(req) = protocol::decode::<FetchRequest>(&request.body, request.version) else {
+        let Some(req) = protocol::decode::<FetchRequest>(
+            kafka_protocol::messages::ApiKey::Fetch,
+            &request.body,
+            request.version,
+        ) else {
             return false;
         };
         let plan = self.plan_fetch(&req);

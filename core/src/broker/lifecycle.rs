@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Broker, Owner, Topic};
+use super::{Broker, Overrides, Owner, Topic};
 use crate::io::{Command, DiskPartition, DiskState};
 use crate::log::PartitionLog;
 use crate::time::{Instant, Now};
 
 /// Files at the top of the data directory the broker reads at startup.
-pub const ROOT_FILES: &[&str] = &[RECOVERY_POINTS, LOG_STARTS, CLEAN_SHUTDOWN];
+pub const ROOT_FILES: &[&str] = &[RECOVERY_POINTS, LOG_STARTS, CLEAN_SHUTDOWN, TOPIC_CONFIGS];
 
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_STARTS: &str = "log-start-offset-checkpoint";
@@ -21,6 +21,10 @@ const LOG_STARTS: &str = "log-start-offset-checkpoint";
 /// logs need no scan.
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
 const PARTITION_METADATA: &str = "partition.metadata";
+/// The settings topics were created with (CreateTopics configs). Kafka keeps
+/// them in its metadata log; a single broker keeps them beside its
+/// checkpoints, one `topic key=value` line each.
+const TOPIC_CONFIGS: &str = "topic-configs";
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -189,6 +193,22 @@ impl Broker {
         self.emit_file(FileJob::Checkpoint, LOG_STARTS, starts);
     }
 
+    /// Rewrite the topic settings file from `topic_overrides`.
+    pub(super) fn write_topic_overrides(&mut self) {
+        let mut lines = Vec::new();
+        for (topic, overrides) in &self.topic_overrides {
+            for (key, value) in overrides {
+                lines.push(format!("{topic} {key}={value}"));
+            }
+        }
+        let content = format!("0\n{}\n{}", lines.len(), lines.join("\n"));
+        self.emit_file(
+            FileJob::Metadata,
+            TOPIC_CONFIGS,
+            Bytes::from(content + "\n"),
+        );
+    }
+
     pub(super) fn write_partition_metadata(&mut self, dir: &str, id: uuid::Uuid) {
         let content = format!("version: 0\ntopic_id: {}\n", kafka_uuid(id));
         self.emit_file(
@@ -209,6 +229,10 @@ impl Broker {
         let starts = root
             .get(LOG_STARTS)
             .map(|b| parse_checkpoint(b))
+            .unwrap_or_default();
+        self.topic_overrides = root
+            .get(TOPIC_CONFIGS)
+            .map(|b| parse_topic_configs(b))
             .unwrap_or_default();
         let mut by_topic: BTreeMap<String, BTreeMap<i32, DiskPartition>> = BTreeMap::new();
         for part in disk.partitions {
@@ -235,7 +259,8 @@ impl Broker {
             for p in 0..count {
                 let dir = format!("{name}-{p}");
                 let key = self.logs.len();
-                let config = self.config.topic_defaults.clone();
+                let overrides = self.topic_overrides.get(&name).cloned().unwrap_or_default();
+                let config = self.topic_config(&name, &overrides);
                 let mut out = Vec::new();
                 let log = match parts.remove(&p) {
                     Some(found) => {
@@ -339,6 +364,34 @@ fn parse_checkpoint(bytes: &[u8]) -> HashMap<(String, i32), u64> {
     out
 }
 
+/// Parse the topic settings file: version 0, a count, then `topic key=value`
+/// lines. A damaged file yields what parsed before the damage.
+fn parse_topic_configs(bytes: &[u8]) -> BTreeMap<String, Overrides> {
+    let mut out: BTreeMap<String, Overrides> = BTreeMap::new();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return out;
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        return out;
+    }
+    let Some(count) = lines.next().and_then(|l| l.parse::<usize>().ok()) else {
+        return out;
+    };
+    for line in lines.take(count) {
+        let Some((topic, kv)) = line.split_once(' ') else {
+            break;
+        };
+        let Some((key, value)) = kv.split_once('=') else {
+            break;
+        };
+        out.entry(topic.to_owned())
+            .or_default()
+            .push((key.to_owned(), value.to_owned()));
+    }
+    out
+}
+
 /// A new topic id: a hash of the name, the time and a counter, shaped as a
 /// version-4 UUID. The core has no randomness source; ids need only be
 /// unique on this broker.
@@ -416,6 +469,17 @@ mod tests {
         assert_eq!(m[&("a-b".to_owned(), 0)], 10);
         assert_eq!(m.len(), 2);
         assert!(parse_checkpoint(b"1\n1\nx 0 1\n").is_empty());
+    }
+
+    #[test]
+    fn topic_configs_parse() {
+        let m = parse_topic_configs(b"0\n2\nt retention.ms=5\nt cleanup.policy=compact,delete\n");
+        assert_eq!(m["t"].len(), 2);
+        assert_eq!(
+            m["t"][1],
+            ("cleanup.policy".to_owned(), "compact,delete".to_owned())
+        );
+        assert!(parse_topic_configs(b"1\n1\nt a=b\n").is_empty());
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum Poll {
 /// Index of a partition log in [`Broker::logs`].
 type LogKey = usize;
 
+/// Topic settings given at creation, as `(key, value)` in Kafka's names.
+type Overrides = Vec<(String, String)>;
+
 /// A topic: its id and the logs of its partitions, in partition order.
 #[derive(Debug)]
 struct Topic {
@@ -108,6 +111,8 @@ pub struct Broker {
     conns: HashMap<ConnId, Conn>,
     topics: BTreeMap<String, Topic>,
     logs: Vec<Option<PartitionLog>>,
+    /// Topic settings given at creation, by topic (stored on disk).
+    topic_overrides: BTreeMap<String, Overrides>,
     /// Logs of deleted topics, waiting for their pins to drop.
     doomed: Vec<LogKey>,
     /// The latest time an input carried.
@@ -129,6 +134,7 @@ impl Broker {
             conns: HashMap::new(),
             topics: BTreeMap::new(),
             logs: Vec::new(),
+            topic_overrides: BTreeMap::new(),
             doomed: Vec::new(),
             now,
             lifecycle: lifecycle::State::new(now),
@@ -459,8 +465,15 @@ impl Broker {
         }
     }
 
-    /// Create a topic's partition logs (and their `partition.metadata`).
-    fn create_topic(&mut self, name: &str, partitions: i32, config: TopicConfig) -> uuid::Uuid {
+    /// Create a topic's partition logs (and their `partition.metadata`),
+    /// with `overrides` of the broker's topic defaults (already validated),
+    /// which are stored so a restart keeps them.
+    fn create_topic(&mut self, name: &str, partitions: i32, overrides: Overrides) -> uuid::Uuid {
+        let config = self.topic_config(name, &overrides);
+        if !overrides.is_empty() {
+            self.topic_overrides.insert(name.to_owned(), overrides);
+            self.write_topic_overrides();
+        }
         let id = lifecycle::topic_id(name, self.now, self.ids.io().0);
         let mut keys = Vec::new();
         for p in 0..partitions.max(1) {
@@ -492,11 +505,27 @@ impl Broker {
         let Some(topic) = self.topics.remove(name) else {
             return false;
         };
+        if self.topic_overrides.remove(name).is_some() {
+            self.write_topic_overrides();
+        }
         self.doomed.extend(topic.partitions);
         self.reap_doomed();
         // Producers and long-polls waiting on the deleted logs get errors now.
         self.wake_produces();
         true
+    }
+
+    /// The broker's topic defaults with a topic's overrides applied. The
+    /// overrides were checked when the topic was created; one that no longer
+    /// applies (a stored file from another version) is skipped and logged.
+    fn topic_config(&self, topic: &str, overrides: &[(String, String)]) -> TopicConfig {
+        let mut config = self.config.topic_defaults.clone();
+        for (key, value) in overrides {
+            if let Err(e) = config.set(key, value) {
+                tracing::warn!(topic, error = %e, "ignoring a stored topic setting");
+            }
+        }
+        config
     }
 
     fn reap_doomed(&mut self) {

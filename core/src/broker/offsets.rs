@@ -44,8 +44,11 @@ pub(super) struct Lookup {
 impl Broker {
     /// Handle a ListOffsets request; false when it does not decode.
     pub(super) fn list_offsets(&mut self, conn: ConnId, request: &Request) -> bool {
-        let Some(req) = protocol::decode::<ListOffsetsRequest>(&request.body, request.version)
-        else {
+        let Some(req) = protocol::decode::<ListOffsetsRequest>(
+            ApiKey::ListOffsets,
+            &request.body,
+            request.version,
+        ) else {
             return false;
         };
         let mut response = ListOffsetsResponse::default();

@@ -45,7 +45,9 @@ impl Broker {
                 Err(()) => false,
             };
         }
-        let Some(req) = protocol::decode::<ProduceRequest>(&request.body, request.version) else {
+        let Some(req) =
+            protocol::decode::<ProduceRequest>(ApiKey::Produce, &request.body, request.version)
+        else {
             return false;
         };
         if req.transactional_id.is_some() {
