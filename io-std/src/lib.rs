@@ -1,27 +1,35 @@
-//! # conveyor-io-std: Conveyor on blocking threads
+//! # conveyor-io-std: Conveyor on std threads, on a mio event loop, and the shared pieces of every runtime
 //!
-//! This crate runs a [`conveyor_core::Broker`] with plain threads and
-//! blocking system calls, and promises to decide nothing a Kafka client
-//! could observe: it moves bytes and runs the core's commands.
+//! This crate runs a [`conveyor_core::Broker`] over real sockets and files,
+//! and promises to decide nothing a Kafka client could observe: it moves
+//! bytes and runs the core's commands. It holds the system calls every
+//! runtime shares, written once: the **sequential segment writer** (append,
+//! `fdatasync`, open, remove, on one thread in issue order) and the
+//! **sendfile fetcher** (record bytes from the segment file to the socket
+//! with `sendfile(2)`, resuming after partial writes and `EAGAIN`).
 //!
-//! - a **listener** thread accepts connections (`TCP_NODELAY` on);
-//! - per connection, a **reader** thread feeds the broker what arrives and
-//!   stops reading while the broker does not want more, and a **writer**
-//!   thread writes the connection's `Send`s in order, record bytes straight
-//!   from the segment file with `sendfile(2)`;
-//! - one **segment writer** thread runs every file command in issue order;
-//! - a **timer** thread calls `handle_timeout` when the broker's deadline
-//!   passes.
+//! Runtimes, each returning the same [`Running`] handle:
 //!
-//! Every thread funnels its input through one step: lock the broker, apply
-//! the input, drain `poll` and queue each command for its thread, all under
-//! the lock, so commands for a connection or a segment keep their order.
+//! - [`start`] (`threads`): a listener thread; per connection a reader
+//!   thread that stops reading while the broker does not want more and a
+//!   writer thread that writes the connection's `Send`s in order; a timer
+//!   thread. Every thread funnels its input through one step: lock the
+//!   broker, apply the input, drain `poll`, queue each command for its
+//!   thread.
+//! - [`start_mio`] (`mio`): one event-loop thread owns the broker and every
+//!   non-blocking socket; readiness drives partial reads and writes, and the
+//!   loop bounds its work per turn ([`IO_LOOP_BOUND`]). File work runs on
+//!   the segment writer thread, whose completions come back through a
+//!   channel and a `mio::Waker`.
+//! - [`async_drive`]: one drive loop for async runtimes, written against the
+//!   [`async_drive::AsyncRuntime`] trait; `conveyor-io-tokio` and
+//!   `conveyor-io-smol` implement it in a few dozen lines each.
 //!
-//! At startup it creates and locks the data directory, reads what recovery
-//! needs (maps each segment's files read-only with `memmap2`) and hands it to
-//! [`conveyor_core::Broker::new`].
+//! At startup every runtime creates and locks the data directory, reads what
+//! recovery needs (maps each segment's files read-only with `memmap2`) and
+//! hands it to [`conveyor_core::Broker::new`].
 //!
-//! ## Example
+//! ## Example: a broker in your own process
 //!
 //! ```no_run
 //! use conveyor_io_std::{Options, start};
@@ -50,17 +58,46 @@
 //! [`Running::shutdown`] does the same at once; dropping a [`Running`] shuts
 //! it down too.
 //!
+//! ## An in-process broker for your integration tests
+//!
+//! Instead of a JVM in a container, a Rust test can start a real broker in
+//! one call, on an ephemeral port over a temporary directory, and stop it by
+//! dropping it (add `conveyor-io-std`, `conveyor-core` and `tempfile` as
+//! dev-dependencies):
+//!
+//! ```
+//! use conveyor_io_std::{Options, start};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! let broker = start(Options {
+//!     listen: "127.0.0.1:0".parse().expect("a literal socket address"),
+//!     data_dir: dir.path().to_owned(),
+//!     broker: conveyor_core::Config::default(),
+//! })?;
+//! let bootstrap = broker.local_addr().to_string(); // for `bootstrap.servers`
+//! # let _ = bootstrap;
+//! // ... produce and consume with any Kafka client ...
+//! drop(broker); // clean shutdown; then `dir` is removed
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## What the host process must provide
 //!
 //! - `SIGPIPE` ignored, as every Rust `main` arranges: `sendfile(2)` and
 //!   `writev(2)` to a socket the peer has reset raise it.
-//! - Enough file descriptors: two threads and a socket per connection, and
-//!   three files per open segment (as in Kafka, raise `ulimit -n`).
+//! - Enough file descriptors: a socket per connection (and two threads with
+//!   the `threads` runtime), and three files per open segment (as in Kafka,
+//!   raise `ulimit -n`).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod async_drive;
 mod disk;
+mod mio_loop;
+mod owned;
 mod runtime;
 mod segment;
 mod send;
@@ -68,27 +105,25 @@ mod send;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conveyor_core::Broker;
 
 pub use disk::read_disk_state;
 pub use send::Stats;
 
-use runtime::{Clock, Shared, drive};
+pub use mio_loop::IO_LOOP_BOUND;
+
+use runtime::{Clock, Shared, Threads, drive};
 use segment::{DiskExec, SegTable};
 
 /// How long [`Running::shutdown`] waits for the broker to finish its clean
 /// shutdown (sync every log, write checkpoints and the marker).
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a shutdown waits for the listener's wake-up connection.
-const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -119,7 +154,7 @@ impl ShutdownHandle {
         *self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let (flag, cond) = &*self.0;
         let mut asked = flag.lock().unwrap_or_else(PoisonError::into_inner);
         while !*asked {
@@ -128,34 +163,46 @@ impl ShutdownHandle {
     }
 }
 
-/// A broker serving on threads. Shut it down with [`Running::shutdown`],
-/// [`Running::wait`] or by dropping it.
+/// A running broker, whatever its runtime. Shut it down with
+/// [`Running::shutdown`], [`Running::wait`] or by dropping it.
 pub struct Running {
-    shared: Arc<Shared>,
     local_addr: SocketAddr,
+    stats: Arc<Stats>,
     handle: ShutdownHandle,
-    stop_accepting: Arc<AtomicBool>,
-    listener: Option<JoinHandle<()>>,
-    seg_writer: Option<JoinHandle<()>>,
-    timer: Option<JoinHandle<()>>,
-    /// Holds the data directory's lock until the runtime is gone.
-    lock: Option<File>,
+    /// Stops the runtime and joins what it started; taken by the first stop.
+    stop: Option<StopFn>,
 }
+
+/// A runtime's clean stop: shut the broker down, close every connection,
+/// join every thread or task, release the data directory's lock.
+pub type StopFn = Box<dyn FnOnce() -> io::Result<()> + Send>;
 
 impl fmt::Debug for Running {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Running")
             .field("local_addr", &self.local_addr)
-            .field("stats", &self.shared.stats)
+            .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
 
-/// Bind, recover the data directory and start serving.
+/// What every runtime does before it serves: bind, take the data
+/// directory's lock, read it and recover the broker from it.
+pub(crate) struct Prepared {
+    pub(crate) listener: TcpListener,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) broker: Broker,
+    pub(crate) clock: Clock,
+    pub(crate) data_dir: PathBuf,
+    /// Holds the data directory's lock until the runtime is gone.
+    pub(crate) lock: File,
+}
+
+/// Bind, lock and read the data directory, recover the broker.
 ///
 /// Errors name what failed: the address that cannot be bound, the data
 /// directory that cannot be created, written or read.
-pub fn start(opts: Options) -> io::Result<Running> {
+pub(crate) fn prepare(opts: Options) -> io::Result<Prepared> {
     let Options {
         listen,
         data_dir,
@@ -176,53 +223,76 @@ pub fn start(opts: Options) -> io::Result<Running> {
             format!("cannot read data directory {}: {e}", data_dir.display()),
         )
     })?;
-
     let clock = Clock::new();
     let broker = Broker::new(
         config,
         conveyor_core::Now::new(clock.mono(), Clock::wall_ms()),
         disk,
     );
+    tracing::info!(addr = %local_addr, advertised = %advertised, "listening");
+    Ok(Prepared {
+        listener,
+        local_addr,
+        broker,
+        clock,
+        data_dir,
+        lock,
+    })
+}
+
+/// Start the `threads` runtime: bind, recover the data directory and serve
+/// with a thread per connection.
+///
+/// Errors name what failed: the address that cannot be bound, the data
+/// directory that cannot be created, written or read.
+pub fn start(opts: Options) -> io::Result<Running> {
+    let p = prepare(opts)?;
+    let local_addr = p.local_addr;
     let segs = Arc::new(SegTable::default());
     let (seg_tx, seg_rx) = mpsc::channel();
-    let shared = Arc::new(Shared::new(broker, clock, seg_tx, Arc::clone(&segs)));
+    let shared = Arc::new(Shared::new(p.broker, p.clock, seg_tx, Arc::clone(&segs)));
+    let stats = Arc::clone(&shared.stats);
 
-    let mut running = Running {
-        shared: Arc::clone(&shared),
-        local_addr,
-        handle: ShutdownHandle::default(),
-        stop_accepting: Arc::default(),
-        listener: None,
-        seg_writer: None,
-        timer: None,
-        lock: Some(lock),
-    };
-    // From here on, dropping `running` on an error stops what was started.
-    let exec = DiskExec::new(data_dir, segs);
+    let mut threads = Threads::new(Arc::clone(&shared), local_addr, p.lock);
+    // From here on, dropping `threads` on an error stops what was started.
+    let exec = DiskExec::new(p.data_dir, segs);
     let s = Arc::clone(&shared);
-    running.seg_writer = Some(spawn("conveyor-segments", move || {
+    threads.seg_writer = Some(spawn("conveyor-segments", move || {
         runtime::segment_writer(s, exec, seg_rx);
     })?);
     let s = Arc::clone(&shared);
-    running.timer = Some(spawn("conveyor-timer", move || runtime::timer(s))?);
+    threads.timer = Some(spawn("conveyor-timer", move || runtime::timer(s))?);
     // Recovery's commands are queued before the first connection arrives.
     drive(&shared, |_, _| {});
     let s = Arc::clone(&shared);
-    let stop = Arc::clone(&running.stop_accepting);
-    running.listener = Some(spawn("conveyor-listen", move || {
+    let stop = Arc::clone(&threads.stop_accepting);
+    let listener = p.listener;
+    threads.listener = Some(spawn("conveyor-listen", move || {
         runtime::listener(s, listener, stop);
     })?);
-    tracing::info!(addr = %local_addr, advertised = %advertised, "listening");
-    Ok(running)
+    Ok(Running::new(
+        local_addr,
+        stats,
+        ShutdownHandle::default(),
+        Box::new(move || threads.stop()),
+    ))
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+/// Start the `mio` runtime: bind, recover the data directory and serve every
+/// connection from one event-loop thread (see the crate docs).
+///
+/// Errors name what failed, as [`start`]'s do.
+pub fn start_mio(opts: Options) -> io::Result<Running> {
+    mio_loop::start(prepare(opts)?)
+}
+
+pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     thread::Builder::new().name(name.to_owned()).spawn(f)
 }
 
 /// An address a local client can connect to: the wildcard address becomes
 /// loopback.
-fn connectable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn connectable(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -232,6 +302,25 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
 }
 
 impl Running {
+    /// A handle on a running runtime: where it listens, its counters, the
+    /// handle that makes [`Running::wait`] return, and how to stop it
+    /// (called once, by the first of [`Running::shutdown`],
+    /// [`Running::wait`] or drop). For a custom runtime built on this
+    /// crate's pieces.
+    pub fn new(
+        local_addr: SocketAddr,
+        stats: Arc<Stats>,
+        handle: ShutdownHandle,
+        stop: StopFn,
+    ) -> Running {
+        Running {
+            local_addr,
+            stats,
+            handle,
+            stop: Some(stop),
+        }
+    }
+
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -239,7 +328,7 @@ impl Running {
 
     /// Counters of the runtime's work.
     pub fn stats(&self) -> Arc<Stats> {
-        Arc::clone(&self.shared.stats)
+        Arc::clone(&self.stats)
     }
 
     /// A handle that makes [`Running::wait`] shut down, from any thread.
@@ -256,90 +345,29 @@ impl Running {
     /// Shut down cleanly: stop accepting, let the broker sync its logs and
     /// write its checkpoints and clean-shutdown marker, close every
     /// connection and join every thread. Fails if the broker does not finish
-    /// within [`SHUTDOWN_TIMEOUT`] or a thread panicked; the threads are
+    /// within [`SHUTDOWN_TIMEOUT`] or a thread panicked; the runtime is
     /// stopped either way.
     pub fn shutdown(mut self) -> io::Result<()> {
         self.stop()
     }
 
     fn stop(&mut self) -> io::Result<()> {
-        if self.lock.is_none() {
+        let Some(stop) = self.stop.take() else {
             return Ok(()); // already stopped
-        }
-        let mut problems = Vec::new();
-        self.handle.shutdown();
-        self.stop_listener(&mut problems);
-
-        if !self.shared.poisoned() {
-            let mut st = self.shared.lock();
-            st.apply(&self.shared, |b, now| b.shutdown(now));
-            let give_up = Instant::now() + SHUTDOWN_TIMEOUT;
-            while !st.broker.is_stopped() && !self.shared.poisoned() {
-                let left = give_up.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    problems.push(format!(
-                        "the broker did not finish shutting down within {SHUTDOWN_TIMEOUT:?}"
-                    ));
-                    break;
-                }
-                st = self.shared.wait_progress(st, Some(left));
-            }
-            st.close_all();
-        } else {
-            self.shared.lock().close_all();
-        }
-        // Readers see the end of their streams and report it; writers end
-        // when their connection is gone.
-        for t in self.shared.take_threads() {
-            join(t, &mut problems);
-        }
-        self.shared.lock().stop_segment_writer();
-        if let Some(t) = self.seg_writer.take() {
-            join(t, &mut problems);
-        }
-        runtime::stop_timer(&self.shared);
-        if let Some(t) = self.timer.take() {
-            join(t, &mut problems);
-        }
-        if self.shared.poisoned() {
-            problems.push("the broker panicked".to_owned());
-        }
-        self.lock = None;
-        if problems.is_empty() {
-            tracing::info!("stopped");
-            Ok(())
-        } else {
-            Err(io::Error::other(problems.join("; ")))
-        }
-    }
-
-    fn stop_listener(&mut self, problems: &mut Vec<String>) {
-        let Some(t) = self.listener.take() else {
-            return;
         };
-        self.stop_accepting.store(true, Ordering::Release);
-        // `accept` blocks; a connection of our own wakes it to see the flag.
-        if let Err(e) = TcpStream::connect_timeout(&connectable(self.local_addr), WAKE_TIMEOUT) {
-            // Without the wake-up the listener thread stays blocked; leave it
-            // detached rather than hang the shutdown.
-            problems.push(format!("cannot wake the listener: {e}"));
-            return;
+        self.handle.shutdown();
+        let result = stop();
+        match &result {
+            Ok(()) => tracing::info!("stopped"),
+            Err(e) => tracing::error!(error = %e, "unclean shutdown"),
         }
-        join(t, problems);
-    }
-}
-
-fn join(t: JoinHandle<()>, problems: &mut Vec<String>) {
-    let name = t.thread().name().unwrap_or("a runtime thread").to_owned();
-    if t.join().is_err() {
-        problems.push(format!("{name} panicked"));
+        result
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            tracing::error!(error = %e, "unclean shutdown");
-        }
+        // `stop` logs the outcome; a drop has nobody to return it to.
+        let _ = self.stop();
     }
 }

@@ -4,8 +4,9 @@
 //! timer).
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Read};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -15,14 +16,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now, Poll};
 
-use crate::segment::{DiskExec, SegTable, is_slow};
+use crate::segment::{DiskExec, SegTable, work_loop};
 use crate::send::{Stats, send_parts};
+use crate::{SHUTDOWN_TIMEOUT, connectable};
 
 /// Bytes read from a socket per turn before the broker sees them.
 const READ_CHUNK: usize = 64 * 1024;
-/// The most completions a worker gathers before handing them to the broker
-/// under one lock.
-const DONE_BATCH: usize = 64;
 /// The shortest nap of the timer when the broker keeps asking for a deadline
 /// that has already passed, so a confused deadline cannot spin a core.
 const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
@@ -276,41 +275,20 @@ impl State {
     }
 }
 
-/// Run commands from `rx` with `exec`, reporting completions to the broker
-/// in batches: at most [`DONE_BATCH`] at a time, and before any command that
-/// waits on the disk, so quick completions do not wait behind an fsync.
-fn work_loop(shared: &Shared, rx: &Receiver<Command>, mut exec: impl FnMut(Command) -> Done) {
-    let mut dones = Vec::new();
-    let report = |dones: &mut Vec<Done>| {
-        if !dones.is_empty() {
-            drive(shared, |b, now| {
-                for d in dones.drain(..) {
-                    b.handle_done(now, d);
-                }
-            });
-        }
-    };
-    while let Ok(mut cmd) = rx.recv() {
-        loop {
-            if is_slow(&cmd) {
-                report(&mut dones);
+/// Hand completions to the broker under one lock.
+fn report(shared: &Shared) -> impl FnMut(&mut Vec<Done>) + '_ {
+    move |dones| {
+        drive(shared, |b, now| {
+            for d in dones.drain(..) {
+                b.handle_done(now, d);
             }
-            dones.push(exec(cmd));
-            if dones.len() >= DONE_BATCH {
-                report(&mut dones);
-            }
-            match rx.try_recv() {
-                Ok(next) => cmd = next,
-                Err(_) => break,
-            }
-        }
-        report(&mut dones);
+        });
     }
 }
 
 /// The segment writer: file commands, one at a time, in issue order.
 pub(crate) fn segment_writer(shared: Arc<Shared>, exec: DiskExec, rx: Receiver<Command>) {
-    work_loop(&shared, &rx, |cmd| exec.execute(cmd));
+    work_loop(&rx, |cmd| exec.execute(cmd), report(&shared));
 }
 
 /// The timer: calls `handle_timeout` once the broker's deadline passes.
@@ -474,7 +452,7 @@ fn writer(shared: &Shared, stream: TcpStream, rx: &Receiver<Command>) {
     // After a failed write the connection is done for; the rest of its
     // queue fails fast.
     let mut dead: Option<IoError> = None;
-    work_loop(shared, rx, |cmd| {
+    let exec = |cmd: Command| {
         let io = cmd.io();
         if let Some(e) = &dead {
             return Done {
@@ -513,5 +491,122 @@ fn writer(shared: &Shared, stream: TcpStream, rx: &Receiver<Command>) {
                 Done { io, result: Err(e) }
             }
         }
-    });
+    };
+    work_loop(rx, exec, report(shared));
+}
+
+/// How long a shutdown waits for the listener's wake-up connection.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The `threads` runtime's threads, stopped by [`Threads::stop`] or on drop.
+pub(crate) struct Threads {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    pub(crate) stop_accepting: Arc<AtomicBool>,
+    pub(crate) listener: Option<JoinHandle<()>>,
+    pub(crate) seg_writer: Option<JoinHandle<()>>,
+    pub(crate) timer: Option<JoinHandle<()>>,
+    /// Holds the data directory's lock until the runtime is gone.
+    lock: Option<File>,
+}
+
+impl Threads {
+    pub(crate) fn new(shared: Arc<Shared>, local_addr: SocketAddr, lock: File) -> Self {
+        Self {
+            shared,
+            local_addr,
+            stop_accepting: Arc::default(),
+            listener: None,
+            seg_writer: None,
+            timer: None,
+            lock: Some(lock),
+        }
+    }
+
+    /// Stop accepting, shut the broker down cleanly (bounded by
+    /// [`SHUTDOWN_TIMEOUT`]), close every connection, join every thread.
+    pub(crate) fn stop(&mut self) -> io::Result<()> {
+        if self.lock.is_none() {
+            return Ok(()); // already stopped
+        }
+        let mut problems = Vec::new();
+        self.stop_listener(&mut problems);
+
+        if !self.shared.poisoned() {
+            let mut st = self.shared.lock();
+            st.apply(&self.shared, |b, now| b.shutdown(now));
+            let give_up = std::time::Instant::now() + SHUTDOWN_TIMEOUT;
+            while !st.broker.is_stopped() && !self.shared.poisoned() {
+                let left = give_up.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    problems.push(format!(
+                        "the broker did not finish shutting down within {SHUTDOWN_TIMEOUT:?}"
+                    ));
+                    break;
+                }
+                st = self.shared.wait_progress(st, Some(left));
+            }
+            st.close_all();
+        } else {
+            self.shared.lock().close_all();
+        }
+        // Readers see the end of their streams and report it; writers end
+        // when their connection is gone.
+        for t in self.shared.take_threads() {
+            join(t, &mut problems);
+        }
+        self.shared.lock().stop_segment_writer();
+        if let Some(t) = self.seg_writer.take() {
+            join(t, &mut problems);
+        }
+        stop_timer(&self.shared);
+        if let Some(t) = self.timer.take() {
+            join(t, &mut problems);
+        }
+        if self.shared.poisoned() {
+            problems.push("the broker panicked".to_owned());
+        }
+        self.lock = None;
+        finish(problems)
+    }
+
+    fn stop_listener(&mut self, problems: &mut Vec<String>) {
+        let Some(t) = self.listener.take() else {
+            return;
+        };
+        self.stop_accepting.store(true, Ordering::Release);
+        // `accept` blocks; a connection of our own wakes it to see the flag.
+        if let Err(e) = TcpStream::connect_timeout(&connectable(self.local_addr), WAKE_TIMEOUT) {
+            // Without the wake-up the listener thread stays blocked; leave it
+            // detached rather than hang the shutdown.
+            problems.push(format!("cannot wake the listener: {e}"));
+            return;
+        }
+        join(t, problems);
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "unclean shutdown");
+        }
+    }
+}
+
+/// Join `t`, noting a panic in `problems`.
+pub(crate) fn join(t: JoinHandle<()>, problems: &mut Vec<String>) {
+    let name = t.thread().name().unwrap_or("a runtime thread").to_owned();
+    if t.join().is_err() {
+        problems.push(format!("{name} panicked"));
+    }
+}
+
+/// The outcome of a stop: the problems met, joined into one error.
+pub(crate) fn finish(problems: Vec<String>) -> io::Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::other(problems.join("; ")))
+    }
 }

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use conveyor_core::{Command, Completion, Done, SegId, SegmentViews};
@@ -15,7 +17,7 @@ use conveyor_core::{Command, Completion, Done, SegId, SegmentViews};
 use crate::disk::{map, resolve, segment_file_name};
 
 /// The most buffers handed to one `writev` (Linux's `IOV_MAX`).
-const IOV_MAX: usize = 1024;
+pub(crate) const IOV_MAX: usize = 1024;
 
 /// The three open files of a segment.
 #[derive(Debug)]
@@ -59,6 +61,20 @@ impl SegTable {
         map.insert(seg, Arc::new(files));
     }
 
+    /// A segment whose log is `log` and whose index files are scratch files.
+    #[cfg(test)]
+    pub(crate) fn insert_file(&self, seg: SegId, log: File) {
+        let scratch = || tempfile::tempfile().expect("a scratch file");
+        let files = SegmentFiles {
+            log,
+            index: scratch(),
+            timeindex: scratch(),
+            dir: PathBuf::new(),
+            base_offset: 0,
+        };
+        self.insert(seg, files);
+    }
+
     fn remove(&self, seg: SegId) -> io::Result<Arc<SegmentFiles>> {
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(&seg)
@@ -99,6 +115,68 @@ pub(crate) fn is_slow(cmd: &Command) -> bool {
             | Command::RemoveDir { .. }
             | Command::OpenSegment { create: true, .. }
     )
+}
+
+/// The most completions a worker gathers before handing them on.
+pub(crate) const DONE_BATCH: usize = 64;
+
+/// Run commands from `rx` with `exec` until every sender is gone, handing
+/// completions on as [`run_all`] does.
+pub(crate) fn work_loop(
+    rx: &Receiver<Command>,
+    mut exec: impl FnMut(Command) -> Done,
+    mut report: impl FnMut(&mut Vec<Done>),
+) {
+    while let Ok(cmd) = rx.recv() {
+        run_all(
+            std::iter::once(cmd).chain(rx.try_iter()),
+            &mut exec,
+            &mut report,
+        );
+    }
+}
+
+/// Run `cmds` in order with `exec`, handing completions to `report` in
+/// batches: at most [`DONE_BATCH`] at a time, and before any command that
+/// waits on the disk, so quick completions do not wait behind an fsync.
+/// `report` is given each batch to empty.
+pub(crate) fn run_all(
+    cmds: impl IntoIterator<Item = Command>,
+    mut exec: impl FnMut(Command) -> Done,
+    mut report: impl FnMut(&mut Vec<Done>),
+) {
+    let mut dones = Vec::new();
+    let mut flush = |dones: &mut Vec<Done>| {
+        if !dones.is_empty() {
+            report(dones);
+            dones.clear();
+        }
+    };
+    for cmd in cmds {
+        if is_slow(&cmd) {
+            flush(&mut dones);
+        }
+        dones.push(exec(cmd));
+        if dones.len() >= DONE_BATCH {
+            flush(&mut dones);
+        }
+    }
+    flush(&mut dones);
+}
+
+/// Start the segment writer thread: file commands sent to the returned
+/// queue run with `exec` one at a time, in issue order; completions go to
+/// `report` in batches (see [`work_loop`]). The thread ends once the queue's
+/// sender is dropped and what it holds is done.
+pub(crate) fn spawn_segment_writer(
+    exec: DiskExec,
+    mut report: impl FnMut(Vec<Done>) + Send + 'static,
+) -> io::Result<(Sender<Command>, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel();
+    let handle = crate::spawn("conveyor-segments", move || {
+        work_loop(&rx, |cmd| exec.execute(cmd), |d| report(std::mem::take(d)));
+    })?;
+    Ok((tx, handle))
 }
 
 /// Executes file commands under one data directory.

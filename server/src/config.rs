@@ -40,16 +40,30 @@ const IGNORED: &[&str] = &[
 pub enum Runtime {
     /// `threads`: a thread per connection, blocking system calls.
     Threads,
+    /// `mio`: one event-loop thread, non-blocking sockets.
+    Mio,
+    /// `tokio`: a multi-threaded tokio runtime.
+    Tokio,
+    /// `smol`: a smol executor, a thread per core.
+    Smol,
 }
 
 impl Runtime {
-    /// Every runtime's name, for messages.
-    pub const NAMES: &[&str] = &["threads"];
+    /// Every runtime, in the order messages list them.
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Threads,
+        Runtime::Mio,
+        Runtime::Tokio,
+        Runtime::Smol,
+    ];
 
     /// The runtime's name.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Threads => "threads",
+            Runtime::Mio => "mio",
+            Runtime::Tokio => "tokio",
+            Runtime::Smol => "smol",
         }
     }
 }
@@ -58,13 +72,14 @@ impl FromStr for Runtime {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "threads" => Ok(Runtime::Threads),
-            other => Err(format!(
-                "unknown runtime `{other}` (valid: {})",
-                Runtime::NAMES.join(", ")
-            )),
-        }
+        let s = s.trim();
+        Runtime::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Runtime::ALL.iter().map(|r| r.name()).collect();
+                format!("unknown runtime `{s}` (valid: {})", names.join(", "))
+            })
     }
 }
 
@@ -377,11 +392,15 @@ mod tests {
             "{e}"
         );
 
-        let e = loaded("runtime=tokio").unwrap_err();
+        let e = loaded("runtime=fibers").unwrap_err();
         assert!(
-            e.0.contains("unknown runtime `tokio` (valid: threads)"),
+            e.0.contains("unknown runtime `fibers` (valid: threads, mio, tokio, smol)"),
             "{e}"
         );
+        for r in Runtime::ALL {
+            let c = loaded(&format!("runtime={}", r.name())).unwrap();
+            assert_eq!(c.runtime, r);
+        }
 
         let e = loaded("listeners=PLAINTEXT://host:port").unwrap_err();
         assert!(e.0.contains("not a port number"), "{e}");

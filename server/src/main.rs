@@ -60,7 +60,8 @@ struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// The I/O runtime [default: threads]. Valid: threads.
+    /// The I/O runtime [default: threads]. Valid: threads (a thread per
+    /// connection), mio (one event-loop thread), tokio, smol.
     #[arg(long, value_name = "NAME")]
     runtime: Option<String>,
 
@@ -147,17 +148,26 @@ fn serve(c: ServerConfig, listen: SocketAddr) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
     );
     tracing::info!(broker = ?c.broker, "broker configuration");
-    match c.runtime {
-        Runtime::Threads => serve_threads(listen, c),
-    }
+    let start = match c.runtime {
+        Runtime::Threads => conveyor_io_std::start,
+        Runtime::Mio => conveyor_io_std::start_mio,
+        Runtime::Tokio => conveyor_io_tokio::start,
+        Runtime::Smol => conveyor_io_smol::start,
+    };
+    run(start, listen, c)
 }
 
-fn serve_threads(listen: SocketAddr, c: ServerConfig) -> Result<(), String> {
+/// Start `start`'s runtime and serve until SIGINT or SIGTERM.
+fn run(
+    start: fn(conveyor_io_std::Options) -> std::io::Result<conveyor_io_std::Running>,
+    listen: SocketAddr,
+    c: ServerConfig,
+) -> Result<(), String> {
     // Signals are caught before the broker starts, so none can kill it
     // midway through startup without a clean shutdown.
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
-    let running = conveyor_io_std::start(conveyor_io_std::Options {
+    let running = start(conveyor_io_std::Options {
         listen,
         data_dir: c.data_dir,
         broker: c.broker,

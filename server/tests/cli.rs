@@ -61,7 +61,7 @@ fn unknown_runtime_lists_the_valid_ones() {
     assert_eq!(o.status.code(), Some(2));
     let line = error_line(&o);
     assert!(
-        line.contains("fibers") && line.contains("valid: threads"),
+        line.contains("fibers") && line.contains("valid: threads, mio, tokio, smol"),
         "{line}"
     );
 }

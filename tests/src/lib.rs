@@ -5,10 +5,12 @@
 //! every wait in time. A helper that gives up panics with what it saw, so a
 //! failing test says why.
 //!
-//! - [`TestBroker`]: an in-process broker (`conveyor_io_std::start`) on
+//! - [`Runtime`]: every runtime Conveyor runs on; [`each_runtime!`] turns
+//!   one test body into one `#[test]` per runtime, named after it.
+//! - [`TestBroker`]: an in-process broker on a chosen runtime on
 //!   127.0.0.1:0 in a temporary directory, restartable on the same directory.
-//! - [`ChildBroker`]: the `conveyor` binary as a child process, for SIGKILL and
-//!   SIGTERM tests.
+//! - [`ChildBroker`]: the `conveyor` binary as a child process
+//!   (`--runtime`), for SIGKILL and SIGTERM tests.
 //! - [`client`]: `rdkafka` configuration builders, a producer that records
 //!   every delivery report, consumers and a tiny `block_on` for the admin API.
 //! - [`raw`]: a hand-written Kafka request encoder and response reader for
@@ -28,6 +30,90 @@ use tempfile::TempDir;
 
 pub mod client;
 pub mod raw;
+
+/// A runtime to run the broker on: the end-to-end suite runs on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// `conveyor_io_std::start`: a thread per connection.
+    Threads,
+    /// `conveyor_io_std::start_mio`: one event-loop thread.
+    Mio,
+    /// `conveyor_io_tokio::start`.
+    Tokio,
+    /// `conveyor_io_smol::start`.
+    Smol,
+}
+
+impl Runtime {
+    /// Every runtime.
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Threads,
+        Runtime::Mio,
+        Runtime::Tokio,
+        Runtime::Smol,
+    ];
+
+    /// The name `conveyor serve --runtime` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Threads => "threads",
+            Runtime::Mio => "mio",
+            Runtime::Tokio => "tokio",
+            Runtime::Smol => "smol",
+        }
+    }
+
+    /// Start an in-process broker on this runtime.
+    pub fn start(self, opts: Options) -> io::Result<Running> {
+        match self {
+            Runtime::Threads => conveyor_io_std::start(opts),
+            Runtime::Mio => conveyor_io_std::start_mio(opts),
+            Runtime::Tokio => conveyor_io_tokio::start(opts),
+            Runtime::Smol => conveyor_io_smol::start(opts),
+        }
+    }
+}
+
+/// One `#[test]` per [`Runtime`] from one body: `each_runtime!(fn name(rt)
+/// { .. })` makes a module `name` with tests `threads`, `mio`, `tokio` and
+/// `smol`, so a failure names its runtime. Attributes before `fn` (doc
+/// comments, `#[ignore]`) go on every test.
+#[macro_export]
+macro_rules! each_runtime {
+    ($(#[$meta:meta])* fn $name:ident($rt:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($rt: $crate::Runtime) $body
+
+            $(#[$meta])*
+            #[test]
+            fn threads() {
+                body($crate::Runtime::Threads)
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn mio() {
+                body($crate::Runtime::Mio)
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn tokio() {
+                body($crate::Runtime::Tokio)
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn smol() {
+                body($crate::Runtime::Smol)
+            }
+        }
+    };
+}
 
 /// How long any single "wait until ready" step may take.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +153,7 @@ fn broker_config(settings: &[(String, String)]) -> conveyor_core::Config {
 /// A broker running in this process on 127.0.0.1 (a fresh port each start)
 /// over a temporary data directory that outlives restarts.
 pub struct TestBroker {
+    runtime: Runtime,
     running: Option<Running>,
     settings: Vec<(String, String)>,
     // Declared last so it is dropped (removed) after the broker stopped.
@@ -77,6 +164,7 @@ pub struct TestBroker {
 impl std::fmt::Debug for TestBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestBroker")
+            .field("runtime", &self.runtime)
             .field("addr", &self.running.as_ref().map(Running::local_addr))
             .field("data_dir", &self.data_dir())
             .field("settings", &self.settings)
@@ -85,19 +173,20 @@ impl std::fmt::Debug for TestBroker {
 }
 
 impl TestBroker {
-    /// Starts a broker with [`DEFAULT_SETTINGS`].
-    pub fn start() -> TestBroker {
-        TestBroker::start_with(&[])
+    /// Starts a broker on `runtime` with [`DEFAULT_SETTINGS`].
+    pub fn start(runtime: Runtime) -> TestBroker {
+        TestBroker::start_with(runtime, &[])
     }
 
-    /// Starts a broker with [`DEFAULT_SETTINGS`] overridden by `settings`
-    /// (Kafka names, e.g. `("log.segment.bytes", "1048576")`).
-    pub fn start_with(settings: &[(&str, &str)]) -> TestBroker {
+    /// Starts a broker on `runtime` with [`DEFAULT_SETTINGS`] overridden by
+    /// `settings` (Kafka names, e.g. `("log.segment.bytes", "1048576")`).
+    pub fn start_with(runtime: Runtime, settings: &[(&str, &str)]) -> TestBroker {
         let dir = tempfile::Builder::new()
             .prefix("conveyor-test-")
             .tempdir()
             .expect("create a temporary directory");
         let mut broker = TestBroker {
+            runtime,
             running: None,
             settings: merged_settings(settings),
             dir,
@@ -154,7 +243,10 @@ impl TestBroker {
             data_dir,
             broker: broker_config(&self.settings),
         };
-        let running = conveyor_io_std::start(opts).expect("start the in-process broker");
+        let running = self
+            .runtime
+            .start(opts)
+            .unwrap_or_else(|e| panic!("start the in-process broker on {:?}: {e}", self.runtime));
         let addr = running.local_addr();
         assert!(
             addr.ip().is_loopback() && addr.port() != 0,
@@ -246,15 +338,16 @@ pub struct ChildBroker {
 }
 
 impl ChildBroker {
-    /// Starts `conveyor serve` on a free port over `data_dir` with `--set k=v`
-    /// for each setting, and waits (bounded) until it accepts connections.
-    pub fn spawn(data_dir: &Path, settings: &[(&str, &str)]) -> ChildBroker {
+    /// Starts `conveyor serve --runtime <runtime>` on a free port over
+    /// `data_dir` with `--set k=v` for each setting, and waits (bounded)
+    /// until it accepts connections.
+    pub fn spawn(runtime: Runtime, data_dir: &Path, settings: &[(&str, &str)]) -> ChildBroker {
         let bin = conveyor_bin();
         let mut failures = Vec::new();
         // A port picked by `free_port` can be taken before the child binds
         // it; three attempts make that race irrelevant in practice.
         for _attempt in 0..3 {
-            match ChildBroker::try_spawn(&bin, data_dir, settings) {
+            match ChildBroker::try_spawn(&bin, runtime, data_dir, settings) {
                 Ok(child) => return child,
                 Err(why) => failures.push(why),
             }
@@ -266,7 +359,12 @@ impl ChildBroker {
         );
     }
 
-    fn try_spawn(bin: &Path, data_dir: &Path, settings: &[(&str, &str)]) -> Result<Self, String> {
+    fn try_spawn(
+        bin: &Path,
+        runtime: Runtime,
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let log_dir = tempfile::Builder::new()
             .prefix("conveyor-child-log-")
             .tempdir()
@@ -277,6 +375,8 @@ impl ChildBroker {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
+            .arg("--runtime")
+            .arg(runtime.name())
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")

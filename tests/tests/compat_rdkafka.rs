@@ -12,7 +12,7 @@ use conveyor_tests::client::{
     self, Delivered, assign, consume, consume_all, consumer, consumer_config, create_topic,
     partition_count, produce_test_records, producer, producer_config, try_create_topic,
 };
-use conveyor_tests::{TestBroker, TestRecord, unique_topic};
+use conveyor_tests::{Runtime, TestBroker, TestRecord, each_runtime, unique_topic};
 use rdkafka::Offset;
 use rdkafka::error::RDKafkaErrorCode;
 
@@ -30,8 +30,8 @@ fn now_ms() -> i64 {
 /// Produces [`RECORDS`] keyed records with headers using `codec`, then reads
 /// every partition from the beginning and checks each record byte for byte,
 /// where the delivery report said it went, in producer order per partition.
-fn round_trip(codec: &str) {
-    let broker = TestBroker::start_with(&[("num.partitions", "3")]);
+fn round_trip(rt: Runtime, codec: &str) {
+    let broker = TestBroker::start_with(rt, &[("num.partitions", "3")]);
     let topic = unique_topic(&format!("compat-{codec}"));
     let started_ms = now_ms();
 
@@ -133,78 +133,84 @@ fn check_round_trip(
     );
 }
 
-#[test]
-fn round_trip_uncompressed() {
-    round_trip("none");
-}
-
-#[test]
-fn round_trip_gzip() {
-    round_trip("gzip");
-}
-
-#[test]
-fn round_trip_snappy() {
-    round_trip("snappy");
-}
-
-#[test]
-fn round_trip_lz4() {
-    round_trip("lz4");
-}
-
-#[test]
-fn round_trip_zstd() {
-    round_trip("zstd");
-}
-
-/// CreateTopics through librdkafka's admin client makes a topic with the
-/// asked partition count (not `num.partitions`), and every partition works.
-#[test]
-fn admin_create_topics() {
-    let broker = TestBroker::start_with(&[("num.partitions", "1")]);
-    let topic = unique_topic("admin");
-    create_topic(&broker.bootstrap(), &topic, 3, Duration::from_secs(10));
-
-    let probe = consumer(&consumer_config(&broker.bootstrap()));
-    assert_eq!(
-        partition_count(&probe, &topic),
-        3,
-        "CreateTopics asked for 3 partitions"
-    );
-
-    let producer = producer(&producer_config(&broker.bootstrap(), "none"));
-    let mut acked = HashMap::new();
-    for p in 0..3 {
-        let start = (p * 10) as usize;
-        acked = produce_test_records(
-            &producer,
-            &topic,
-            Some(p),
-            start..start + 10,
-            Duration::from_secs(30),
-        );
+each_runtime! {
+    fn round_trip_uncompressed(rt) {
+        round_trip(rt, "none");
     }
-    for (i, d) in &acked {
-        assert_eq!(
-            d.partition,
-            (*i / 10) as i32,
-            "record {i} went to the wrong partition"
-        );
-        assert_eq!(
-            d.offset,
-            (*i % 10) as i64,
-            "record {i} got the wrong offset"
-        );
+}
+
+each_runtime! {
+    fn round_trip_gzip(rt) {
+        round_trip(rt, "gzip");
     }
+}
 
-    let c = consumer(&consumer_config(&broker.bootstrap()));
-    assign(&c, &topic, &[(2, Offset::Beginning)]);
-    let got = consume(&c, 10, Duration::from_secs(30));
-    let indexes: Vec<usize> = got.iter().map(client::Consumed::index).collect();
-    assert_eq!(indexes, (20..30).collect::<Vec<_>>());
+each_runtime! {
+    fn round_trip_snappy(rt) {
+        round_trip(rt, "snappy");
+    }
+}
 
-    // Creating it again must fail with TOPIC_ALREADY_EXISTS, not succeed.
-    let again = try_create_topic(&broker.bootstrap(), &topic, 3, Duration::from_secs(10));
-    assert_eq!(again, Err(RDKafkaErrorCode::TopicAlreadyExists));
+each_runtime! {
+    fn round_trip_lz4(rt) {
+        round_trip(rt, "lz4");
+    }
+}
+
+each_runtime! {
+    fn round_trip_zstd(rt) {
+        round_trip(rt, "zstd");
+    }
+}
+
+each_runtime! {
+    /// CreateTopics through librdkafka's admin client makes a topic with the
+    /// asked partition count (not `num.partitions`), and every partition works.
+    fn admin_create_topics(rt) {
+        let broker = TestBroker::start_with(rt, &[("num.partitions", "1")]);
+        let topic = unique_topic("admin");
+        create_topic(&broker.bootstrap(), &topic, 3, Duration::from_secs(10));
+
+        let probe = consumer(&consumer_config(&broker.bootstrap()));
+        assert_eq!(
+            partition_count(&probe, &topic),
+            3,
+            "CreateTopics asked for 3 partitions"
+        );
+
+        let producer = producer(&producer_config(&broker.bootstrap(), "none"));
+        let mut acked = HashMap::new();
+        for p in 0..3 {
+            let start = (p * 10) as usize;
+            acked = produce_test_records(
+                &producer,
+                &topic,
+                Some(p),
+                start..start + 10,
+                Duration::from_secs(30),
+            );
+        }
+        for (i, d) in &acked {
+            assert_eq!(
+                d.partition,
+                (*i / 10) as i32,
+                "record {i} went to the wrong partition"
+            );
+            assert_eq!(
+                d.offset,
+                (*i % 10) as i64,
+                "record {i} got the wrong offset"
+            );
+        }
+
+        let c = consumer(&consumer_config(&broker.bootstrap()));
+        assign(&c, &topic, &[(2, Offset::Beginning)]);
+        let got = consume(&c, 10, Duration::from_secs(30));
+        let indexes: Vec<usize> = got.iter().map(client::Consumed::index).collect();
+        assert_eq!(indexes, (20..30).collect::<Vec<_>>());
+
+        // Creating it again must fail with TOPIC_ALREADY_EXISTS, not succeed.
+        let again = try_create_topic(&broker.bootstrap(), &topic, 3, Duration::from_secs(10));
+        assert_eq!(again, Err(RDKafkaErrorCode::TopicAlreadyExists));
+    }
 }

@@ -15,7 +15,8 @@ use conveyor_tests::client::{
     Consumed, Delivered, consume_all, produce_test_records, producer, producer_config, watermarks,
 };
 use conveyor_tests::{
-    BatchOnDisk, ChildBroker, TestBroker, TestRecord, batches_in, segment_files, unique_topic,
+    BatchOnDisk, ChildBroker, Runtime, TestBroker, TestRecord, batches_in, each_runtime,
+    segment_files, unique_topic,
 };
 use tempfile::TempDir;
 
@@ -61,91 +62,94 @@ fn data_dir() -> (TempDir, std::path::PathBuf) {
     (dir, data)
 }
 
-#[test]
-fn clean_shutdown_and_restart_in_process() {
-    let mut broker = TestBroker::start();
-    let topic = unique_topic("restart-clean");
-    let p = producer(&producer_config(&broker.bootstrap(), "lz4"));
-    let mut acked = produce_test_records(&p, &topic, None, 0..3_000, TIMEOUT);
-    drop(p);
-    assert_exactly(
-        &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
-        &acked,
-        "before restart",
-    );
+each_runtime! {
+    fn clean_shutdown_and_restart_in_process(rt) {
+        let mut broker = TestBroker::start(rt);
+        let topic = unique_topic("restart-clean");
+        let p = producer(&producer_config(&broker.bootstrap(), "lz4"));
+        let mut acked = produce_test_records(&p, &topic, None, 0..3_000, TIMEOUT);
+        drop(p);
+        assert_exactly(
+            &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
+            &acked,
+            "before restart",
+        );
 
-    broker.restart();
-    assert_exactly(
-        &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
-        &acked,
-        "after restart",
-    );
+        broker.restart();
+        assert_exactly(
+            &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
+            &acked,
+            "after restart",
+        );
 
-    // New records continue each partition's offsets; nothing is overwritten.
-    let p = producer(&producer_config(&broker.bootstrap(), "none"));
-    let more = produce_test_records(&p, &topic, None, 3_000..3_300, TIMEOUT);
-    drop(p);
-    acked.extend(more);
-    assert_exactly(
-        &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
-        &acked,
-        "after more produces",
-    );
+        // New records continue each partition's offsets; nothing is overwritten.
+        let p = producer(&producer_config(&broker.bootstrap(), "none"));
+        let more = produce_test_records(&p, &topic, None, 3_000..3_300, TIMEOUT);
+        drop(p);
+        acked.extend(more);
+        assert_exactly(
+            &consume_all(&broker.bootstrap(), &topic, 3, TIMEOUT),
+            &acked,
+            "after more produces",
+        );
+    }
 }
 
-#[test]
-fn sigterm_is_a_clean_shutdown() {
-    let (_dir, data) = data_dir();
-    let child = ChildBroker::spawn(&data, &[]);
-    let topic = unique_topic("restart-sigterm");
-    let p = producer(&producer_config(&child.bootstrap(), "zstd"));
-    let acked = produce_test_records(&p, &topic, None, 0..2_000, TIMEOUT);
-    drop(p);
-    let log = child.log();
-    let status = child.terminate();
-    assert!(
-        status.success(),
-        "conveyor exited with {status} after SIGTERM\nlog:\n{log}"
-    );
+each_runtime! {
+    fn sigterm_is_a_clean_shutdown(rt) {
+        let (_dir, data) = data_dir();
+        let child = ChildBroker::spawn(rt, &data, &[]);
+        let topic = unique_topic("restart-sigterm");
+        let p = producer(&producer_config(&child.bootstrap(), "zstd"));
+        let acked = produce_test_records(&p, &topic, None, 0..2_000, TIMEOUT);
+        drop(p);
+        let log = child.log();
+        let status = child.terminate();
+        assert!(
+            status.success(),
+            "conveyor exited with {status} after SIGTERM\nlog:\n{log}"
+        );
 
-    let child = ChildBroker::spawn(&data, &[]);
-    assert_exactly(
-        &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
-        &acked,
-        "after SIGTERM",
-    );
+        let child = ChildBroker::spawn(rt, &data, &[]);
+        assert_exactly(
+            &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
+            &acked,
+            "after SIGTERM",
+        );
+    }
 }
 
-#[test]
-fn sigkill_keeps_acknowledged_records() {
-    let (_dir, data) = data_dir();
-    let child = ChildBroker::spawn(&data, &[]);
-    let topic = unique_topic("restart-kill");
-    let p = producer(&producer_config(&child.bootstrap(), "none"));
-    let mut acked = produce_test_records(&p, &topic, None, 0..5_000, TIMEOUT);
-    drop(p);
-    child.kill9();
+each_runtime! {
+    fn sigkill_keeps_acknowledged_records(rt) {
+        let (_dir, data) = data_dir();
+        let child = ChildBroker::spawn(rt, &data, &[]);
+        let topic = unique_topic("restart-kill");
+        let p = producer(&producer_config(&child.bootstrap(), "none"));
+        let mut acked = produce_test_records(&p, &topic, None, 0..5_000, TIMEOUT);
+        drop(p);
+        child.kill9();
 
-    let child = ChildBroker::spawn(&data, &[]);
-    assert_exactly(
-        &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
-        &acked,
-        "after SIGKILL",
-    );
-    let p = producer(&producer_config(&child.bootstrap(), "none"));
-    acked.extend(produce_test_records(
-        &p,
-        &topic,
-        None,
-        5_000..5_100,
-        TIMEOUT,
-    ));
-    drop(p);
-    assert_exactly(
-        &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
-        &acked,
-        "after new produces",
-    );
+        let child = ChildBroker::spawn(rt, &data, &[]);
+        assert_exactly(
+            &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
+            &acked,
+            "after SIGKILL",
+        );
+        let p = producer(&producer_config(&child.bootstrap(), "none"));
+        acked.extend(produce_test_records(
+            &p,
+            &topic,
+            None,
+            5_000..5_100,
+            TIMEOUT,
+        ));
+        drop(p);
+        assert_exactly(
+            &consume_all(&child.bootstrap(), &topic, 3, TIMEOUT),
+            &acked,
+            "after new produces",
+        );
+    }
 }
 
 const BATCHES: usize = 4;
@@ -154,14 +158,16 @@ const PER_BATCH: usize = 50;
 /// Produces `BATCHES` separately acknowledged batches to partition 0 of a
 /// one-partition topic on the binary, SIGKILLs it, and returns the data dir,
 /// topic, acknowledgements and the last segment file's batches.
-fn crashed_with_batches() -> (
+fn crashed_with_batches(
+    rt: Runtime,
+) -> (
     TempDir,
     std::path::PathBuf,
     String,
     HashMap<usize, Delivered>,
 ) {
     let (dir, data) = data_dir();
-    let child = ChildBroker::spawn(&data, &[("num.partitions", "1")]);
+    let child = ChildBroker::spawn(rt, &data, &[("num.partitions", "1")]);
     let topic = unique_topic("corrupt");
     let p = producer(&producer_config(&child.bootstrap(), "none"));
     let mut acked = HashMap::new();
@@ -199,8 +205,14 @@ fn last_segment(data: &Path, topic: &str) -> (std::path::PathBuf, Vec<u8>, Vec<B
 
 /// After recovery: exactly `survivors` (offsets below `good_end`), no
 /// consumer error, and a new produce continues at `good_end`.
-fn assert_recovered(data: &Path, topic: &str, acked: &HashMap<usize, Delivered>, good_end: i64) {
-    let child = ChildBroker::spawn(data, &[("num.partitions", "1")]);
+fn assert_recovered(
+    rt: Runtime,
+    data: &Path,
+    topic: &str,
+    acked: &HashMap<usize, Delivered>,
+    good_end: i64,
+) {
+    let child = ChildBroker::spawn(rt, data, &[("num.partitions", "1")]);
     let mut survivors: HashMap<usize, Delivered> = acked
         .iter()
         .filter(|(_, d)| d.offset < good_end)
@@ -248,41 +260,44 @@ fn append(path: &Path, bytes: &[u8]) {
     f.sync_all().expect("sync");
 }
 
-#[test]
-fn garbage_after_the_last_batch_is_truncated() {
-    let (_dir, data, topic, acked) = crashed_with_batches();
-    let (last, _, _) = last_segment(&data, &topic);
-    append(&last, &[0xAB; 333]);
-    assert_recovered(&data, &topic, &acked, (BATCHES * PER_BATCH) as i64);
-}
-
-#[test]
-fn a_torn_batch_at_the_tail_is_truncated() {
-    let (_dir, data, topic, acked) = crashed_with_batches();
-    let (last, bytes, batches) = last_segment(&data, &topic);
-    // The first half of a copy of the last batch, renumbered as the next
-    // one: what a crash in the middle of an append leaves.
-    let b = *batches.last().expect("at least one batch");
-    let mut torn = bytes[b.pos..b.pos + b.len / 2].to_vec();
-    torn[..8].copy_from_slice(&(b.base_offset + b.records).to_be_bytes());
-    append(&last, &torn);
-    assert_recovered(&data, &topic, &acked, (BATCHES * PER_BATCH) as i64);
-}
-
-#[test]
-fn a_corrupt_last_batch_is_truncated() {
-    let (_dir, data, topic, acked) = crashed_with_batches();
-    let (last, mut bytes, batches) = last_segment(&data, &topic);
-    let b = *batches.last().expect("at least one batch");
-    assert!(
-        b.base_offset > 0,
-        "need a good batch before the corrupt one: {batches:?}"
-    );
-    // Flip the last bytes (inside the last record): the CRC no longer matches.
-    let n = bytes.len();
-    for byte in &mut bytes[n - 4..] {
-        *byte ^= 0xFF;
+each_runtime! {
+    fn garbage_after_the_last_batch_is_truncated(rt) {
+        let (_dir, data, topic, acked) = crashed_with_batches(rt);
+        let (last, _, _) = last_segment(&data, &topic);
+        append(&last, &[0xAB; 333]);
+        assert_recovered(rt, &data, &topic, &acked, (BATCHES * PER_BATCH) as i64);
     }
-    fs::write(&last, &bytes).expect("write the corrupted segment");
-    assert_recovered(&data, &topic, &acked, b.base_offset);
+}
+
+each_runtime! {
+    fn a_torn_batch_at_the_tail_is_truncated(rt) {
+        let (_dir, data, topic, acked) = crashed_with_batches(rt);
+        let (last, bytes, batches) = last_segment(&data, &topic);
+        // The first half of a copy of the last batch, renumbered as the next
+        // one: what a crash in the middle of an append leaves.
+        let b = *batches.last().expect("at least one batch");
+        let mut torn = bytes[b.pos..b.pos + b.len / 2].to_vec();
+        torn[..8].copy_from_slice(&(b.base_offset + b.records).to_be_bytes());
+        append(&last, &torn);
+        assert_recovered(rt, &data, &topic, &acked, (BATCHES * PER_BATCH) as i64);
+    }
+}
+
+each_runtime! {
+    fn a_corrupt_last_batch_is_truncated(rt) {
+        let (_dir, data, topic, acked) = crashed_with_batches(rt);
+        let (last, mut bytes, batches) = last_segment(&data, &topic);
+        let b = *batches.last().expect("at least one batch");
+        assert!(
+            b.base_offset > 0,
+            "need a good batch before the corrupt one: {batches:?}"
+        );
+        // Flip the last bytes (inside the last record): the CRC no longer matches.
+        let n = bytes.len();
+        for byte in &mut bytes[n - 4..] {
+            *byte ^= 0xFF;
+        }
+        fs::write(&last, &bytes).expect("write the corrupted segment");
+        assert_recovered(rt, &data, &topic, &acked, b.base_offset);
+    }
 }

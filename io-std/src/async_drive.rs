@@ -1,0 +1,635 @@
+//! One drive loop for every async runtime, written against
+//! [`AsyncRuntime`]: the runtime's primitives (spawn, a timer, a TCP
+//! listener and streams with readiness, a blocking pool) and nothing else.
+//! `conveyor-io-tokio` and `conveyor-io-smol` implement the trait; the loop,
+//! the system calls ([`SendCursor`](crate::send) and the segment writer's)
+//! and the shutdown are written once, here.
+//!
+//! The shape:
+//! - one **driver** task owns the broker. It takes events from a channel
+//!   (bytes read, connections opened and closed, completions, stop), at
+//!   most [`IO_LOOP_BOUND`] per turn, and sleeps until the broker's deadline
+//!   when there are none;
+//! - an **accept** task turns connections into a reader and a writer task;
+//! - a connection's **reader** task reads only with the driver's permit,
+//!   which the driver withholds while the broker does not want bytes
+//!   (`wants_read`), so unwanted bytes stay in the kernel's buffer;
+//! - its **writer** task writes its `Send`s in order, `sendfile` on the raw
+//!   socket inside the runtime's write readiness, and its `Close`;
+//! - the **segment writer** task runs file commands in issue order, in
+//!   batches on the runtime's blocking pool, so fsync never holds a worker.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use bytes::BytesMut;
+use conveyor_core::{Command, ConnId, Done, IoError};
+use futures_lite::future;
+
+use crate::mio_loop::IO_LOOP_BOUND;
+use crate::owned::Owned;
+use crate::runtime::finish;
+use crate::segment::{DONE_BATCH, DiskExec, SegTable, run_all};
+use crate::send::{SendCursor, Stats};
+use crate::{Options, Running, SHUTDOWN_TIMEOUT, ShutdownHandle, prepare};
+
+/// A task the runtime runs to completion.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Blocking work for the runtime's blocking pool.
+pub type BlockingWork = Box<dyn FnOnce() + Send + 'static>;
+
+/// Which readiness to wait for or to clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// The socket has bytes to read (or its end).
+    Readable,
+    /// The socket takes more bytes.
+    Writable,
+}
+
+/// What the drive loop needs from an async runtime. Implemented once per
+/// runtime; everything else is shared.
+#[async_trait::async_trait]
+pub trait AsyncRuntime: Send + Sync + 'static {
+    /// The runtime's TCP listener.
+    type Listener: Send + Sync + 'static;
+    /// The runtime's TCP stream: a non-blocking socket with readiness.
+    type Stream: AsyncStream;
+
+    /// Run `task` on the runtime, detached.
+    fn spawn(&self, task: Task);
+
+    /// Return at `deadline` (or later).
+    async fn sleep_until(&self, deadline: Instant);
+
+    /// Wrap a bound, non-blocking std listener.
+    fn listener(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener>;
+
+    /// Accept the next connection.
+    async fn accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream>;
+
+    /// Run `work` where blocking is allowed (fsync), and return when it is
+    /// done.
+    async fn unblock(&self, work: BlockingWork);
+}
+
+/// A connected, non-blocking TCP socket with readiness. The drive loop does
+/// the system calls itself on the raw descriptor (`read`, `writev`,
+/// `sendfile`), inside [`AsyncStream::try_io`].
+#[async_trait::async_trait]
+pub trait AsyncStream: AsFd + Send + Sync + 'static {
+    /// Wait until the socket may be ready for `interest`.
+    async fn ready(&self, interest: Interest) -> io::Result<()>;
+
+    /// Run the system call `f` on the socket. When it fails with
+    /// `WouldBlock`, the runtime forgets the readiness for `interest`, so
+    /// the next [`AsyncStream::ready`] waits for a new event.
+    fn try_io(&self, interest: Interest, f: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()>;
+}
+
+/// Bytes read from a socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The shortest sleep while the broker's deadline has already passed.
+const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
+
+/// How long an accept loop pauses after a failed accept (out of file
+/// descriptors, say) before trying again.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// How long a stop waits, beyond the broker's [`SHUTDOWN_TIMEOUT`], for the
+/// connections to close and the driver to finish.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Start serving `opts` on the runtime `rt`. `finish` runs after the broker
+/// has stopped and every connection is closed, to stop the runtime itself
+/// (its worker threads); it is the last thing a stop does.
+///
+/// Errors name what failed, as [`crate::start`]'s do.
+pub fn start<R: AsyncRuntime>(
+    rt: Arc<R>,
+    opts: Options,
+    finish_runtime: impl FnOnce() + Send + 'static,
+) -> io::Result<Running> {
+    let p = prepare(opts)?;
+    p.listener.set_nonblocking(true)?;
+    let listener = rt.listener(p.listener)?;
+    let segs = Arc::new(SegTable::default());
+    let stats = Arc::new(Stats::default());
+    let (ev_tx, ev_rx) = async_channel::unbounded::<Event<R::Stream>>();
+    let (seg_tx, seg_rx) = async_channel::unbounded::<Command>();
+    let (stop_accept_tx, stop_accept_rx) = async_channel::bounded::<()>(1);
+    let (finished_tx, finished_rx) = std::sync::mpsc::channel::<Vec<String>>();
+
+    let exec = Arc::new(DiskExec::new(p.data_dir, Arc::clone(&segs)));
+    // From here on, a failure leaves tasks that end with the runtime.
+    rt.spawn(Box::pin(segment_writer(
+        Arc::clone(&rt),
+        exec,
+        seg_rx,
+        ev_tx.clone(),
+    )));
+    let owned = Owned::new(
+        p.broker,
+        p.clock,
+        Box::new(move |cmd| seg_tx.try_send(cmd).is_ok()),
+    );
+    let driver = Driver {
+        owned,
+        conns: HashMap::new(),
+        stats: Arc::clone(&stats),
+    };
+    rt.spawn(Box::pin(driver.run(Arc::clone(&rt), ev_rx, finished_tx)));
+    rt.spawn(Box::pin(acceptor(
+        Arc::clone(&rt),
+        listener,
+        ev_tx.clone(),
+        stop_accept_rx,
+        segs,
+        Arc::clone(&stats),
+    )));
+
+    let lock = p.lock;
+    let stop = move || {
+        drop(stop_accept_tx); // the accept loop ends and closes the listener
+        let mut problems = Vec::new();
+        if ev_tx.try_send(Event::Stop).is_err() {
+            problems.push("the driver task is gone".to_owned());
+        }
+        match finished_rx.recv_timeout(SHUTDOWN_TIMEOUT + CLOSE_TIMEOUT) {
+            Ok(p) => problems.extend(p),
+            Err(_) => problems.push("the driver task did not finish".to_owned()),
+        }
+        finish_runtime();
+        drop(lock);
+        finish(problems)
+    };
+    Ok(Running::new(
+        p.local_addr,
+        stats,
+        ShutdownHandle::default(),
+        Box::new(stop),
+    ))
+}
+
+/// What the driver hears about.
+enum Event<S> {
+    /// A connection was accepted: its socket, its writer's queue and its
+    /// reader's permits.
+    Open(ConnId, Arc<S>, Sender<Command>, Sender<()>),
+    /// Bytes read from a connection.
+    Read(ConnId, BytesMut),
+    /// A connection's reader saw its end.
+    Closed(ConnId),
+    /// Commands finished.
+    Done(Vec<Done>),
+    /// Shut down.
+    Stop,
+}
+
+struct AConn<S> {
+    stream: Arc<S>,
+    /// The writer's queue; dropping it ends the writer once it is done.
+    tx: Sender<Command>,
+    /// Lets the reader read once more.
+    permit: Sender<()>,
+    /// Bytes read and not yet taken by the broker.
+    rbuf: BytesMut,
+    /// The reader waits for a permit the broker's `wants_read` withholds.
+    paused: bool,
+    /// A `Close` was issued: the reader reads on to the end.
+    closing: bool,
+}
+
+struct Driver<S> {
+    owned: Owned,
+    conns: HashMap<ConnId, AConn<S>>,
+    stats: Arc<Stats>,
+}
+
+impl<S: AsyncStream> Driver<S> {
+    async fn run<R: AsyncRuntime<Stream = S>>(
+        mut self,
+        rt: Arc<R>,
+        events: Receiver<Event<S>>,
+        finished: std::sync::mpsc::Sender<Vec<String>>,
+    ) {
+        let mut problems = Vec::new();
+        // Recovery's commands go out before the first connection arrives.
+        self.owned.apply(|_, _| {});
+        self.route();
+        let mut give_up: Option<Instant> = None;
+        let mut closed_all = false;
+        loop {
+            let nap = self.owned.until_deadline().map(|d| d.max(TIMER_MIN_NAP));
+            let nap = match give_up {
+                Some(at) => Some(nap.map_or(at, |n| (Instant::now() + n).min(at))),
+                None => nap.map(|n| Instant::now() + n),
+            };
+            let first = match nap {
+                None => events.recv().await.ok(),
+                Some(at) => {
+                    let recv = async { events.recv().await.ok() };
+                    let sleep = async {
+                        rt.sleep_until(at).await;
+                        None
+                    };
+                    future::or(recv, sleep).await
+                }
+            };
+            let mut next = first;
+            for _ in 0..IO_LOOP_BOUND {
+                let Some(ev) = next.take() else { break };
+                if matches!(ev, Event::Stop) && give_up.is_none() {
+                    give_up = Some(Instant::now() + SHUTDOWN_TIMEOUT);
+                    self.owned.apply(|b, now| b.shutdown(now));
+                } else {
+                    self.handle(ev);
+                }
+                self.route();
+                next = events.try_recv().ok();
+            }
+            self.owned.timeout_if_due();
+            self.resume_paused();
+            self.route();
+            if let Some(at) = give_up {
+                let stopped = self.owned.broker.is_stopped();
+                let late = Instant::now() >= at;
+                if (stopped || late) && !closed_all {
+                    if !stopped {
+                        problems.push(format!(
+                            "the broker did not finish shutting down within {SHUTDOWN_TIMEOUT:?}"
+                        ));
+                    }
+                    // Readers see their ends and report them; writers end
+                    // once their queues are dropped.
+                    for c in self.conns.values() {
+                        shutdown(&*c.stream);
+                    }
+                    closed_all = true;
+                }
+                if closed_all && (self.conns.is_empty() || Instant::now() >= at + CLOSE_TIMEOUT) {
+                    if !self.conns.is_empty() {
+                        problems.push(format!("{} connections did not close", self.conns.len()));
+                    }
+                    break;
+                }
+            }
+        }
+        self.owned.stop_segment_writer();
+        // The stop waits on this; if it gave up, nobody listens.
+        let _ = finished.send(problems);
+    }
+
+    fn handle(&mut self, ev: Event<S>) {
+        match ev {
+            Event::Open(id, stream, tx, permit) => {
+                let max = self.owned.broker.config().max_connections;
+                if self.conns.len() >= max {
+                    // `max.connections`: more are accepted and closed at once.
+                    tracing::warn!("{max} connections already open (max.connections)");
+                    shutdown(&*stream);
+                    return;
+                }
+                self.stats.connections.fetch_add(1, Ordering::Relaxed);
+                // Unbounded: fails only once the reader is gone, and then
+                // its `Closed` is on the way.
+                let _ = permit.try_send(());
+                self.conns.insert(
+                    id,
+                    AConn {
+                        stream,
+                        tx,
+                        permit,
+                        rbuf: BytesMut::new(),
+                        paused: false,
+                        closing: false,
+                    },
+                );
+                self.owned.apply(|b, now| b.handle_open(now, id));
+                tracing::debug!(conn = ?id, "connection opened");
+            }
+            Event::Read(id, bytes) => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                if c.closing {
+                    let _ = c.permit.try_send(());
+                    return; // nobody will answer these
+                }
+                if c.rbuf.is_empty() {
+                    c.rbuf = bytes;
+                } else {
+                    c.rbuf.extend_from_slice(&bytes);
+                }
+                let rbuf = &mut c.rbuf;
+                self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
+                if self.owned.broker.wants_read(id) {
+                    let _ = c.permit.try_send(());
+                } else {
+                    c.paused = true;
+                }
+            }
+            Event::Closed(id) => {
+                if self.conns.remove(&id).is_some() {
+                    self.owned.apply(|b, now| b.handle_close(now, id));
+                    tracing::debug!(conn = ?id, "connection closed");
+                }
+            }
+            Event::Done(dones) => self.owned.done(dones),
+            Event::Stop => {} // only the first counts
+        }
+    }
+
+    /// Offer held-back bytes again to connections the broker wants bytes
+    /// from once more, and let their readers read.
+    fn resume_paused(&mut self) {
+        let paused: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.paused)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in paused {
+            if !self.owned.broker.wants_read(id) {
+                continue;
+            }
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if !c.rbuf.is_empty() {
+                let rbuf = &mut c.rbuf;
+                self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
+                if !self.owned.broker.wants_read(id) {
+                    continue;
+                }
+            }
+            c.paused = false;
+            let _ = c.permit.try_send(());
+        }
+    }
+
+    /// Route the broker's socket commands to their connections' writers.
+    fn route(&mut self) {
+        let mut failed = Vec::new();
+        for cmd in std::mem::take(&mut self.owned.outbox) {
+            let (io, conn) = match &cmd {
+                Command::Send { io, conn, .. } | Command::Close { io, conn } => (*io, *conn),
+                other => {
+                    failed.push(fail(other.io(), "a file command reached a socket"));
+                    continue;
+                }
+            };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                failed.push(fail(io, &format!("{conn:?} is closed")));
+                continue;
+            };
+            if matches!(cmd, Command::Close { .. }) {
+                c.closing = true;
+                if c.paused {
+                    c.paused = false;
+                    let _ = c.permit.try_send(());
+                }
+            }
+            if c.tx.try_send(cmd).is_err() {
+                failed.push(fail(io, &format!("{conn:?} is closed")));
+            }
+        }
+        if !failed.is_empty() {
+            self.owned.done(failed);
+            self.route();
+        }
+    }
+}
+
+fn fail(io: conveyor_core::IoId, message: &str) -> Done {
+    Done {
+        io,
+        result: Err(IoError {
+            kind: io::ErrorKind::NotConnected,
+            message: message.to_owned(),
+        }),
+    }
+}
+
+/// Shut both directions of a socket; its reader then sees the end.
+fn shutdown(stream: &impl AsFd) {
+    // Already shut or reset by the peer: nothing left to do.
+    let _ = rustix::net::shutdown(stream, rustix::net::Shutdown::Both);
+}
+
+/// Accept connections until `stop` closes, each with a reader and a writer.
+async fn acceptor<R: AsyncRuntime>(
+    rt: Arc<R>,
+    listener: R::Listener,
+    events: Sender<Event<R::Stream>>,
+    stop: Receiver<()>,
+    segs: Arc<SegTable>,
+    stats: Arc<Stats>,
+) {
+    let mut next_conn = 0u64;
+    loop {
+        let accept = async { Some(rt.accept(&listener).await) };
+        let stopped = async {
+            // Nothing is ever sent: the stop drops the sender.
+            let _ = stop.recv().await;
+            None
+        };
+        let stream = match future::or(accept, stopped).await {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "accept failed");
+                rt.sleep_until(Instant::now() + ACCEPT_PAUSE).await;
+                continue;
+            }
+        };
+        // Small responses must not wait for Nagle; large ones are corked.
+        if let Err(e) = rustix::net::sockopt::set_tcp_nodelay(&stream, true) {
+            tracing::warn!(error = %e, "cannot serve a new connection");
+            continue;
+        }
+        next_conn += 1;
+        let id = ConnId(next_conn);
+        let stream = Arc::new(stream);
+        let (tx, rx) = async_channel::unbounded();
+        let (permit_tx, permit_rx) = async_channel::unbounded();
+        rt.spawn(Box::pin(reader(
+            id,
+            Arc::clone(&stream),
+            events.clone(),
+            permit_rx,
+        )));
+        rt.spawn(Box::pin(writer(
+            Arc::clone(&stream),
+            rx,
+            events.clone(),
+            Arc::clone(&segs),
+            Arc::clone(&stats),
+        )));
+        if events
+            .send(Event::Open(id, stream, tx, permit_tx))
+            .await
+            .is_err()
+        {
+            break; // the driver is gone
+        }
+    }
+}
+
+/// A connection's reader: reads a chunk per permit and hands it to the
+/// driver; reports the end of the stream.
+async fn reader<S: AsyncStream>(
+    id: ConnId,
+    stream: Arc<S>,
+    events: Sender<Event<S>>,
+    permits: Receiver<()>,
+) {
+    while permits.recv().await.is_ok() {
+        let mut buf = BytesMut::zeroed(READ_CHUNK);
+        let mut got = 0;
+        let r = loop {
+            let r = stream.try_io(Interest::Readable, &mut || {
+                got = rustix::io::read(&*stream, &mut buf[..])?;
+                Ok(())
+            });
+            match r {
+                Ok(()) => break Ok(got),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = stream.ready(Interest::Readable).await {
+                        break Err(e);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        match r {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.truncate(n);
+                if events.send(Event::Read(id, buf)).await.is_err() {
+                    return; // the driver is gone
+                }
+            }
+            Err(e) => {
+                tracing::debug!(conn = ?id, error = %e, "read failed");
+                break;
+            }
+        }
+    }
+    // The driver is gone if this fails: nobody to tell.
+    let _ = events.send(Event::Closed(id)).await;
+}
+
+/// A connection's writer: its `Send`s and its `Close`, in issue order,
+/// each answered to the driver.
+async fn writer<S: AsyncStream>(
+    stream: Arc<S>,
+    commands: Receiver<Command>,
+    events: Sender<Event<S>>,
+    segs: Arc<SegTable>,
+    stats: Arc<Stats>,
+) {
+    // After a failed write or a `Close` the connection is done for; the
+    // rest of its queue fails fast.
+    let mut dead: Option<IoError> = None;
+    while let Ok(cmd) = commands.recv().await {
+        let io = cmd.io();
+        let result = match (&dead, cmd) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Command::Send { parts, .. }) => {
+                stats.send_calls.fetch_add(1, Ordering::Relaxed);
+                match send(&*stream, SendCursor::new(parts), &segs, &stats).await {
+                    Ok(()) => Ok(conveyor_core::Completion::Unit),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "send failed");
+                        // The reader sees the end and reports the close.
+                        shutdown(&*stream);
+                        let e = IoError::from(e);
+                        dead = Some(e.clone());
+                        Err(e)
+                    }
+                }
+            }
+            (None, Command::Close { .. }) => {
+                shutdown(&*stream);
+                dead = Some(IoError {
+                    kind: io::ErrorKind::NotConnected,
+                    message: "closed by the broker".into(),
+                });
+                Ok(conveyor_core::Completion::Unit)
+            }
+            (None, other) => fail(other.io(), "a file command reached a socket").result,
+        };
+        if events
+            .send(Event::Done(vec![Done { io, result }]))
+            .await
+            .is_err()
+        {
+            return; // the driver is gone
+        }
+    }
+}
+
+/// Write a whole `Send`, waiting for write readiness whenever the socket is
+/// full.
+async fn send<S: AsyncStream>(
+    stream: &S,
+    mut cursor: SendCursor,
+    segs: &SegTable,
+    stats: &Stats,
+) -> io::Result<()> {
+    loop {
+        let r = stream.try_io(Interest::Writable, &mut || {
+            cursor.advance(stream, segs, stats)
+        });
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                stream.ready(Interest::Writable).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The segment writer: file commands in issue order, each batch run on the
+/// blocking pool, completions handed to the driver.
+async fn segment_writer<R: AsyncRuntime>(
+    rt: Arc<R>,
+    exec: Arc<DiskExec>,
+    commands: Receiver<Command>,
+    events: Sender<Event<R::Stream>>,
+) {
+    while let Ok(first) = commands.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < DONE_BATCH {
+            match commands.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let exec = Arc::clone(&exec);
+        let events = events.clone();
+        rt.unblock(Box::new(move || {
+            run_all(
+                batch,
+                |cmd| exec.execute(cmd),
+                |dones| {
+                    // Unbounded: fails only once the driver is gone.
+                    let _ = events.try_send(Event::Done(std::mem::take(dones)));
+                },
+            );
+        }))
+        .await;
+    }
+}

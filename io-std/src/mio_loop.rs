@@ -1,0 +1,584 @@
+//! The `mio` runtime: one event-loop thread owns the broker and every
+//! non-blocking socket. Readiness (edge-triggered) drives partial reads and
+//! writes; a [`SendCursor`] resumes a `Send` where the socket's buffer
+//! filled. File work runs on the segment writer thread, which hands its
+//! completions back through a channel and wakes the loop with a
+//! [`mio::Waker`]. Each loop turn does a bounded amount of work
+//! ([`IO_LOOP_BOUND`]) so that one busy connection cannot starve the rest.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use conveyor_core::{Command, ConnId, Done, IoError, IoId};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Token, Waker};
+
+use crate::owned::Owned;
+use crate::runtime::{finish, join};
+use crate::segment::{DiskExec, SegTable, spawn_segment_writer};
+use crate::send::{SendCursor, Stats};
+use crate::{Prepared, Running, SHUTDOWN_TIMEOUT, ShutdownHandle};
+
+/// The most units of one kind of work a loop turn does before the others
+/// get their turn: accepts, batches of file completions, reads per
+/// connection, and rounds of send completions. Left-over work is picked up
+/// by the next turn, which then does not sleep.
+pub const IO_LOOP_BOUND: usize = 32;
+
+/// Bytes read from a socket per read call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The most readiness events taken from one `poll`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// The shortest sleep while the broker's deadline has already passed, so a
+/// deadline that keeps being due cannot spin the loop.
+const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Connection tokens are their ids; ids start here, past the fixed tokens.
+const FIRST_CONN: usize = 2;
+
+/// Start serving `p` from a new event-loop thread.
+pub(crate) fn start(p: Prepared) -> io::Result<Running> {
+    let Prepared {
+        listener,
+        local_addr,
+        broker,
+        clock,
+        data_dir,
+        lock,
+    } = p;
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let poll = mio::Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let segs = Arc::new(SegTable::default());
+    let stats = Arc::new(Stats::default());
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let w = Arc::clone(&waker);
+    let exec = DiskExec::new(data_dir, Arc::clone(&segs));
+    let (seg_tx, seg_writer) = spawn_segment_writer(exec, move |dones| {
+        // The loop is gone only after the broker stopped: nothing waits for
+        // these any more.
+        if done_tx.send(dones).is_ok() {
+            let _ = w.wake();
+        }
+    })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut el = EventLoop {
+        poll,
+        listener: Some(listener),
+        owned: Owned::new(broker, clock, Box::new(move |cmd| seg_tx.send(cmd).is_ok())),
+        conns: HashMap::new(),
+        next_conn: FIRST_CONN,
+        done_rx,
+        segs,
+        stats: Arc::clone(&stats),
+        stop: Arc::clone(&stop),
+        ready: HashSet::new(),
+        paused: HashSet::new(),
+        accept_pending: false,
+        completions_pending: false,
+        dones: Vec::new(),
+    };
+    let loop_thread = std::thread::Builder::new()
+        .name("conveyor-mio".into())
+        .spawn(move || el.run());
+    let loop_thread = match loop_thread {
+        Ok(t) => t,
+        Err(e) => {
+            // The writer ends once its queue's sender (in `el`) is gone.
+            let _ = seg_writer.join();
+            return Err(e);
+        }
+    };
+    let stop_fn = move || {
+        stop.store(true, Ordering::Release);
+        let mut problems = Vec::new();
+        if let Err(e) = waker.wake() {
+            problems.push(format!("cannot wake the event loop: {e}"));
+        }
+        match loop_thread.join() {
+            Ok(p) => problems.extend(p),
+            Err(_) => problems.push("the event loop panicked".into()),
+        }
+        join(seg_writer, &mut problems);
+        drop(lock);
+        finish(problems)
+    };
+    Ok(Running::new(
+        local_addr,
+        stats,
+        ShutdownHandle::default(),
+        Box::new(stop_fn),
+    ))
+}
+
+/// What waits to go out on a connection, in issue order.
+#[derive(Debug)]
+enum Out {
+    Send(IoId, SendCursor),
+    Close(IoId),
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not yet taken by the broker (a partial frame, or
+    /// frames held back while it does not want more).
+    rbuf: BytesMut,
+    out: VecDeque<Out>,
+    /// The socket may hold unread bytes (readiness is edge-triggered).
+    readable: bool,
+    /// The socket may take more bytes.
+    writable: bool,
+    /// The end of the stream or a read error: report the connection closed.
+    eof: bool,
+    /// Closed by the broker or failed writing: what is still queued fails.
+    dead: Option<IoError>,
+}
+
+impl Conn {
+    fn has_work(&self, wants_read: bool) -> bool {
+        self.eof || (self.readable && wants_read) || (self.writable && !self.out.is_empty())
+    }
+}
+
+struct EventLoop {
+    poll: mio::Poll,
+    /// Dropped when the shutdown begins.
+    listener: Option<TcpListener>,
+    owned: Owned,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: usize,
+    done_rx: Receiver<Vec<Done>>,
+    segs: Arc<SegTable>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    /// Connections with work the next turn can do without a new event.
+    ready: HashSet<ConnId>,
+    /// Connections the broker wants no bytes from for now.
+    paused: HashSet<ConnId>,
+    /// The listener may hold connections not accepted yet.
+    accept_pending: bool,
+    /// The segment writer's channel may hold completions.
+    completions_pending: bool,
+    /// Completions of `Send`s and `Close`s, for the broker.
+    dones: Vec<Done>,
+}
+
+impl EventLoop {
+    /// Serve until asked to stop and the broker has shut down; return the
+    /// problems met.
+    fn run(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        // Recovery's commands go out before the first connection arrives.
+        self.owned.apply(|_, _| {});
+        self.route();
+        let mut give_up = None;
+        loop {
+            if give_up.is_none() && self.stop.load(Ordering::Acquire) {
+                give_up = Some(std::time::Instant::now() + SHUTDOWN_TIMEOUT);
+                if let Some(mut l) = self.listener.take() {
+                    // The listener closes when dropped either way.
+                    let _ = self.poll.registry().deregister(&mut l);
+                }
+                self.accept_pending = false;
+                self.owned.apply(|b, now| b.shutdown(now));
+                self.route();
+            }
+            if let Some(at) = give_up {
+                if self.owned.broker.is_stopped() {
+                    break;
+                }
+                if std::time::Instant::now() >= at {
+                    problems.push(format!(
+                        "the broker did not finish shutting down within {SHUTDOWN_TIMEOUT:?}"
+                    ));
+                    break;
+                }
+            }
+            let busy = self.accept_pending || self.completions_pending || !self.ready.is_empty();
+            let mut timeout = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.owned.until_deadline().map(|d| d.max(TIMER_MIN_NAP))
+            };
+            if let Some(at) = give_up {
+                let left = at.saturating_duration_since(std::time::Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    problems.push(format!("event loop poll failed: {e}"));
+                    break;
+                }
+            }
+            for ev in &events {
+                match ev.token() {
+                    LISTENER => self.accept_pending = true,
+                    WAKER => self.completions_pending = true,
+                    Token(t) => {
+                        let id = ConnId(t as u64);
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                            c.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                            self.ready.insert(id);
+                        }
+                    }
+                }
+            }
+            self.turn();
+        }
+        // Every connection goes; what is queued on them fails.
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+        self.owned.stop_segment_writer();
+        problems
+    }
+
+    /// One turn: accept, take file completions, resume paused connections,
+    /// read and write ready ones, fire the timer. Each bounded.
+    fn turn(&mut self) {
+        if self.accept_pending {
+            self.accept();
+        }
+        if self.completions_pending {
+            self.completions();
+        }
+        self.resume_paused();
+        let ready: Vec<ConnId> = self.ready.drain().collect();
+        for id in ready {
+            self.read(id);
+        }
+        self.owned.timeout_if_due();
+        self.route();
+        // Writes and their completions, which may queue more writes.
+        for _ in 0..IO_LOOP_BOUND {
+            let ready: Vec<ConnId> = self.ready.iter().copied().collect();
+            for &id in &ready {
+                self.write(id);
+            }
+            if self.dones.is_empty() {
+                break;
+            }
+            let dones = std::mem::take(&mut self.dones);
+            self.owned.done(dones);
+            self.route();
+        }
+        // Whatever still has work stays ready; the rest waits for an event.
+        let wants: Vec<ConnId> = self.ready.iter().copied().collect();
+        for id in wants {
+            let keep = match self.conns.get(&id) {
+                Some(c) => c.has_work(self.owned.broker.wants_read(id)),
+                None => false,
+            };
+            if !keep {
+                self.ready.remove(&id);
+            }
+        }
+        let closing: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.eof)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closing {
+            self.close(id);
+        }
+    }
+
+    fn accept(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            self.accept_pending = false;
+            return;
+        };
+        self.accept_from(&listener);
+        self.listener = Some(listener);
+    }
+
+    fn accept_from(&mut self, listener: &TcpListener) {
+        for _ in 0..IO_LOOP_BOUND {
+            let (mut stream, peer) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors or memory: the next arrival
+                    // tries again, once some connections have closed.
+                    tracing::warn!(error = %e, "accept failed");
+                    self.accept_pending = false;
+                    return;
+                }
+            };
+            // `max.connections`: more are accepted and closed at once.
+            let max = self.owned.broker.config().max_connections;
+            if self.conns.len() >= max {
+                tracing::warn!(?peer, "{max} connections already open (max.connections)");
+                continue;
+            }
+            let id = ConnId(self.next_conn as u64);
+            let registered = stream.set_nodelay(true).and_then(|()| {
+                self.poll.registry().register(
+                    &mut stream,
+                    Token(self.next_conn),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+            });
+            if let Err(e) = registered {
+                tracing::warn!(?peer, error = %e, "cannot serve a new connection");
+                continue;
+            }
+            self.next_conn += 1;
+            self.stats.connections.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(conn = ?id, ?peer, "connection opened");
+            self.conns.insert(
+                id,
+                Conn {
+                    stream,
+                    rbuf: BytesMut::new(),
+                    out: VecDeque::new(),
+                    readable: true,
+                    writable: true,
+                    eof: false,
+                    dead: None,
+                },
+            );
+            self.ready.insert(id);
+            self.owned.apply(|b, now| b.handle_open(now, id));
+            self.route();
+        }
+    }
+
+    fn completions(&mut self) {
+        for _ in 0..IO_LOOP_BOUND {
+            match self.done_rx.try_recv() {
+                Ok(dones) => {
+                    self.owned.done(dones);
+                    self.route();
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                    self.completions_pending = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Offer held-back bytes again to connections the broker wants bytes
+    /// from once more, since no new bytes may come to prompt it.
+    fn resume_paused(&mut self) {
+        let paused: Vec<ConnId> = self.paused.iter().copied().collect();
+        for id in paused {
+            if !self.owned.broker.wants_read(id) {
+                continue;
+            }
+            self.paused.remove(&id);
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if !c.rbuf.is_empty() {
+                let rbuf = &mut c.rbuf;
+                self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
+                if !self.owned.broker.wants_read(id) {
+                    self.paused.insert(id);
+                }
+            }
+            self.ready.insert(id);
+        }
+        self.route();
+    }
+
+    /// Read what the connection holds, at most [`IO_LOOP_BOUND`] chunks, while
+    /// the broker wants bytes from it.
+    fn read(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        for _ in 0..IO_LOOP_BOUND {
+            if !c.readable || c.eof {
+                break;
+            }
+            // Back-pressure: a connection under a `Close` reads on to its
+            // end; otherwise what the broker does not want stays in the
+            // kernel's buffer.
+            if c.dead.is_none() && !self.owned.broker.wants_read(id) {
+                self.paused.insert(id);
+                break;
+            }
+            let len = c.rbuf.len();
+            c.rbuf.resize(len + READ_CHUNK, 0);
+            let n = match (&c.stream).read(&mut c.rbuf[len..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    c.rbuf.truncate(len);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => c.readable = false,
+                        io::ErrorKind::Interrupted => {}
+                        _ => {
+                            tracing::debug!(conn = ?id, error = %e, "read failed");
+                            c.eof = true;
+                        }
+                    }
+                    continue;
+                }
+            };
+            c.rbuf.truncate(len + n);
+            if n == 0 {
+                c.eof = true;
+                break;
+            }
+            if c.dead.is_some() {
+                c.rbuf.clear(); // nobody will answer these
+                continue;
+            }
+            let rbuf = &mut c.rbuf;
+            self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
+        }
+        self.ready.insert(id);
+    }
+
+    /// Route the broker's socket commands to their connections' queues.
+    fn route(&mut self) {
+        for cmd in std::mem::take(&mut self.owned.outbox) {
+            let (io, conn, out) = match cmd {
+                Command::Send {
+                    io, conn, parts, ..
+                } => {
+                    self.stats.send_calls.fetch_add(1, Ordering::Relaxed);
+                    (io, conn, Out::Send(io, SendCursor::new(parts)))
+                }
+                Command::Close { io, conn } => (io, conn, Out::Close(io)),
+                other => {
+                    // `Owned` puts only socket commands in the outbox.
+                    self.dones
+                        .push(fail(other.io(), "a file command reached a socket"));
+                    continue;
+                }
+            };
+            match self.conns.get_mut(&conn) {
+                Some(c) => {
+                    c.out.push_back(out);
+                    self.ready.insert(conn);
+                }
+                None => self.dones.push(fail(io, &format!("{conn:?} is closed"))),
+            }
+        }
+    }
+
+    /// Write the connection's queue until it is empty or the socket is full.
+    fn write(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while c.writable || c.dead.is_some() {
+            let Some(out) = c.out.front_mut() else { break };
+            let io = match out {
+                Out::Send(io, _) | Out::Close(io) => *io,
+            };
+            if let Some(e) = &c.dead {
+                self.dones.push(Done {
+                    io,
+                    result: Err(e.clone()),
+                });
+                c.out.pop_front();
+                continue;
+            }
+            match out {
+                Out::Send(_, cursor) => match cursor.advance(&c.stream, &self.segs, &self.stats) {
+                    Ok(()) => self.dones.push(Done::ok(io)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        c.writable = false;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(conn = ?id, error = %e, "send failed");
+                        let e = IoError::from(e);
+                        self.dones.push(Done {
+                            io,
+                            result: Err(e.clone()),
+                        });
+                        // The reader sees the end of the stream and reports
+                        // the connection closed.
+                        let _ = c.stream.shutdown(Shutdown::Both);
+                        c.dead = Some(e);
+                        c.readable = true;
+                    }
+                },
+                Out::Close(_) => {
+                    // The peer may have gone already; the socket is shut
+                    // either way, and reading on finds its end.
+                    let _ = c.stream.shutdown(Shutdown::Both);
+                    self.dones.push(Done::ok(io));
+                    c.dead = Some(IoError {
+                        kind: io::ErrorKind::NotConnected,
+                        message: "closed by the broker".into(),
+                    });
+                    c.readable = true;
+                }
+            }
+            c.out.pop_front();
+        }
+    }
+
+    /// Report a connection gone: fail what is queued on it, then tell the
+    /// broker.
+    fn close(&mut self, id: ConnId) {
+        let Some(mut c) = self.conns.remove(&id) else {
+            return;
+        };
+        self.ready.remove(&id);
+        self.paused.remove(&id);
+        // Closed when dropped either way.
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let _ = c.stream.shutdown(Shutdown::Both);
+        let e = c.dead.unwrap_or_else(|| IoError {
+            kind: io::ErrorKind::NotConnected,
+            message: format!("{id:?} is closed"),
+        });
+        let dones: Vec<Done> = c
+            .out
+            .drain(..)
+            .map(|out| match out {
+                Out::Send(io, _) | Out::Close(io) => Done {
+                    io,
+                    result: Err(e.clone()),
+                },
+            })
+            .chain(std::mem::take(&mut self.dones))
+            .collect();
+        self.owned.done(dones);
+        self.owned.apply(|b, now| b.handle_close(now, id));
+        self.route();
+        tracing::debug!(conn = ?id, "connection closed");
+    }
+}
+
+fn fail(io: IoId, message: &str) -> Done {
+    Done {
+        io,
+        result: Err(IoError {
+            kind: io::ErrorKind::NotConnected,
+            message: message.to_owned(),
+        }),
+    }
+}
