@@ -157,6 +157,8 @@ pub struct Config {
     /// `fetch.max.wait.cap.ms`: the longest a fetch may long-poll whatever
     /// the client asks.
     pub fetch_max_wait_cap_ms: i64,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub retention_check_interval_ms: u64,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -173,6 +175,7 @@ impl Default for Config {
             max_inflight_requests: 500,
             max_connections: 10_000,
             fetch_max_wait_cap_ms: 30_000,
+            retention_check_interval_ms: 300_000,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -193,6 +196,9 @@ impl Config {
                 self.max_inflight_requests = parse_range(key, value, 1, 1_000_000)?
             }
             "max.connections" => self.max_connections = parse_range(key, value, 1, 1_000_000)?,
+            "log.retention.check.interval.ms" => {
+                self.retention_check_interval_ms = parse_range(key, value, 1, u64::MAX / 2)?
+            }
             "fetch.max.wait.cap.ms" => {
                 self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?
             }

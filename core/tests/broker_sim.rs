@@ -668,3 +668,34 @@ fn topic_settings_from_create_topics_survive_a_restart() {
     let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
     assert_eq!(r.responses[0].partition_responses[0].error_code, 10);
 }
+
+#[test]
+fn retention_deletes_expired_segments_and_moves_the_log_start() {
+    let mut config = Config::default();
+    config
+        .set("log.retention.check.interval.ms", "1000")
+        .unwrap();
+    config.set("log.retention.ms", "60000").unwrap();
+    config.set("log.segment.bytes", "200").unwrap();
+    let mut sim = Sim::new(config);
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    let t0 = sim.now.wall_ms;
+    for i in 0..10 {
+        let corr = sim.produce(c, "t", 0, batch(&["some value"], t0 + i, Compression::None));
+        let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    }
+    // Nothing is old enough yet.
+    sim.advance(Duration::from_millis(1500));
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 0));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    assert_eq!(r.responses[0].partitions[0].log_start_offset, 0);
+    // Two minutes on, everything has expired: the log is empty from 10.
+    sim.advance(Duration::from_secs(120));
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 0));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 1, "offset 0 is gone");
+    assert_eq!(p.log_start_offset, 10);
+    assert!(sim.disk.file("t-0/00000000000000000000.log").is_none());
+}

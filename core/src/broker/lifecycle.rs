@@ -57,16 +57,18 @@ enum Phase {
 pub(super) struct State {
     phase: Phase,
     next_checkpoint: Instant,
+    next_retention: Instant,
     checkpoints_in_flight: usize,
     /// Some log's recovery point moved since the last checkpoint.
     pub(super) recovery_points_changed: bool,
 }
 
 impl State {
-    pub(super) fn new(now: Now) -> Self {
+    pub(super) fn new(now: Now, retention_interval: Duration) -> Self {
         Self {
             phase: Phase::Running,
             next_checkpoint: now.mono.saturating_add(CHECKPOINT_INTERVAL),
+            next_retention: now.mono.saturating_add(retention_interval),
             checkpoints_in_flight: 0,
             recovery_points_changed: false,
         }
@@ -77,7 +79,7 @@ impl State {
     }
 
     pub(super) fn deadline(&self) -> Option<Instant> {
-        (self.phase == Phase::Running).then_some(self.next_checkpoint)
+        (self.phase == Phase::Running).then_some(self.next_checkpoint.min(self.next_retention))
     }
 }
 
@@ -128,6 +130,19 @@ impl Broker {
     }
 
     pub(super) fn lifecycle_timeout(&mut self) {
+        if self.lifecycle.phase == Phase::Running && self.now.mono >= self.lifecycle.next_retention
+        {
+            let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+            self.lifecycle.next_retention = self.now.mono.saturating_add(interval);
+            for key in 0..self.logs.len() {
+                let moved = self.with_log(key, |log, now, ids, out| {
+                    log.enforce_retention(now, ids, out)
+                });
+                if moved == Some(true) {
+                    self.lifecycle.recovery_points_changed = true;
+                }
+            }
+        }
         let st = &mut self.lifecycle;
         if st.phase != Phase::Running || self.now.mono < st.next_checkpoint {
             return;

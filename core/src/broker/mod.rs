@@ -125,6 +125,7 @@ impl Broker {
     /// commands (truncations, index rebuilds, segment opens) come out of
     /// [`Broker::poll`] first.
     pub fn new(config: Config, now: Now, disk: DiskState) -> Self {
+        let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
         let mut broker = Self {
             config,
             ids: Ids::default(),
@@ -137,7 +138,7 @@ impl Broker {
             topic_overrides: BTreeMap::new(),
             doomed: Vec::new(),
             now,
-            lifecycle: lifecycle::State::new(now),
+            lifecycle: lifecycle::State::new(now, retention_interval),
         };
         broker.recover(disk);
         broker

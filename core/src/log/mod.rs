@@ -16,6 +16,7 @@ pub mod batch;
 pub mod index;
 mod partition;
 mod recovery;
+mod retention;
 mod segment;
 
 pub use partition::{AppendInfo, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered, TimeHit};

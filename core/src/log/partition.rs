@@ -341,7 +341,7 @@ impl PartitionLog {
 
     /// Seal the active segment (final time-index entry, sync, map) and open
     /// a new one at the log end.
-    fn roll(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+    pub(super) fn roll(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
         let Some(i) = self.segments.len().checked_sub(1) else {
             return;
         };
