@@ -1,0 +1,767 @@
+//! `bench`: the benchmark matrix. Starts `conveyor serve --runtime <r>` as a
+//! child process on 127.0.0.1 with a fresh data directory for each runtime
+//! the binary accepts, runs a fixed set of workloads against it with
+//! librdkafka, measures the baselines in the same run (page-cache writes,
+//! loopback sendfile, and the very same client workloads against
+//! librdkafka's in-process mock cluster), and prints one Markdown table:
+//! workload, figure, baseline, ratio.
+//!
+//! Every workload is bounded in time (`--seconds` each); topics are deleted
+//! as soon as they are measured so the disk holds one workload's data at a
+//! time.
+
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::baseline::{self, Throughput};
+use super::consume::{self, ConsumeOpts, ConsumeResult};
+use super::e2e::{self, E2eOpts, E2eResult};
+use super::hist::ms;
+use super::produce::{self, ProduceOpts, ProduceResult};
+use super::{Target, unique_topic};
+
+/// How to run the matrix.
+#[derive(Debug, Clone)]
+pub struct BenchOpts {
+    /// The `conveyor` binary.
+    pub conveyor: PathBuf,
+    /// Runtimes to measure (empty: every one the binary accepts).
+    pub runtimes: Vec<String>,
+    /// Seconds per workload.
+    pub seconds: f64,
+    /// Where data directories and baseline files go (same file system as
+    /// the broker's data, so the write baseline is comparable).
+    pub dir: PathBuf,
+    /// Extra broker settings, `key=value` (`--set`).
+    pub broker_settings: Vec<String>,
+    /// Skip the mock-cluster client ceilings.
+    pub no_mock: bool,
+    /// Bytes the page-cache write baseline writes at most.
+    pub write_bytes: u64,
+    /// A note printed under the table (e.g. the commit).
+    pub note: Option<String>,
+}
+
+/// One workload of the matrix, run the same way against Conveyor and the
+/// mock cluster.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Workload {
+    /// Throughput produce; `consume` also reads it back afterwards.
+    Produce {
+        size: usize,
+        partitions: i32,
+        acks: &'static str,
+        consume: bool,
+    },
+    /// One record per produce request (linger.ms=0, batch.num.messages=1).
+    SingleRecord,
+    /// Produce at a fixed rate with linger.ms=0, consume in parallel.
+    E2e { rate: f64 },
+}
+
+const MATRIX: &[Workload] = &[
+    Workload::Produce {
+        size: 100,
+        partitions: 1,
+        acks: "1",
+        consume: true,
+    },
+    Workload::Produce {
+        size: 100,
+        partitions: 8,
+        acks: "1",
+        consume: false,
+    },
+    Workload::Produce {
+        size: 100,
+        partitions: 1,
+        acks: "-1",
+        consume: false,
+    },
+    Workload::Produce {
+        size: 100,
+        partitions: 8,
+        acks: "-1",
+        consume: false,
+    },
+    Workload::Produce {
+        size: 1024,
+        partitions: 1,
+        acks: "1",
+        consume: true,
+    },
+    Workload::Produce {
+        size: 1024,
+        partitions: 8,
+        acks: "1",
+        consume: true,
+    },
+    Workload::Produce {
+        size: 1024,
+        partitions: 1,
+        acks: "-1",
+        consume: false,
+    },
+    Workload::Produce {
+        size: 1024,
+        partitions: 8,
+        acks: "-1",
+        consume: false,
+    },
+    Workload::SingleRecord,
+    Workload::E2e { rate: 10_000.0 },
+];
+
+impl Workload {
+    fn name(&self) -> String {
+        match *self {
+            Workload::Produce {
+                size,
+                partitions,
+                acks,
+                ..
+            } => format!(
+                "produce {} B, {partitions} partition{}, acks={acks}",
+                size,
+                if partitions == 1 { "" } else { "s" }
+            ),
+            Workload::SingleRecord => {
+                "one record per request (100 B, linger.ms=0, batch.num.messages=1, acks=1)".into()
+            }
+            Workload::E2e { rate } => {
+                format!("e2e at {rate:.0} records/s (100 B, linger.ms=0, acks=1)")
+            }
+        }
+    }
+}
+
+/// What one workload measured on one target.
+#[derive(Debug, Clone)]
+enum Measured {
+    Produce(ProduceResult, Option<Result<ConsumeResult, String>>),
+    E2e(E2eResult),
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.05))
+}
+
+/// Runs one workload on `target`, then deletes its topic.
+fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, String> {
+    let topic = unique_topic("bench");
+    let bootstrap = target.bootstrap();
+    let outcome = match w {
+        Workload::Produce {
+            size,
+            partitions,
+            acks,
+            consume,
+        } => {
+            target.create_topic(&topic, partitions)?;
+            let mut opts = ProduceOpts::new(&topic, u64::MAX, size);
+            opts.partitions = partitions;
+            opts.acks = acks.into();
+            opts.max_time = Some(secs(seconds));
+            opts.progress = Duration::ZERO;
+            let p = produce::run(&opts, &bootstrap)?;
+            let c = consume.then(|| {
+                let mut copts = ConsumeOpts::new(&topic);
+                copts.max_time = Some(secs(seconds));
+                copts.progress = Duration::ZERO;
+                if target.is_mock() {
+                    // The mock keeps only ~5 MB per partition: read it
+                    // again and again for the same time.
+                    copts.rewind = true;
+                } else {
+                    copts.records = Some(p.acked);
+                }
+                consume::run(&copts, &bootstrap)
+            });
+            Ok(Measured::Produce(p, c))
+        }
+        Workload::SingleRecord => {
+            target.create_topic(&topic, 1)?;
+            let mut opts = ProduceOpts::new(&topic, u64::MAX, 100);
+            opts.linger_ms = "0".into();
+            opts.batch_num_messages = 1;
+            opts.max_time = Some(secs(seconds));
+            opts.progress = Duration::ZERO;
+            produce::run(&opts, &bootstrap).map(|p| Measured::Produce(p, None))
+        }
+        Workload::E2e { rate } => {
+            target.create_topic(&topic, 1)?;
+            let mut popts = ProduceOpts::new(&topic, 0, 100);
+            popts.linger_ms = "0".into();
+            popts.progress = Duration::ZERO;
+            let opts = E2eOpts {
+                produce: popts,
+                rate,
+                duration: secs(seconds),
+                // The mock holds an empty fetch for fetch.wait.max.ms and is
+                // not woken by a produce: it is polled every millisecond.
+                consumer_overrides: if target.is_mock() {
+                    vec!["fetch.wait.max.ms=1".into()]
+                } else {
+                    Vec::new()
+                },
+            };
+            e2e::run(&opts, &bootstrap).map(Measured::E2e)
+        }
+    };
+    target.delete_topic(&topic);
+    outcome
+}
+
+fn describe(m: &Result<Measured, String>) -> String {
+    match m {
+        Err(e) => format!("ERROR: {e}"),
+        Ok(Measured::Produce(p, c)) => {
+            let mut s = p.summary();
+            if let Some(c) = c {
+                s.push_str("\n    consume: ");
+                match c {
+                    Ok(c) => s.push_str(&c.summary()),
+                    Err(e) => s.push_str(&format!("ERROR: {e}")),
+                }
+            }
+            s
+        }
+        Ok(Measured::E2e(e)) => e.summary().replace('\n', "\n    "),
+    }
+}
+
+/// A `conveyor serve` child process.
+struct Broker {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Broker {
+    fn start(
+        opts: &BenchOpts,
+        runtime: &str,
+        data_dir: &Path,
+        log: PathBuf,
+    ) -> Result<Broker, String> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], conveyor_tests::free_port()));
+            let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+            let err = out.try_clone().map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(&opts.conveyor);
+            cmd.arg("serve")
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--data-dir")
+                .arg(data_dir)
+                .arg("--runtime")
+                .arg(runtime);
+            for kv in &opts.broker_settings {
+                cmd.arg("--set").arg(kv);
+            }
+            if std::env::var_os("RUST_LOG").is_none() {
+                cmd.env("RUST_LOG", "warn");
+            }
+            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+            let child = cmd
+                .spawn()
+                .map_err(|e| format!("spawn {}: {e}", opts.conveyor.display()))?;
+            let mut broker = Broker {
+                child,
+                addr,
+                log: log.clone(),
+            };
+            let ready =
+                conveyor_tests::wait_until_accepting(
+                    addr,
+                    Duration::from_secs(10),
+                    || match broker.child.try_wait() {
+                        Ok(None) => Ok(()),
+                        Ok(Some(status)) => Err(format!("conveyor exited: {status}")),
+                        Err(e) => Err(e.to_string()),
+                    },
+                );
+            match ready {
+                Ok(()) => return Ok(broker),
+                Err(why) => {
+                    last = format!("{why}\n{}", broker.log_text());
+                    broker.kill();
+                }
+            }
+        }
+        Err(format!(
+            "could not start conveyor --runtime {runtime}: {last}"
+        ))
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn log_text(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 30 s.
+    fn stop(mut self) -> String {
+        let Ok(pid) = libc::pid_t::try_from(self.child.id()) else {
+            self.kill();
+            return "killed".into();
+        };
+        // SAFETY: kill(2) on our own child, not yet reaped, so the pid is
+        // still ours; SIGTERM is a valid signal.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return format!("exited: {status}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        "did not exit within 30 s of SIGTERM; killed".into()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The runtimes `conveyor serve --help` lists ("Valid: a, b." or clap's
+/// "[possible values: a, b]"); `threads` when it lists none.
+pub fn runtimes_of(conveyor: &Path) -> Vec<String> {
+    let help = Command::new(conveyor)
+        .args(["serve", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let after_runtime = flat.find("--runtime").map_or("", |i| &flat[i..]);
+    for marker in ["Valid:", "possible values:"] {
+        if let Some(i) = after_runtime.find(marker) {
+            let list = &after_runtime[i + marker.len()..];
+            let end = list.find(['.', ']']).unwrap_or(list.len());
+            let names: Vec<String> = list[..end]
+                .split(',')
+                .map(|s| s.trim().trim_matches('`').to_owned())
+                .filter(|s| !s.is_empty() && !s.contains(' '))
+                .collect();
+            if !names.is_empty() {
+                return names;
+            }
+        }
+    }
+    vec!["threads".to_owned()]
+}
+
+struct Table {
+    rows: Vec<[String; 4]>,
+}
+
+impl Table {
+    fn row(
+        &mut self,
+        workload: impl Into<String>,
+        figure: String,
+        baseline: String,
+        ratio: String,
+    ) {
+        self.rows.push([workload.into(), figure, baseline, ratio]);
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::from("| workload | figure | baseline | ratio |\n|---|---|---|---|\n");
+        for r in &self.rows {
+            s.push_str(&format!("| {} | {} | {} | {} |\n", r[0], r[1], r[2], r[3]));
+        }
+        s
+    }
+}
+
+fn ratio(figure: f64, baseline: f64) -> String {
+    if baseline > 0.0 && figure.is_finite() {
+        format!("{:.2}", figure / baseline)
+    } else {
+        "-".into()
+    }
+}
+
+fn rec_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M records/s", r / 1e6)
+    } else {
+        format!("{:.0} records/s", r)
+    }
+}
+
+/// The tighter of the baselines that apply: (value in MB/s, description).
+fn tightest(candidates: &[(Option<f64>, String)]) -> Option<(f64, String)> {
+    candidates
+        .iter()
+        .filter_map(|(v, d)| v.map(|v| (v, d.clone())))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// Machine facts for the table's heading.
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpu}, {cores} cores, {mem_gib:.1} GiB RAM, Linux {}",
+        kernel.trim()
+    )
+}
+
+/// Runs the matrix; returns the Markdown report.
+pub fn run(opts: &BenchOpts) -> Result<String, String> {
+    let started = Instant::now();
+    let runtimes = if opts.runtimes.is_empty() {
+        runtimes_of(&opts.conveyor)
+    } else {
+        opts.runtimes.clone()
+    };
+    eprintln!("== runtimes: {}", runtimes.join(", "));
+    fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix("conveyor-bench-")
+        .tempdir_in(&opts.dir)
+        .map_err(|e| e.to_string())?;
+    let seconds = opts.seconds;
+
+    // Machine baselines.
+    eprintln!("== baseline: page-cache write");
+    let write = baseline::page_cache_write(work.path(), opts.write_bytes, 1 << 20, secs(seconds));
+    report_throughput("page-cache write", &write);
+    eprintln!("== baseline: sendfile to loopback");
+    let sendfile = baseline::sendfile_loopback(work.path(), 256 << 20, 1 << 20, secs(seconds));
+    report_throughput("sendfile loopback", &sendfile);
+
+    // Client ceilings.
+    let mut mock: Vec<Option<Result<Measured, String>>> = vec![None; MATRIX.len()];
+    if !opts.no_mock {
+        for (i, w) in MATRIX.iter().enumerate() {
+            eprintln!("== mock cluster: {}", w.name());
+            // A fresh mock cluster per workload, as a fresh broker would be.
+            let m = Target::mock().and_then(|t| run_workload(&t, *w, seconds));
+            eprintln!("    {}", describe(&m));
+            mock[i] = Some(m);
+        }
+    }
+
+    // Conveyor, per runtime.
+    let mut per_runtime = Vec::new();
+    for rt in &runtimes {
+        let data = work.path().join(format!("data-{rt}"));
+        fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        let log = work.path().join(format!("conveyor-{rt}.log"));
+        let mut results: Vec<Result<Measured, String>> = Vec::new();
+        let mut rss = None;
+        let mut exit = String::new();
+        match Broker::start(opts, rt, &data, log) {
+            Err(e) => {
+                eprintln!("== runtime {rt}: {e}");
+                results = MATRIX.iter().map(|_| Err(e.clone())).collect();
+            }
+            Ok(mut broker) => {
+                let target = Target::Broker(broker.addr.to_string());
+                for w in MATRIX {
+                    eprintln!("== conveyor --runtime {rt}: {}", w.name());
+                    let m = if broker.alive() {
+                        run_workload(&target, *w, seconds)
+                    } else {
+                        Err(format!(
+                            "the broker exited; log tail:\n{}",
+                            broker.log_text()
+                        ))
+                    };
+                    eprintln!("    {}", describe(&m));
+                    results.push(m);
+                }
+                rss = broker.peak_rss_kib();
+                exit = broker.stop();
+                eprintln!("== conveyor --runtime {rt}: {exit}");
+            }
+        }
+        let _ = fs::remove_dir_all(&data);
+        per_runtime.push((rt.clone(), results, rss, exit));
+    }
+
+    // The table.
+    let mut t = Table { rows: Vec::new() };
+    let write_mb = write.as_ref().ok().map(Throughput::mb_per_sec);
+    let sendfile_mb = sendfile.as_ref().ok().map(Throughput::mb_per_sec);
+    t.row(
+        "baseline: sequential write to the page cache (1 MiB writes, no fsync)",
+        throughput_figure(&write),
+        "-".into(),
+        "-".into(),
+    );
+    t.row(
+        "baseline: sendfile from a cached file to a 127.0.0.1 socket (1 MiB calls)",
+        throughput_figure(&sendfile),
+        "-".into(),
+        "-".into(),
+    );
+    for (rt, results, rss, exit) in &per_runtime {
+        for (i, w) in MATRIX.iter().enumerate() {
+            let m = &results[i];
+            let b = mock[i].as_ref();
+            let name = format!("{rt}: {}", w.name());
+            add_rows(&mut t, &name, *w, m, b, write_mb, sendfile_mb);
+        }
+        t.row(
+            format!("{rt}: broker peak RSS (VmHWM) over the whole matrix"),
+            rss.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            "-".into(),
+            "-".into(),
+        );
+        if !exit.starts_with("exited") {
+            t.row(
+                format!("{rt}: shutdown"),
+                exit.clone(),
+                "-".into(),
+                "-".into(),
+            );
+        }
+    }
+    let mut out = format!(
+        "Machine: {}. {} s per workload; client and broker on the same machine, 127.0.0.1; \
+         librdkafka {}.\n\n",
+        machine(),
+        seconds,
+        rdkafka::util::get_rdkafka_version().1
+    );
+    out.push_str(&t.render());
+    out.push_str(
+        "\nMB = 10^6 bytes of record values. Baselines: the same client settings against \
+         librdkafka's in-process mock cluster (the client's ceiling; consume there re-reads the \
+         ~5 MB per partition the mock retains, and its consumers use fetch.wait.max.ms=1 because \
+         the mock never wakes a waiting fetch), and the machine limits above; each figure is \
+         compared with the tightest baseline that applies. Ratio = figure / baseline: higher is \
+         better for throughput, lower is better for latency.\n",
+    );
+    if let Some(note) = &opts.note {
+        out.push_str(&format!("\n{note}\n"));
+    }
+    out.push_str(&format!(
+        "\nWhole run: {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(out)
+}
+
+fn report_throughput(what: &str, t: &Result<Throughput, String>) {
+    match t {
+        Ok(t) => eprintln!("    {}", t.summary(what)),
+        Err(e) => eprintln!("    {what}: ERROR: {e}"),
+    }
+}
+
+fn throughput_figure(t: &Result<Throughput, String>) -> String {
+    match t {
+        Ok(t) => format!("{:.0} MB/s", t.mb_per_sec()),
+        Err(e) => format!("error: {}", one_line(e)),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").replace('|', "/")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_rows(
+    t: &mut Table,
+    name: &str,
+    w: Workload,
+    m: &Result<Measured, String>,
+    mock: Option<&Result<Measured, String>>,
+    write_mb: Option<f64>,
+    sendfile_mb: Option<f64>,
+) {
+    let m = match m {
+        Ok(m) => m,
+        Err(e) => {
+            t.row(
+                name,
+                format!("error: {}", one_line(e)),
+                "-".into(),
+                "-".into(),
+            );
+            return;
+        }
+    };
+    let mock = mock.and_then(|r| r.as_ref().ok());
+    match (w, m) {
+        (Workload::E2e { .. }, Measured::E2e(e)) => {
+            let base = match mock {
+                Some(Measured::E2e(b)) => Some(b),
+                _ => None,
+            };
+            let lat = |h: &super::hist::Histogram| {
+                format!(
+                    "p50 {} / p99 {} / p99.9 {} ms",
+                    ms(h.quantile(0.5) as f64),
+                    ms(h.quantile(0.99) as f64),
+                    ms(h.quantile(0.999) as f64)
+                )
+            };
+            let mut lost = String::new();
+            if e.failed > 0 || e.received < e.sent {
+                lost = format!(
+                    " ({} failed, {} of {} consumed)",
+                    e.failed, e.received, e.sent
+                );
+            }
+            t.row(
+                format!("{name}: produce-to-ack latency"),
+                format!("{}{lost}", lat(&e.ack_latency)),
+                base.map_or("-".into(), |b| format!("{} (mock)", lat(&b.ack_latency))),
+                base.map_or("-".into(), |b| {
+                    ratio(
+                        e.ack_latency.quantile(0.99) as f64,
+                        b.ack_latency.quantile(0.99) as f64,
+                    ) + " (p99)"
+                }),
+            );
+            t.row(
+                format!("{name}: produce-to-consume latency"),
+                lat(&e.e2e_latency),
+                base.map_or("-".into(), |b| format!("{} (mock)", lat(&b.e2e_latency))),
+                base.map_or("-".into(), |b| {
+                    ratio(
+                        e.e2e_latency.quantile(0.99) as f64,
+                        b.e2e_latency.quantile(0.99) as f64,
+                    ) + " (p99)"
+                }),
+            );
+        }
+        (_, Measured::Produce(p, c)) => {
+            let (base_p, base_c) = match mock {
+                Some(Measured::Produce(bp, bc)) => {
+                    (Some(bp), bc.as_ref().and_then(|r| r.as_ref().ok()))
+                }
+                _ => (None, None),
+            };
+            let mut figure = format!(
+                "{} ({:.0} MB/s), p99 {} ms",
+                rec_rate(p.records_per_sec()),
+                p.mb_per_sec(),
+                ms(p.latency.quantile(0.99) as f64)
+            );
+            if w == Workload::SingleRecord {
+                figure = format!(
+                    "{:.0} requests/s, p99 {} ms",
+                    p.records_per_sec(),
+                    ms(p.latency.quantile(0.99) as f64)
+                );
+            }
+            if p.failed > 0 {
+                figure.push_str(&format!(
+                    " ({} FAILED: {})",
+                    p.failed,
+                    one_line(p.first_error.as_deref().unwrap_or("?"))
+                ));
+            }
+            // In MB/s so the client ceiling and the disk compare alike.
+            let mut candidates = vec![(
+                base_p.map(|b| b.mb_per_sec()),
+                base_p.map_or(String::new(), |b| {
+                    format!(
+                        "{} ({:.0} MB/s) mock",
+                        rec_rate(b.records_per_sec()),
+                        b.mb_per_sec()
+                    )
+                }),
+            )];
+            if w != Workload::SingleRecord {
+                candidates.push((
+                    write_mb,
+                    format!("{:.0} MB/s page-cache write", write_mb.unwrap_or(0.0)),
+                ));
+            }
+            match tightest(&candidates) {
+                Some((b, desc)) => t.row(name, figure, desc, ratio(p.mb_per_sec(), b)),
+                None => t.row(name, figure, "-".into(), "-".into()),
+            }
+            if let Some(c) = c {
+                let cname = name.replacen(": produce", ": consume (page cache)", 1);
+                match c {
+                    Err(e) => t.row(
+                        cname,
+                        format!("error: {}", one_line(e)),
+                        "-".into(),
+                        "-".into(),
+                    ),
+                    Ok(c) => {
+                        let figure = format!(
+                            "{} ({:.0} MB/s), first record {}",
+                            rec_rate(c.records_per_sec()),
+                            c.mb_per_sec(),
+                            c.first_record
+                                .map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+                        );
+                        let candidates = [
+                            (
+                                base_c.map(|b| b.mb_per_sec()),
+                                base_c.map_or(String::new(), |b| {
+                                    format!(
+                                        "{} ({:.0} MB/s) mock",
+                                        rec_rate(b.records_per_sec()),
+                                        b.mb_per_sec()
+                                    )
+                                }),
+                            ),
+                            (
+                                sendfile_mb,
+                                format!("{:.0} MB/s sendfile", sendfile_mb.unwrap_or(0.0)),
+                            ),
+                        ];
+                        match tightest(&candidates) {
+                            Some((b, desc)) => t.row(cname, figure, desc, ratio(c.mb_per_sec(), b)),
+                            None => t.row(cname, figure, "-".into(), "-".into()),
+                        }
+                    }
+                }
+            }
+        }
+        _ => t.row(
+            name,
+            "error: mismatched result".into(),
+            "-".into(),
+            "-".into(),
+        ),
+    }
+}
