@@ -245,9 +245,11 @@ impl<S: AsyncStream> Driver<S> {
                     future::or(recv, sleep).await
                 }
             };
+            // At most IO_LOOP_BOUND events a turn; the rest stay queued
+            // and make the next wait return at once.
             let mut next = first;
-            for _ in 0..IO_LOOP_BOUND {
-                let Some(ev) = next.take() else { break };
+            let mut handled = 0;
+            while let Some(ev) = next.take() {
                 if matches!(ev, Event::Stop) && give_up.is_none() {
                     give_up = Some(Instant::now() + SHUTDOWN_TIMEOUT);
                     self.owned.apply(|b, now| b.shutdown(now));
@@ -255,7 +257,10 @@ impl<S: AsyncStream> Driver<S> {
                     self.handle(ev);
                 }
                 self.route();
-                next = events.try_recv().ok();
+                handled += 1;
+                if handled < IO_LOOP_BOUND {
+                    next = events.try_recv().ok();
+                }
             }
             self.owned.timeout_if_due();
             self.resume_paused();
