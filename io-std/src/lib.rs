@@ -96,6 +96,7 @@
 
 pub mod async_drive;
 mod disk;
+pub mod embed;
 mod mio_loop;
 mod owned;
 mod runtime;
