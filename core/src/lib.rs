@@ -74,6 +74,7 @@
 
 mod broker;
 pub mod config;
+pub mod group;
 pub mod io;
 pub mod log;
 mod protocol;
