@@ -733,3 +733,45 @@ fn group_max_size_sheds_new_members() {
     assert_eq!(sim.state("g"), Some(GroupState::Stable));
     assert_eq!(sim.heartbeat("g", 1, &ids[1], None), 0);
 }
+
+#[test]
+fn with_no_initial_delay_a_lone_member_is_answered_at_once() {
+    let mut sim = Sim::with(GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    });
+    let r = now_join(sim.join(&J::new("g", "c").v(3)));
+    assert_eq!((r.error_code, r.generation_id), (0, 1));
+}
+
+#[test]
+fn join_group_v0_uses_the_session_timeout_as_rebalance_timeout() {
+    let mut sim = Sim::new();
+    // v0 has no rebalance timeout field (decoded as -1). With the session
+    // timeout (7 s) standing in, the initial delay may stretch once.
+    let j = |c: &str| J::new("g", c).v(0).session(7_000).rebalance(-1);
+    let t0 = later(sim.join(&j("a")));
+    let _ = later(sim.join(&j("b")));
+    sim.advance(3_000);
+    assert!(
+        sim.take_join(t0).is_none(),
+        "a -1 timeout would end it at 3 s"
+    );
+    sim.advance(3_000);
+    let r = sim.take_join(t0).expect("done after the one extension");
+    assert_eq!(r.members.len(), 2);
+}
+
+#[test]
+fn empty_groups_can_be_removed_when_their_offsets_expire() {
+    let mut sim = Sim::new();
+    let (ids, _) = sim.stable_group("g", 1);
+    assert!(!sim.c.remove_empty_group("g"), "it has a member");
+    let _ = sim.leave(3, "g", &[(&ids[0], None)]);
+    sim.persisted.clear();
+    assert!(sim.c.remove_empty_group("g"));
+    sim.drain();
+    assert_eq!(sim.persisted, [("g".to_string(), None)]);
+    assert_eq!(sim.state("g"), None);
+    assert!(!sim.c.remove_empty_group("g"));
+}
