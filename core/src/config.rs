@@ -159,6 +159,20 @@ pub struct Config {
     pub fetch_max_wait_cap_ms: i64,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub retention_check_interval_ms: u64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_partitions: i32,
+    /// `offset.metadata.max.bytes`: the longest metadata string an offset
+    /// commit may carry.
+    pub offset_metadata_max_bytes: usize,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`: how long a new group's first
+    /// rebalance waits for more members.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.max.size`: members per group.
+    pub group_max_size: usize,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -176,6 +190,12 @@ impl Default for Config {
             max_connections: 10_000,
             fetch_max_wait_cap_ms: 30_000,
             retention_check_interval_ms: 300_000,
+            offsets_topic_partitions: 50,
+            offset_metadata_max_bytes: 4096,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_max_size: i32::MAX as usize,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -198,6 +218,24 @@ impl Config {
             "max.connections" => self.max_connections = parse_range(key, value, 1, 1_000_000)?,
             "log.retention.check.interval.ms" => {
                 self.retention_check_interval_ms = parse_range(key, value, 1, u64::MAX / 2)?
+            }
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_partitions = parse_range(key, value, 1, 1000)?
+            }
+            "offset.metadata.max.bytes" => {
+                self.offset_metadata_max_bytes = parse_range(key, value, 0, 1 << 20)?
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = parse_range(key, value, 0, i32::MAX)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = parse_range(key, value, 0, i32::MAX)?
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = parse_range(key, value, 0, i32::MAX)?
+            }
+            "group.max.size" => {
+                self.group_max_size = parse_range(key, value, 1, i32::MAX as usize)?
             }
             "fetch.max.wait.cap.ms" => {
                 self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?

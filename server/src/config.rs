@@ -29,8 +29,6 @@ const IGNORED: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "log.retention.check.interval.ms",
-    "group.initial.rebalance.delay.ms",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
 ];

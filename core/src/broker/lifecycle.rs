@@ -278,7 +278,21 @@ impl Broker {
                 let config = self.topic_config(&name, &overrides);
                 let mut out = Vec::new();
                 let log = match parts.remove(&p) {
-                    Some(found) => {
+                    Some(mut found) => {
+                        if name == super::group_log::OFFSETS_TOPIC {
+                            // Committed offsets and group metadata load
+                            // before any request is served, so there is no
+                            // window of COORDINATOR_LOAD_IN_PROGRESS.
+                            found.segments.sort_by_key(|s| s.base_offset);
+                            let mut entries = Vec::new();
+                            for seg in &found.segments {
+                                let log = (*seg.views.log).as_ref();
+                                if !super::group_log::replay(log, &mut entries) {
+                                    break;
+                                }
+                            }
+                            self.replay_offsets(entries);
+                        }
                         let at = (name.clone(), p);
                         let recovered = PartitionLog::recover(
                             dir.clone(),
@@ -322,6 +336,19 @@ impl Broker {
                     partitions: keys,
                 },
             );
+        }
+        let now = self.now.mono;
+        let mut snapshots = std::mem::take(&mut self.group_snapshots);
+        // A group known only by its offsets is an Empty group, as in Kafka.
+        for group in self.committed.keys() {
+            snapshots
+                .entry(group.clone())
+                .or_insert_with(|| Some(crate::group::GroupSnapshot::default()));
+        }
+        for (group, snapshot) in snapshots {
+            if let Some(snapshot) = snapshot {
+                self.coordinator.load(now, group, snapshot);
+            }
         }
         if clean {
             // From now on a crash must trigger a scan again.

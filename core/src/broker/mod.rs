@@ -7,6 +7,8 @@
 
 mod admin;
 mod fetch;
+mod group_log;
+mod groups;
 mod lifecycle;
 mod offsets;
 mod produce;
@@ -18,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
 use crate::config::{Config, TopicConfig};
+use crate::group::{Coordinator, GroupConfig};
 use crate::io::{Command, Completion, ConnId, DiskState, Done, Ids, IoError, IoId, Part, SegId};
 use crate::log::PartitionLog;
 use crate::protocol::{self, Frame, HeaderError};
@@ -88,10 +91,16 @@ enum SlotState {
     Fetch(fetch::Pending),
     /// A ListOffsets reading the batches its by-time lookups found.
     ListOffsets(offsets::Pending),
+    /// A JoinGroup or SyncGroup parked in the coordinator (its ticket).
+    Group,
+    /// An OffsetCommit waiting for its records to be appended.
+    Commit(groups::PendingCommit),
 }
 
 #[derive(Debug, Default)]
 struct Conn {
+    /// The client id its latest request carried (member ids start with it).
+    client_id: String,
     queue: VecDeque<Slot>,
     next_seq: u64,
     /// A `Close` was issued: read nothing more, answer nothing more.
@@ -117,6 +126,15 @@ pub struct Broker {
     doomed: Vec<LogKey>,
     /// The latest time an input carried.
     now: Now,
+    /// The consumer group coordinator.
+    coordinator: Coordinator,
+    /// Committed offsets, as stored in `__consumer_offsets`.
+    committed: groups::OffsetTable,
+    /// Parked JoinGroup/SyncGroup requests by ticket.
+    parked: HashMap<u64, groups::ParkedSlot>,
+    /// Group metadata replayed at startup, handed to the coordinator once
+    /// every partition is read (`None`: deleted).
+    group_snapshots: BTreeMap<String, Option<crate::group::GroupSnapshot>>,
     lifecycle: lifecycle::State,
 }
 
@@ -126,6 +144,12 @@ impl Broker {
     /// [`Broker::poll`] first.
     pub fn new(config: Config, now: Now, disk: DiskState) -> Self {
         let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
+        let group_config = GroupConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            max_group_size: config.group_max_size,
+        };
         let mut broker = Self {
             config,
             ids: Ids::default(),
@@ -139,6 +163,10 @@ impl Broker {
             doomed: Vec::new(),
             now,
             lifecycle: lifecycle::State::new(now, retention_interval),
+            coordinator: Coordinator::new(group_config),
+            committed: HashMap::new(),
+            parked: HashMap::new(),
+            group_snapshots: BTreeMap::new(),
         };
         broker.recover(disk);
         broker
@@ -159,6 +187,7 @@ impl Broker {
     /// Its unanswered requests are dropped and their pins released.
     pub fn handle_close(&mut self, now: Now, conn: ConnId) {
         self.tick(now);
+        self.cancel_parked(conn);
         if let Some(c) = self.conns.remove(&conn) {
             for slot in c.queue {
                 if let SlotState::Ready(_, pins) = slot.state {
@@ -242,6 +271,8 @@ impl Broker {
                 self.with_log(key, |log, now, ids, out| log.handle_timeout(now, ids, out));
             }
         }
+        self.coordinator.handle_timeout(self.now.mono);
+        self.drain_coordinator();
         self.lifecycle_timeout();
     }
 
@@ -266,6 +297,9 @@ impl Broker {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next = self.lifecycle.deadline();
         let mut consider = |d: Instant| next = Some(next.map_or(d, |n: Instant| n.min(d)));
+        if let Some(d) = self.coordinator.next_deadline() {
+            consider(d);
+        }
         for conn in self.conns.values() {
             for slot in &conn.queue {
                 if let SlotState::Fetch(f) = &slot.state {
@@ -302,6 +336,11 @@ impl Broker {
                 return;
             }
         };
+        if let (Some(c), Some(id)) = (self.conns.get_mut(&conn), &request.client_id) {
+            if c.client_id != *id {
+                c.client_id.clone_from(id);
+            }
+        }
         let ok = match request.key {
             ApiKey::ApiVersions => self.answer(conn, admin::api_versions(&request)),
             ApiKey::Metadata => {
@@ -319,6 +358,16 @@ impl Broker {
             ApiKey::ListOffsets => self.list_offsets(conn, &request),
             ApiKey::Produce => self.produce(conn, request),
             ApiKey::Fetch => self.fetch(conn, request),
+            ApiKey::FindCoordinator
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+            | ApiKey::ListGroups
+            | ApiKey::DescribeGroups
+            | ApiKey::DeleteGroups => self.group_request(conn, &request),
             _ => false,
         };
         if !ok {
@@ -437,6 +486,7 @@ impl Broker {
         }
         if event.high_watermark_advanced || event.failed.is_some() {
             self.wake_produces();
+            self.wake_commits();
             self.wake_fetches(key);
         }
         if event.recovery_point_advanced {

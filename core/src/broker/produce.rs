@@ -220,6 +220,24 @@ impl Broker {
         );
     }
 
+    /// Re-check every waiting OffsetCommit (a high watermark moved or a log
+    /// failed).
+    pub(super) fn wake_commits(&mut self) {
+        let waiting: Vec<(ConnId, u64)> = self
+            .conns
+            .iter()
+            .flat_map(|(&conn, c)| {
+                c.queue
+                    .iter()
+                    .filter(|s| matches!(s.state, SlotState::Commit(_)))
+                    .map(move |s| (conn, s.seq))
+            })
+            .collect();
+        for (conn, seq) in waiting {
+            self.try_finish_commit(conn, seq);
+        }
+    }
+
     /// Re-check every waiting Produce (a high watermark moved or a log failed).
     pub(super) fn wake_produces(&mut self) {
         let waiting: Vec<(ConnId, u64)> = self

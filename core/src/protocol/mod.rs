@@ -62,42 +62,28 @@ pub struct Api {
 /// (message format v0/v1) are answered with UNSUPPORTED_VERSION per partition.
 /// Fetch stops at 12: from 13 topics are named by id.
 pub const APIS: &[Api] = &[
-    Api {
-        key: ApiKey::Produce,
-        min: 0,
-        max: 9,
-    },
-    Api {
-        key: ApiKey::Fetch,
-        min: 4,
-        max: 12,
-    },
-    Api {
-        key: ApiKey::ListOffsets,
-        min: 1,
-        max: 7,
-    },
-    Api {
-        key: ApiKey::Metadata,
-        min: 0,
-        max: 12,
-    },
-    Api {
-        key: ApiKey::ApiVersions,
-        min: 0,
-        max: 3,
-    },
-    Api {
-        key: ApiKey::CreateTopics,
-        min: 2,
-        max: 7,
-    },
-    Api {
-        key: ApiKey::DeleteTopics,
-        min: 1,
-        max: 6,
-    },
+    api(ApiKey::Produce, 0, 9),
+    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::ListOffsets, 1, 7),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 3),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::FindCoordinator, 0, 4),
+    api(ApiKey::JoinGroup, 0, 7),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 4),
+    api(ApiKey::OffsetCommit, 2, 8),
+    api(ApiKey::OffsetFetch, 1, 8),
+    api(ApiKey::ListGroups, 0, 4),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
 ];
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Api {
+    Api { key, min, max }
+}
 
 /// The advertised range for `key`, if the broker answers it.
 pub fn supported(key: ApiKey) -> Option<Api> {
@@ -113,6 +99,8 @@ pub struct Request {
     pub version: i16,
     /// Echoed in the response.
     pub correlation_id: i32,
+    /// The client's name for itself, if it gave one.
+    pub client_id: Option<String>,
     /// The body, after the header.
     pub body: Bytes,
 }
@@ -155,11 +143,13 @@ pub fn parse_header(mut frame: Bytes) -> Result<Request, HeaderError> {
         });
     }
     let header_version = key.request_header_version(version);
-    RequestHeader::decode(&mut frame, header_version).map_err(|_| HeaderError::Malformed)?;
+    let header =
+        RequestHeader::decode(&mut frame, header_version).map_err(|_| HeaderError::Malformed)?;
     Ok(Request {
         key,
         version,
         correlation_id,
+        client_id: header.client_id.map(|c| c.as_str().to_owned()),
         body: frame,
     })
 }
