@@ -699,3 +699,113 @@ fn retention_deletes_expired_segments_and_moves_the_log_start() {
     assert_eq!(p.log_start_offset, 10);
     assert!(sim.disk.file("t-0/00000000000000000000.log").is_none());
 }
+
+#[test]
+fn a_group_commits_offsets_that_survive_a_restart() {
+    let mut config = Config::default();
+    config.set("group.initial.rebalance.delay.ms", "0").unwrap();
+    config.set("offsets.topic.num.partitions", "3").unwrap();
+    let mut sim = Sim::new(config.clone());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    let gid = || GroupId(StrBytes::from_static_str("g"));
+
+    let corr = sim.send(
+        c,
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+    );
+    let r: FindCoordinatorResponse = sim.recv(c, ApiKey::FindCoordinator, 3, corr);
+    assert_eq!((r.error_code, r.node_id.0), (0, 0));
+
+    // JoinGroup v5: MEMBER_ID_REQUIRED, then a join with the given id.
+    let join = |member: StrBytes| {
+        JoinGroupRequest::default()
+            .with_group_id(gid())
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(member)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(Bytes::from_static(b"sub")),
+            ])
+    };
+    let corr = sim.send(c, ApiKey::JoinGroup, 5, &join(StrBytes::default()));
+    let r: JoinGroupResponse = sim.recv(c, ApiKey::JoinGroup, 5, corr);
+    assert_eq!(r.error_code, 79);
+    let member = r.member_id.clone();
+    let corr = sim.send(c, ApiKey::JoinGroup, 5, &join(member.clone()));
+    let r: JoinGroupResponse = sim.recv(c, ApiKey::JoinGroup, 5, corr);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.leader, member);
+    let generation = r.generation_id;
+
+    let sync = SyncGroupRequest::default()
+        .with_group_id(gid())
+        .with_generation_id(generation)
+        .with_member_id(member.clone())
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(member.clone())
+                .with_assignment(Bytes::from_static(b"asg")),
+        ]);
+    let corr = sim.send(c, ApiKey::SyncGroup, 3, &sync);
+    let r: SyncGroupResponse = sim.recv(c, ApiKey::SyncGroup, 3, corr);
+    assert_eq!((r.error_code, &r.assignment[..]), (0, &b"asg"[..]));
+
+    let commit = |generation: i32, offset: i64| {
+        OffsetCommitRequest::default()
+            .with_group_id(gid())
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(member.clone())
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                    ]),
+            ])
+    };
+    let corr = sim.send(c, ApiKey::OffsetCommit, 8, &commit(generation + 1, 5));
+    let r: OffsetCommitResponse = sim.recv(c, ApiKey::OffsetCommit, 8, corr);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, 22,
+        "ILLEGAL_GENERATION"
+    );
+    let corr = sim.send(c, ApiKey::OffsetCommit, 8, &commit(generation, 42));
+    let r: OffsetCommitResponse = sim.recv(c, ApiKey::OffsetCommit, 8, corr);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+
+    let fetch_committed = |sim: &mut Sim, c: ConnId| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(gid())
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partition_indexes(vec![0, 1]),
+            ]));
+        let corr = sim.send(c, ApiKey::OffsetFetch, 7, &req);
+        let r: OffsetFetchResponse = sim.recv(c, ApiKey::OffsetFetch, 7, corr);
+        let p = &r.topics[0].partitions;
+        (p[0].committed_offset, p[1].committed_offset)
+    };
+    assert_eq!(fetch_committed(&mut sim, c), (42, -1));
+
+    // After a clean shutdown the commit is replayed from __consumer_offsets,
+    // and the group is known again (Empty, with its offsets).
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    let mut sim = Sim::with_disk(config, std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    assert_eq!(fetch_committed(&mut sim, c), (42, -1));
+    let corr = sim.send(c, ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    let r: ListGroupsResponse = sim.recv(c, ApiKey::ListGroups, 4, corr);
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(r.groups[0].group_id.0.as_str(), "g");
+}
