@@ -173,6 +173,11 @@ pub struct Config {
     pub group_initial_rebalance_delay_ms: i32,
     /// `group.max.size`: members per group.
     pub group_max_size: usize,
+    /// `offsets.retention.minutes`: committed offsets of a group with no
+    /// members are dropped this long after they were committed.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: how often that is checked.
+    pub offsets_retention_check_interval_ms: u64,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -196,6 +201,8 @@ impl Default for Config {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_max_size: i32::MAX as usize,
+            offsets_retention_ms: 7 * 24 * 3_600_000,
+            offsets_retention_check_interval_ms: 600_000,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -236,6 +243,13 @@ impl Config {
             }
             "group.max.size" => {
                 self.group_max_size = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "offsets.retention.minutes" => {
+                self.offsets_retention_ms =
+                    parse_range::<i64>(key, value, 1, i64::MAX / 60_000)? * 60_000
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms = parse_range(key, value, 1, u64::MAX / 2)?
             }
             "fetch.max.wait.cap.ms" => {
                 self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?

@@ -809,3 +809,47 @@ fn a_group_commits_offsets_that_survive_a_restart() {
     assert_eq!(r.groups.len(), 1);
     assert_eq!(r.groups[0].group_id.0.as_str(), "g");
 }
+
+#[test]
+fn offsets_of_an_empty_group_expire() {
+    let mut config = Config::default();
+    config.set("offsets.retention.minutes", "1").unwrap();
+    config
+        .set("offsets.retention.check.interval.ms", "1000")
+        .unwrap();
+    config.set("offsets.topic.num.partitions", "1").unwrap();
+    let mut sim = Sim::new(config);
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    // A simple commit: no member, generation -1 (what `assign` users send).
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("solo")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(7),
+                ]),
+        ]);
+    let corr = sim.send(c, ApiKey::OffsetCommit, 8, &commit);
+    let r: OffsetCommitResponse = sim.recv(c, ApiKey::OffsetCommit, 8, corr);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let committed = |sim: &mut Sim| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("solo")))
+            .with_topics(None);
+        let corr = sim.send(c, ApiKey::OffsetFetch, 7, &req);
+        let r: OffsetFetchResponse = sim.recv(c, ApiKey::OffsetFetch, 7, corr);
+        r.topics.iter().map(|t| t.partitions.len()).sum::<usize>()
+    };
+    sim.advance(Duration::from_secs(30));
+    assert_eq!(committed(&mut sim), 1);
+    sim.advance(Duration::from_secs(40));
+    assert_eq!(committed(&mut sim), 0, "expired after a minute");
+    let corr = sim.send(c, ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    let r: ListGroupsResponse = sim.recv(c, ApiKey::ListGroups, 4, corr);
+    assert!(r.groups.is_empty());
+}

@@ -25,7 +25,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::group_log::{self, Committed, Entry, OFFSETS_TOPIC};
 use super::{Broker, LogKey, SlotState};
-use crate::group::{Parked, Reply, Ticket};
+use crate::group::{GroupState, Parked, Reply, Ticket};
 use crate::io::{ConnId, Part};
 use crate::protocol::{self, Request};
 
@@ -548,6 +548,58 @@ impl Broker {
                     .collect()
             }
         }
+    }
+
+    /// `offsets.retention.minutes`: a group with no members loses offsets
+    /// committed longer ago than the retention; once it has none left the
+    /// group itself goes. Kafka counts from when the group became empty; a
+    /// group that is consuming commits all the time, so counting from the
+    /// commit differs only for a member that stopped committing long ago.
+    pub(super) fn expire_offsets(&mut self) {
+        let cutoff = self
+            .now
+            .wall_ms
+            .saturating_sub(self.config.offsets_retention_ms);
+        let idle: Vec<String> = self
+            .committed
+            .keys()
+            .filter(|g| {
+                matches!(
+                    self.coordinator.group_state(g),
+                    None | Some(GroupState::Empty)
+                )
+            })
+            .cloned()
+            .collect();
+        for group in idle {
+            let Some(table) = self.committed.get_mut(&group) else {
+                continue;
+            };
+            let expired: Vec<(String, i32)> = table
+                .iter()
+                .filter(|(_, c)| c.commit_timestamp < cutoff)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            for key in &expired {
+                table.remove(key);
+            }
+            let emptied = table.is_empty();
+            tracing::info!(%group, expired = expired.len(), "committed offsets expired");
+            let records: Vec<_> = expired
+                .iter()
+                .map(|(topic, p)| group_log::offset_record(&group, topic, *p, None))
+                .collect();
+            let partition = group_log::partition_for(&group, self.config.offsets_topic_partitions);
+            self.append_internal(partition, &records);
+            if emptied {
+                self.committed.remove(&group);
+                self.coordinator.remove_empty_group(&group);
+            }
+        }
+        self.drain_coordinator();
     }
 
     /// Forget a deleted group's offsets, on disk too (tombstones).

@@ -58,17 +58,19 @@ pub(super) struct State {
     phase: Phase,
     next_checkpoint: Instant,
     next_retention: Instant,
+    next_offsets_expiry: Instant,
     checkpoints_in_flight: usize,
     /// Some log's recovery point moved since the last checkpoint.
     pub(super) recovery_points_changed: bool,
 }
 
 impl State {
-    pub(super) fn new(now: Now, retention_interval: Duration) -> Self {
+    pub(super) fn new(now: Now, retention_interval: Duration, offsets_interval: Duration) -> Self {
         Self {
             phase: Phase::Running,
             next_checkpoint: now.mono.saturating_add(CHECKPOINT_INTERVAL),
             next_retention: now.mono.saturating_add(retention_interval),
+            next_offsets_expiry: now.mono.saturating_add(offsets_interval),
             checkpoints_in_flight: 0,
             recovery_points_changed: false,
         }
@@ -79,7 +81,11 @@ impl State {
     }
 
     pub(super) fn deadline(&self) -> Option<Instant> {
-        (self.phase == Phase::Running).then_some(self.next_checkpoint.min(self.next_retention))
+        let next = self
+            .next_checkpoint
+            .min(self.next_retention)
+            .min(self.next_offsets_expiry);
+        (self.phase == Phase::Running).then_some(next)
     }
 }
 
@@ -142,6 +148,13 @@ impl Broker {
                     self.lifecycle.recovery_points_changed = true;
                 }
             }
+        }
+        if self.lifecycle.phase == Phase::Running
+            && self.now.mono >= self.lifecycle.next_offsets_expiry
+        {
+            let interval = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+            self.lifecycle.next_offsets_expiry = self.now.mono.saturating_add(interval);
+            self.expire_offsets();
         }
         let st = &mut self.lifecycle;
         if st.phase != Phase::Running || self.now.mono < st.next_checkpoint {

@@ -144,6 +144,7 @@ impl Broker {
     /// [`Broker::poll`] first.
     pub fn new(config: Config, now: Now, disk: DiskState) -> Self {
         let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
+        let offsets_interval = Duration::from_millis(config.offsets_retention_check_interval_ms);
         let group_config = GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -162,7 +163,7 @@ impl Broker {
             topic_overrides: BTreeMap::new(),
             doomed: Vec::new(),
             now,
-            lifecycle: lifecycle::State::new(now, retention_interval),
+            lifecycle: lifecycle::State::new(now, retention_interval, offsets_interval),
             coordinator: Coordinator::new(group_config),
             committed: HashMap::new(),
             parked: HashMap::new(),
