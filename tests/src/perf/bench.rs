@@ -188,6 +188,9 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
             let mut opts = ProduceOpts::new(&topic, u64::MAX, 100);
             opts.linger_ms = "0".into();
             opts.batch_num_messages = 1;
+            // A short local queue: the broker's request rate paces the
+            // sender, and the backlog left at the deadline drains quickly.
+            opts.overrides = vec!["queue.buffering.max.messages=10000".into()];
             opts.max_time = Some(secs(seconds));
             opts.progress = Duration::ZERO;
             produce::run(&opts, &bootstrap).map(|p| Measured::Produce(p, None))
@@ -264,9 +267,6 @@ impl Broker {
             for kv in &opts.broker_settings {
                 cmd.arg("--set").arg(kv);
             }
-            if std::env::var_os("RUST_LOG").is_none() {
-                cmd.env("RUST_LOG", "warn");
-            }
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             let child = cmd
                 .spawn()
@@ -299,8 +299,13 @@ impl Broker {
         ))
     }
 
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// `None` while running, else how it ended.
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.to_string()),
+            Err(e) => Some(format!("try_wait: {e}")),
+        }
     }
 
     fn log_text(&self) -> String {
@@ -342,9 +347,30 @@ impl Broker {
     }
 }
 
-/// The runtimes `conveyor serve --help` lists ("Valid: a, b." or clap's
-/// "[possible values: a, b]"); `threads` when it lists none.
+/// The runtimes the binary accepts. Asked the way that cannot start a
+/// broker: an unknown `--runtime` is refused with "(valid: a, b, c)"
+/// before anything is opened. Falls back to the list in `serve --help`
+/// ("Valid: a (...), b."), then to `threads`.
 pub fn runtimes_of(conveyor: &Path) -> Vec<String> {
+    let probe_dir = std::env::temp_dir().join("conveyor-perf-runtime-probe-never-created");
+    let refused = Command::new(conveyor)
+        .args([
+            "serve",
+            "--runtime",
+            "conveyor-perf-probe",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&probe_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .unwrap_or_default();
+    let _ = fs::remove_dir(&probe_dir);
+    if let Some(names) = list_after(&refused, "(valid:", ')') {
+        return names;
+    }
     let help = Command::new(conveyor)
         .args(["serve", "--help"])
         .output()
@@ -353,20 +379,38 @@ pub fn runtimes_of(conveyor: &Path) -> Vec<String> {
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     let after_runtime = flat.find("--runtime").map_or("", |i| &flat[i..]);
     for marker in ["Valid:", "possible values:"] {
-        if let Some(i) = after_runtime.find(marker) {
-            let list = &after_runtime[i + marker.len()..];
-            let end = list.find(['.', ']']).unwrap_or(list.len());
-            let names: Vec<String> = list[..end]
-                .split(',')
-                .map(|s| s.trim().trim_matches('`').to_owned())
-                .filter(|s| !s.is_empty() && !s.contains(' '))
-                .collect();
-            if !names.is_empty() {
-                return names;
-            }
+        if let Some(names) = list_after(after_runtime, marker, '.') {
+            return names;
         }
     }
     vec!["threads".to_owned()]
+}
+
+/// "marker a (note, more), b, c<end>" → [a, b, c]: the first word of each
+/// comma-separated item, parenthesised notes dropped.
+fn list_after(text: &str, marker: &str, end: char) -> Option<Vec<String>> {
+    let start = text.find(marker)? + marker.len();
+    let mut depth = 0;
+    let mut list = String::new();
+    for ch in text[start..].chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            c if depth == 0 && (c == end || c == ']' || c == '\n') => break,
+            c if depth == 0 => list.push(c),
+            _ => {}
+        }
+    }
+    let names: Vec<String> = list
+        .split(',')
+        .filter_map(|item| item.split_whitespace().next())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-' && c != '_')
+                .to_owned()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!names.is_empty()).then_some(names)
 }
 
 struct Table {
@@ -499,20 +543,41 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                 let target = Target::Broker(broker.addr.to_string());
                 for w in MATRIX {
                     eprintln!("== conveyor --runtime {rt}: {}", w.name());
-                    let m = if broker.alive() {
-                        run_workload(&target, *w, seconds)
-                    } else {
-                        Err(format!(
-                            "the broker exited; log tail:\n{}",
+                    let m = match broker.exited() {
+                        None => run_workload(&target, *w, seconds),
+                        Some(status) => Err(format!(
+                            "the broker exited ({status}); log tail:\n{}",
                             broker.log_text()
-                        ))
+                        )),
                     };
                     eprintln!("    {}", describe(&m));
                     results.push(m);
                 }
+                let died = broker.exited();
                 rss = broker.peak_rss_kib();
-                exit = broker.stop();
+                let log = broker.log.clone();
+                exit = match died {
+                    Some(status) => format!("exited by itself during the matrix: {status}"),
+                    None => broker.stop(),
+                };
                 eprintln!("== conveyor --runtime {rt}: {exit}");
+                let trouble = exit != "exited: exit status: 0"
+                    || results.iter().any(|r| match r {
+                        Err(_) => true,
+                        Ok(Measured::Produce(p, c)) => {
+                            p.failed > 0 || c.as_ref().is_some_and(|c| c.is_err())
+                        }
+                        Ok(Measured::E2e(e)) => e.failed > 0 || e.received < e.sent,
+                    });
+                if trouble {
+                    // Keep the broker's log past the temporary directory.
+                    let kept = std::env::temp_dir()
+                        .join(format!("conveyor-bench-{rt}-{}.log", std::process::id()));
+                    if fs::copy(&log, &kept).is_ok() {
+                        eprintln!("== conveyor --runtime {rt}: log kept at {}", kept.display());
+                        exit.push_str(&format!("; broker log kept at {}", kept.display()));
+                    }
+                }
             }
         }
         let _ = fs::remove_dir_all(&data);
@@ -548,10 +613,10 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
             "-".into(),
             "-".into(),
         );
-        if !exit.starts_with("exited") {
+        if exit != "exited: exit status: 0" {
             t.row(
-                format!("{rt}: shutdown"),
-                exit.clone(),
+                format!("{rt}: broker exit"),
+                one_line(exit),
                 "-".into(),
                 "-".into(),
             );
@@ -763,5 +828,25 @@ fn add_rows(
             "-".into(),
             "-".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_after;
+
+    #[test]
+    fn runtime_lists_parse() {
+        let refused = "error: --runtime: unknown runtime `x` (valid: threads, mio, tokio, smol)\n";
+        assert_eq!(
+            list_after(refused, "(valid:", ')').unwrap(),
+            ["threads", "mio", "tokio", "smol"]
+        );
+        let help = "[default: threads]. Valid: threads (a thread per connection), mio (one \
+                    event-loop thread), tokio, smol. --set";
+        assert_eq!(
+            list_after(help, "Valid:", '.').unwrap(),
+            ["threads", "mio", "tokio", "smol"]
+        );
     }
 }

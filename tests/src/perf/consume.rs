@@ -61,7 +61,14 @@ impl ConsumeOpts {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            // librdkafka stops fetching a partition once its local queue
+            // holds queued.min.messages (100,000) and then waits
+            // fetch.queue.backoff.ms (1 s) before asking again: a 1 s stall
+            // whenever the application keeps up. Prefetch more, and recheck
+            // soon.
+            .set("queued.min.messages", "1000000")
+            .set("fetch.queue.backoff.ms", "10");
         if self.rewind {
             // The mock cluster holds an empty fetch for the whole
             // fetch.wait.max.ms and never wakes it; at each partition end

@@ -407,11 +407,16 @@ pub fn run(opts: &ProduceOpts, bootstrap: &str) -> Result<ProduceResult, String>
     } else {
         Instant::now()
     };
+    let unanswered = sent - acked - failed;
+    let first_error = ctx.first_error().or_else(|| {
+        (unanswered > 0)
+            .then(|| format!("no delivery report within {DRAIN_TIMEOUT:?} of the last send"))
+    });
     Ok(ProduceResult {
         sent,
         acked,
-        failed: failed + (sent - acked - failed),
-        first_error: ctx.first_error(),
+        failed: failed + unanswered,
+        first_error,
         elapsed: end.saturating_duration_since(start),
         bytes: acked * opts.record_size as u64,
         latency: ctx.latency(),
