@@ -79,6 +79,7 @@ pub mod io;
 pub mod log;
 mod protocol;
 pub mod sim;
+pub mod sync;
 pub mod time;
 
 pub use broker::{Broker, Poll, ROOT_FILES};
