@@ -178,6 +178,10 @@ pub struct Config {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`: how often that is checked.
     pub offsets_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer's state in a
+    /// partition is dropped this long after its latest batch's timestamp
+    /// (checked with retention).
+    pub producer_id_expiration_ms: i64,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -203,6 +207,7 @@ impl Default for Config {
             group_max_size: i32::MAX as usize,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             offsets_retention_check_interval_ms: 600_000,
+            producer_id_expiration_ms: 86_400_000,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -250,6 +255,9 @@ impl Config {
             }
             "offsets.retention.check.interval.ms" => {
                 self.offsets_retention_check_interval_ms = parse_range(key, value, 1, u64::MAX / 2)?
+            }
+            "producer.id.expiration.ms" => {
+                self.producer_id_expiration_ms = parse_range(key, value, 1, i64::MAX)?
             }
             "fetch.max.wait.cap.ms" => {
                 self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?

@@ -333,6 +333,9 @@ pub struct DiskPartition {
     pub metadata: Option<Bytes>,
     /// Its segments: every `<20 digits>.log` file, in any order.
     pub segments: Vec<DiskSegment>,
+    /// Its producer-state snapshots: every `<20 digits>.snapshot` file's
+    /// offset and contents, in any order.
+    pub snapshots: Vec<(u64, Bytes)>,
 }
 
 /// One segment found on disk: the views of its files (a missing `.index` or

@@ -256,7 +256,17 @@ impl SimDisk {
                         },
                     })
                     .collect();
+                let snapshots = self
+                    .files
+                    .range(prefix.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&prefix))
+                    .filter_map(|(p, f)| {
+                        let offset = file_offset(p.strip_prefix(&prefix)?, ".snapshot")?;
+                        Some((offset, Bytes::copy_from_slice(&f.data)))
+                    })
+                    .collect();
                 DiskPartition {
+                    snapshots,
                     metadata: self
                         .file(&format!("{dir}/partition.metadata"))
                         .map(Bytes::copy_from_slice),
@@ -318,7 +328,12 @@ fn seg_path(dir: &str, base: u64, ext: &str) -> String {
 
 /// The base offset a `<20 digits>.log` file name gives.
 fn segment_base(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".log")?;
+    file_offset(name, ".log")
+}
+
+/// The offset a `<20 digits><ext>` file name gives.
+fn file_offset(name: &str, ext: &str) -> Option<u64> {
+    let digits = name.strip_suffix(ext)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

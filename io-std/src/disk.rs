@@ -138,9 +138,21 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
     let meta_path = path.join(PARTITION_METADATA);
     let metadata = read_optional(&meta_path).map_err(|e| with_path(&meta_path, e))?;
     let mut segments = Vec::new();
+    let mut snapshots = Vec::new();
     for entry in fs::read_dir(path).map_err(|e| with_path(path, e))? {
         let entry = entry.map_err(|e| with_path(path, e))?;
         let name = entry.file_name();
+        if let Some(offset) = name
+            .to_str()
+            .and_then(|n| parse_offset_name(n, ".snapshot"))
+        {
+            // Producer-state snapshots are small; a bad one is the core's call.
+            let snap = entry.path();
+            if let Some(bytes) = read_optional(&snap).map_err(|e| with_path(&snap, e))? {
+                snapshots.push((offset, bytes));
+            }
+            continue;
+        }
         let Some(base_offset) = name.to_str().and_then(parse_log_name) else {
             continue;
         };
@@ -154,16 +166,23 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
         segments.push(DiskSegment { base_offset, views });
     }
     segments.sort_by_key(|s| s.base_offset);
+    snapshots.sort_by_key(|s| s.0);
     Ok(DiskPartition {
         dir,
         metadata,
         segments,
+        snapshots,
     })
 }
 
 /// The base offset of a `<20 digits>.log` file name.
 fn parse_log_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".log")?;
+    parse_offset_name(name, ".log")
+}
+
+/// The offset of a `<20 digits><ext>` file name.
+fn parse_offset_name(name: &str, ext: &str) -> Option<u64> {
+    let digits = name.strip_suffix(ext)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

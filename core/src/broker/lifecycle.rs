@@ -7,13 +7,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::idempotence::{PRODUCER_ID_BLOCK, ProducerIds};
 use super::{Broker, Overrides, Owner, Topic};
 use crate::io::{Command, DiskPartition, DiskState};
 use crate::log::PartitionLog;
 use crate::time::{Instant, Now};
 
 /// Files at the top of the data directory the broker reads at startup.
-pub const ROOT_FILES: &[&str] = &[RECOVERY_POINTS, LOG_STARTS, CLEAN_SHUTDOWN, TOPIC_CONFIGS];
+pub const ROOT_FILES: &[&str] = &[
+    RECOVERY_POINTS,
+    LOG_STARTS,
+    CLEAN_SHUTDOWN,
+    TOPIC_CONFIGS,
+    PRODUCER_ID_BLOCK,
+];
 
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_STARTS: &str = "log-start-offset-checkpoint";
@@ -39,6 +46,8 @@ pub(super) enum FileJob {
     Marker,
     /// Removal of the previous run's marker.
     RemoveMarker,
+    /// A producer id block reservation.
+    ProducerIds,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +114,12 @@ impl Broker {
             self.close(conn);
         }
         for key in 0..self.logs.len() {
-            self.with_log(key, |log, _, ids, out| log.flush(ids, out));
+            self.with_log(key, |log, _, ids, out| {
+                log.flush(ids, out);
+                // So the next start loads producer state instead of
+                // replaying the log for it.
+                log.write_producer_snapshot(ids, out);
+            });
         }
         self.lifecycle_progress();
     }
@@ -140,7 +154,11 @@ impl Broker {
         {
             let interval = Duration::from_millis(self.config.retention_check_interval_ms);
             self.lifecycle.next_retention = self.now.mono.saturating_add(interval);
+            let expiration_ms = self.config.producer_id_expiration_ms;
             for key in 0..self.logs.len() {
+                self.with_log(key, |log, now, _, _| {
+                    log.expire_producers(now.wall_ms, expiration_ms)
+                });
                 let moved = self.with_log(key, |log, now, ids, out| {
                     log.enforce_retention(now, ids, out)
                 });
@@ -188,11 +206,12 @@ impl Broker {
                 }
                 self.lifecycle.phase = Phase::Stopped;
             }
+            FileJob::ProducerIds => self.producer_ids_written(result.map(|_| ())),
             FileJob::Metadata | FileJob::RemoveMarker => {}
         }
     }
 
-    fn emit_file(&mut self, job: FileJob, path: &str, bytes: Bytes) {
+    pub(super) fn emit_file(&mut self, job: FileJob, path: &str, bytes: Bytes) {
         let io = self.ids.io();
         self.owners.insert(io, Owner::File(job));
         self.out.push_back(Command::WriteFile {
@@ -258,6 +277,7 @@ impl Broker {
             .get(LOG_STARTS)
             .map(|b| parse_checkpoint(b))
             .unwrap_or_default();
+        self.producer_ids = ProducerIds::load(root.get(PRODUCER_ID_BLOCK).map(|b| &b[..]));
         self.topic_overrides = root
             .get(TOPIC_CONFIGS)
             .map(|b| parse_topic_configs(b))
@@ -292,6 +312,7 @@ impl Broker {
                 let mut out = Vec::new();
                 let log = match parts.remove(&p) {
                     Some(mut found) => {
+                        let had_metadata = found.metadata.is_some();
                         if name == super::group_log::OFFSETS_TOPIC {
                             // Committed offsets and group metadata load
                             // before any request is served, so there is no
@@ -307,10 +328,9 @@ impl Broker {
                             self.replay_offsets(entries);
                         }
                         let at = (name.clone(), p);
-                        let recovered = PartitionLog::recover(
-                            dir.clone(),
+                        let recovered = PartitionLog::recover_partition(
                             config,
-                            found.segments,
+                            found,
                             points.get(&at).copied(),
                             starts.get(&at).copied(),
                             clean,
@@ -324,7 +344,7 @@ impl Broker {
                                 "truncated a torn or corrupt log tail"
                             );
                         }
-                        if found.metadata.is_none() || known_id.is_none() {
+                        if !had_metadata || known_id.is_none() {
                             self.write_partition_metadata(&dir, id);
                         }
                         recovered.log

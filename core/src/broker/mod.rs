@@ -2,13 +2,15 @@
 //! routing, the partition logs, and the command queue the driver drains.
 //!
 //! Handlers live beside this file: `produce`, `fetch`, `admin` (ApiVersions,
-//! Metadata, ListOffsets, CreateTopics, DeleteTopics) and `lifecycle`
-//! (recovery at startup, checkpoints, clean shutdown).
+//! Metadata, ListOffsets, CreateTopics, DeleteTopics), `idempotence`
+//! (InitProducerId) and `lifecycle` (recovery at startup, checkpoints,
+//! clean shutdown).
 
 mod admin;
 mod fetch;
 mod group_log;
 mod groups;
+mod idempotence;
 mod lifecycle;
 mod offsets;
 mod produce;
@@ -95,6 +97,8 @@ enum SlotState {
     Group,
     /// An OffsetCommit waiting for its records to be appended.
     Commit(groups::PendingCommit),
+    /// An InitProducerId waiting for a producer id block to be written.
+    InitProducerId,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +139,8 @@ pub struct Broker {
     /// Group metadata replayed at startup, handed to the coordinator once
     /// every partition is read (`None`: deleted).
     group_snapshots: BTreeMap<String, Option<crate::group::GroupSnapshot>>,
+    /// Producer ids for InitProducerId.
+    producer_ids: idempotence::ProducerIds,
     lifecycle: lifecycle::State,
 }
 
@@ -168,6 +174,7 @@ impl Broker {
             committed: HashMap::new(),
             parked: HashMap::new(),
             group_snapshots: BTreeMap::new(),
+            producer_ids: idempotence::ProducerIds::default(),
         };
         broker.recover(disk);
         broker
@@ -358,6 +365,7 @@ impl Broker {
             }
             ApiKey::ListOffsets => self.list_offsets(conn, &request),
             ApiKey::Produce => self.produce(conn, request),
+            ApiKey::InitProducerId => self.init_producer_id(conn, &request),
             ApiKey::Fetch => self.fetch(conn, request),
             ApiKey::FindCoordinator
             | ApiKey::JoinGroup

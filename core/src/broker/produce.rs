@@ -1,6 +1,6 @@
-//! Produce: validate each partition's batch, append it, and answer once every
-//! append the request made has completed (acks 1 and -1), or not at all
-//! (acks 0).
+//! Produce: validate each partition's batch (idempotent producers' epochs
+//! and sequences included), append it, and answer once every append the
+//! request made has completed (acks 1 and -1), or not at all (acks 0).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, LogKey, SlotState};
 use crate::io::{ConnId, Part};
-use crate::log::batch;
+use crate::log::{AppendError, Appended, batch};
 use crate::protocol::{self, Request, produce_v0};
 
 /// A Produce waiting for its appends to complete.
@@ -68,8 +68,11 @@ impl Broker {
             let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
             for (pi, data) in topic.partition_data.into_iter().enumerate() {
                 let mut p = partition_response(request.version, data.index, 0);
+                // A duplicate of an idempotent producer's batch is answered
+                // like the original append (Kafka: error NONE, the original
+                // offsets), once those offsets are below the high watermark.
                 match self.append_one(&name, data.index, data.records) {
-                    Ok((key, info)) => {
+                    Ok((key, Appended::New(info) | Appended::Duplicate(info))) => {
                         p.base_offset = info.base_offset as i64;
                         p.log_append_time_ms = info.log_append_time;
                         if request.version >= 5 {
@@ -117,7 +120,7 @@ impl Broker {
         topic: &str,
         partition: i32,
         records: Option<bytes::Bytes>,
-    ) -> Result<(LogKey, crate::log::AppendInfo), (i16, Option<&'static str>)> {
+    ) -> Result<(LogKey, Appended), (i16, Option<&'static str>)> {
         if topic == lifecycle_internal_topic() {
             return Err((ResponseError::InvalidTopicException.code(), None));
         }
@@ -141,12 +144,24 @@ impl Broker {
         })?;
         let appended = self
             .with_log(key, |log, now, ids, out| {
-                log.append(now, records, &header, ids, out)
+                log.append_client(now, records, &header, ids, out)
             })
             .ok_or((ResponseError::UnknownTopicOrPartition.code(), None))?;
         match appended {
-            Ok(info) => Ok((key, info)),
-            Err(e) => {
+            Ok(a) => Ok((key, a)),
+            Err(AppendError::Producer(e)) => {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    producer_id = header.producer_id,
+                    epoch = header.producer_epoch,
+                    sequence = header.base_sequence,
+                    error = ?e,
+                    "idempotent batch refused"
+                );
+                Err((e.code(), Some(e.message())))
+            }
+            Err(AppendError::Storage(e)) => {
                 tracing::warn!(topic, partition, error = %e, "append refused: partition offline");
                 Err((ResponseError::KafkaStorageError.code(), None))
             }

@@ -15,8 +15,12 @@
 pub mod batch;
 pub mod index;
 mod partition;
+pub mod producers;
 mod recovery;
 mod retention;
 mod segment;
 
-pub use partition::{AppendInfo, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered, TimeHit};
+pub use partition::{
+    AppendError, AppendInfo, Appended, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered,
+    TimeHit,
+};

@@ -12,10 +12,11 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::io::{Command, Completion, DiskSegment, Ids, IoError, IoId, SegId};
+use crate::io::{Command, Completion, DiskPartition, DiskSegment, Ids, IoError, IoId, SegId};
 use crate::time::Now;
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::producers::{Check, ProducerError, ProducerStates};
 use super::segment::Segment;
 
 /// What an accepted append was given.
@@ -28,6 +29,26 @@ pub struct AppendInfo {
     /// The append time stamped on the batch when the topic uses
     /// `LogAppendTime`, else -1.
     pub log_append_time: i64,
+}
+
+/// What a client's batch came to ([`PartitionLog::append_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Appended now at these offsets.
+    New(AppendInfo),
+    /// A retry of an idempotent producer's batch that is already in the
+    /// log: nothing was appended; these are the original offsets (and, as
+    /// Kafka answers a duplicate, its stored timestamp as the append time).
+    Duplicate(AppendInfo),
+}
+
+/// Why a client's batch was not appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendError {
+    /// The partition is offline (or deleted).
+    Storage(IoError),
+    /// The producer's epoch or sequence does not fit its state.
+    Producer(ProducerError),
 }
 
 /// A region of one segment's `.log` file to send for a fetch: whole batches,
@@ -93,6 +114,9 @@ pub(super) enum Pending {
     Remove,
     RemoveFile,
     RemoveDir,
+    /// A producer-state snapshot write (or an old one's removal): a failure
+    /// costs a longer replay at the next start, never data.
+    Snapshot,
 }
 
 /// One partition's log.
@@ -117,6 +141,10 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     /// Wall time of the first append since the last flush (`flush.ms`).
     unflushed_since: Option<i64>,
+    /// Idempotent producers' state (`producers.rs`).
+    pub(super) producers: ProducerStates,
+    /// Offsets of the producer-state snapshot files on disk, ascending.
+    pub(super) snapshot_offsets: Vec<u64>,
 }
 
 impl PartitionLog {
@@ -136,6 +164,8 @@ impl PartitionLog {
             deleted: false,
             unflushed_messages: 0,
             unflushed_since: None,
+            producers: ProducerStates::default(),
+            snapshot_offsets: Vec::new(),
         }
     }
 
@@ -165,6 +195,9 @@ impl PartitionLog {
     /// Emits `OpenSegment { create: false }` for every kept segment (and any
     /// `Truncate`, `WriteIndex`, `RemoveFile` recovery needs). With no
     /// segments at all, acts like [`PartitionLog::create`] at `log_start`.
+    ///
+    /// Producer state is rebuilt as [`PartitionLog::recover_partition`]
+    /// does with no snapshot files.
     #[allow(clippy::too_many_arguments)]
     pub fn recover(
         dir: String,
@@ -176,21 +209,63 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Recovered {
-        if segments.is_empty() {
-            return Recovered {
-                log: Self::create(dir, config, log_start.unwrap_or(0), ids, out),
-                truncated_bytes: 0,
-            };
-        }
-        let mut log = Self::empty(dir, config, 0);
-        let truncated_bytes = log.recover_segments(
+        let found = DiskPartition {
+            dir,
+            metadata: None,
             segments,
+            snapshots: Vec::new(),
+        };
+        Self::recover_partition(
+            config,
+            found,
             recovery_point,
             log_start,
             clean_shutdown,
             ids,
             out,
-        );
+        )
+    }
+
+    /// [`PartitionLog::recover`] from everything found in the partition's
+    /// directory, producer-state snapshots included: the newest valid
+    /// snapshot at or below the recovered log end is loaded and the batches
+    /// after it are replayed from the segments; with none, the state is
+    /// replayed from the log start after an unclean shutdown and starts
+    /// empty after a clean one (Kafka's rule: a clean log without snapshots
+    /// comes from a broker that kept none). Other snapshot files are removed.
+    pub fn recover_partition(
+        config: TopicConfig,
+        found: DiskPartition,
+        recovery_point: Option<u64>,
+        log_start: Option<u64>,
+        clean_shutdown: bool,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) -> Recovered {
+        let DiskPartition {
+            dir,
+            mut segments,
+            snapshots,
+            ..
+        } = found;
+        segments.sort_by_key(|s| s.base_offset);
+        segments.dedup_by_key(|s| s.base_offset);
+        let (mut log, truncated_bytes) = if segments.is_empty() {
+            let log = Self::create(dir, config, log_start.unwrap_or(0), ids, out);
+            (log, 0)
+        } else {
+            let mut log = Self::empty(dir, config, 0);
+            let cut = log.recover_segments(
+                &segments,
+                recovery_point,
+                log_start,
+                clean_shutdown,
+                ids,
+                out,
+            );
+            (log, cut)
+        };
+        log.load_producers(&segments, snapshots, clean_shutdown, ids, out);
         Recovered {
             log,
             truncated_bytes,
@@ -318,6 +393,9 @@ impl PartitionLog {
             self.emit(cmd, Pending::Index, out);
         }
         self.log_end = last + 1;
+        // Offsets are assigned now, so the producer's state moves now: a
+        // retry arriving before this append completes is a duplicate.
+        self.producers.record(header, base, last, max_ts);
         self.unflushed_messages = self.unflushed_messages.saturating_add(delta + 1);
         self.unflushed_since.get_or_insert(now.wall_ms);
         if i64::try_from(self.unflushed_messages).unwrap_or(i64::MAX) >= self.config.flush_messages
@@ -329,6 +407,78 @@ impl PartitionLog {
             last_offset: last,
             log_append_time: if lat { now.wall_ms } else { -1 },
         })
+    }
+
+    /// Append a client's batch: [`PartitionLog::append`] after the checks of
+    /// an idempotent producer's epoch and sequence (batches with a producer
+    /// id). A retry of one of the producer's last five batches appends
+    /// nothing and answers with the original offsets, as Kafka does.
+    pub fn append_client(
+        &mut self,
+        now: Now,
+        batch: Bytes,
+        header: &BatchHeader,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) -> Result<Appended, AppendError> {
+        if let Some(e) = &self.offline {
+            return Err(AppendError::Storage(e.clone()));
+        }
+        if header.producer_id >= 0 {
+            match self.producers.check(header) {
+                Ok(Check::Append) => {}
+                Ok(Check::Duplicate(b)) => {
+                    return Ok(Appended::Duplicate(AppendInfo {
+                        base_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        log_append_time: b.timestamp,
+                    }));
+                }
+                Err(e) => return Err(AppendError::Producer(e)),
+            }
+        }
+        self.append(now, batch, header, ids, out)
+            .map(Appended::New)
+            .map_err(AppendError::Storage)
+    }
+
+    /// The idempotent producers' state.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Forget producers whose latest batch is `expiration_ms` older than
+    /// `now_ms` (`producer.id.expiration.ms`); returns how many.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
+    }
+
+    /// Write the producer state as `<dir>/<log end, 20 digits>.snapshot`
+    /// (at a roll and at clean shutdown, as Kafka does), keeping the
+    /// previous snapshot and removing older ones. A restart loads the newest
+    /// one at or below its log end and replays only the batches after it.
+    pub fn write_producer_snapshot(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        if self.offline.is_some() || self.deleted {
+            return;
+        }
+        let offset = self.log_end;
+        if self.snapshot_offsets.last() != Some(&offset) {
+            self.snapshot_offsets.push(offset);
+        }
+        let cmd = Command::WriteFile {
+            io: ids.io(),
+            path: snapshot_path(&self.dir, offset),
+            bytes: self.producers.encode(),
+        };
+        self.emit(cmd, Pending::Snapshot, out);
+        while self.snapshot_offsets.len() > 2 {
+            let old = self.snapshot_offsets.remove(0);
+            let cmd = Command::RemoveFile {
+                io: ids.io(),
+                path: snapshot_path(&self.dir, old),
+            };
+            self.emit(cmd, Pending::Snapshot, out);
+        }
     }
 
     /// Whether the active segment is older than `segment.ms`.
@@ -366,6 +516,7 @@ impl PartitionLog {
             out,
         );
         self.open_new_segment(self.log_end, ids, out);
+        self.write_producer_snapshot(ids, out);
     }
 
     /// Sync segment `i` if it has unsynced appends; with one `Sync` already
@@ -402,6 +553,10 @@ impl PartitionLog {
         };
         let completion = match result {
             Ok(c) => c,
+            Err(e) if kind == Pending::Snapshot => {
+                tracing::warn!(dir = %self.dir, error = %e, "producer snapshot file command failed");
+                return event;
+            }
             Err(e) => {
                 if let Pending::Sync(seg) = kind {
                     if let Some(s) = self
@@ -443,7 +598,8 @@ impl PartitionLog {
             | Pending::Truncate
             | Pending::Remove
             | Pending::RemoveFile
-            | Pending::RemoveDir => {}
+            | Pending::RemoveDir
+            | Pending::Snapshot => {}
         }
         event
     }
@@ -704,6 +860,11 @@ pub(super) fn io_error(kind: std::io::ErrorKind, message: &str) -> IoError {
         kind,
         message: message.to_owned(),
     }
+}
+
+/// The path of a producer-state snapshot, `<dir>/<offset, 20 digits>.snapshot`.
+pub(super) fn snapshot_path(dir: &str, offset: u64) -> String {
+    segment_path(dir, offset, "snapshot")
 }
 
 /// The path of a segment file, `<dir>/<base, 20 digits>.<ext>`.

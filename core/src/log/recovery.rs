@@ -11,11 +11,14 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::io::{Command, DiskSegment, Ids, SegmentViews};
 
 use super::batch::{self, BatchHeader};
 use super::index;
-use super::partition::{PartitionLog, Pending, segment_path};
+use super::partition::{PartitionLog, Pending, segment_path, snapshot_path};
+use super::producers::ProducerStates;
 use super::segment::{IndexState, Segment, rel};
 
 /// What a scan learned about a segment's log file.
@@ -32,18 +35,17 @@ struct Summary {
 }
 
 impl PartitionLog {
-    /// Fill an empty log from `segments` (not empty); returns the bytes cut.
+    /// Fill an empty log from `segments` (not empty, sorted by base offset,
+    /// no base twice); returns the bytes cut.
     pub(super) fn recover_segments(
         &mut self,
-        mut segments: Vec<DiskSegment>,
+        segments: &[DiskSegment],
         recovery_point: Option<u64>,
         log_start: Option<u64>,
         clean_shutdown: bool,
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> u64 {
-        segments.sort_by_key(|s| s.base_offset);
-        segments.dedup_by_key(|s| s.base_offset);
         let bases: Vec<u64> = segments.iter().map(|s| s.base_offset).collect();
         let mut truncated: u64 = 0;
         for (i, ds) in segments.iter().enumerate() {
@@ -84,6 +86,84 @@ impl PartitionLog {
         self.recovery_point = first_base;
         self.advance_recovery_point();
         truncated
+    }
+
+    /// Rebuild the producer state after the segments are recovered: load
+    /// the newest valid snapshot at or below the log end, then replay every
+    /// producer batch from it (or from the log start when there is none,
+    /// unless the shutdown was clean) to the log end, reading headers only.
+    /// Every other snapshot file is removed.
+    pub(super) fn load_producers(
+        &mut self,
+        segments: &[DiskSegment],
+        mut snapshots: Vec<(u64, Bytes)>,
+        clean_shutdown: bool,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) {
+        snapshots.sort_by_key(|s| s.0);
+        let end = self.log_end;
+        let mut chosen: Option<(u64, ProducerStates)> = None;
+        for (offset, bytes) in snapshots.iter().rev() {
+            if *offset > end {
+                continue;
+            }
+            match ProducerStates::decode(bytes) {
+                Some(states) => {
+                    chosen = Some((*offset, states));
+                    break;
+                }
+                None => {
+                    tracing::warn!(dir = %self.dir, offset, "ignoring a damaged producer snapshot")
+                }
+            }
+        }
+        let keep = chosen.as_ref().map(|c| c.0);
+        for (offset, _) in &snapshots {
+            if Some(*offset) != keep {
+                let path = snapshot_path(&self.dir, *offset);
+                self.emit(
+                    Command::RemoveFile { io: ids.io(), path },
+                    Pending::Snapshot,
+                    out,
+                );
+            }
+        }
+        let from = match chosen {
+            Some((offset, states)) => {
+                self.producers = states;
+                self.snapshot_offsets = vec![offset];
+                offset
+            }
+            None if clean_shutdown => return,
+            None => self.log_start,
+        };
+        let from = from.max(self.log_start);
+        for s in &self.segments {
+            if s.end <= from {
+                continue;
+            }
+            let Some(ds) = segments.iter().find(|d| d.base_offset == s.base) else {
+                continue;
+            };
+            // Only the bytes recovery kept: a cut tail may still be in the view.
+            let kept = usize::try_from(s.size).unwrap_or(usize::MAX);
+            let log = (*ds.views.log).as_ref();
+            let log = log.get(..kept).unwrap_or(log);
+            for (_, h) in batch::scan(log, 0) {
+                let (Ok(first), Ok(last)) =
+                    (u64::try_from(h.base_offset), u64::try_from(h.last_offset()))
+                else {
+                    break;
+                };
+                if last >= end {
+                    break;
+                }
+                if first >= from {
+                    self.producers.record(&h, first, last, h.max_timestamp);
+                }
+            }
+        }
     }
 
     /// Keep one segment: open it, cut and re-index it if needed, and sync

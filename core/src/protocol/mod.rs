@@ -79,6 +79,7 @@ pub const APIS: &[Api] = &[
     api(ApiKey::ListGroups, 0, 4),
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::InitProducerId, 0, 4),
 ];
 
 const fn api(key: ApiKey, min: i16, max: i16) -> Api {
