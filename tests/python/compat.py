@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """kafka-python against a Conveyor broker: metadata, and a produce/consume
-round trip of 1,000 keyed records with headers, uncompressed and with gzip.
+round trip of 1,000 keyed records with headers, uncompressed and with gzip;
+then the same round trip again with kafka-python's default idempotent
+producer (InitProducerId, producer ids and sequences in every batch).
 
 Usage: compat.py --bootstrap 127.0.0.1:PORT --partitions 3
 Exits 0 when every check passes; anything else is a failure. Run by
@@ -115,6 +117,61 @@ def round_trip(bootstrap, partitions, compression):
     print(f"[{compression}] {N} records round-tripped through {len(parts)} partitions")
 
 
+def idempotent_round_trip(bootstrap, partitions, compression):
+    """The round trip with the producer's defaults, which in kafka-python 3.x
+    mean enable_idempotence=True (retries, acks=all, at most 5 in flight)."""
+    check("enable_idempotence" in KafkaProducer.DEFAULT_CONFIG,
+          "this kafka-python has no idempotent producer (needs 2.1+)")
+    topic = f"py-idem-{compression or 'none'}-{uuid.uuid4().hex[:10]}"
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        compression_type=compression,
+        linger_ms=5,
+        request_timeout_ms=10000,
+        max_block_ms=20000,
+    )
+    check(producer.config["enable_idempotence"], "idempotence is not on by default")
+    futures = [
+        producer.send(topic, key=str(i).encode(), value=value(i), headers=headers(i))
+        for i in range(N)
+    ]
+    producer.flush(timeout=TIMEOUT_S)
+    placed = {}
+    for i, fut in enumerate(futures):
+        md = fut.get(timeout=TIMEOUT_S)
+        placed[i] = (md.partition, md.offset)
+    producer.close(timeout=10)
+    check(len(set(placed.values())) == N, f"[idempotent {compression}] two records got the same offset")
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=20000,
+    )
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    end = consumer.end_offsets(tps)
+    check(sum(end[tp] for tp in tps) == N, f"[idempotent {compression}] end offsets {end} do not add up to {N}")
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    got = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < N:
+        if time.monotonic() > deadline:
+            fail(f"[idempotent {compression}] consumed only {len(got)} of {N} records")
+        for tp, msgs in consumer.poll(timeout_ms=500).items():
+            for m in msgs:
+                i = int(m.key)
+                check(i not in got, f"[idempotent {compression}] record {i} twice")
+                check(m.value == value(i), f"[idempotent {compression}] value of record {i} differs")
+                check((m.partition, m.offset) == placed[i],
+                      f"[idempotent {compression}] record {i} at {(m.partition, m.offset)}, acked at {placed[i]}")
+                got[i] = True
+    consumer.close()
+    print(f"[idempotent {compression}] {N} records round-tripped exactly once")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bootstrap", required=True)
@@ -122,6 +179,9 @@ def main():
     args = ap.parse_args()
     for compression in (None, "gzip"):
         round_trip(args.bootstrap, args.partitions, compression)
+    # The second run: kafka-python's default, idempotent producer.
+    for compression in (None, "gzip"):
+        idempotent_round_trip(args.bootstrap, args.partitions, compression)
     print("OK")
 
 
