@@ -284,3 +284,46 @@ fn idle_producers_expire() {
     // Forgotten: any sequence is taken again.
     assert_eq!(produce(&mut sim, c, idem_batch(pid, 0, 5, 1, ts)), (0, 1));
 }
+
+#[test]
+fn a_snapshot_past_the_recovered_log_end_is_not_trusted() {
+    let mut config = Config::default();
+    config.set("log.segment.bytes", "300").unwrap();
+    let mut sim = Sim::new(config.clone());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    let (_, pid, _) = init_pid(&mut sim, c, 4, None);
+    for i in 0..8 {
+        assert_eq!(
+            produce(&mut sim, c, idem_batch(pid, 0, 2 * i, 2, 1000)).0,
+            0
+        );
+    }
+    // Damage the first segment's tail: recovery cuts the log there, below
+    // every snapshot the rolls wrote, and must not believe them.
+    let first = "t-0/00000000000000000000.log";
+    let len = sim.disk.file(first).unwrap().len();
+    assert!(sim.disk.cut(first, len - 1));
+    let mut sim = restart(sim, config, true);
+    let c = sim.open(1);
+    let end = high_watermark(&mut sim, c);
+    assert!(end < 16 && end % 2 == 0, "log cut to {end}");
+    let paths = sim.disk.paths();
+    let snapshots: Vec<_> = paths.iter().filter(|p| p.ends_with(".snapshot")).collect();
+    assert!(
+        snapshots
+            .iter()
+            .all(|p| *p < &format!("t-0/{:020}.snapshot", end + 1)),
+        "snapshots past the log end are removed: {snapshots:?}"
+    );
+    let next = i32::try_from(end).unwrap();
+    // Sequences continue from what the log holds, not from the snapshot.
+    assert_eq!(
+        produce(&mut sim, c, idem_batch(pid, 0, next, 2, 1000)),
+        (0, end)
+    );
+    assert_eq!(
+        produce(&mut sim, c, idem_batch(pid, 0, next - 2, 2, 1000)),
+        (0, end - 2)
+    );
+}
