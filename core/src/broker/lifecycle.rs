@@ -416,17 +416,7 @@ fn encode_checkpoint(entries: &[(&str, usize, u64)]) -> Bytes {
 /// (recovery then scans more, which is always safe).
 fn parse_checkpoint(bytes: &[u8]) -> HashMap<(String, i32), u64> {
     let mut out = HashMap::new();
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return out;
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return out;
-    }
-    let Some(count) = lines.next().and_then(|l| l.parse::<usize>().ok()) else {
-        return out;
-    };
-    for line in lines.take(count) {
+    for line in versioned_lines(bytes) {
         let mut it = line.split(' ');
         let (Some(t), Some(p), Some(o), None) = (it.next(), it.next(), it.next(), it.next()) else {
             break;
@@ -443,17 +433,7 @@ fn parse_checkpoint(bytes: &[u8]) -> HashMap<(String, i32), u64> {
 /// lines. A damaged file yields what parsed before the damage.
 fn parse_topic_configs(bytes: &[u8]) -> BTreeMap<String, Overrides> {
     let mut out: BTreeMap<String, Overrides> = BTreeMap::new();
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return out;
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return out;
-    }
-    let Some(count) = lines.next().and_then(|l| l.parse::<usize>().ok()) else {
-        return out;
-    };
-    for line in lines.take(count) {
+    for line in versioned_lines(bytes) {
         let Some((topic, kv)) = line.split_once(' ') else {
             break;
         };
@@ -465,6 +445,18 @@ fn parse_topic_configs(bytes: &[u8]) -> BTreeMap<String, Overrides> {
             .push((key.to_owned(), value.to_owned()));
     }
     out
+}
+
+/// The entry lines of a file in Kafka's checkpoint shape: `0` (the
+/// version), the entry count, then that many lines. Nothing for a file of
+/// another version or shape.
+fn versioned_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    let mut lines = std::str::from_utf8(bytes).unwrap_or("").lines();
+    let count = match (lines.next(), lines.next().map(str::parse::<usize>)) {
+        (Some("0"), Some(Ok(n))) => n,
+        _ => 0,
+    };
+    lines.take(count)
 }
 
 /// A new topic id: a hash of the name, the time and a counter, shaped as a

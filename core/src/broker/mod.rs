@@ -494,8 +494,7 @@ impl Broker {
             tracing::error!(?dir, error = %e, "storage error: partition offline");
         }
         if event.high_watermark_advanced || event.failed.is_some() {
-            self.wake_produces();
-            self.wake_commits();
+            self.wake_appenders();
             self.wake_fetches(key);
         }
         if event.recovery_point_advanced {
@@ -571,7 +570,7 @@ impl Broker {
         self.doomed.extend(topic.partitions);
         self.reap_doomed();
         // Producers and long-polls waiting on the deleted logs get errors now.
-        self.wake_produces();
+        self.wake_appenders();
         true
     }
 

@@ -235,38 +235,26 @@ impl Broker {
         );
     }
 
-    /// Re-check every waiting OffsetCommit (a high watermark moved or a log
-    /// failed).
-    pub(super) fn wake_commits(&mut self) {
-        let waiting: Vec<(ConnId, u64)> = self
+    /// Re-check every Produce and OffsetCommit waiting for its appends (a
+    /// high watermark moved, a log failed or went away).
+    pub(super) fn wake_appenders(&mut self) {
+        let waiting: Vec<(ConnId, u64, bool)> = self
             .conns
             .iter()
             .flat_map(|(&conn, c)| {
-                c.queue
-                    .iter()
-                    .filter(|s| matches!(s.state, SlotState::Commit(_)))
-                    .map(move |s| (conn, s.seq))
+                c.queue.iter().filter_map(move |s| match s.state {
+                    SlotState::Produce(_) => Some((conn, s.seq, true)),
+                    SlotState::Commit(_) => Some((conn, s.seq, false)),
+                    _ => None,
+                })
             })
             .collect();
-        for (conn, seq) in waiting {
-            self.try_finish_commit(conn, seq);
-        }
-    }
-
-    /// Re-check every waiting Produce (a high watermark moved or a log failed).
-    pub(super) fn wake_produces(&mut self) {
-        let waiting: Vec<(ConnId, u64)> = self
-            .conns
-            .iter()
-            .flat_map(|(&conn, c)| {
-                c.queue
-                    .iter()
-                    .filter(|s| matches!(s.state, SlotState::Produce(_)))
-                    .map(move |s| (conn, s.seq))
-            })
-            .collect();
-        for (conn, seq) in waiting {
-            self.try_finish_produce(conn, seq);
+        for (conn, seq, produce) in waiting {
+            if produce {
+                self.try_finish_produce(conn, seq);
+            } else {
+                self.try_finish_commit(conn, seq);
+            }
         }
     }
 }
