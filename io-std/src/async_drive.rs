@@ -17,7 +17,8 @@
 //! - its **writer** task writes its `Send`s in order, `sendfile` on the raw
 //!   socket inside the runtime's write readiness, and its `Close`;
 //! - the **segment writer** task runs file commands in issue order, in
-//!   batches on the runtime's blocking pool, so fsync never holds a worker.
+//!   batches on the runtime's blocking pool, and hands each `Sync` to the
+//!   fsync worker thread (group commit), so fsync never holds a worker.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,7 +37,7 @@ use futures_lite::future;
 use crate::mio_loop::IO_LOOP_BOUND;
 use crate::owned::Owned;
 use crate::runtime::finish;
-use crate::segment::{DONE_BATCH, DiskExec, SegTable, run_all};
+use crate::segment::{DONE_BATCH, DiskExec, SegTable, SegmentWriter, run_all};
 use crate::send::{SendCursor, Stats};
 use crate::{Options, Running, SHUTDOWN_TIMEOUT, ShutdownHandle, prepare};
 
@@ -129,11 +130,15 @@ pub fn start<R: AsyncRuntime>(
     let (stop_accept_tx, stop_accept_rx) = async_channel::bounded::<()>(1);
     let (finished_tx, finished_rx) = std::sync::mpsc::channel::<Vec<String>>();
 
-    let exec = Arc::new(DiskExec::new(p.data_dir, Arc::clone(&segs)));
+    let events = ev_tx.clone();
+    let writer = SegmentWriter::start(DiskExec::new(p.data_dir, Arc::clone(&segs)), move |d| {
+        // Unbounded: fails only once the driver is gone.
+        let _ = events.try_send(Event::Done(d));
+    })?;
     // From here on, a failure leaves tasks that end with the runtime.
     rt.spawn(Box::pin(segment_writer(
         Arc::clone(&rt),
-        exec,
+        Arc::new(writer),
         seg_rx,
         ev_tx.clone(),
     )));
@@ -608,10 +613,11 @@ async fn send<S: AsyncStream>(
 }
 
 /// The segment writer: file commands in issue order, each batch run on the
-/// blocking pool, completions handed to the driver.
+/// blocking pool, completions handed to the driver (`Sync`s by its fsync
+/// worker, stopped and joined on the blocking pool once the queue closes).
 async fn segment_writer<R: AsyncRuntime>(
     rt: Arc<R>,
-    exec: Arc<DiskExec>,
+    exec: Arc<SegmentWriter>,
     commands: Receiver<Command>,
     events: Sender<Event<R::Stream>>,
 ) {
@@ -637,4 +643,7 @@ async fn segment_writer<R: AsyncRuntime>(
         }))
         .await;
     }
+    // Each batch's clone is gone once its work returned: this drop joins
+    // the fsync worker, off the async workers.
+    rt.unblock(Box::new(move || drop(exec))).await;
 }

@@ -6,7 +6,11 @@
 //! runtime shares, written once: the **sequential segment writer** (append,
 //! `fdatasync`, open, remove, on one thread in issue order) and the
 //! **sendfile fetcher** (record bytes from the segment file to the socket
-//! with `sendfile(2)`, resuming after partial writes and `EAGAIN`).
+//! with `sendfile(2)`, resuming after partial writes and `EAGAIN`). The
+//! segment writer hands each `Sync` to an **fsync worker** thread (group
+//! commit), so appends behind it do not wait for the disk. The state these
+//! threads share is built from [`conveyor_core::sync`]'s model-checked
+//! pieces.
 //!
 //! Runtimes, each returning the same [`Running`] handle:
 //!
@@ -120,7 +124,7 @@ pub use send::Stats;
 pub use mio_loop::IO_LOOP_BOUND;
 
 use runtime::{Clock, Shared, Threads, drive};
-use segment::{DiskExec, SegTable};
+use segment::{DiskExec, SegTable, SegmentWriter};
 
 /// How long [`Running::shutdown`] waits for the broker to finish its clean
 /// shutdown (sync every log, write checkpoints and the marker).
@@ -256,10 +260,13 @@ pub fn start(opts: Options) -> io::Result<Running> {
 
     let mut threads = Threads::new(Arc::clone(&shared), local_addr, p.lock);
     // From here on, dropping `threads` on an error stops what was started.
-    let exec = DiskExec::new(p.data_dir, segs);
+    let s = Arc::clone(&shared);
+    let writer = SegmentWriter::start(DiskExec::new(p.data_dir, segs), move |mut dones| {
+        runtime::report_dones(&s, &mut dones);
+    })?;
     let s = Arc::clone(&shared);
     threads.seg_writer = Some(spawn("conveyor-segments", move || {
-        runtime::segment_writer(s, exec, seg_rx);
+        runtime::segment_writer(s, writer, seg_rx);
     })?);
     let s = Arc::clone(&shared);
     threads.timer = Some(spawn("conveyor-timer", move || runtime::timer(s))?);

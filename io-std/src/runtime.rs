@@ -1,9 +1,16 @@
 //! The thread-per-connection runtime: the shared broker behind one lock, the
 //! [`drive`] step every thread funnels its input through, and the threads
-//! themselves (listener, per-connection reader and writer, segment writer,
-//! timer).
+//! themselves (listener, per-connection reader and writer, segment writer
+//! and its fsync worker, timer).
+//!
+//! What the threads share besides the broker's lock comes from
+//! [`conveyor_core::sync`]: each reader waits on its connection's [`Gate`]
+//! while the broker does not want its bytes; the timer sleeps on the
+//! [`Deadline`] every drive publishes; the segment table is a `PinTable`
+//! and `Sync`s go to the fsync worker through a `SyncHandoff`
+//! ([`crate::segment`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -14,9 +21,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
+use conveyor_core::sync::{Deadline, Gate};
 use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now, Poll};
 
-use crate::segment::{DiskExec, SegTable, work_loop};
+use crate::segment::{SegTable, SegmentWriter, work_loop};
 use crate::send::{Stats, send_parts};
 use crate::{SHUTDOWN_TIMEOUT, connectable};
 
@@ -61,6 +69,8 @@ struct Conn {
     /// A `Close` was issued or the runtime is stopping: its reader stops
     /// waiting for the broker to want bytes and reads to the end.
     closing: bool,
+    /// What its reader waits on while paused (see [`State::paused`]).
+    gate: Arc<Gate>,
 }
 
 /// Everything behind the broker's lock.
@@ -70,16 +80,17 @@ pub(crate) struct State {
     conns: HashMap<ConnId, Conn>,
     /// Feeds the segment writer; taken when the runtime stops.
     seg_tx: Option<Sender<Command>>,
-    /// The broker's last `Wait` deadline.
-    deadline: Option<Instant>,
+    /// Connections whose reader waits on its [`Conn::gate`] because the
+    /// broker did not want its bytes; every drive opens the gates of those
+    /// it wants bytes from again (or that are closing). A reader shuts its
+    /// gate and registers here under the lock, so no opening is missed.
+    paused: HashSet<ConnId>,
     /// Keeps the wall clock handed to the broker from going backwards when
     /// the system clock is stepped.
     last_wall_ms: i64,
-    /// Threads waiting on [`Shared::progress`]: readers paused by
-    /// `wants_read`, and a shutdown waiting for `is_stopped`.
+    /// Threads waiting on [`Shared::progress`]: a shutdown waiting for
+    /// `is_stopped`.
     waiters: usize,
-    /// Tells the timer thread to exit.
-    timer_stop: bool,
 }
 
 /// What every runtime thread shares.
@@ -89,8 +100,9 @@ pub(crate) struct Shared {
     /// Signalled after a drive when some thread waits for the broker's state
     /// to change.
     progress: Condvar,
-    /// Signalled when the deadline changes or the timer must stop.
-    timer: Condvar,
+    /// The broker's last `Wait` deadline, published by every drive, for the
+    /// timer thread; closed to stop it.
+    deadline: Deadline<Instant>,
     clock: Clock,
     pub(crate) stats: Arc<Stats>,
     pub(crate) segs: Arc<SegTable>,
@@ -110,13 +122,12 @@ impl Shared {
                 broker,
                 conns: HashMap::new(),
                 seg_tx: Some(seg_tx),
-                deadline: None,
+                paused: HashSet::new(),
                 last_wall_ms: i64::MIN,
                 waiters: 0,
-                timer_stop: false,
             }),
             progress: Condvar::new(),
-            timer: Condvar::new(),
+            deadline: Deadline::new(),
             clock,
             stats: Arc::default(),
             segs,
@@ -195,11 +206,10 @@ impl State {
     pub(crate) fn apply<R>(&mut self, shared: &Shared, f: impl FnOnce(&mut Broker, Now) -> R) -> R {
         let now = self.now(&shared.clock);
         let r = f(&mut self.broker, now);
-        let before = self.deadline;
         loop {
             match self.broker.poll() {
                 Poll::Wait(deadline) => {
-                    self.deadline = deadline;
+                    shared.deadline.publish(deadline);
                     break;
                 }
                 Poll::Command(cmd) => {
@@ -209,13 +219,29 @@ impl State {
                 }
             }
         }
-        if self.deadline != before {
-            shared.timer.notify_one();
+        if !self.paused.is_empty() {
+            self.release_paused();
         }
         if self.waiters > 0 {
             shared.progress.notify_all();
         }
         r
+    }
+
+    /// Open the gates of paused readers whose bytes the broker wants again,
+    /// or whose connection is closing.
+    fn release_paused(&mut self) {
+        let (broker, conns) = (&self.broker, &self.conns);
+        self.paused.retain(|&id| {
+            let Some(c) = conns.get(&id) else {
+                return false;
+            };
+            let go = c.closing || broker.wants_read(id);
+            if go {
+                c.gate.open();
+            }
+            !go
+        });
     }
 
     /// Queue `cmd` for the thread that executes it, or answer it at once
@@ -267,7 +293,9 @@ impl State {
             conn.closing = true;
             // Already shut down or reset by the peer: nothing left to do.
             let _ = conn.stream.shutdown(Shutdown::Both);
+            conn.gate.open();
         }
+        self.paused.clear();
     }
 
     pub(crate) fn stop_segment_writer(&mut self) {
@@ -277,49 +305,51 @@ impl State {
 
 /// Hand completions to the broker under one lock.
 fn report(shared: &Shared) -> impl FnMut(&mut Vec<Done>) + '_ {
-    move |dones| {
-        drive(shared, |b, now| {
-            for d in dones.drain(..) {
-                b.handle_done(now, d);
-            }
-        });
-    }
+    move |dones| report_dones(shared, dones)
 }
 
-/// The segment writer: file commands, one at a time, in issue order.
-pub(crate) fn segment_writer(shared: Arc<Shared>, exec: DiskExec, rx: Receiver<Command>) {
-    work_loop(&rx, |cmd| exec.execute(cmd), report(&shared));
+/// Hand `dones` to the broker under one lock, emptying it.
+pub(crate) fn report_dones(shared: &Shared, dones: &mut Vec<Done>) {
+    drive(shared, |b, now| {
+        for d in dones.drain(..) {
+            b.handle_done(now, d);
+        }
+    });
 }
 
-/// The timer: calls `handle_timeout` once the broker's deadline passes.
+/// The segment writer: file commands, one at a time, in issue order (its
+/// fsync worker answers the `Sync`s).
+pub(crate) fn segment_writer(shared: Arc<Shared>, writer: SegmentWriter, rx: Receiver<Command>) {
+    work_loop(&rx, |cmd| writer.execute(cmd), report(&shared));
+}
+
+/// The timer: sleeps on the published [`Deadline`] and calls
+/// `handle_timeout` once it passes.
 pub(crate) fn timer(shared: Arc<Shared>) {
-    let mut st = shared.lock();
-    while !st.timer_stop {
-        let Some(deadline) = st.deadline else {
-            st = shared
-                .timer
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
+    let cell = &shared.deadline;
+    let mut seen = cell.current();
+    while !seen.closed {
+        let Some(deadline) = seen.at else {
+            seen = cell.wait(&seen, None);
             continue;
         };
         // The clock, not the wake-up, says whether the deadline passed:
         // condition variables wake early and late.
         let mono = shared.clock.mono();
         if mono < deadline {
-            let nap = deadline.saturating_since(mono);
-            st = wait_timeout(&shared.timer, st, nap);
+            seen = cell.wait(&seen, Some(deadline.saturating_since(mono)));
             continue;
         }
-        st.apply(&shared, |b, now| b.handle_timeout(now));
-        if st.deadline.is_some_and(|d| d <= mono) {
-            st = wait_timeout(&shared.timer, st, TIMER_MIN_NAP);
+        drive(&shared, |b, now| b.handle_timeout(now));
+        seen = cell.current();
+        if seen.at.is_some_and(|d| d <= mono) {
+            seen = cell.wait(&seen, Some(TIMER_MIN_NAP));
         }
     }
 }
 
 pub(crate) fn stop_timer(shared: &Shared) {
-    shared.lock().timer_stop = true;
-    shared.timer.notify_all();
+    shared.deadline.close();
 }
 
 /// The listener: accepts connections until `stop` is set (then one more
@@ -378,6 +408,7 @@ fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Resul
                 tx,
                 stream: handle,
                 closing: false,
+                gate: Arc::new(Gate::new(true)),
             },
         );
         st.apply(shared, |b, now| b.handle_open(now, conn));
@@ -433,12 +464,18 @@ fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
         // requests, leave the rest in the kernel's buffer. Frames already
         // read but not taken are offered again once it wants more, since
         // no new bytes may come to prompt it.
-        loop {
-            let closing = st.conns.get(&conn).is_none_or(|c| c.closing);
-            if closing || st.broker.wants_read(conn) {
+        while let Some(c) = st.conns.get(&conn) {
+            if c.closing || st.broker.wants_read(conn) {
                 break;
             }
-            st = shared.wait_progress(st, None);
+            // Shut and registered under the lock: the drive that makes the
+            // broker want bytes again opens the gate, even before the wait.
+            let gate = Arc::clone(&c.gate);
+            gate.shut();
+            st.paused.insert(conn);
+            drop(st);
+            gate.wait();
+            st = shared.lock();
             if !buf.is_empty() && st.broker.wants_read(conn) {
                 st.apply(shared, |b, now| b.handle_read(now, conn, &mut buf));
             }
@@ -452,7 +489,7 @@ fn writer(shared: &Shared, stream: TcpStream, rx: &Receiver<Command>) {
     // After a failed write the connection is done for; the rest of its
     // queue fails fast.
     let mut dead: Option<IoError> = None;
-    let exec = |cmd: Command| {
+    let mut exec = |cmd: Command| {
         let io = cmd.io();
         if let Some(e) = &dead {
             return Done {
@@ -492,7 +529,7 @@ fn writer(shared: &Shared, stream: TcpStream, rx: &Receiver<Command>) {
             }
         }
     };
-    work_loop(rx, exec, report(shared));
+    work_loop(rx, |cmd| Some(exec(cmd)), report(shared));
 }
 
 /// How long a shutdown waits for the listener's wake-up connection.

@@ -1,18 +1,19 @@
 //! The sequential segment writer's system calls: executes the core's file
 //! commands on the data directory, one at a time. The open segments' file
 //! handles live in a [`SegTable`] that the socket writers share for
-//! `sendfile`.
+//! `sendfile`. A `Sync` does not wait in line: the writer hands it to the
+//! fsync worker ([`GroupCommit`]) and goes on with later commands.
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use conveyor_core::{Command, Completion, Done, SegId, SegmentViews};
+use conveyor_core::sync::{Pin, PinTable, Removed, SyncHandoff};
+use conveyor_core::{Command, Completion, Done, IoError, IoId, SegId, SegmentViews};
 
 use crate::disk::{map, resolve, segment_file_name};
 
@@ -39,26 +40,31 @@ impl SegmentFiles {
     fn each(&self) -> [&File; 3] {
         [&self.log, &self.index, &self.timeindex]
     }
+
+    /// `fdatasync` the three files.
+    fn sync(&self) -> io::Result<()> {
+        for file in self.each() {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
 }
 
-/// Open segments by id. Written only by the segment writer; read by the
-/// socket writers when they `sendfile` from a segment.
+/// Open segments by id, in a [`PinTable`]: written only by the segment
+/// writer; pinned by the socket writers while they `sendfile` from a
+/// segment and by the fsync worker while it syncs one, so a segment's files
+/// are deleted (`RemoveSegment`) only once no one uses them.
 #[derive(Debug, Default)]
-pub(crate) struct SegTable(RwLock<HashMap<SegId, Arc<SegmentFiles>>>);
+pub(crate) struct SegTable(PinTable<SegId, SegmentFiles>);
 
 impl SegTable {
-    pub(crate) fn get(&self, seg: SegId) -> io::Result<Arc<SegmentFiles>> {
-        // A poisoned table still holds valid handles: a panic elsewhere
-        // cannot leave a half-inserted entry in a HashMap.
-        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(&seg)
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{seg:?} is not open")))
+    /// Pin the segment's files for as long as the result lives.
+    pub(crate) fn get(&self, seg: SegId) -> io::Result<Pin<SegmentFiles>> {
+        self.0.pin(&seg).ok_or_else(|| not_open(seg))
     }
 
     fn insert(&self, seg: SegId, files: SegmentFiles) {
-        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        map.insert(seg, Arc::new(files));
+        self.0.insert(seg, files);
     }
 
     /// A segment whose log is `log` and whose index files are scratch files.
@@ -75,11 +81,15 @@ impl SegTable {
         self.insert(seg, files);
     }
 
-    fn remove(&self, seg: SegId) -> io::Result<Arc<SegmentFiles>> {
-        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        map.remove(&seg)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{seg:?} is not open")))
+    /// Take the segment out of the table once no one pins it (a `sendfile`
+    /// in flight, a `Sync` handed to the fsync worker).
+    fn remove(&self, seg: SegId) -> io::Result<Removed<SegmentFiles>> {
+        self.0.remove(&seg).ok_or_else(|| not_open(seg))
     }
+}
+
+fn not_open(seg: SegId) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{seg:?} is not open"))
 }
 
 /// Write every byte of `bufs`, in order, with as few vectored writes as the
@@ -106,10 +116,10 @@ pub(crate) fn write_all_vectored(mut w: impl Write, bufs: &[Bytes]) -> io::Resul
 /// Whether `cmd` waits on the disk (an fsync): completions gathered before
 /// it are reported first, so they do not wait behind it.
 pub(crate) fn is_slow(cmd: &Command) -> bool {
+    // A `Sync` is handed to the fsync worker, so it is not slow here.
     matches!(
         cmd,
-        Command::Sync { .. }
-            | Command::Truncate { .. }
+        Command::Truncate { .. }
             | Command::WriteFile { .. }
             | Command::RemoveFile { .. }
             | Command::RemoveDir { .. }
@@ -124,7 +134,7 @@ pub(crate) const DONE_BATCH: usize = 64;
 /// completions on as [`run_all`] does.
 pub(crate) fn work_loop(
     rx: &Receiver<Command>,
-    mut exec: impl FnMut(Command) -> Done,
+    mut exec: impl FnMut(Command) -> Option<Done>,
     mut report: impl FnMut(&mut Vec<Done>),
 ) {
     while let Ok(cmd) = rx.recv() {
@@ -139,10 +149,11 @@ pub(crate) fn work_loop(
 /// Run `cmds` in order with `exec`, handing completions to `report` in
 /// batches: at most [`DONE_BATCH`] at a time, and before any command that
 /// waits on the disk, so quick completions do not wait behind an fsync.
-/// `report` is given each batch to empty.
+/// `report` is given each batch to empty. `exec` answers `None` for a
+/// command answered elsewhere (a `Sync` handed to the fsync worker).
 pub(crate) fn run_all(
     cmds: impl IntoIterator<Item = Command>,
-    mut exec: impl FnMut(Command) -> Done,
+    mut exec: impl FnMut(Command) -> Option<Done>,
     mut report: impl FnMut(&mut Vec<Done>),
 ) {
     let mut dones = Vec::new();
@@ -156,7 +167,7 @@ pub(crate) fn run_all(
         if is_slow(&cmd) {
             flush(&mut dones);
         }
-        dones.push(exec(cmd));
+        dones.extend(exec(cmd));
         if dones.len() >= DONE_BATCH {
             flush(&mut dones);
         }
@@ -165,18 +176,150 @@ pub(crate) fn run_all(
 }
 
 /// Start the segment writer thread: file commands sent to the returned
-/// queue run with `exec` one at a time, in issue order; completions go to
-/// `report` in batches (see [`work_loop`]). The thread ends once the queue's
-/// sender is dropped and what it holds is done.
+/// queue run with `exec` one at a time, in issue order, with its group
+/// commit; completions go to `report` in batches (see [`work_loop`]), from
+/// the writer and from the fsync worker. The thread ends once the queue's
+/// sender is dropped and what it holds is done; it stops the fsync worker
+/// as it ends.
 pub(crate) fn spawn_segment_writer(
     exec: DiskExec,
-    mut report: impl FnMut(Vec<Done>) + Send + 'static,
+    report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
 ) -> io::Result<(Sender<Command>, JoinHandle<()>)> {
+    let writer = SegmentWriter::start(exec, report.clone())?;
     let (tx, rx) = mpsc::channel();
+    let mut report = report;
     let handle = crate::spawn("conveyor-segments", move || {
-        work_loop(&rx, |cmd| exec.execute(cmd), |d| report(std::mem::take(d)));
+        work_loop(
+            &rx,
+            |cmd| writer.execute(cmd),
+            |d| report(std::mem::take(d)),
+        );
     })?;
     Ok((tx, handle))
+}
+
+/// The sequential segment writer's executor: every file command in issue
+/// order, except that a `Sync` is handed to the fsync worker once the
+/// commands before it are done, and answered from there.
+#[derive(Debug)]
+pub(crate) struct SegmentWriter {
+    exec: DiskExec,
+    commit: GroupCommit,
+}
+
+impl SegmentWriter {
+    /// An executor with its fsync worker, which answers `Sync`s to `report`.
+    pub(crate) fn start(
+        exec: DiskExec,
+        report: impl FnMut(Vec<Done>) + Send + 'static,
+    ) -> io::Result<SegmentWriter> {
+        let commit = GroupCommit::start(report)?;
+        Ok(SegmentWriter { exec, commit })
+    }
+
+    /// Execute `cmd`, or hand it over (`None`: answered by the fsync
+    /// worker).
+    pub(crate) fn execute(&self, cmd: Command) -> Option<Done> {
+        match cmd {
+            Command::Sync { io, seg } => self.commit.hand(io, seg, &self.exec.segs),
+            cmd => Some(self.exec.execute(cmd)),
+        }
+    }
+}
+
+/// A `Sync` waiting for the fsync worker, with a pin on its segment's files
+/// taken in issue order: a later `RemoveSegment` waits for the sync.
+struct SyncRequest {
+    io: IoId,
+    files: Pin<SegmentFiles>,
+}
+
+/// Group commit: the fsync worker thread and its [`SyncHandoff`]. The
+/// segment writer hands each `Sync` over once the commands before it are
+/// written; the worker takes every request pending for a segment, runs one
+/// `fdatasync` of its files for all of them and answers each. Appends queued
+/// behind a `Sync` no longer wait for the disk. Dropping it answers what is
+/// pending and joins the worker.
+pub(crate) struct GroupCommit {
+    handoff: Arc<SyncHandoff<SegId, SyncRequest>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    fn start(mut report: impl FnMut(Vec<Done>) + Send + 'static) -> io::Result<GroupCommit> {
+        let handoff = Arc::new(SyncHandoff::<SegId, SyncRequest>::new());
+        let h = Arc::clone(&handoff);
+        let worker = crate::spawn("conveyor-fsync", move || {
+            h.serve(
+                |_seg, batch| match batch.first() {
+                    Some(req) => req.files.sync().map_err(IoError::from),
+                    None => Ok(()),
+                },
+                |_seg, batch, result| {
+                    if let Err(e) = &result {
+                        tracing::warn!(error = %e, "file command failed");
+                    }
+                    // Each request's pin goes as it is answered.
+                    let dones = batch
+                        .into_iter()
+                        .map(|req| Done {
+                            io: req.io,
+                            result: result.clone().map(|()| Completion::Unit),
+                        })
+                        .collect();
+                    report(dones);
+                },
+            );
+        })?;
+        Ok(GroupCommit {
+            handoff,
+            worker: Some(worker),
+        })
+    }
+
+    /// Hand a `Sync` of `seg` to the worker; answer it now if the segment
+    /// is not open or the worker is gone.
+    fn hand(&self, io: IoId, seg: SegId, segs: &SegTable) -> Option<Done> {
+        let files = match segs.get(seg) {
+            Ok(f) => f,
+            Err(e) => {
+                return Some(Done {
+                    io,
+                    result: Err(e.into()),
+                });
+            }
+        };
+        match self.handoff.hand(seg, SyncRequest { io, files }) {
+            Ok(()) => None,
+            Err(req) => Some(Done {
+                io: req.io,
+                result: req
+                    .files
+                    .sync()
+                    .map(|()| Completion::Unit)
+                    .map_err(Into::into),
+            }),
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.handoff.close();
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::error!("the fsync worker panicked");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("handoff", &self.handoff)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Executes file commands under one data directory.
@@ -244,11 +387,9 @@ impl DiskExec {
                     file.sync_data()?;
                 }
             }
-            Command::Sync { seg, .. } => {
-                for file in self.segs.get(seg)?.each() {
-                    file.sync_data()?;
-                }
-            }
+            // Inline for a caller without a fsync worker (`embed::Files`);
+            // the segment writer hands it to its `GroupCommit` instead.
+            Command::Sync { seg, .. } => self.segs.get(seg)?.sync()?,
             Command::MapSegment { seg, .. } => {
                 let f = self.segs.get(seg)?;
                 return Ok(Completion::Mapped(SegmentViews {
@@ -266,9 +407,9 @@ impl DiskExec {
                 return Ok(Completion::Read(bytes::Bytes::from(buf)));
             }
             Command::RemoveSegment { seg, .. } => {
-                // The core sends nothing from a segment it removes, so no
-                // socket writer holds these handles for long; the files go
-                // away once the last handle closes.
+                // Waits for every pin: a `sendfile` in flight (the core
+                // sends nothing from a segment it removes, so none should
+                // be) and a `Sync` handed to the fsync worker before this.
                 let f = self.segs.remove(seg)?;
                 for path in f.paths() {
                     remove_file_if_present(&path)?;
@@ -592,6 +733,53 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(e.kind, io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn group_commit_answers_syncs_from_the_fsync_worker() {
+        let mut f = Fixture::new();
+        f.ok(open(true));
+        let segs = Arc::clone(&f.exec.segs);
+        let (tx, rx) = mpsc::channel();
+        let writer = SegmentWriter::start(DiskExec::new(f.root.clone(), Arc::clone(&segs)), {
+            let tx = tx.clone();
+            move |dones| {
+                for d in dones {
+                    let _ = tx.send(d);
+                }
+            }
+        })
+        .unwrap();
+        let append = |io| Command::Append {
+            io,
+            seg: SEG,
+            parts: vec![Bytes::from_static(b"abc")],
+        };
+        let (a1, s1, a2) = (f.io(), f.io(), f.io());
+        assert!(writer.execute(append(a1)).unwrap().result.is_ok());
+        // Handed over: the writer answers nothing and goes on.
+        assert!(writer.execute(Command::Sync { io: s1, seg: SEG }).is_none());
+        assert!(writer.execute(append(a2)).unwrap().result.is_ok());
+        let done = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(done.io, s1);
+        assert!(done.result.is_ok());
+
+        // A removal waits for a sync handed over before it, and a sync of
+        // a segment that is not open is answered at once, with an error.
+        let (s2, rm, s3) = (f.io(), f.io(), f.io());
+        assert!(writer.execute(Command::Sync { io: s2, seg: SEG }).is_none());
+        let removed = writer.execute(Command::RemoveSegment { io: rm, seg: SEG });
+        assert!(removed.unwrap().result.is_ok());
+        assert!(!f.root.join(LOG).exists());
+        let done = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(done.io, s2);
+        let e = writer.execute(Command::Sync { io: s3, seg: SEG }).unwrap();
+        assert_eq!(e.result.unwrap_err().kind, io::ErrorKind::NotFound);
+
+        // Dropping the writer stops its worker; nothing is left unanswered.
+        drop(writer);
+        drop(tx);
+        assert!(rx.recv().is_err());
     }
 
     #[test]
