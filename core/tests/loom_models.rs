@@ -81,23 +81,38 @@ fn expect_child_failure(name: &str, expected: &str) {
 
 // ---- Gate: no lost wake-up, and the opener's writes are visible ----------
 
+/// Two rounds of the reader's pause: the waiter shuts the gate and waits,
+/// the opener writes then opens; then again. Each wait must return, and
+/// see the write made before the open it returned for.
 fn gate_model(make: fn() -> Gate) {
     loom::model(move || {
         let gate = Arc::new(make());
         let data = Arc::new(AtomicUsize::new(0));
+        let round = Arc::new(Gate::new(false));
         let opener = {
-            let (gate, data) = (Arc::clone(&gate), Arc::clone(&data));
+            let (gate, data, round) = (Arc::clone(&gate), Arc::clone(&data), Arc::clone(&round));
             thread::spawn(move || {
                 data.store(1, Ordering::Relaxed);
+                gate.open();
+                // The second round starts once the waiter shut the gate.
+                round.wait();
+                data.store(2, Ordering::Relaxed);
                 gate.open();
             })
         };
         // A lost wake-up leaves this thread parked forever: loom reports a
         // deadlock.
         gate.wait();
+        assert!(
+            data.load(Ordering::Relaxed) >= 1,
+            "wait returned before the opener's writes were visible"
+        );
+        gate.shut();
+        round.open();
+        gate.wait();
         assert_eq!(
             data.load(Ordering::Relaxed),
-            1,
+            2,
             "wait returned before the opener's writes were visible"
         );
         opener.join().unwrap();
@@ -217,21 +232,25 @@ fn pins_model(make: fn() -> PinTable<u8, AtomicBool>) {
     loom::model(move || {
         let table = Arc::new(make());
         table.insert(1, AtomicBool::new(false));
-        let sender = {
-            let table = Arc::clone(&table);
-            thread::spawn(move || {
-                if let Some(files) = table.pin(&1) {
-                    assert!(
-                        !files.load(Ordering::Relaxed),
-                        "files removed while a send pinned them"
-                    );
-                }
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let table = Arc::clone(&table);
+                thread::spawn(move || {
+                    if let Some(files) = table.pin(&1) {
+                        assert!(
+                            !files.load(Ordering::Relaxed),
+                            "files removed while a send pinned them"
+                        );
+                    }
+                })
             })
-        };
+            .collect();
         if let Some(files) = table.remove(&1) {
             files.store(true, Ordering::Relaxed);
         }
-        sender.join().unwrap();
+        for sender in senders {
+            sender.join().unwrap();
+        }
         assert!(
             table.pin(&1).is_none(),
             "a removed value can still be pinned"
