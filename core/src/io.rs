@@ -2,9 +2,12 @@
 //! asks for, their completions, and what the driver reads off disk at startup.
 //!
 //! Every [`Command`] carries an [`IoId`] and is answered by exactly one
-//! [`Done`] with that id. File commands for one segment are executed in the
-//! order they were issued (the driver's sequential segment writer); `Send`s
-//! for one connection are written in the order they were issued.
+//! [`Done`] with that id. File commands for one segment are started in the
+//! order they were issued (the driver's sequential segment writer), and each
+//! takes effect after every earlier one; their `Done`s may come back in
+//! another order (a `Sync` handed to an fsync worker is answered after later
+//! appends). `Send`s for one connection are written in the order they were
+//! issued.
 
 use std::fmt;
 use std::sync::Arc;
@@ -132,7 +135,8 @@ pub enum Command {
         timeindex_len: u64,
     },
     /// `fdatasync` the segment's three files. At most one per segment is in
-    /// flight (group commit): it covers every `Append` answered before it.
+    /// flight (group commit). It covers every `Append` issued before it
+    /// (they are written before the sync starts), and maybe later ones.
     Sync {
         /// Answered by one [`Done`].
         io: IoId,
