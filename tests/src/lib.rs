@@ -29,6 +29,7 @@ use conveyor_io_std::{Options, Running, Stats};
 use tempfile::TempDir;
 
 pub mod client;
+pub mod groups;
 pub mod raw;
 
 /// A runtime to run the broker on: the end-to-end suite runs on each.
