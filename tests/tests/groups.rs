@@ -17,6 +17,10 @@
 //! for the SIGKILL test, the `conveyor` binary: `cargo build -p
 //! conveyor-server && cargo test -p conveyor-tests --test groups`. A missing
 //! tool FAILS its test with an install hint; nothing is skipped.
+//!
+//! Every test runs on every runtime; the whole file takes about 30 s on two
+//! cores (the brokers use a 1 s minimum session and no initial rebalance
+//! delay, the members a 3 s session).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -175,23 +179,18 @@ fn member_summary(log: &MemberLog) -> String {
     )
 }
 
-// Test 1 runs only on threads and tokio: it waits out a session timeout and
-// moves 6,000 records through a rebalance, ~10 s a runtime; mio and smol run
-// tests 3 and 4, which exercise the same group APIs.
-mod three_members_one_killed {
-    use super::*;
-
+each_runtime! {
     /// Why the assertion is exact: the member that is killed is kcat with
     /// `enable.auto.offset.store=false`, so it commits nothing (kcat commits
-    /// what librdkafka stored even with `enable.auto.commit=false`, but
-    /// nothing is ever stored). Whatever it read is
-    /// read again by the survivors from the partitions' committed offsets
-    /// (none: the earliest), so its output is ignored and the two survivors
-    /// alone must consume every record exactly once. They commit
-    /// synchronously after each poll batch and before every revoke (the
-    /// eager protocol revokes all partitions at each rebalance), so no record
-    /// a survivor processed is handed to the other one uncommitted.
-    fn body(rt: conveyor_tests::Runtime) {
+    /// what librdkafka stored even with `enable.auto.commit=false`; with the
+    /// store off nothing is stored). Whatever it read, the survivors read
+    /// again from the partitions' committed offsets (none: the earliest), so
+    /// its output is ignored and the two survivors alone must consume every
+    /// record exactly once. They commit synchronously after each poll batch
+    /// and before every revoke (the eager protocol revokes all partitions at
+    /// each rebalance), so no record a survivor processed reaches the other
+    /// one uncommitted.
+    fn three_members_one_killed(rt) {
         require_kcat();
         let broker = TestBroker::start_with(rt, GROUP_SETTINGS);
         let bootstrap = broker.bootstrap();
@@ -313,16 +312,6 @@ mod three_members_one_killed {
         );
         assert_committed_everything(&bootstrap, &group, &topic, 6);
     }
-
-    #[test]
-    fn threads() {
-        body(conveyor_tests::Runtime::Threads)
-    }
-
-    #[test]
-    fn tokio() {
-        body(conveyor_tests::Runtime::Tokio)
-    }
 }
 
 /// `{"event": ...}` lines group.py printed, complete lines only (the last
@@ -384,17 +373,13 @@ fn python_assignment(stdout: &str) -> Option<Vec<i32>> {
         })
 }
 
-// Test 2 runs on threads and tokio only, like test 1: kafka-python's start
-// and its group join take a few seconds on their own.
-mod python_and_librdkafka_share_a_group {
-    use super::*;
-
+each_runtime! {
     /// Why the assertion is exact: records are produced only once the group
     /// is stable with both members, so no rebalance happens while records
     /// are in flight; each member then commits synchronously after each
     /// batch. A rebalance in the middle (which nothing should cause) would
     /// show up as duplicates and fail the test.
-    fn body(rt: conveyor_tests::Runtime) {
+    fn python_and_librdkafka_share_a_group(rt) {
         require_kafka_python();
         let broker = TestBroker::start_with(rt, GROUP_SETTINGS);
         let bootstrap = broker.bootstrap();
@@ -525,16 +510,6 @@ mod python_and_librdkafka_share_a_group {
             &acked,
         );
         assert_committed_everything(&bootstrap, &group, &topic, 6);
-    }
-
-    #[test]
-    fn threads() {
-        body(conveyor_tests::Runtime::Threads)
-    }
-
-    #[test]
-    fn tokio() {
-        body(conveyor_tests::Runtime::Tokio)
     }
 }
 
