@@ -165,6 +165,18 @@ fn assert_committed_everything(bootstrap: &str, group: &str, topic: &str, partit
     );
 }
 
+/// Once every member closed (LeaveGroup), the group is Empty.
+fn assert_group_empty(bootstrap: &str, group: &str) {
+    let observer = group_observer(bootstrap);
+    wait_for_group(
+        &observer,
+        group,
+        SETTLE,
+        "the group empty after every member left",
+        |v| v.state == "Empty" && v.members.is_empty(),
+    );
+}
+
 fn member_summary(log: &MemberLog) -> String {
     format!(
         "{} records (by partition: count, first, last: {:?}), assignment {:?} (#{}), \
@@ -311,6 +323,7 @@ each_runtime! {
             &acked,
         );
         assert_committed_everything(&bootstrap, &group, &topic, 6);
+        assert_group_empty(&bootstrap, &group);
     }
 }
 
@@ -510,6 +523,7 @@ each_runtime! {
             &acked,
         );
         assert_committed_everything(&bootstrap, &group, &topic, 6);
+        assert_group_empty(&bootstrap, &group);
     }
 }
 
