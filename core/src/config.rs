@@ -151,6 +151,11 @@ pub struct Config {
     /// `queued.max.requests` per connection: requests read but not yet
     /// answered; beyond it the core stops cutting frames off the buffer.
     pub max_inflight_requests: usize,
+    /// `queued.max.request.bytes`: bytes of requests read and not yet
+    /// answered, across all connections; beyond it the broker reads no more
+    /// until answers leave (TCP pushes back on the clients). This is what
+    /// keeps memory flat under a producer that pipelines without limit.
+    pub queued_max_request_bytes: u64,
     /// `max.connections`: connections served at once; the driver closes
     /// more as soon as it accepts them.
     pub max_connections: usize,
@@ -197,6 +202,7 @@ impl Default for Config {
             socket_request_max_bytes: 104_857_600,
             max_inflight_requests: 500,
             max_connections: 10_000,
+            queued_max_request_bytes: 32 << 20,
             fetch_max_wait_cap_ms: 30_000,
             retention_check_interval_ms: 300_000,
             offsets_topic_partitions: 50,
@@ -226,6 +232,10 @@ impl Config {
             }
             "queued.max.requests" => {
                 self.max_inflight_requests = parse_range(key, value, 1, 1_000_000)?
+            }
+            "queued.max.request.bytes" => {
+                let v: i64 = parse_range(key, value, -1, i64::MAX)?;
+                self.queued_max_request_bytes = u64::try_from(v).unwrap_or(u64::MAX);
             }
             "max.connections" => self.max_connections = parse_range(key, value, 1, 1_000_000)?,
             "log.retention.check.interval.ms" => {

@@ -604,3 +604,21 @@ fn offsets_of_an_empty_group_expire() {
     let r: ListGroupsResponse = sim.recv(c, ApiKey::ListGroups, 4, corr);
     assert!(r.groups.is_empty());
 }
+
+#[test]
+fn held_request_bytes_stop_reading_until_answers_leave() {
+    let mut config = Config::default();
+    config.set("queued.max.request.bytes", "20").unwrap();
+    let mut sim = Sim::new(config);
+    let (a, b) = (sim.open(1), sim.open(2));
+    sim.metadata(a, "t");
+    assert!(sim.broker.wants_read(a) && sim.broker.wants_read(b));
+    // A long-polling fetch holds its (>20 byte) request until answered:
+    // the broker takes no more bytes from anyone.
+    let corr = sim.send(a, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 1000));
+    assert!(!sim.broker.wants_read(a));
+    assert!(!sim.broker.wants_read(b));
+    sim.advance(Duration::from_millis(1001));
+    let _: FetchResponse = sim.recv(a, ApiKey::Fetch, 12, corr);
+    assert!(sim.broker.wants_read(a) && sim.broker.wants_read(b));
+}

@@ -79,6 +79,9 @@ enum Owner {
 struct Slot {
     seq: u64,
     state: SlotState,
+    /// The request frame's size, counted in `held_bytes` until the slot's
+    /// response leaves.
+    bytes: u64,
 }
 
 #[derive(Debug)]
@@ -130,6 +133,11 @@ pub struct Broker {
     doomed: Vec<LogKey>,
     /// The latest time an input carried.
     now: Now,
+    /// Bytes of request frames read and not yet answered, across every
+    /// connection (`queued.max.request.bytes` bounds it).
+    held_bytes: u64,
+    /// The size of the request being handled, for the slot it makes.
+    incoming_bytes: u64,
     /// The consumer group coordinator.
     coordinator: Coordinator,
     /// Committed offsets, as stored in `__consumer_offsets`.
@@ -170,6 +178,8 @@ impl Broker {
             doomed: Vec::new(),
             now,
             lifecycle: lifecycle::State::new(now, retention_interval, offsets_interval),
+            held_bytes: 0,
+            incoming_bytes: 0,
             coordinator: Coordinator::new(group_config),
             committed: HashMap::new(),
             parked: HashMap::new(),
@@ -198,6 +208,7 @@ impl Broker {
         self.cancel_parked(conn);
         if let Some(c) = self.conns.remove(&conn) {
             for slot in c.queue {
+                self.held_bytes -= slot.bytes;
                 if let SlotState::Ready(_, pins) = slot.state {
                     self.unpin_all(&pins);
                 }
@@ -221,7 +232,11 @@ impl Broker {
                     self.close(conn);
                     return;
                 }
-                Frame::Request(frame) => self.handle_request(conn, frame),
+                Frame::Request(frame) => {
+                    self.incoming_bytes = frame.len() as u64;
+                    self.handle_request(conn, frame);
+                    self.incoming_bytes = 0;
+                }
             }
         }
     }
@@ -234,6 +249,7 @@ impl Broker {
         self.conns
             .get(&conn)
             .is_some_and(|c| !c.closing && c.queue.len() < self.config.max_inflight_requests)
+            && self.held_bytes < self.config.queued_max_request_bytes
             && !self.lifecycle.shutting_down()
     }
 
@@ -401,7 +417,10 @@ impl Broker {
         let c = self.conns.get_mut(&conn)?;
         let seq = c.next_seq;
         c.next_seq += 1;
-        c.queue.push_back(Slot { seq, state });
+        // A request makes one slot; it carries the frame's bytes.
+        let bytes = std::mem::take(&mut self.incoming_bytes);
+        self.held_bytes += bytes;
+        c.queue.push_back(Slot { seq, state, bytes });
         self.flush_conn(conn);
         Some(seq)
     }
@@ -428,6 +447,7 @@ impl Broker {
             let Some(slot) = c.queue.pop_front() else {
                 break;
             };
+            self.held_bytes -= slot.bytes;
             if let SlotState::Ready(parts, pins) = slot.state {
                 let io = self.ids.io();
                 self.owners.insert(io, Owner::Send(pins));
