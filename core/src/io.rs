@@ -372,3 +372,31 @@ impl Ids {
         SegId(self.next_seg)
     }
 }
+
+/// A hash map keyed by the core's sequential ids ([`IoId`], [`ConnId`],
+/// [`SegId`]): they are unique integers, so SipHash's flood resistance buys
+/// nothing and costs a visible share of every request; a multiplicative
+/// hash spreads them over the table.
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher behind [`IdMap`]: Fibonacci hashing of one integer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for the id types (they hash one integer); FNV-1a keeps
+        // any other key correct.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}

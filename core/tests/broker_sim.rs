@@ -622,3 +622,21 @@ fn held_request_bytes_stop_reading_until_answers_leave() {
     let _: FetchResponse = sim.recv(a, ApiKey::Fetch, 12, corr);
     assert!(sim.broker.wants_read(a) && sim.broker.wants_read(b));
 }
+
+#[test]
+fn a_produce_behind_a_long_poll_on_the_same_connection_is_answered_with_it() {
+    // librdkafka sends produce and fetch on one connection per broker.
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    sim.metadata(c, "u");
+    let f = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("u", 0, 500));
+    let p = sim.produce(c, "t", 0, batch(&["x"], 1, Compression::None));
+    assert!(sim.recv_frame(c, ApiKey::Fetch, 12).is_none());
+    // The fetch expires with nothing; the produce, done long ago, follows
+    // at once without waiting for another append.
+    sim.advance(Duration::from_millis(501));
+    let _: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, f);
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, p);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+}

@@ -42,6 +42,45 @@ pub(super) struct ParkedSlot {
     correlation_id: i32,
 }
 
+impl PendingCommit {
+    /// The response once the commit's records are below the high watermark,
+    /// making the offsets visible first (a failed log answers
+    /// COORDINATOR_NOT_AVAILABLE); `None` while they are being written.
+    pub(super) fn poll(
+        &mut self,
+        logs: &[Option<crate::log::PartitionLog>],
+        committed: &mut OffsetTable,
+    ) -> Option<Bytes> {
+        let (key, last) = self.wait;
+        let log = logs.get(key).and_then(Option::as_ref);
+        let failed = log.is_none_or(|l| l.offline().is_some());
+        if !failed && log.is_some_and(|l| l.high_watermark() <= last) {
+            return None;
+        }
+        if failed {
+            let code = ResponseError::CoordinatorNotAvailable.code();
+            for t in &mut self.response.topics {
+                for p in &mut t.partitions {
+                    if p.error_code == 0 {
+                        p.error_code = code;
+                    }
+                }
+            }
+        } else {
+            let table = committed.entry(self.group.clone()).or_default();
+            for (key, c) in self.apply.drain(..) {
+                table.insert(key, c);
+            }
+        }
+        Some(protocol::encode_response(
+            ApiKey::OffsetCommit,
+            self.version,
+            self.correlation_id,
+            &self.response,
+        ))
+    }
+}
+
 /// An OffsetCommit waiting for its records to be appended.
 #[derive(Debug)]
 pub(super) struct PendingCommit {
@@ -391,8 +430,8 @@ impl Broker {
                     wait,
                     apply,
                 };
-                if let Some(seq) = self.push_slot(conn, SlotState::Commit(pending)) {
-                    self.try_finish_commit(conn, seq);
+                if self.push_slot(conn, SlotState::Commit(pending)).is_some() {
+                    self.finish_appenders(conn);
                 }
             }
             None => {
@@ -407,52 +446,6 @@ impl Broker {
                 self.respond(conn, request, &response);
             }
         }
-    }
-
-    /// Answer the OffsetCommit in `conn`'s slot `seq` once its records are
-    /// below the high watermark, making the offsets visible first.
-    pub(super) fn try_finish_commit(&mut self, conn: ConnId, seq: u64) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(slot) = c.queue.iter_mut().find(|s| s.seq == seq) else {
-            return;
-        };
-        let SlotState::Commit(pending) = &mut slot.state else {
-            return;
-        };
-        let (key, last) = pending.wait;
-        let log = self.logs.get(key).and_then(Option::as_ref);
-        let failed = log.is_none_or(|l| l.offline().is_some());
-        if !failed && log.is_some_and(|l| l.high_watermark() <= last) {
-            return;
-        }
-        if failed {
-            let code = ResponseError::CoordinatorNotAvailable.code();
-            for t in &mut pending.response.topics {
-                for p in &mut t.partitions {
-                    if p.error_code == 0 {
-                        p.error_code = code;
-                    }
-                }
-            }
-        } else {
-            let table = self.committed.entry(pending.group.clone()).or_default();
-            for (key, committed) in pending.apply.drain(..) {
-                table.insert(key, committed);
-            }
-        }
-        let frame = protocol::encode_response(
-            ApiKey::OffsetCommit,
-            pending.version,
-            pending.correlation_id,
-            &pending.response,
-        );
-        self.set_slot(
-            conn,
-            seq,
-            SlotState::Ready(vec![Part::Bytes(frame)], Vec::new()),
-        );
     }
 
     fn offset_fetch(&self, v: i16, req: &OffsetFetchRequest) -> OffsetFetchResponse {

@@ -23,7 +23,9 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::config::{Config, TopicConfig};
 use crate::group::{Coordinator, GroupConfig};
-use crate::io::{Command, Completion, ConnId, DiskState, Done, Ids, IoError, IoId, Part, SegId};
+use crate::io::{
+    Command, Completion, ConnId, DiskState, Done, IdMap, Ids, IoError, IoId, Part, SegId,
+};
 use crate::log::PartitionLog;
 use crate::protocol::{self, Frame, HeaderError};
 use crate::time::{Instant, Now};
@@ -123,8 +125,8 @@ pub struct Broker {
     out: VecDeque<Command>,
     /// Commands a log call just emitted, before their owners are recorded.
     scratch: Vec<Command>,
-    owners: HashMap<IoId, Owner>,
-    conns: HashMap<ConnId, Conn>,
+    owners: IdMap<IoId, Owner>,
+    conns: IdMap<ConnId, Conn>,
     topics: BTreeMap<String, Topic>,
     logs: Vec<Option<PartitionLog>>,
     /// Topic settings given at creation, by topic (stored on disk).
@@ -143,7 +145,7 @@ pub struct Broker {
     /// Committed offsets, as stored in `__consumer_offsets`.
     committed: groups::OffsetTable,
     /// Parked JoinGroup/SyncGroup requests by ticket.
-    parked: HashMap<u64, groups::ParkedSlot>,
+    parked: IdMap<u64, groups::ParkedSlot>,
     /// Group metadata replayed at startup, handed to the coordinator once
     /// every partition is read (`None`: deleted).
     group_snapshots: BTreeMap<String, Option<crate::group::GroupSnapshot>>,
@@ -170,8 +172,8 @@ impl Broker {
             ids: Ids::default(),
             out: VecDeque::new(),
             scratch: Vec::new(),
-            owners: HashMap::new(),
-            conns: HashMap::new(),
+            owners: IdMap::default(),
+            conns: IdMap::default(),
             topics: BTreeMap::new(),
             logs: Vec::new(),
             topic_overrides: BTreeMap::new(),
@@ -182,7 +184,7 @@ impl Broker {
             incoming_bytes: 0,
             coordinator: Coordinator::new(group_config),
             committed: HashMap::new(),
-            parked: HashMap::new(),
+            parked: IdMap::default(),
             group_snapshots: BTreeMap::new(),
             producer_ids: idempotence::ProducerIds::default(),
         };

@@ -108,8 +108,8 @@ impl Broker {
             response,
             waits,
         };
-        if let Some(seq) = self.push_slot(conn, SlotState::Produce(pending)) {
-            self.try_finish_produce(conn, seq);
+        if self.push_slot(conn, SlotState::Produce(pending)).is_some() {
+            self.finish_appenders(conn);
         }
         true
     }
@@ -194,68 +194,79 @@ impl Broker {
         true
     }
 
-    /// Answer the Produce in `conn`'s slot `seq` if every append it made is
-    /// below its log's high watermark (or its log failed).
-    fn try_finish_produce(&mut self, conn: ConnId, seq: u64) {
+    /// Answer, in order from the front of `conn`'s queue, each Produce and
+    /// OffsetCommit whose appends are done. The scan stops at the first one
+    /// still waiting for its appends: whatever is behind it is checked again
+    /// by the wake that releases it, so a wake costs about the answers it
+    /// makes, not the depth of the queue.
+    pub(super) fn finish_appenders(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Some(slot) = c.queue.iter_mut().find(|s| s.seq == seq) else {
-            return;
-        };
-        let SlotState::Produce(pending) = &mut slot.state else {
-            return;
-        };
-        let logs = &self.logs;
-        pending.waits.retain(|&(ti, pi, key, last)| {
+        let mut any = false;
+        for slot in c.queue.iter_mut() {
+            let frame = match &mut slot.state {
+                SlotState::Produce(p) => p.poll(&self.logs),
+                SlotState::Commit(p) => p.poll(&self.logs, &mut self.committed),
+                // Other kinds are answered by their own events; an append
+                // behind them must still be marked done now, or nothing
+                // would wake it once they leave.
+                _ => continue,
+            };
+            let Some(frame) = frame else { break };
+            slot.state = SlotState::Ready(vec![Part::Bytes(frame)], Vec::new());
+            any = true;
+        }
+        if any {
+            self.flush_conn(conn);
+        }
+    }
+
+    /// Re-check the connections with a Produce or OffsetCommit waiting for
+    /// its appends (a high watermark moved, a log failed or went away).
+    pub(super) fn wake_appenders(&mut self) {
+        let waiting: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.queue
+                    .iter()
+                    .any(|s| matches!(s.state, SlotState::Produce(_) | SlotState::Commit(_)))
+            })
+            .map(|(&conn, _)| conn)
+            .collect();
+        for conn in waiting {
+            self.finish_appenders(conn);
+        }
+    }
+}
+
+impl Pending {
+    /// The response once every append the request made is below its log's
+    /// high watermark (a failed log answers its partitions with
+    /// KAFKA_STORAGE_ERROR); `None` while any is still being written.
+    fn poll(&mut self, logs: &[Option<crate::log::PartitionLog>]) -> Option<bytes::Bytes> {
+        let response = &mut self.response;
+        self.waits.retain(|&(ti, pi, key, last)| {
             let Some(log) = logs.get(key).and_then(Option::as_ref) else {
                 return false;
             };
             if log.offline().is_some() {
-                let p = &mut pending.response.responses[ti].partition_responses[pi];
+                let p = &mut response.responses[ti].partition_responses[pi];
                 p.error_code = ResponseError::KafkaStorageError.code();
                 p.base_offset = -1;
                 return false;
             }
             log.high_watermark() <= last
         });
-        if !pending.waits.is_empty() {
-            return;
-        }
-        let frame = protocol::encode_response(
-            ApiKey::Produce,
-            pending.version,
-            pending.correlation_id,
-            &pending.response,
-        );
-        self.set_slot(
-            conn,
-            seq,
-            SlotState::Ready(vec![Part::Bytes(frame)], Vec::new()),
-        );
-    }
-
-    /// Re-check every Produce and OffsetCommit waiting for its appends (a
-    /// high watermark moved, a log failed or went away).
-    pub(super) fn wake_appenders(&mut self) {
-        let waiting: Vec<(ConnId, u64, bool)> = self
-            .conns
-            .iter()
-            .flat_map(|(&conn, c)| {
-                c.queue.iter().filter_map(move |s| match s.state {
-                    SlotState::Produce(_) => Some((conn, s.seq, true)),
-                    SlotState::Commit(_) => Some((conn, s.seq, false)),
-                    _ => None,
-                })
-            })
-            .collect();
-        for (conn, seq, produce) in waiting {
-            if produce {
-                self.try_finish_produce(conn, seq);
-            } else {
-                self.try_finish_commit(conn, seq);
-            }
-        }
+        self.waits.is_empty().then(|| {
+            protocol::encode_response(
+                ApiKey::Produce,
+                self.version,
+                self.correlation_id,
+                &self.response,
+            )
+        })
     }
 }
 

@@ -7,12 +7,14 @@
 //! by id with a binary search. Every command emitted is in `pending` until
 //! its `Done` arrives.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::io::{Command, Completion, DiskPartition, DiskSegment, Ids, IoError, IoId, SegId};
+use crate::io::{
+    Command, Completion, DiskPartition, DiskSegment, IdMap, Ids, IoError, IoId, SegId,
+};
 use crate::time::Now;
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
@@ -131,7 +133,7 @@ pub struct PartitionLog {
     pub(super) log_end: u64,
     pub(super) hwm: u64,
     pub(super) recovery_point: u64,
-    pub(super) pending: HashMap<IoId, Pending>,
+    pub(super) pending: IdMap<IoId, Pending>,
     /// `Append`s in issue order: (id, end offset it makes visible, answered).
     /// The high watermark is the end of the answered prefix.
     appends: VecDeque<(IoId, u64, bool)>,
@@ -158,7 +160,7 @@ impl PartitionLog {
             log_end: start,
             hwm: start,
             recovery_point: start,
-            pending: HashMap::new(),
+            pending: IdMap::default(),
             appends: VecDeque::new(),
             offline: None,
             deleted: false,
