@@ -2,10 +2,10 @@
 //! settings the server owns (listener, data directory, runtime, advertised
 //! address) and, for everything else, [`conveyor_core::Config::set`].
 
+use conveyor_server::Runtime;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use conveyor_core::{Config, ConfigError};
 
@@ -32,54 +32,6 @@ const IGNORED: &[&str] = &[
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
 ];
-
-/// A runtime the server can run the broker on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    /// `threads`: a thread per connection, blocking system calls.
-    Threads,
-    /// `mio`: one event-loop thread, non-blocking sockets.
-    Mio,
-    /// `tokio`: a multi-threaded tokio runtime.
-    Tokio,
-    /// `smol`: a smol executor, a thread per core.
-    Smol,
-}
-
-impl Runtime {
-    /// Every runtime, in the order messages list them.
-    pub const ALL: [Runtime; 4] = [
-        Runtime::Threads,
-        Runtime::Mio,
-        Runtime::Tokio,
-        Runtime::Smol,
-    ];
-
-    /// The runtime's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Threads => "threads",
-            Runtime::Mio => "mio",
-            Runtime::Tokio => "tokio",
-            Runtime::Smol => "smol",
-        }
-    }
-}
-
-impl FromStr for Runtime {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        Runtime::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Runtime::ALL.iter().map(|r| r.name()).collect();
-                format!("unknown runtime `{s}` (valid: {})", names.join(", "))
-            })
-    }
-}
 
 /// A problem with the configuration, ready to print on one line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 
-use config::{Problem, Runtime, ServerConfig};
+use config::{Problem, ServerConfig};
 
 /// Exit code for a configuration the server cannot accept.
 const EXIT_CONFIG: u8 = 2;
@@ -148,31 +148,23 @@ fn serve(c: ServerConfig, listen: SocketAddr) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
     );
     tracing::info!(broker = ?c.broker, "broker configuration");
-    let start = match c.runtime {
-        Runtime::Threads => conveyor_io_std::start,
-        Runtime::Mio => conveyor_io_std::start_mio,
-        Runtime::Tokio => conveyor_io_tokio::start,
-        Runtime::Smol => conveyor_io_smol::start,
-    };
-    run(start, listen, c)
+    run(listen, c)
 }
 
-/// Start `start`'s runtime and serve until SIGINT or SIGTERM.
-fn run(
-    start: fn(conveyor_io_std::Options) -> std::io::Result<conveyor_io_std::Running>,
-    listen: SocketAddr,
-    c: ServerConfig,
-) -> Result<(), String> {
+/// Start the configured runtime and serve until SIGINT or SIGTERM.
+fn run(listen: SocketAddr, c: ServerConfig) -> Result<(), String> {
     // Signals are caught before the broker starts, so none can kill it
     // midway through startup without a clean shutdown.
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
-    let running = start(conveyor_io_std::Options {
-        listen,
-        data_dir: c.data_dir,
-        broker: c.broker,
-    })
-    .map_err(|e| e.to_string())?;
+    let running = c
+        .runtime
+        .start(conveyor_io_std::Options {
+            listen,
+            data_dir: c.data_dir,
+            broker: c.broker,
+        })
+        .map_err(|e| e.to_string())?;
     tracing::info!(addr = %running.local_addr(), "serving");
     let handle = running.shutdown_handle();
     std::thread::Builder::new()

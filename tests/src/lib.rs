@@ -32,48 +32,9 @@ pub mod client;
 pub mod groups;
 pub mod raw;
 
-/// A runtime to run the broker on: the end-to-end suite runs on each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    /// `conveyor_io_std::start`: a thread per connection.
-    Threads,
-    /// `conveyor_io_std::start_mio`: one event-loop thread.
-    Mio,
-    /// `conveyor_io_tokio::start`.
-    Tokio,
-    /// `conveyor_io_smol::start`.
-    Smol,
-}
-
-impl Runtime {
-    /// Every runtime.
-    pub const ALL: [Runtime; 4] = [
-        Runtime::Threads,
-        Runtime::Mio,
-        Runtime::Tokio,
-        Runtime::Smol,
-    ];
-
-    /// The name `conveyor serve --runtime` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Threads => "threads",
-            Runtime::Mio => "mio",
-            Runtime::Tokio => "tokio",
-            Runtime::Smol => "smol",
-        }
-    }
-
-    /// Start an in-process broker on this runtime.
-    pub fn start(self, opts: Options) -> io::Result<Running> {
-        match self {
-            Runtime::Threads => conveyor_io_std::start(opts),
-            Runtime::Mio => conveyor_io_std::start_mio(opts),
-            Runtime::Tokio => conveyor_io_tokio::start(opts),
-            Runtime::Smol => conveyor_io_smol::start(opts),
-        }
-    }
-}
+/// A runtime to run the broker on (the server's own selection): the
+/// end-to-end suite runs on each.
+pub use conveyor_server::Runtime;
 
 /// One `#[test]` per [`Runtime`] from one body: `each_runtime!(fn name(rt)
 /// { .. })` makes a module `name` with tests `threads`, `mio`, `tokio` and
