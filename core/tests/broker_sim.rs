@@ -640,3 +640,25 @@ fn a_produce_behind_a_long_poll_on_the_same_connection_is_answered_with_it() {
     let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, p);
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 }
+
+#[test]
+fn acks_all_on_a_flush_every_message_topic_survives_a_power_loss() {
+    let mut config = Config::default();
+    config.set("log.flush.interval.messages", "1").unwrap();
+    let mut sim = Sim::new(config.clone());
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    for i in 0..5 {
+        let corr = sim.produce(c, "t", 0, batch(&["durable"], i, Compression::None));
+        let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+        assert_eq!(r.responses[0].partition_responses[0].base_offset, i);
+    }
+    // Lose every byte not fsynced: all five acknowledged records remain.
+    let mut disk = std::mem::take(&mut sim.disk);
+    disk.crash();
+    let mut sim = Sim::with_disk(config, disk);
+    let c = sim.open(1);
+    let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 0));
+    let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 5);
+}

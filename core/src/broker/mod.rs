@@ -521,6 +521,8 @@ impl Broker {
         }
         if event.recovery_point_advanced {
             self.lifecycle.recovery_points_changed = true;
+            // acks=-1 produces on flush.messages=1 topics wait for this.
+            self.wake_appenders();
         }
         self.lifecycle_progress();
     }

@@ -23,8 +23,11 @@ pub(super) struct Pending {
     /// still waiting are listed in `waits`.
     response: ProduceResponse,
     /// (topic index, partition index in the response, log, offset that must
-    /// be below the high watermark).
-    waits: Vec<(usize, usize, LogKey, u64)>,
+    /// be below the high watermark, durable). Durable: acks=-1 on a topic
+    /// that syncs every message (`flush.messages=1`), so the offset must be
+    /// below the recovery point — synced — and an acknowledged record
+    /// survives a power loss, not only a crash of the broker.
+    waits: Vec<(usize, usize, LogKey, u64, bool)>,
 }
 
 impl Broker {
@@ -80,7 +83,11 @@ impl Broker {
                                 p.log_start_offset = log.log_start_offset() as i64;
                             }
                         }
-                        waits.push((ti, pi, key, info.last_offset));
+                        let durable = req.acks == -1
+                            && self
+                                .log(key)
+                                .is_some_and(|l| l.config().flush_messages == 1);
+                        waits.push((ti, pi, key, info.last_offset, durable));
                     }
                     Err((code, message)) => {
                         any_error = true;
@@ -247,7 +254,7 @@ impl Pending {
     /// KAFKA_STORAGE_ERROR); `None` while any is still being written.
     fn poll(&mut self, logs: &[Option<crate::log::PartitionLog>]) -> Option<bytes::Bytes> {
         let response = &mut self.response;
-        self.waits.retain(|&(ti, pi, key, last)| {
+        self.waits.retain(|&(ti, pi, key, last, durable)| {
             let Some(log) = logs.get(key).and_then(Option::as_ref) else {
                 return false;
             };
@@ -257,7 +264,12 @@ impl Pending {
                 p.base_offset = -1;
                 return false;
             }
-            log.high_watermark() <= last
+            let done_to = if durable {
+                log.recovery_point()
+            } else {
+                log.high_watermark()
+            };
+            done_to <= last
         });
         self.waits.is_empty().then(|| {
             protocol::encode_response(
