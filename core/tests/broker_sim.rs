@@ -662,3 +662,35 @@ fn acks_all_on_a_flush_every_message_topic_survives_a_power_loss() {
     let r: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
     assert_eq!(r.responses[0].partitions[0].high_watermark, 5);
 }
+
+#[test]
+fn clients_neither_create_nor_write_the_offsets_topic() {
+    let mut config = Config::default();
+    config.set("offsets.topic.num.partitions", "1").unwrap();
+    let mut sim = Sim::new(config);
+    let c = sim.open(1);
+    let md = sim.metadata(c, "__consumer_offsets");
+    assert_eq!(md.topics[0].error_code, 3, "not auto-created by Metadata");
+    // A group's first FindCoordinator creates it, as in Kafka.
+    let corr = sim.send(
+        c,
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+    );
+    let r: FindCoordinatorResponse = sim.recv(c, ApiKey::FindCoordinator, 3, corr);
+    assert_eq!(r.error_code, 0);
+    let md = sim.metadata(c, "__consumer_offsets");
+    assert_eq!(
+        (md.topics[0].error_code, md.topics[0].is_internal),
+        (0, true)
+    );
+    let corr = sim.produce(
+        c,
+        "__consumer_offsets",
+        0,
+        batch(&["x"], 1, Compression::None),
+    );
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 17);
+}
