@@ -103,6 +103,7 @@ mod disk;
 pub mod embed;
 mod mio_loop;
 mod owned;
+mod rbuf;
 mod runtime;
 mod segment;
 mod send;

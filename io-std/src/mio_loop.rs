@@ -20,6 +20,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token, Waker};
 
 use crate::owned::Owned;
+use crate::rbuf;
 use crate::runtime::{finish, join};
 use crate::segment::{DiskExec, SegTable, spawn_segment_writer};
 use crate::send::{SendCursor, Stats};
@@ -30,9 +31,6 @@ use crate::{Prepared, Running, SHUTDOWN_TIMEOUT, ShutdownHandle};
 /// connection, and rounds of send completions. Left-over work is picked up
 /// by the next turn, which then does not sleep.
 pub const IO_LOOP_BOUND: usize = 32;
-
-/// Bytes read from a socket per read call.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// The most readiness events taken from one `poll`.
 const EVENTS_CAPACITY: usize = 1024;
@@ -425,12 +423,10 @@ impl EventLoop {
                 self.paused.insert(id);
                 break;
             }
-            let len = c.rbuf.len();
-            c.rbuf.resize(len + READ_CHUNK, 0);
-            let n = match (&c.stream).read(&mut c.rbuf[len..]) {
+            let stream = &c.stream;
+            let n = match rbuf::read_into(&mut c.rbuf, |room| (&*stream).read(room)) {
                 Ok(n) => n,
                 Err(e) => {
-                    c.rbuf.truncate(len);
                     match e.kind() {
                         io::ErrorKind::WouldBlock => c.readable = false,
                         io::ErrorKind::Interrupted => {}
@@ -442,7 +438,6 @@ impl EventLoop {
                     continue;
                 }
             };
-            c.rbuf.truncate(len + n);
             if n == 0 {
                 c.eof = true;
                 break;

@@ -24,12 +24,11 @@ use bytes::BytesMut;
 use conveyor_core::sync::{Deadline, Gate};
 use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now, Poll};
 
+use crate::rbuf;
 use crate::segment::{SegTable, SegmentWriter, work_loop};
 use crate::send::{Stats, send_parts};
 use crate::{SHUTDOWN_TIMEOUT, connectable};
 
-/// Bytes read from a socket per turn before the broker sees them.
-const READ_CHUNK: usize = 64 * 1024;
 /// The shortest nap of the timer when the broker keeps asking for a deadline
 /// that has already passed, so a confused deadline cannot spin a core.
 const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
@@ -439,22 +438,16 @@ fn closed(shared: &Shared, conn: ConnId) {
 /// A connection's reader: reads, hands bytes to the broker, and stops
 /// reading while the broker does not want more.
 fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::new();
     loop {
-        let len = buf.len();
-        buf.resize(len + READ_CHUNK, 0);
-        let n = match (&stream).read(&mut buf[len..]) {
+        let n = match rbuf::read_into(&mut buf, |room| (&stream).read(room)) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                buf.truncate(len);
-                continue;
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::debug!(?conn, error = %e, "read failed");
                 0
             }
         };
-        buf.truncate(len + n);
         if n == 0 {
             break;
         }

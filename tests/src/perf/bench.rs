@@ -14,7 +14,9 @@ use std::fs::{self, File};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::baseline::{self, Throughput};
@@ -237,11 +239,90 @@ fn describe(m: &Result<Measured, String>) -> String {
     }
 }
 
+/// How often the broker's `/proc/<pid>/status` is sampled for RssAnon.
+const RSS_SAMPLE: Duration = Duration::from_millis(100);
+
+/// Peaks of the broker's anonymous resident memory (`RssAnon`: its heap,
+/// stacks and other private memory, without the page cache its mapped
+/// segment files bring in, which `RssFile` counts and `VmHWM` includes),
+/// sampled every [`RSS_SAMPLE`] by a thread.
+#[derive(Default)]
+struct RssPeaks {
+    /// Over the broker's whole life, KiB.
+    anon: AtomicU64,
+    /// Since the last [`RssSampler::take_window`], KiB.
+    anon_window: AtomicU64,
+    /// `RssFile` over the whole life, KiB.
+    file: AtomicU64,
+    stop: AtomicBool,
+}
+
+struct RssSampler {
+    peaks: Arc<RssPeaks>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let peaks = Arc::new(RssPeaks::default());
+        let p = Arc::clone(&peaks);
+        let thread = thread::Builder::new()
+            .name("rss-sampler".into())
+            .spawn(move || {
+                let path = format!("/proc/{pid}/status");
+                while !p.stop.load(Ordering::Relaxed) {
+                    let Ok(status) = fs::read_to_string(&path) else {
+                        break;
+                    };
+                    if let Some(a) = status_kib(&status, "RssAnon:") {
+                        p.anon.fetch_max(a, Ordering::Relaxed);
+                        p.anon_window.fetch_max(a, Ordering::Relaxed);
+                    }
+                    if let Some(f) = status_kib(&status, "RssFile:") {
+                        p.file.fetch_max(f, Ordering::Relaxed);
+                    }
+                    thread::sleep(RSS_SAMPLE);
+                }
+            })
+            .ok();
+        RssSampler { peaks, thread }
+    }
+
+    /// The RssAnon peak since the last call, KiB, and start a new window.
+    fn take_window(&self) -> u64 {
+        self.peaks.anon_window.swap(0, Ordering::Relaxed)
+    }
+
+    /// Peak RssAnon and RssFile over the whole life, KiB.
+    fn peaks(&self) -> (u64, u64) {
+        (
+            self.peaks.anon.load(Ordering::Relaxed),
+            self.peaks.file.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.peaks.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A `conveyor serve` child process.
 struct Broker {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    rss: Option<RssSampler>,
 }
 
 impl Broker {
@@ -272,6 +353,7 @@ impl Broker {
                 .spawn()
                 .map_err(|e| format!("spawn {}: {e}", opts.conveyor.display()))?;
             let mut broker = Broker {
+                rss: Some(RssSampler::start(child.id())),
                 child,
                 addr,
                 log: log.clone(),
@@ -317,8 +399,17 @@ impl Broker {
     /// Peak resident set size (VmHWM) in KiB.
     fn peak_rss_kib(&self) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        status_kib(&status, "VmHWM:")
+    }
+
+    /// The sampled RssAnon peak since the last call, KiB.
+    fn anon_window_kib(&self) -> Option<u64> {
+        self.rss.as_ref().map(RssSampler::take_window)
+    }
+
+    /// Sampled peaks over the broker's life: (RssAnon, RssFile), KiB.
+    fn sampled_peaks_kib(&self) -> Option<(u64, u64)> {
+        self.rss.as_ref().map(RssSampler::peaks)
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within 30 s.
@@ -437,6 +528,10 @@ impl Table {
     }
 }
 
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
 fn ratio(figure: f64, baseline: f64) -> String {
     if baseline > 0.0 && figure.is_finite() {
         format!("{:.2}", figure / baseline)
@@ -533,6 +628,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         let log = work.path().join(format!("conveyor-{rt}.log"));
         let mut results: Vec<Result<Measured, String>> = Vec::new();
         let mut rss = None;
+        let mut sampled = None;
         let mut exit = String::new();
         match Broker::start(opts, rt, &data, log) {
             Err(e) => {
@@ -543,6 +639,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                 let target = Target::Broker(broker.addr.to_string());
                 for w in MATRIX {
                     eprintln!("== conveyor --runtime {rt}: {}", w.name());
+                    broker.anon_window_kib();
                     let m = match broker.exited() {
                         None => run_workload(&target, *w, seconds),
                         Some(status) => Err(format!(
@@ -551,10 +648,14 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                         )),
                     };
                     eprintln!("    {}", describe(&m));
+                    if let Some(a) = broker.anon_window_kib() {
+                        eprintln!("    broker RssAnon peak {}", mib(a));
+                    }
                     results.push(m);
                 }
                 let died = broker.exited();
                 rss = broker.peak_rss_kib();
+                sampled = broker.sampled_peaks_kib();
                 let log = broker.log.clone();
                 exit = match died {
                     Some(status) => format!("exited by itself during the matrix: {status}"),
@@ -581,7 +682,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
             }
         }
         let _ = fs::remove_dir_all(&data);
-        per_runtime.push((rt.clone(), results, rss, exit));
+        per_runtime.push((rt.clone(), results, rss, sampled, exit));
     }
 
     // The table.
@@ -600,7 +701,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         "-".into(),
         "-".into(),
     );
-    for (rt, results, rss, exit) in &per_runtime {
+    for (rt, results, rss, sampled, exit) in &per_runtime {
         for (i, w) in MATRIX.iter().enumerate() {
             let m = &results[i];
             let b = mock[i].as_ref();
@@ -609,7 +710,17 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         }
         t.row(
             format!("{rt}: broker peak RSS (VmHWM) over the whole matrix"),
-            rss.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            rss.map_or("-".into(), mib),
+            "-".into(),
+            "-".into(),
+        );
+        t.row(
+            format!(
+                "{rt}: broker peak RssAnon (own memory, without mapped page cache; sampled every \
+                 {} ms) / peak RssFile",
+                RSS_SAMPLE.as_millis()
+            ),
+            sampled.map_or("-".into(), |(a, f)| format!("{} / {}", mib(a), mib(f))),
             "-".into(),
             "-".into(),
         );
