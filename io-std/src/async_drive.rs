@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use conveyor_core::{Command, ConnId, Done, IoError};
 use futures_lite::future;
 
@@ -335,13 +335,37 @@ impl<S: AsyncStream> Driver<S> {
                     let _ = c.permit.try_send(());
                     return; // nobody will answer these
                 }
-                if c.rbuf.is_empty() {
-                    c.rbuf = bytes;
-                } else {
-                    c.rbuf.extend_from_slice(&bytes);
+                let mut bytes = bytes;
+                loop {
+                    if c.rbuf.is_empty() {
+                        // Nothing pending: the chunk is the buffer, uncopied.
+                        c.rbuf = std::mem::take(&mut bytes);
+                    } else {
+                        // A partial frame whose length the broker has seen
+                        // has room reserved for exactly its rest: copy no
+                        // more than that before the broker cuts it, since
+                        // growing the buffer past it doubles the allocation
+                        // the frame keeps alive (see `rbuf`).
+                        let room = c.rbuf.capacity() - c.rbuf.len();
+                        let n = if room == 0 {
+                            bytes.len()
+                        } else {
+                            room.min(bytes.len())
+                        };
+                        c.rbuf.extend_from_slice(&bytes[..n]);
+                        bytes.advance(n);
+                    }
+                    let rbuf = &mut c.rbuf;
+                    self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    if !c.rbuf.is_empty() && !self.owned.broker.wants_read(id) {
+                        // Held back: the rest waits with the frames not cut.
+                        c.rbuf.extend_from_slice(&bytes);
+                        break;
+                    }
                 }
-                let rbuf = &mut c.rbuf;
-                self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
                 if self.owned.broker.wants_read(id) {
                     let _ = c.permit.try_send(());
                 } else {
