@@ -36,6 +36,7 @@ use futures_lite::future;
 
 use crate::mio_loop::IO_LOOP_BOUND;
 use crate::owned::Owned;
+use crate::rbuf;
 use crate::runtime::finish;
 use crate::segment::{DONE_BATCH, DiskExec, SegTable, SegmentWriter, run_all};
 use crate::send::{SendCursor, Stats};
@@ -212,6 +213,8 @@ struct AConn<S> {
     paused: bool,
     /// A `Close` was issued: the reader reads on to the end.
     closing: bool,
+    /// Bytes read in all (whether its end trims the allocator).
+    read_bytes: u64,
 }
 
 struct Driver<S> {
@@ -322,6 +325,7 @@ impl<S: AsyncStream> Driver<S> {
                         rbuf: BytesMut::new(),
                         paused: false,
                         closing: false,
+                        read_bytes: 0,
                     },
                 );
                 self.owned.apply(|b, now| b.handle_open(now, id));
@@ -331,6 +335,7 @@ impl<S: AsyncStream> Driver<S> {
                 let Some(c) = self.conns.get_mut(&id) else {
                     return;
                 };
+                c.read_bytes += bytes.len() as u64;
                 if c.closing {
                     let _ = c.permit.try_send(());
                     return; // nobody will answer these
@@ -373,9 +378,13 @@ impl<S: AsyncStream> Driver<S> {
                 }
             }
             Event::Closed(id) => {
-                if self.conns.remove(&id).is_some() {
+                if let Some(c) = self.conns.remove(&id) {
                     self.owned.apply(|b, now| b.handle_close(now, id));
                     tracing::debug!(conn = ?id, "connection closed");
+                    if c.read_bytes >= rbuf::TRIM_AFTER_BYTES {
+                        drop(c);
+                        rbuf::release_free_memory();
+                    }
                 }
             }
             Event::Done(dones) => self.owned.done(dones),

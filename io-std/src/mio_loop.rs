@@ -145,6 +145,8 @@ struct Conn {
     eof: bool,
     /// Closed by the broker or failed writing: what is still queued fails.
     dead: Option<IoError>,
+    /// Bytes read in all (whether its end trims the allocator).
+    read_bytes: u64,
 }
 
 impl Conn {
@@ -359,6 +361,7 @@ impl EventLoop {
                     writable: true,
                     eof: false,
                     dead: None,
+                    read_bytes: 0,
                 },
             );
             self.ready.insert(id);
@@ -442,6 +445,7 @@ impl EventLoop {
                 c.eof = true;
                 break;
             }
+            c.read_bytes += n as u64;
             if c.dead.is_some() {
                 c.rbuf.clear(); // nobody will answer these
                 continue;
@@ -565,6 +569,11 @@ impl EventLoop {
         self.owned.apply(|b, now| b.handle_close(now, id));
         self.route();
         tracing::debug!(conn = ?id, "connection closed");
+        let read_bytes = c.read_bytes;
+        drop(c.rbuf);
+        if read_bytes >= rbuf::TRIM_AFTER_BYTES {
+            rbuf::release_free_memory();
+        }
     }
 }
 

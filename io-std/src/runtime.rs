@@ -439,6 +439,7 @@ fn closed(shared: &Shared, conn: ConnId) {
 /// reading while the broker does not want more.
 fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
     let mut buf = BytesMut::new();
+    let mut total: u64 = 0;
     loop {
         let n = match rbuf::read_into(&mut buf, |room| (&stream).read(room)) {
             Ok(n) => n,
@@ -451,6 +452,7 @@ fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
         if n == 0 {
             break;
         }
+        total += n as u64;
         let mut st = shared.lock();
         st.apply(shared, |b, now| b.handle_read(now, conn, &mut buf));
         // Back-pressure: while the broker has enough of this connection's
@@ -475,6 +477,11 @@ fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
         }
     }
     closed(shared, conn);
+    drop(buf);
+    if total >= rbuf::TRIM_AFTER_BYTES {
+        // This thread's arena holds what its frames were read into.
+        rbuf::release_free_memory();
+    }
 }
 
 /// A connection's writer: `Send`s and the `Close` in issue order.
