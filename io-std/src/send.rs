@@ -171,7 +171,11 @@ impl SendCursor {
                 format!("segment file ends before byte {end} (sent up to {off})"),
             )),
             Ok(n) => {
-                stats.sendfile_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                let before = stats.sendfile_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                let every = crate::disk::RELEASE_MAPPED_EVERY;
+                if before / every != (before + n as u64) / every {
+                    crate::disk::release_mapped_pages();
+                }
                 self.done += n as u64;
                 Ok(())
             }
