@@ -58,6 +58,9 @@ enum Workload {
         partitions: i32,
         acks: &'static str,
         consume: bool,
+        /// The topic syncs every message (`flush.messages=1`), so with
+        /// acks=-1 each answer waits for its fsync (group commit).
+        fsync: bool,
     },
     /// One record per produce request (linger.ms=0, batch.num.messages=1).
     SingleRecord,
@@ -71,48 +74,63 @@ const MATRIX: &[Workload] = &[
         partitions: 1,
         acks: "1",
         consume: true,
+        fsync: false,
     },
     Workload::Produce {
         size: 100,
         partitions: 8,
         acks: "1",
         consume: false,
+        fsync: false,
     },
     Workload::Produce {
         size: 100,
         partitions: 1,
         acks: "-1",
         consume: false,
+        fsync: false,
     },
     Workload::Produce {
         size: 100,
         partitions: 8,
         acks: "-1",
         consume: false,
+        fsync: false,
     },
     Workload::Produce {
         size: 1024,
         partitions: 1,
-        acks: "1",
-        consume: true,
-    },
-    Workload::Produce {
-        size: 1024,
-        partitions: 8,
         acks: "1",
         consume: true,
+        fsync: false,
+    },
+    Workload::Produce {
+        size: 1024,
+        partitions: 8,
+        acks: "1",
+        consume: true,
+        fsync: false,
     },
     Workload::Produce {
         size: 1024,
         partitions: 1,
         acks: "-1",
         consume: false,
+        fsync: false,
     },
     Workload::Produce {
         size: 1024,
         partitions: 8,
         acks: "-1",
         consume: false,
+        fsync: false,
+    },
+    Workload::Produce {
+        size: 1024,
+        partitions: 1,
+        acks: "-1",
+        consume: false,
+        fsync: true,
     },
     Workload::SingleRecord,
     Workload::E2e { rate: 10_000.0 },
@@ -125,11 +143,17 @@ impl Workload {
                 size,
                 partitions,
                 acks,
+                fsync,
                 ..
             } => format!(
-                "produce {} B, {partitions} partition{}, acks={acks}",
+                "produce {} B, {partitions} partition{}, acks={acks}{}",
                 size,
-                if partitions == 1 { "" } else { "s" }
+                if partitions == 1 { "" } else { "s" },
+                if fsync {
+                    ", fsync per batch (flush.messages=1)"
+                } else {
+                    ""
+                }
             ),
             Workload::SingleRecord => {
                 "one record per request (100 B, linger.ms=0, batch.num.messages=1, acks=1)".into()
@@ -162,8 +186,14 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
             partitions,
             acks,
             consume,
+            fsync,
         } => {
-            target.create_topic(&topic, partitions)?;
+            let configs: &[(&str, &str)] = if fsync {
+                &[("flush.messages", "1")]
+            } else {
+                &[]
+            };
+            target.create_topic_with(&topic, partitions, configs)?;
             let mut opts = ProduceOpts::new(&topic, u64::MAX, size);
             opts.partitions = partitions;
             opts.acks = acks.into();

@@ -68,11 +68,22 @@ impl Target {
     /// Creates `topic` with `partitions` partitions (replication 1). An
     /// existing topic is fine.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), String> {
+        self.create_topic_with(topic, partitions, &[])
+    }
+
+    /// [`Target::create_topic`] with topic settings (`flush.messages`, …);
+    /// the mock cluster takes none and ignores them.
+    pub fn create_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), String> {
         match self {
             Target::Mock(m) => m
                 .create_topic(topic, partitions, 1)
                 .map_err(|e| format!("mock create_topic {topic}: {e}")),
-            Target::Broker(b) => create_topic(b, topic, partitions),
+            Target::Broker(b) => create_topic(b, topic, partitions, configs),
         }
     }
 
@@ -100,9 +111,17 @@ fn admin(bootstrap: &str) -> Result<(AdminClient<DefaultClientContext>, AdminOpt
     Ok((admin, opts))
 }
 
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), String> {
+fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), String> {
     let (admin, opts) = admin(bootstrap)?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
     let results = crate_block_on(admin.create_topics([&new], &opts))?
         .map_err(|e| format!("CreateTopics {topic}: {e}"))?;
     match results.first() {
