@@ -44,6 +44,23 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// The groups and a context over the rest of the coordinator, borrowed
+    /// apart so a handler can change a group and record what it emits.
+    pub(super) fn split(&mut self, now: Instant) -> (&mut BTreeMap<String, Group>, Ctx<'_>) {
+        let Self {
+            config,
+            groups,
+            out,
+            ..
+        } = self;
+        let cx = Ctx {
+            cfg: config,
+            out,
+            now,
+        };
+        (groups, cx)
+    }
+
     /// A coordinator with no groups.
     pub fn new(config: GroupConfig) -> Self {
         Self {

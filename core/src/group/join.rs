@@ -51,17 +51,7 @@ impl Coordinator {
         req: JoinGroupRequest,
     ) {
         let version = waiter.version;
-        let Self {
-            config,
-            groups,
-            out,
-            ..
-        } = self;
-        let mut cx = Ctx {
-            cfg: config,
-            out,
-            now,
-        };
+        let (groups, mut cx) = self.split(now);
         let group_id = req.group_id.as_str();
         let member_id = req.member_id.as_str();
         if group_id.is_empty() {
@@ -69,7 +59,7 @@ impl Coordinator {
             return cx.answer_join(waiter, resp);
         }
         let session = req.session_timeout_ms;
-        if session < config.min_session_timeout_ms || session > config.max_session_timeout_ms {
+        if session < cx.cfg.min_session_timeout_ms || session > cx.cfg.max_session_timeout_ms {
             let resp = join_error(version, member_id, code::INVALID_SESSION_TIMEOUT);
             return cx.answer_join(waiter, resp);
         }
@@ -111,7 +101,7 @@ impl Coordinator {
         let Some(g) = groups.get_mut(group_id) else {
             return;
         };
-        if !accepts(config, g, member_id) {
+        if !accepts(cx.cfg, g, member_id) {
             cx.remove_member(g, member_id);
             cx.answer_join(waiter, j.error("", code::GROUP_MAX_SIZE_REACHED));
         } else if unknown {

@@ -34,17 +34,7 @@ pub(super) fn validate_member(g: &Group, member_id: &str, instance: Option<&str>
 impl Coordinator {
     pub(super) fn sync(&mut self, now: Instant, waiter: Waiter, req: SyncGroupRequest) {
         let version = waiter.version;
-        let Self {
-            config,
-            groups,
-            out,
-            ..
-        } = self;
-        let mut cx = Ctx {
-            cfg: config,
-            out,
-            now,
-        };
+        let (groups, mut cx) = self.split(now);
         let group_id = req.group_id.as_str();
         if group_id.is_empty() {
             return cx.answer_sync(waiter, sync_error(code::INVALID_GROUP_ID));
@@ -107,17 +97,7 @@ impl Coordinator {
     }
 
     pub(super) fn beat(&mut self, now: Instant, version: i16, req: &HeartbeatRequest) -> i16 {
-        let Self {
-            config,
-            groups,
-            out,
-            ..
-        } = self;
-        let mut cx = Ctx {
-            cfg: config,
-            out,
-            now,
-        };
+        let (groups, mut cx) = self.split(now);
         let group_id = req.group_id.as_str();
         if group_id.is_empty() {
             return code::INVALID_GROUP_ID;
@@ -163,17 +143,7 @@ impl Coordinator {
         version: i16,
         req: LeaveGroupRequest,
     ) -> LeaveGroupResponse {
-        let Self {
-            config,
-            groups,
-            out,
-            ..
-        } = self;
-        let mut cx = Ctx {
-            cfg: config,
-            out,
-            now,
-        };
+        let (groups, mut cx) = self.split(now);
         let mut resp = LeaveGroupResponse::default();
         // v0-2 name one member; v3+ a batch, possibly by instance id alone.
         let leaving: Vec<(String, Option<String>)> = if version <= 2 {
@@ -230,17 +200,7 @@ impl Coordinator {
         member_id: &str,
         instance: Option<&str>,
     ) -> i16 {
-        let Self {
-            config,
-            groups,
-            out,
-            ..
-        } = self;
-        let mut cx = Ctx {
-            cfg: config,
-            out,
-            now,
-        };
+        let (groups, mut cx) = self.split(now);
         let Some(g) = groups.get_mut(group_id) else {
             if generation < 0 {
                 // A consumer that assigns partitions itself: Kafka creates
