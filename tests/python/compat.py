@@ -42,25 +42,33 @@ def headers(i):
     return hs
 
 
-def round_trip(bootstrap, partitions, compression):
-    topic = f"py-{compression or 'none'}-{uuid.uuid4().hex[:10]}"
-    extra = {}
-    if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
-        # kafka-python 3.x turns idempotence on by default, which needs
-        # InitProducerId; Conveyor's first milestone does not have it yet.
-        # (2.x has no such setting and rejects unknown ones.)
-        extra["enable_idempotence"] = False
+def round_trip(bootstrap, partitions, compression, idempotent):
+    """Produce N records, then consume them back and check each one.
+
+    idempotent=False turns kafka-python 3.x's default idempotence off, so
+    the plain produce path (no producer id) is exercised; idempotent=True
+    keeps the default (InitProducerId, producer ids and sequences)."""
+    label = f"{'idempotent ' if idempotent else ''}{compression}"
+    topic = f"py-{'idem-' if idempotent else ''}{compression or 'none'}-{uuid.uuid4().hex[:10]}"
+    has_setting = "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG
+    if idempotent:
+        check(has_setting, "this kafka-python has no idempotent producer (needs 2.1+)")
+        settings = {}
+    else:
+        # kafka-python 2.x has no such setting and rejects unknown ones.
+        settings = {"enable_idempotence": False, "acks": "all", "retries": 0} if has_setting \
+            else {"acks": "all", "retries": 0}
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
-        acks="all",
         compression_type=compression,
         linger_ms=5,
         request_timeout_ms=10000,
         max_block_ms=20000,
-        retries=0,
-        **extra,
+        **settings,
     )
-    print(f"[{compression}] producer detected broker api_version {producer.config['api_version']}")
+    if idempotent:
+        check(producer.config["enable_idempotence"], "idempotence is not on by default")
+    print(f"[{label}] producer detected broker api_version {producer.config['api_version']}")
     futures = [
         producer.send(topic, key=str(i).encode(), value=value(i), headers=headers(i))
         for i in range(N)
@@ -71,7 +79,7 @@ def round_trip(bootstrap, partitions, compression):
         md = fut.get(timeout=TIMEOUT_S)
         placed[i] = (md.partition, md.offset)
     producer.close(timeout=10)
-    check(len(set(placed.values())) == N, f"[{compression}] two records got the same offset")
+    check(len(set(placed.values())) == N, f"[{label}] two records got the same offset")
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -81,15 +89,15 @@ def round_trip(bootstrap, partitions, compression):
         request_timeout_ms=20000,
     )
     # Metadata: the topic exists with the broker's num.partitions.
-    check(topic in consumer.topics(), f"[{compression}] {topic} missing from metadata")
+    check(topic in consumer.topics(), f"[{label}] {topic} missing from metadata")
     parts = consumer.partitions_for_topic(topic)
-    check(parts == set(range(partitions)), f"[{compression}] partitions {parts}, expected 0..{partitions}")
+    check(parts == set(range(partitions)), f"[{label}] partitions {parts}, expected 0..{partitions}")
 
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     begin = consumer.beginning_offsets(tps)
     end = consumer.end_offsets(tps)
-    check(all(begin[tp] == 0 for tp in tps), f"[{compression}] beginning offsets {begin}")
-    check(sum(end[tp] for tp in tps) == N, f"[{compression}] end offsets {end} do not add up to {N}")
+    check(all(begin[tp] == 0 for tp in tps), f"[{label}] beginning offsets {begin}")
+    check(sum(end[tp] for tp in tps) == N, f"[{label}] end offsets {end} do not add up to {N}")
 
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
@@ -98,78 +106,23 @@ def round_trip(bootstrap, partitions, compression):
     deadline = time.monotonic() + TIMEOUT_S
     while len(got) < N:
         if time.monotonic() > deadline:
-            fail(f"[{compression}] consumed only {len(got)} of {N} records")
+            fail(f"[{label}] consumed only {len(got)} of {N} records")
         for tp, msgs in consumer.poll(timeout_ms=500).items():
             for m in msgs:
                 i = int(m.key)
-                check(i not in got, f"[{compression}] record {i} twice")
-                check(m.value == value(i), f"[{compression}] value of record {i} differs")
-                check(list(m.headers) == headers(i), f"[{compression}] headers of {i}: {m.headers}")
+                check(i not in got, f"[{label}] record {i} twice")
+                check(m.value == value(i), f"[{label}] value of record {i} differs")
+                check(list(m.headers) == headers(i), f"[{label}] headers of {i}: {m.headers}")
                 check((m.partition, m.offset) == placed[i],
-                      f"[{compression}] record {i} at {(m.partition, m.offset)}, acked at {placed[i]}")
+                      f"[{label}] record {i} at {(m.partition, m.offset)}, acked at {placed[i]}")
                 check(m.offset == last_offset.get(m.partition, -1) + 1,
-                      f"[{compression}] offset gap in partition {m.partition} at {m.offset}")
+                      f"[{label}] offset gap in partition {m.partition} at {m.offset}")
                 last_offset[m.partition] = m.offset
                 got[i] = True
     extra = consumer.poll(timeout_ms=300)
-    check(not any(extra.values()), f"[{compression}] records beyond the end: {extra}")
+    check(not any(extra.values()), f"[{label}] records beyond the end: {extra}")
     consumer.close()
-    print(f"[{compression}] {N} records round-tripped through {len(parts)} partitions")
-
-
-def idempotent_round_trip(bootstrap, partitions, compression):
-    """The round trip with the producer's defaults, which in kafka-python 3.x
-    mean enable_idempotence=True (retries, acks=all, at most 5 in flight)."""
-    check("enable_idempotence" in KafkaProducer.DEFAULT_CONFIG,
-          "this kafka-python has no idempotent producer (needs 2.1+)")
-    topic = f"py-idem-{compression or 'none'}-{uuid.uuid4().hex[:10]}"
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        compression_type=compression,
-        linger_ms=5,
-        request_timeout_ms=10000,
-        max_block_ms=20000,
-    )
-    check(producer.config["enable_idempotence"], "idempotence is not on by default")
-    futures = [
-        producer.send(topic, key=str(i).encode(), value=value(i), headers=headers(i))
-        for i in range(N)
-    ]
-    producer.flush(timeout=TIMEOUT_S)
-    placed = {}
-    for i, fut in enumerate(futures):
-        md = fut.get(timeout=TIMEOUT_S)
-        placed[i] = (md.partition, md.offset)
-    producer.close(timeout=10)
-    check(len(set(placed.values())) == N, f"[idempotent {compression}] two records got the same offset")
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=20000,
-    )
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    end = consumer.end_offsets(tps)
-    check(sum(end[tp] for tp in tps) == N, f"[idempotent {compression}] end offsets {end} do not add up to {N}")
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    got = {}
-    deadline = time.monotonic() + TIMEOUT_S
-    while len(got) < N:
-        if time.monotonic() > deadline:
-            fail(f"[idempotent {compression}] consumed only {len(got)} of {N} records")
-        for tp, msgs in consumer.poll(timeout_ms=500).items():
-            for m in msgs:
-                i = int(m.key)
-                check(i not in got, f"[idempotent {compression}] record {i} twice")
-                check(m.value == value(i), f"[idempotent {compression}] value of record {i} differs")
-                check((m.partition, m.offset) == placed[i],
-                      f"[idempotent {compression}] record {i} at {(m.partition, m.offset)}, acked at {placed[i]}")
-                got[i] = True
-    consumer.close()
-    print(f"[idempotent {compression}] {N} records round-tripped exactly once")
+    print(f"[{label}] {N} records round-tripped exactly once through {len(parts)} partitions")
 
 
 def main():
@@ -177,11 +130,9 @@ def main():
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--partitions", type=int, required=True)
     args = ap.parse_args()
-    for compression in (None, "gzip"):
-        round_trip(args.bootstrap, args.partitions, compression)
-    # The second run: kafka-python's default, idempotent producer.
-    for compression in (None, "gzip"):
-        idempotent_round_trip(args.bootstrap, args.partitions, compression)
+    for idempotent in (False, True):
+        for compression in (None, "gzip"):
+            round_trip(args.bootstrap, args.partitions, compression, idempotent)
     print("OK")
 
 

@@ -13,28 +13,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use conveyor_tests::groups::require_kafka_python;
 use conveyor_tests::{TestBroker, each_runtime};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
-
-fn require_kafka_python() {
-    let out = Command::new("python3")
-        .args(["-c", "import kafka; print(kafka.__version__)"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "python3 is not available ({e}); install it with \
-                 `apt-get install -y python3 python3-pip` then `python3 -m pip install kafka-python` \
-                 (scripts/test does both)"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "the kafka-python module is missing for python3; install it with \
-         `python3 -m pip install kafka-python` (scripts/test does this)\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 each_runtime! {
     fn kafka_python_round_trip(rt) {
