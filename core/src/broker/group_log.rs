@@ -16,11 +16,11 @@ use crate::group::{GroupSnapshot, MemberSnapshot};
 use crate::log::batch;
 
 /// The internal topic's name.
-pub(super) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// A committed offset, as OffsetFetch reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Committed {
+pub(crate) struct Committed {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
@@ -29,7 +29,7 @@ pub(super) struct Committed {
 
 /// One record of the internal topic, decoded.
 #[derive(Debug, PartialEq)]
-pub(super) enum Entry {
+pub(crate) enum Entry {
     /// An offset commit (`None`: the commit was deleted).
     Offset {
         group: String,
@@ -47,7 +47,7 @@ pub(super) enum Entry {
 /// The internal topic's partition for `group`: Kafka's
 /// `abs(group.hashCode()) % partitions`, with Java's `String.hashCode` over
 /// UTF-16 code units, so a group lands where Kafka would put it.
-pub(super) fn partition_for(group: &str, partitions: i32) -> i32 {
+pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
     let mut h: i32 = 0;
     for unit in group.encode_utf16() {
         h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
@@ -74,7 +74,7 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
 }
 
 /// The record key and value for an offset commit.
-pub(super) fn offset_record(
+pub(crate) fn offset_record(
     group: &str,
     topic: &str,
     partition: i32,
@@ -98,7 +98,7 @@ pub(super) fn offset_record(
 }
 
 /// The record key and value for a group's metadata.
-pub(super) fn group_record(group: &str, value: Option<&GroupSnapshot>) -> (Bytes, Option<Bytes>) {
+pub(crate) fn group_record(group: &str, value: Option<&GroupSnapshot>) -> (Bytes, Option<Bytes>) {
     let mut key = BytesMut::new();
     key.put_i16(2);
     put_str(&mut key, group);
@@ -129,7 +129,7 @@ pub(super) fn group_record(group: &str, value: Option<&GroupSnapshot>) -> (Bytes
 /// One uncompressed RecordBatch v2 holding `records` (key, value), base
 /// offset 0 as a client would send it, stamped `timestamp`, with its
 /// parsed header for the log's append.
-pub(super) fn batch_of(
+pub(crate) fn batch_of(
     records: &[(Bytes, Option<Bytes>)],
     timestamp: i64,
 ) -> Option<(Bytes, batch::BatchHeader)> {
@@ -170,7 +170,7 @@ pub(super) fn batch_of(
 /// truncates by, so nothing recovery cuts is replayed. True when the whole
 /// segment was good; after a segment that was not, recovery removes every
 /// later one, so the caller stops there too.
-pub(super) fn replay(log: &[u8], out: &mut Vec<Entry>) -> bool {
+pub(crate) fn replay(log: &[u8], out: &mut Vec<Entry>) -> bool {
     let mut pos = 0usize;
     while let Some(header) = log.get(pos..).and_then(batch::BatchHeader::parse) {
         let Some(end) = usize::try_from(header.total_len())

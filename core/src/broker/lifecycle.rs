@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::idempotence::{PRODUCER_ID_BLOCK, ProducerIds};
-use super::{Broker, Overrides, Owner, Topic};
+use super::Broker;
+use super::groups;
+use super::logs::{Overrides, Topic, write_partition_metadata};
+use super::out::Owner;
+use super::producers::{PRODUCER_ID_BLOCK, Producers};
 use crate::io::{Command, DiskPartition, DiskState};
 use crate::log::PartitionLog;
 use crate::time::{Instant, Now};
@@ -27,17 +30,17 @@ const LOG_STARTS: &str = "log-start-offset-checkpoint";
 /// Written last at a clean shutdown, removed at startup: while it exists the
 /// logs need no scan.
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
-const PARTITION_METADATA: &str = "partition.metadata";
+pub(super) const PARTITION_METADATA: &str = "partition.metadata";
 /// The settings topics were created with (CreateTopics configs). Kafka keeps
 /// them in its metadata log; a single broker keeps them beside its
 /// checkpoints, one `topic key=value` line each.
-const TOPIC_CONFIGS: &str = "topic-configs";
+pub(super) const TOPIC_CONFIGS: &str = "topic-configs";
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A file job of the broker's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FileJob {
+pub(crate) enum FileJob {
     /// A `partition.metadata` write.
     Metadata,
     /// A checkpoint write.
@@ -109,17 +112,17 @@ impl Broker {
         }
         tracing::info!("clean shutdown: syncing logs");
         self.lifecycle.phase = Phase::Flushing;
-        let conns: Vec<_> = self.conns.keys().copied().collect();
-        for conn in conns {
-            self.close(conn);
+        for conn in self.conns.ids() {
+            self.conns.close(&mut self.io, conn);
         }
-        for key in 0..self.logs.len() {
-            self.with_log(key, |log, _, ids, out| {
-                log.flush(ids, out);
-                // So the next start loads producer state instead of
-                // replaying the log for it.
-                log.write_producer_snapshot(ids, out);
-            });
+        for key in self.logs.keys() {
+            self.logs
+                .run(&mut self.io, self.now, key, |log, _, ids, out| {
+                    log.flush(ids, out);
+                    // So the next start loads producer state instead of
+                    // replaying the log for it.
+                    log.write_producer_snapshot(ids, out);
+                });
         }
         self.lifecycle_progress();
     }
@@ -134,7 +137,7 @@ impl Broker {
     pub(super) fn lifecycle_progress(&mut self) {
         match self.lifecycle.phase {
             Phase::Flushing => {
-                if self.owners.values().any(|o| matches!(o, Owner::Log(_))) {
+                if self.io.logs_busy() {
                     return;
                 }
                 self.write_checkpoints();
@@ -143,7 +146,8 @@ impl Broker {
             }
             Phase::Checkpointing if self.lifecycle.checkpoints_in_flight == 0 => {
                 self.lifecycle.phase = Phase::Marking;
-                self.emit_file(FileJob::Marker, CLEAN_SHUTDOWN, Bytes::new());
+                self.io
+                    .write_file(FileJob::Marker, CLEAN_SHUTDOWN, Bytes::new());
             }
             _ => {}
         }
@@ -155,13 +159,13 @@ impl Broker {
             let interval = Duration::from_millis(self.config.retention_check_interval_ms);
             self.lifecycle.next_retention = self.now.mono.saturating_add(interval);
             let expiration_ms = self.config.producer_id_expiration_ms;
-            for key in 0..self.logs.len() {
-                self.with_log(key, |log, now, _, _| {
-                    log.expire_producers(now.wall_ms, expiration_ms)
-                });
-                let moved = self.with_log(key, |log, now, ids, out| {
-                    log.enforce_retention(now, ids, out)
-                });
+            for key in self.logs.keys() {
+                let moved = self
+                    .logs
+                    .run(&mut self.io, self.now, key, |log, now, ids, out| {
+                        log.expire_producers(now.wall_ms, expiration_ms);
+                        log.enforce_retention(now, ids, out)
+                    });
                 if moved == Some(true) {
                     self.lifecycle.recovery_points_changed = true;
                 }
@@ -172,7 +176,8 @@ impl Broker {
         {
             let interval = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
             self.lifecycle.next_offsets_expiry = self.now.mono.saturating_add(interval);
-            self.expire_offsets();
+            let (mut cx, _) = self.parts();
+            groups::expire_offsets(&mut cx);
         }
         let st = &mut self.lifecycle;
         if st.phase != Phase::Running || self.now.mono < st.next_checkpoint {
@@ -206,28 +211,23 @@ impl Broker {
                 }
                 self.lifecycle.phase = Phase::Stopped;
             }
-            FileJob::ProducerIds => self.producer_ids_written(result.map(|_| ())),
+            FileJob::ProducerIds => {
+                let answers = self.producers.written(&mut self.io, result.map(|_| ()));
+                for (conn, seq, frame) in answers {
+                    self.fill(conn, seq, frame);
+                }
+            }
             FileJob::Metadata | FileJob::RemoveMarker => {}
         }
-    }
-
-    pub(super) fn emit_file(&mut self, job: FileJob, path: &str, bytes: Bytes) {
-        let io = self.ids.io();
-        self.owners.insert(io, Owner::File(job));
-        self.out.push_back(Command::WriteFile {
-            io,
-            path: path.to_owned(),
-            bytes,
-        });
     }
 
     /// Write both checkpoint files from the logs' current state.
     fn write_checkpoints(&mut self) {
         let mut points = Vec::new();
         let mut starts = Vec::new();
-        for (name, topic) in &self.topics {
+        for (name, topic) in self.logs.topics() {
             for (p, &key) in topic.partitions.iter().enumerate() {
-                if let Some(log) = self.log(key) {
+                if let Some(log) = self.logs.get(key) {
                     points.push((name.as_str(), p, log.recovery_point()));
                     starts.push((name.as_str(), p, log.log_start_offset()));
                 }
@@ -236,33 +236,9 @@ impl Broker {
         let points = encode_checkpoint(&points);
         let starts = encode_checkpoint(&starts);
         self.lifecycle.checkpoints_in_flight += 2;
-        self.emit_file(FileJob::Checkpoint, RECOVERY_POINTS, points);
-        self.emit_file(FileJob::Checkpoint, LOG_STARTS, starts);
-    }
-
-    /// Rewrite the topic settings file from `topic_overrides`.
-    pub(super) fn write_topic_overrides(&mut self) {
-        let mut lines = Vec::new();
-        for (topic, overrides) in &self.topic_overrides {
-            for (key, value) in overrides {
-                lines.push(format!("{topic} {key}={value}"));
-            }
-        }
-        let content = format!("0\n{}\n{}", lines.len(), lines.join("\n"));
-        self.emit_file(
-            FileJob::Metadata,
-            TOPIC_CONFIGS,
-            Bytes::from(content + "\n"),
-        );
-    }
-
-    pub(super) fn write_partition_metadata(&mut self, dir: &str, id: uuid::Uuid) {
-        let content = format!("version: 0\ntopic_id: {}\n", kafka_uuid(id));
-        self.emit_file(
-            FileJob::Metadata,
-            &format!("{dir}/{PARTITION_METADATA}"),
-            Bytes::from(content),
-        );
+        self.io
+            .write_file(FileJob::Checkpoint, RECOVERY_POINTS, points);
+        self.io.write_file(FileJob::Checkpoint, LOG_STARTS, starts);
     }
 
     /// Rebuild topics and logs from what the driver read off disk.
@@ -277,11 +253,12 @@ impl Broker {
             .get(LOG_STARTS)
             .map(|b| parse_checkpoint(b))
             .unwrap_or_default();
-        self.producer_ids = ProducerIds::load(root.get(PRODUCER_ID_BLOCK).map(|b| &b[..]));
-        self.topic_overrides = root
-            .get(TOPIC_CONFIGS)
-            .map(|b| parse_topic_configs(b))
-            .unwrap_or_default();
+        self.producers = Producers::load(root.get(PRODUCER_ID_BLOCK).map(|b| &b[..]));
+        self.logs.load_overrides(
+            root.get(TOPIC_CONFIGS)
+                .map(|b| parse_topic_configs(b))
+                .unwrap_or_default(),
+        );
         let mut by_topic: BTreeMap<String, BTreeMap<i32, DiskPartition>> = BTreeMap::new();
         for part in disk.partitions {
             match split_dir(&part.dir) {
@@ -306,10 +283,10 @@ impl Broker {
             let mut keys = Vec::new();
             for p in 0..count {
                 let dir = format!("{name}-{p}");
-                let key = self.logs.len();
-                let overrides = self.topic_overrides.get(&name).cloned().unwrap_or_default();
-                let config = self.topic_config(&name, &overrides);
-                let mut out = Vec::new();
+                let key = self.logs.keys().end;
+                let overrides = self.logs.overrides_of(&name);
+                let config = self.logs.topic_config(&name, &overrides);
+                let io = &mut self.io;
                 let log = match parts.remove(&p) {
                     Some(mut found) => {
                         let had_metadata = found.metadata.is_some();
@@ -325,17 +302,22 @@ impl Broker {
                                     break;
                                 }
                             }
-                            self.replay_offsets(entries);
+                            self.groups.replay(entries);
                         }
                         let at = (name.clone(), p);
-                        let recovered = PartitionLog::recover_partition(
-                            config,
-                            found,
-                            points.get(&at).copied(),
-                            starts.get(&at).copied(),
-                            clean,
-                            &mut self.ids,
-                            &mut out,
+                        let recovered = io.emit_from(
+                            || Owner::Log(key),
+                            |ids, out| {
+                                PartitionLog::recover_partition(
+                                    config,
+                                    found,
+                                    points.get(&at).copied(),
+                                    starts.get(&at).copied(),
+                                    clean,
+                                    ids,
+                                    out,
+                                )
+                            },
                         );
                         if recovered.truncated_bytes > 0 {
                             tracing::warn!(
@@ -345,52 +327,38 @@ impl Broker {
                             );
                         }
                         if !had_metadata || known_id.is_none() {
-                            self.write_partition_metadata(&dir, id);
+                            write_partition_metadata(io, &dir, id);
                         }
                         recovered.log
                     }
                     None => {
                         tracing::warn!(%dir, "partition directory missing; creating it empty");
-                        self.write_partition_metadata(&dir, id);
-                        PartitionLog::create(dir, config, 0, &mut self.ids, &mut out)
+                        write_partition_metadata(io, &dir, id);
+                        io.emit_from(
+                            || Owner::Log(key),
+                            |ids, out| PartitionLog::create(dir, config, 0, ids, out),
+                        )
                     }
                 };
-                self.logs.push(Some(log));
-                for cmd in out {
-                    self.owners.insert(cmd.io(), Owner::Log(key));
-                    self.out.push_back(cmd);
-                }
+                let pushed = self.logs.push_recovered(log);
+                debug_assert_eq!(pushed, key);
                 keys.push(key);
             }
-            self.topics.insert(
-                name,
-                Topic {
-                    id,
-                    partitions: keys,
-                },
-            );
+            let topic = Topic {
+                id,
+                partitions: keys,
+            };
+            self.logs.insert_topic(name, topic);
         }
-        let now = self.now.mono;
-        let mut snapshots = std::mem::take(&mut self.group_snapshots);
-        // A group known only by its offsets is an Empty group, as in Kafka.
-        for group in self.committed.keys() {
-            snapshots
-                .entry(group.clone())
-                .or_insert_with(|| Some(crate::group::GroupSnapshot::default()));
-        }
-        for (group, snapshot) in snapshots {
-            if let Some(snapshot) = snapshot {
-                self.coordinator.load(now, group, snapshot);
-            }
-        }
+        self.groups.finish_replay(self.now.mono);
         if clean {
             // From now on a crash must trigger a scan again.
-            let io = self.ids.io();
-            self.owners.insert(io, Owner::File(FileJob::RemoveMarker));
-            self.out.push_back(Command::RemoveFile {
+            let io = self.io.next_io();
+            let cmd = Command::RemoveFile {
                 io,
                 path: CLEAN_SHUTDOWN.to_owned(),
-            });
+            };
+            self.io.emit(cmd, Owner::File(FileJob::RemoveMarker));
         }
     }
 }
@@ -431,6 +399,24 @@ fn parse_checkpoint(bytes: &[u8]) -> HashMap<(String, i32), u64> {
 
 /// Parse the topic settings file: version 0, a count, then `topic key=value`
 /// lines. A damaged file yields what parsed before the damage.
+/// The topic settings file: format version 0, the line count, then one
+/// `topic key=value` line each.
+pub(super) fn encode_topic_configs(overrides: &BTreeMap<String, Overrides>) -> Bytes {
+    let mut lines = Vec::new();
+    for (topic, overrides) in overrides {
+        for (key, value) in overrides {
+            lines.push(format!("{topic} {key}={value}"));
+        }
+    }
+    let content = format!("0\n{}\n{}", lines.len(), lines.join("\n"));
+    Bytes::from(content + "\n")
+}
+
+/// Kafka's `partition.metadata`: version 0 and the topic id.
+pub(super) fn encode_partition_metadata(id: uuid::Uuid) -> Bytes {
+    Bytes::from(format!("version: 0\ntopic_id: {}\n", kafka_uuid(id)))
+}
+
 fn parse_topic_configs(bytes: &[u8]) -> BTreeMap<String, Overrides> {
     let mut out: BTreeMap<String, Overrides> = BTreeMap::new();
     for line in versioned_lines(bytes) {

@@ -1,34 +1,45 @@
-//! The broker: connections and their ordered response queues, request
-//! routing, the partition logs, and the command queue the driver drains.
+//! The broker: the state machine behind the crate's contract.
 //!
-//! Handlers live beside this file: `produce`, `fetch`, `admin` (ApiVersions,
-//! Metadata, ListOffsets, CreateTopics, DeleteTopics), `idempotence`
-//! (InitProducerId) and `lifecycle` (recovery at startup, checkpoints,
-//! clean shutdown).
+//! Its state lives in parts, each owning its fields behind narrow methods:
+//! - [`conns`]: each connection's requests in order, the bytes they hold,
+//!   and whether it may be read;
+//! - [`logs`]: topics, partition logs, pins, deleted logs;
+//! - [`groups`]: the group coordinator and committed offsets;
+//! - [`producers`]: the producer id allocator;
+//! - [`out`]: the command queue and who owns each command in flight;
+//! - [`lifecycle`]: recovery at startup, checkpoints, clean shutdown.
+//!
+//! A request is routed once, through the table in [`crate::api`]; its
+//! handler sees every part but the connections ([`wait::Ctx`]) and answers
+//! now or waits on one of the conditions in [`wait`]. This module keeps the
+//! response order and wakes waiting requests when their condition may hold.
 
-mod admin;
-mod fetch;
-mod group_log;
-mod groups;
-mod idempotence;
+pub(crate) mod conns;
+pub(crate) mod group_log;
+pub(crate) mod groups;
 mod lifecycle;
-mod offsets;
-mod produce;
+pub(crate) mod logs;
+pub(crate) mod out;
+pub(crate) mod producers;
+pub(crate) mod wait;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
-use crate::config::{Config, TopicConfig};
-use crate::group::{Coordinator, GroupConfig};
-use crate::io::{
-    Command, Completion, ConnId, DiskState, Done, IdMap, Ids, IoError, IoId, Part, SegId,
-};
-use crate::log::PartitionLog;
+use crate::api;
+use crate::config::Config;
+use crate::group::GroupConfig;
+use crate::io::{Command, ConnId, DiskState, Done, Part};
 use crate::protocol::{self, Frame, HeaderError};
 use crate::time::{Instant, Now};
+use conns::{Conns, SlotState};
+use groups::Groups;
+use logs::{LogKey, Logs};
+use out::{Io, Owner};
+use producers::Producers;
+use wait::{Answer, Ctx, Origin, Response, Until, Wake};
 
 pub use lifecycle::ROOT_FILES;
 
@@ -42,115 +53,18 @@ pub enum Poll {
     Wait(Option<Instant>),
 }
 
-/// Index of a partition log in [`Broker::logs`].
-type LogKey = usize;
-
-/// Topic settings given at creation, as `(key, value)` in Kafka's names.
-type Overrides = Vec<(String, String)>;
-
-/// A topic: its id and the logs of its partitions, in partition order.
-#[derive(Debug)]
-struct Topic {
-    id: uuid::Uuid,
-    partitions: Vec<LogKey>,
-}
-
-/// Who is waiting for a command's `Done`.
-#[derive(Debug)]
-enum Owner {
-    /// A partition log's file command.
-    Log(LogKey),
-    /// A response on its way; the segments it names are pinned until done.
-    Send(Vec<(LogKey, SegId)>),
-    /// A batch read for a ListOffsets in `conn`'s slot `seq`; the segment
-    /// is pinned until it is answered.
-    Read {
-        conn: ConnId,
-        seq: u64,
-        key: LogKey,
-        seg: SegId,
-    },
-    /// A `Close`.
-    Close,
-    /// The broker's own files (metadata, checkpoints, the shutdown marker).
-    File(lifecycle::FileJob),
-}
-
-/// One request's place in its connection's response order.
-#[derive(Debug)]
-struct Slot {
-    seq: u64,
-    state: SlotState,
-    /// The request frame's size, counted in `held_bytes` until the slot's
-    /// response leaves.
-    bytes: u64,
-}
-
-#[derive(Debug)]
-enum SlotState {
-    /// The response, ready to leave once every earlier one has.
-    Ready(Vec<Part>, Vec<(LogKey, SegId)>),
-    /// A request that gets no response (Produce with acks 0), done.
-    Silent,
-    /// A Produce waiting for its appends to complete.
-    Produce(produce::Pending),
-    /// A Fetch long-polling for data.
-    Fetch(fetch::Pending),
-    /// A ListOffsets reading the batches its by-time lookups found.
-    ListOffsets(offsets::Pending),
-    /// A JoinGroup or SyncGroup parked in the coordinator (its ticket).
-    Group,
-    /// An OffsetCommit waiting for its records to be appended.
-    Commit(groups::PendingCommit),
-    /// An InitProducerId waiting for a producer id block to be written.
-    InitProducerId,
-}
-
-#[derive(Debug, Default)]
-struct Conn {
-    /// The client id its latest request carried (member ids start with it).
-    client_id: String,
-    queue: VecDeque<Slot>,
-    next_seq: u64,
-    /// A `Close` was issued: read nothing more, answer nothing more.
-    closing: bool,
-}
-
 /// A single-node Kafka broker as a state machine. See the crate docs for the
 /// contract.
 #[derive(Debug)]
 pub struct Broker {
     config: Config,
-    ids: Ids,
-    out: VecDeque<Command>,
-    /// Commands a log call just emitted, before their owners are recorded.
-    scratch: Vec<Command>,
-    owners: IdMap<IoId, Owner>,
-    conns: IdMap<ConnId, Conn>,
-    topics: BTreeMap<String, Topic>,
-    logs: Vec<Option<PartitionLog>>,
-    /// Topic settings given at creation, by topic (stored on disk).
-    topic_overrides: BTreeMap<String, Overrides>,
-    /// Logs of deleted topics, waiting for their pins to drop.
-    doomed: Vec<LogKey>,
     /// The latest time an input carried.
     now: Now,
-    /// Bytes of request frames read and not yet answered, across every
-    /// connection (`queued.max.request.bytes` bounds it).
-    held_bytes: u64,
-    /// The size of the request being handled, for the slot it makes.
-    incoming_bytes: u64,
-    /// The consumer group coordinator.
-    coordinator: Coordinator,
-    /// Committed offsets, as stored in `__consumer_offsets`.
-    committed: groups::OffsetTable,
-    /// Parked JoinGroup/SyncGroup requests by ticket.
-    parked: IdMap<u64, groups::ParkedSlot>,
-    /// Group metadata replayed at startup, handed to the coordinator once
-    /// every partition is read (`None`: deleted).
-    group_snapshots: BTreeMap<String, Option<crate::group::GroupSnapshot>>,
-    /// Producer ids for InitProducerId.
-    producer_ids: idempotence::ProducerIds,
+    io: Io,
+    conns: Conns,
+    logs: Logs,
+    groups: Groups,
+    producers: Producers,
     lifecycle: lifecycle::State,
 }
 
@@ -168,25 +82,17 @@ impl Broker {
             max_group_size: config.group_max_size,
         };
         let mut broker = Self {
+            conns: Conns::new(
+                config.max_inflight_requests,
+                config.queued_max_request_bytes,
+            ),
+            logs: Logs::new(config.topic_defaults.clone()),
             config,
-            ids: Ids::default(),
-            out: VecDeque::new(),
-            scratch: Vec::new(),
-            owners: IdMap::default(),
-            conns: IdMap::default(),
-            topics: BTreeMap::new(),
-            logs: Vec::new(),
-            topic_overrides: BTreeMap::new(),
-            doomed: Vec::new(),
             now,
+            io: Io::default(),
+            groups: Groups::new(group_config),
+            producers: Producers::default(),
             lifecycle: lifecycle::State::new(now, retention_interval, offsets_interval),
-            held_bytes: 0,
-            incoming_bytes: 0,
-            coordinator: Coordinator::new(group_config),
-            committed: HashMap::new(),
-            parked: IdMap::default(),
-            group_snapshots: BTreeMap::new(),
-            producer_ids: idempotence::ProducerIds::default(),
         };
         broker.recover(disk);
         broker
@@ -200,111 +106,105 @@ impl Broker {
     /// A connection opened.
     pub fn handle_open(&mut self, now: Now, conn: ConnId) {
         self.tick(now);
-        self.conns.insert(conn, Conn::default());
+        self.conns.open(conn);
     }
 
     /// A connection closed (by the peer, an error, or a `Close` command).
     /// Its unanswered requests are dropped and their pins released.
     pub fn handle_close(&mut self, now: Now, conn: ConnId) {
         self.tick(now);
-        self.cancel_parked(conn);
-        if let Some(c) = self.conns.remove(&conn) {
-            for slot in c.queue {
-                self.held_bytes -= slot.bytes;
-                if let SlotState::Ready(_, pins) = slot.state {
-                    self.unpin_all(&pins);
-                }
-            }
-        }
+        self.groups.cancel_conn(conn);
+        let pins = self.conns.remove(conn);
+        self.logs.unpin_all(&mut self.io, self.now, &pins);
+        self.settle();
     }
 
     /// Bytes arrived on `conn`: whole frames are cut off `buf`; a partial
     /// frame stays for the next call.
     pub fn handle_read(&mut self, now: Now, conn: ConnId, buf: &mut BytesMut) {
         self.tick(now);
-        loop {
-            if !self.wants_read(conn) {
-                return;
-            }
+        while self.wants_read(conn) {
             match protocol::cut_frame(buf, self.config.socket_request_max_bytes) {
                 Frame::Partial => return,
                 Frame::Invalid(len) => {
                     tracing::debug!(?conn, len, "invalid frame length; closing");
                     buf.clear();
-                    self.close(conn);
+                    self.conns.close(&mut self.io, conn);
                     return;
                 }
                 Frame::Request(frame) => {
-                    self.incoming_bytes = frame.len() as u64;
                     self.handle_request(conn, frame);
-                    self.incoming_bytes = 0;
+                    self.settle();
                 }
             }
         }
     }
 
     /// Whether the broker takes more bytes from `conn` now. False while the
-    /// connection has `queued.max.requests` requests unanswered, or is
-    /// closing; the driver stops reading it until a later `poll` says
-    /// otherwise.
+    /// connection has `queued.max.requests` requests unanswered, while
+    /// `queued.max.request.bytes` are held, or while it is closing or the
+    /// broker shutting down; the driver stops reading it until a later
+    /// `poll` says otherwise.
     pub fn wants_read(&self, conn: ConnId) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|c| !c.closing && c.queue.len() < self.config.max_inflight_requests)
-            && self.held_bytes < self.config.queued_max_request_bytes
-            && !self.lifecycle.shutting_down()
+        self.conns.wants_read(conn) && !self.lifecycle.shutting_down()
     }
 
     /// A command finished.
     pub fn handle_done(&mut self, now: Now, done: Done) {
         self.tick(now);
-        let Some(owner) = self.owners.remove(&done.io) else {
+        let Some(owner) = self.io.take_owner(done.io) else {
             tracing::warn!(io = ?done.io, "Done for an unknown command");
             return;
         };
         match owner {
-            Owner::Log(key) => self.log_done(key, done.io, done.result),
+            Owner::Log(key) => self
+                .logs
+                .done(&mut self.io, self.now, key, done.io, done.result),
             Owner::Send(pins) => {
                 if let Err(e) = &done.result {
                     tracing::debug!(error = %e, "send failed");
                 }
-                self.unpin_all(&pins);
+                self.logs.unpin_all(&mut self.io, self.now, &pins);
             }
-            Owner::Read {
-                conn,
-                seq,
-                key,
-                seg,
-            } => {
-                self.unpin_all(&[(key, seg)]);
-                self.offsets_read_done(conn, seq, done.io, done.result);
+            Owner::Slot { conn, seq, pin } => {
+                self.logs.unpin_all(&mut self.io, self.now, &[pin]);
+                self.wake_slot(conn, seq, Wake::Read(done.io, done.result));
             }
             Owner::Close => {}
             Owner::File(job) => self.file_done(job, done.result),
         }
+        self.settle();
+        self.lifecycle_progress();
     }
 
     /// A deadline passed.
     pub fn handle_timeout(&mut self, now: Now) {
         self.tick(now);
-        self.expire_fetches();
-        for key in 0..self.logs.len() {
-            let due = self.logs[key]
-                .as_ref()
+        let now = self.now;
+        let due = |u: Until| matches!(u, Until::Data { deadline } if deadline <= now.mono);
+        for (conn, seq) in self.conns.waiting(due) {
+            self.wake_slot(conn, seq, Wake::Deadline);
+        }
+        for key in self.logs.keys() {
+            let due = self
+                .logs
+                .get(key)
                 .and_then(|l| l.next_deadline_wall_ms())
                 .is_some_and(|d| d <= now.wall_ms);
             if due {
-                self.with_log(key, |log, now, ids, out| log.handle_timeout(now, ids, out));
+                self.logs.run(&mut self.io, now, key, |log, now, ids, out| {
+                    log.handle_timeout(now, ids, out)
+                });
             }
         }
-        self.coordinator.handle_timeout(self.now.mono);
-        self.drain_coordinator();
+        self.groups.coordinator.handle_timeout(now.mono);
         self.lifecycle_timeout();
+        self.settle();
     }
 
     /// The next thing for the driver to do.
     pub fn poll(&mut self) -> Poll {
-        match self.out.pop_front() {
+        match self.io.pop() {
             Some(cmd) => Poll::Command(cmd),
             None => Poll::Wait(self.next_deadline()),
         }
@@ -323,17 +223,13 @@ impl Broker {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next = self.lifecycle.deadline();
         let mut consider = |d: Instant| next = Some(next.map_or(d, |n: Instant| n.min(d)));
-        if let Some(d) = self.coordinator.next_deadline() {
+        if let Some(d) = self.groups.coordinator.next_deadline() {
             consider(d);
         }
-        for conn in self.conns.values() {
-            for slot in &conn.queue {
-                if let SlotState::Fetch(f) = &slot.state {
-                    consider(f.deadline);
-                }
-            }
+        if let Some(d) = self.conns.next_deadline() {
+            consider(d);
         }
-        for log in self.logs.iter().flatten() {
+        for log in self.logs.iter() {
             if let Some(wall) = log.next_deadline_wall_ms() {
                 let wait = u64::try_from(wall.saturating_sub(self.now.wall_ms)).unwrap_or(0);
                 consider(self.now.mono.saturating_add(Duration::from_millis(wait)));
@@ -342,290 +238,197 @@ impl Broker {
         next
     }
 
+    /// The parts handlers work with, and the connections beside them.
+    fn parts(&mut self) -> (Ctx<'_>, &mut Conns) {
+        let cx = Ctx {
+            now: self.now,
+            config: &self.config,
+            shutting_down: self.lifecycle.shutting_down(),
+            io: &mut self.io,
+            logs: &mut self.logs,
+            groups: &mut self.groups,
+            producers: &mut self.producers,
+        };
+        (cx, &mut self.conns)
+    }
+
     // ---- requests ------------------------------------------------------
 
     fn handle_request(&mut self, conn: ConnId, frame: Bytes) {
-        let request = match protocol::parse_header(frame) {
+        // A request makes at most one slot; it carries the frame's bytes.
+        let bytes = frame.len() as u64;
+        let (request, spec) = match api::route(frame) {
             Ok(r) => r,
             Err(HeaderError::UnsupportedVersion {
                 key: ApiKey::ApiVersions,
                 correlation_id,
                 ..
             }) => {
-                let frame = admin::api_versions_unsupported(correlation_id);
-                self.push_ready(conn, vec![Part::Bytes(frame)], Vec::new());
+                let frame = api::api_versions_unsupported(correlation_id);
+                self.place(conn, Answer::Frame(frame), bytes);
                 return;
             }
             Err(e) => {
                 tracing::debug!(?conn, error = ?e, "unroutable request; closing");
-                self.close(conn);
+                self.conns.close(&mut self.io, conn);
                 return;
             }
         };
-        if let (Some(c), Some(id)) = (self.conns.get_mut(&conn), &request.client_id) {
-            if c.client_id != *id {
-                c.client_id.clone_from(id);
-            }
+        if let Some(id) = &request.client_id {
+            self.conns.note_client(conn, id);
         }
-        let ok = match request.key {
-            ApiKey::ApiVersions => self.answer(conn, admin::api_versions(&request)),
-            ApiKey::Metadata => {
-                let r = self.metadata(&request);
-                self.answer(conn, r)
-            }
-            ApiKey::CreateTopics => {
-                let r = self.create_topics(&request);
-                self.answer(conn, r)
-            }
-            ApiKey::DeleteTopics => {
-                let r = self.delete_topics(&request);
-                self.answer(conn, r)
-            }
-            ApiKey::ListOffsets => self.list_offsets(conn, &request),
-            ApiKey::Produce => self.produce(conn, request),
-            ApiKey::InitProducerId => self.init_producer_id(conn, &request),
-            ApiKey::Fetch => self.fetch(conn, request),
-            ApiKey::FindCoordinator
-            | ApiKey::JoinGroup
-            | ApiKey::SyncGroup
-            | ApiKey::Heartbeat
-            | ApiKey::LeaveGroup
-            | ApiKey::OffsetCommit
-            | ApiKey::OffsetFetch
-            | ApiKey::ListGroups
-            | ApiKey::DescribeGroups
-            | ApiKey::DeleteGroups => self.group_request(conn, &request),
-            _ => false,
-        };
-        if !ok {
-            tracing::debug!(?conn, "malformed request body; closing");
-            self.close(conn);
-        }
-    }
-
-    /// Queue a response frame; `None` means the body did not decode.
-    fn answer(&mut self, conn: ConnId, frame: Option<Bytes>) -> bool {
-        match frame {
-            Some(f) => {
-                self.push_ready(conn, vec![Part::Bytes(f)], Vec::new());
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Append a slot to `conn`'s queue and send whatever is now in order.
-    fn push_slot(&mut self, conn: ConnId, state: SlotState) -> Option<u64> {
-        let c = self.conns.get_mut(&conn)?;
-        let seq = c.next_seq;
-        c.next_seq += 1;
-        // A request makes one slot; it carries the frame's bytes.
-        let bytes = std::mem::take(&mut self.incoming_bytes);
-        self.held_bytes += bytes;
-        c.queue.push_back(Slot { seq, state, bytes });
-        self.flush_conn(conn);
-        Some(seq)
-    }
-
-    fn push_ready(&mut self, conn: ConnId, parts: Vec<Part>, pins: Vec<(LogKey, SegId)>) {
-        if self
-            .push_slot(conn, SlotState::Ready(parts, pins.clone()))
-            .is_none()
-        {
-            self.unpin_all(&pins);
-        }
-    }
-
-    /// Send the responses at the front of `conn`'s queue that are ready.
-    fn flush_conn(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(seq) = self.conns.next_seq(conn) else {
             return;
         };
-        while let Some(front) = c.queue.front() {
-            match front.state {
-                SlotState::Ready(..) | SlotState::Silent => {}
-                _ => break,
+        let (mut cx, conns) = self.parts();
+        let origin = Origin {
+            conn,
+            seq,
+            client_id: conns.client_id(conn),
+        };
+        let answer = (spec.handle)(&mut cx, &request, origin);
+        self.place(conn, answer, bytes);
+    }
+
+    /// Give a handler's answer its slot in `conn`'s response order.
+    fn place(&mut self, conn: ConnId, answer: Answer, bytes: u64) {
+        let state = match answer {
+            Answer::Frame(f) => SlotState::Ready(vec![Part::Bytes(f)], Vec::new()),
+            Answer::Parts(parts, pins) => SlotState::Ready(parts, pins),
+            Answer::Silent => SlotState::Silent,
+            Answer::Wait(w) => SlotState::Waiting(w),
+            Answer::Parked => SlotState::Parked,
+            Answer::Close => return self.conns.close(&mut self.io, conn),
+            Answer::Malformed => {
+                tracing::debug!(?conn, "malformed request body; closing");
+                return self.conns.close(&mut self.io, conn);
             }
-            let Some(slot) = c.queue.pop_front() else {
+        };
+        let appends = state.until() == Some(Until::Appended);
+        match self.conns.push(&mut self.io, conn, state, bytes) {
+            Ok(_) if appends => self.wake_appends_on(conn),
+            Ok(_) => {}
+            Err(state) => {
+                let pins = state.into_pins();
+                self.logs.unpin_all(&mut self.io, self.now, &pins);
+            }
+        }
+    }
+
+    /// Fill a parked slot with its response frame.
+    fn fill(&mut self, conn: ConnId, seq: u64, frame: Bytes) {
+        let state = SlotState::Ready(vec![Part::Bytes(frame)], Vec::new());
+        // A slot gone with its connection needs nothing more.
+        let _ = self.conns.fill(&mut self.io, conn, seq, state);
+    }
+
+    // ---- waking --------------------------------------------------------
+
+    /// Act on what the parts recorded during an input: wake the requests
+    /// whose condition may now hold, deliver the coordinator's answers.
+    fn settle(&mut self) {
+        loop {
+            let events = self.logs.take_events();
+            let mut busy = events.appended || !events.data.is_empty();
+            if events.recovery_points {
+                self.lifecycle.recovery_points_changed = true;
+            }
+            if events.appended {
+                self.wake_appends();
+            }
+            for key in events.data {
+                self.wake_data(key);
+            }
+            let answers = {
+                let (mut cx, _) = self.parts();
+                groups::drain(&mut cx)
+            };
+            busy |= !answers.is_empty();
+            for (conn, seq, frame) in answers {
+                self.fill(conn, seq, frame);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    /// Answer, in order from the front of `conn`'s queue, each request
+    /// waiting for its appends whose appends are done. The scan stops at
+    /// the first one still waiting: whatever is behind it is checked again
+    /// by the wake that releases it, so a wake costs about the answers it
+    /// makes, not the depth of the queue.
+    fn wake_appends_on(&mut self, conn: ConnId) {
+        let (mut cx, conns) = self.parts();
+        let mut any = false;
+        for slot in conns.slots_mut(conn) {
+            // Other kinds are answered by their own events; an append
+            // behind them must still be looked at now, or nothing would
+            // wake it once they leave.
+            let SlotState::Waiting(w) = &mut slot.state else {
+                continue;
+            };
+            if w.until() != Until::Appended {
+                continue;
+            }
+            let Some(response) = w.poll(&mut cx, Wake::Appended) else {
                 break;
             };
-            self.held_bytes -= slot.bytes;
-            if let SlotState::Ready(parts, pins) = slot.state {
-                let io = self.ids.io();
-                self.owners.insert(io, Owner::Send(pins));
-                self.out.push_back(Command::Send { io, conn, parts });
-            }
+            slot.state = ready(response);
+            any = true;
+        }
+        if any {
+            conns.flush(cx.io, conn);
         }
     }
 
-    /// Replace the state of `conn`'s slot `seq` and send what is in order.
-    fn set_slot(&mut self, conn: ConnId, seq: u64, state: SlotState) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            if let SlotState::Ready(_, pins) = state {
-                self.unpin_all(&pins);
-            }
+    /// A high watermark or recovery point moved, or a log failed or went.
+    fn wake_appends(&mut self) {
+        let appends = |u: Until| u == Until::Appended;
+        let conns: Vec<ConnId> = self
+            .conns
+            .ids()
+            .into_iter()
+            .filter(|&c| self.conns.has_waiting(c, appends))
+            .collect();
+        for conn in conns {
+            self.wake_appends_on(conn);
+        }
+    }
+
+    /// `key` has more to read, or failed.
+    fn wake_data(&mut self, key: LogKey) {
+        let data = |u: Until| matches!(u, Until::Data { .. });
+        for (conn, seq) in self.conns.waiting(data) {
+            self.wake_slot(conn, seq, Wake::Data(key));
+        }
+    }
+
+    /// Look at one waiting slot again.
+    fn wake_slot(&mut self, conn: ConnId, seq: u64, wake: Wake) {
+        let (mut cx, conns) = self.parts();
+        let Some(slot) = conns.slot_mut(conn, seq) else {
             return;
         };
-        if let Some(slot) = c.queue.iter_mut().find(|s| s.seq == seq) {
-            slot.state = state;
-        }
-        self.flush_conn(conn);
-    }
-
-    fn close(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let SlotState::Waiting(w) = &mut slot.state else {
             return;
         };
-        if c.closing {
-            return;
-        }
-        c.closing = true;
-        // Responses already queued before the close still leave first: the
-        // driver writes this connection's commands in order.
-        let io = self.ids.io();
-        self.owners.insert(io, Owner::Close);
-        self.out.push_back(Command::Close { io, conn });
-    }
-
-    // ---- logs ------------------------------------------------------------
-
-    /// Run `f` on a log with the id source and a scratch command list, then
-    /// record the log as the owner of every command it emitted.
-    fn with_log<R>(
-        &mut self,
-        key: LogKey,
-        f: impl FnOnce(&mut PartitionLog, Now, &mut Ids, &mut Vec<Command>) -> R,
-    ) -> Option<R> {
-        let log = self.logs.get_mut(key)?.as_mut()?;
-        let r = f(log, self.now, &mut self.ids, &mut self.scratch);
-        for cmd in self.scratch.drain(..) {
-            self.owners.insert(cmd.io(), Owner::Log(key));
-            self.out.push_back(cmd);
-        }
-        Some(r)
-    }
-
-    fn log_done(&mut self, key: LogKey, io: IoId, result: Result<Completion, IoError>) {
-        let Some(event) = self.with_log(key, |log, _, ids, out| {
-            log.handle_done(io, result, ids, out)
-        }) else {
-            return;
-        };
-        if let Some(e) = &event.failed {
-            let dir = self.logs[key].as_ref().map(|l| l.dir().to_owned());
-            tracing::error!(?dir, error = %e, "storage error: partition offline");
-        }
-        if event.high_watermark_advanced || event.failed.is_some() {
-            self.wake_appenders();
-            self.wake_fetches(key);
-        }
-        if event.recovery_point_advanced {
-            self.lifecycle.recovery_points_changed = true;
-            // acks=-1 produces on flush.messages=1 topics wait for this.
-            self.wake_appenders();
-        }
-        self.lifecycle_progress();
-    }
-
-    fn log(&self, key: LogKey) -> Option<&PartitionLog> {
-        self.logs.get(key)?.as_ref()
-    }
-
-    /// The log of `topic`'s partition `partition`, if both exist.
-    fn find_log(&self, topic: &str, partition: i32) -> Option<LogKey> {
-        let t = self.topics.get(topic)?;
-        t.partitions.get(usize::try_from(partition).ok()?).copied()
-    }
-
-    fn unpin_all(&mut self, pins: &[(LogKey, SegId)]) {
-        for &(key, seg) in pins {
-            if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
-                log.unpin(seg);
-            }
-        }
-        if !pins.is_empty() && !self.doomed.is_empty() {
-            self.reap_doomed();
-        }
-    }
-
-    /// Create a topic's partition logs (and their `partition.metadata`),
-    /// with `overrides` of the broker's topic defaults (already validated),
-    /// which are stored so a restart keeps them.
-    fn create_topic(&mut self, name: &str, partitions: i32, overrides: Overrides) -> uuid::Uuid {
-        let config = self.topic_config(name, &overrides);
-        if !overrides.is_empty() {
-            self.topic_overrides.insert(name.to_owned(), overrides);
-            self.write_topic_overrides();
-        }
-        let id = lifecycle::topic_id(name, self.now, self.ids.io().0);
-        let mut keys = Vec::new();
-        for p in 0..partitions.max(1) {
-            let dir = format!("{name}-{p}");
-            let key = self.logs.len();
-            self.logs.push(None);
-            let mut out = Vec::new();
-            let log = PartitionLog::create(dir.clone(), config.clone(), 0, &mut self.ids, &mut out);
-            self.logs[key] = Some(log);
-            for cmd in out {
-                self.owners.insert(cmd.io(), Owner::Log(key));
-                self.out.push_back(cmd);
-            }
-            self.write_partition_metadata(&dir, id);
-            keys.push(key);
-        }
-        self.topics.insert(
-            name.to_owned(),
-            Topic {
-                id,
-                partitions: keys,
-            },
-        );
-        id
-    }
-
-    /// Remove a topic now; its files go once no send pins them.
-    fn delete_topic(&mut self, name: &str) -> bool {
-        let Some(topic) = self.topics.remove(name) else {
-            return false;
-        };
-        if self.topic_overrides.remove(name).is_some() {
-            self.write_topic_overrides();
-        }
-        self.doomed.extend(topic.partitions);
-        self.reap_doomed();
-        // Producers and long-polls waiting on the deleted logs get errors now.
-        self.wake_appenders();
-        true
-    }
-
-    /// The broker's topic defaults with a topic's overrides applied. The
-    /// overrides were checked when the topic was created; one that no longer
-    /// applies (a stored file from another version) is skipped and logged.
-    fn topic_config(&self, topic: &str, overrides: &[(String, String)]) -> TopicConfig {
-        let mut config = self.config.topic_defaults.clone();
-        for (key, value) in overrides {
-            if let Err(e) = config.set(key, value) {
-                tracing::warn!(topic, error = %e, "ignoring a stored topic setting");
-            }
-        }
-        config
-    }
-
-    fn reap_doomed(&mut self) {
-        let doomed = std::mem::take(&mut self.doomed);
-        for key in doomed {
-            let gone = self
-                .with_log(key, |log, _, ids, out| log.delete(ids, out))
-                .unwrap_or(true);
-            if !gone {
-                self.doomed.push(key);
-            }
+        if let Some(response) = w.poll(&mut cx, wake) {
+            slot.state = ready(response);
+            conns.flush(cx.io, conn);
         }
     }
 }
 
+fn ready(response: Response) -> SlotState {
+    match response {
+        Response::Frame(f) => SlotState::Ready(vec![Part::Bytes(f)], Vec::new()),
+        Response::Parts(parts, pins) => SlotState::Ready(parts, pins),
+    }
+}
+
 /// Kafka's rule for topic names: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
-fn valid_topic_name(name: &str) -> bool {
+pub(crate) fn valid_topic_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 249
         && name != "."

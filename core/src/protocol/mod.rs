@@ -1,5 +1,5 @@
-//! Kafka's wire protocol: framing, request headers, the table of supported
-//! APIs, and response encoding. Message bodies are decoded and encoded with
+//! Kafka's wire protocol: framing, request headers, the body guard, and
+//! response encoding (the table of supported APIs is [`crate::api`]). Message bodies are decoded and encoded with
 //! the `kafka-protocol` crate, except the Fetch response, which [`fetch`]
 //! frames by hand around file regions.
 
@@ -8,7 +8,7 @@ pub mod guard;
 pub mod produce_v0;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 /// What cutting a frame off a connection's buffer found.
@@ -44,53 +44,6 @@ pub fn cut_frame(buf: &mut BytesMut, max_len: u32) -> Frame {
     Frame::Request(frame)
 }
 
-/// One supported API: its key and version range.
-#[derive(Debug, Clone, Copy)]
-pub struct Api {
-    /// The API.
-    pub key: ApiKey,
-    /// Lowest version advertised.
-    pub min: i16,
-    /// Highest version advertised.
-    pub max: i16,
-}
-
-/// Every API this broker answers, with the versions it advertises.
-///
-/// Produce is advertised from version 0 because librdkafka turns off
-/// compression when the lowest Produce version is above 0; versions 0–2
-/// (message format v0/v1) are answered with UNSUPPORTED_VERSION per partition.
-/// Fetch stops at 12: from 13 topics are named by id.
-pub const APIS: &[Api] = &[
-    api(ApiKey::Produce, 0, 9),
-    api(ApiKey::Fetch, 4, 12),
-    api(ApiKey::ListOffsets, 1, 7),
-    api(ApiKey::Metadata, 0, 12),
-    api(ApiKey::ApiVersions, 0, 3),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::FindCoordinator, 0, 4),
-    api(ApiKey::JoinGroup, 0, 7),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 4),
-    api(ApiKey::OffsetCommit, 2, 8),
-    api(ApiKey::OffsetFetch, 1, 8),
-    api(ApiKey::ListGroups, 0, 4),
-    api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::InitProducerId, 0, 4),
-];
-
-const fn api(key: ApiKey, min: i16, max: i16) -> Api {
-    Api { key, min, max }
-}
-
-/// The advertised range for `key`, if the broker answers it.
-pub fn supported(key: ApiKey) -> Option<Api> {
-    APIS.iter().copied().find(|a| a.key == key)
-}
-
 /// A request's header, decoded, and the body that follows it.
 #[derive(Debug)]
 pub struct Request {
@@ -124,35 +77,6 @@ pub enum HeaderError {
     },
     /// The header does not parse.
     Malformed,
-}
-
-/// Decode a request frame's header.
-pub fn parse_header(mut frame: Bytes) -> Result<Request, HeaderError> {
-    if frame.len() < 8 {
-        return Err(HeaderError::Malformed);
-    }
-    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let key = ApiKey::try_from(raw_key).map_err(|()| HeaderError::UnknownApi(raw_key))?;
-    let api = supported(key).ok_or(HeaderError::UnknownApi(raw_key))?;
-    if version < api.min || version > api.max {
-        return Err(HeaderError::UnsupportedVersion {
-            key,
-            version,
-            correlation_id,
-        });
-    }
-    let header_version = key.request_header_version(version);
-    let header =
-        RequestHeader::decode(&mut frame, header_version).map_err(|_| HeaderError::Malformed)?;
-    Ok(Request {
-        key,
-        version,
-        correlation_id,
-        client_id: header.client_id.map(|c| c.as_str().to_owned()),
-        body: frame,
-    })
 }
 
 /// Decode the body of a `key` request, of type `T`, at `version`; `None`
@@ -229,30 +153,6 @@ mod tests {
         assert_eq!(cut_frame(&mut big, 100), Frame::Invalid(256));
         let mut neg = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xff][..]);
         assert_eq!(cut_frame(&mut neg, 100), Frame::Invalid(-1));
-    }
-
-    #[test]
-    fn header_errors() {
-        let unknown = Bytes::from_static(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
-        assert_eq!(
-            parse_header(unknown).unwrap_err(),
-            HeaderError::UnknownApi(0x7f00)
-        );
-        let bad_version = Bytes::from_static(&[0, 18, 0, 99, 0, 0, 0, 1, 0xff, 0xff]);
-        assert!(matches!(
-            parse_header(bad_version),
-            Err(HeaderError::UnsupportedVersion {
-                version: 99,
-                correlation_id: 1,
-                ..
-            })
-        ));
-        let ok = parse_header(Bytes::from_static(&[0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])).unwrap();
-        assert_eq!(
-            (ok.key, ok.version, ok.correlation_id),
-            (ApiKey::ApiVersions, 0, 1)
-        );
-        assert!(ok.body.is_empty());
     }
 
     #[test]

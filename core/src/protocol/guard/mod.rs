@@ -10,8 +10,10 @@
 //! so what it allocates is in proportion to the body's size.
 //!
 //! Layouts follow `kafka-protocol` 0.18's generated `*_request.rs` decoders.
-//! The consumer-group and producer-id APIs are walked in [`groups`].
+//! Each API's walk lives in its module under `crate::api`; this module holds
+//! the [`Reader`] they walk with and the checks that run over all of them.
 
+#[cfg(test)]
 mod groups;
 
 use kafka_protocol::messages::ApiKey;
@@ -26,200 +28,45 @@ pub fn counts_fit(key: ApiKey, version: i16, body: &[u8]) -> bool {
     walk(key, version, body).is_some()
 }
 
-/// Walks one request body. Returns how many bytes follow its last field
-/// (the decoder ignores them), or `None` when it does not fit.
+/// Walks one request body with its API's walker (each API's module holds
+/// its own, registered in [`crate::api::APIS`]). Returns how many bytes
+/// follow its last field (the decoder ignores them), or `None` when it does
+/// not fit.
 fn walk(key: ApiKey, v: i16, body: &[u8]) -> Option<usize> {
-    type Walker = fn(&mut Reader<'_>, i16) -> Option<()>;
-    // Each API's walker, and its first flexible version: compact strings,
-    // arrays and bytes, and tagged-field sections.
-    let (first_flexible, walker): (i16, Walker) = match (key, v) {
-        (ApiKey::ApiVersions, 0..=3) => (3, api_versions),
-        (ApiKey::Metadata, 0..=12) => (9, metadata),
-        (ApiKey::Produce, 3..=9) => (9, produce),
-        (ApiKey::Fetch, 4..=12) => (12, fetch),
-        (ApiKey::ListOffsets, 1..=7) => (6, list_offsets),
-        (ApiKey::CreateTopics, 2..=7) => (5, create_topics),
-        (ApiKey::DeleteTopics, 1..=6) => (4, delete_topics),
-        (ApiKey::FindCoordinator, 0..=4) => (3, groups::find_coordinator),
-        (ApiKey::JoinGroup, 0..=7) => (6, groups::join_group),
-        (ApiKey::SyncGroup, 0..=5) => (4, groups::sync_group),
-        (ApiKey::Heartbeat, 0..=4) => (4, groups::heartbeat),
-        (ApiKey::LeaveGroup, 0..=4) => (4, groups::leave_group),
-        (ApiKey::OffsetCommit, 2..=8) => (8, groups::offset_commit),
-        (ApiKey::OffsetFetch, 1..=8) => (6, groups::offset_fetch),
-        (ApiKey::ListGroups, 0..=4) => (3, groups::list_groups),
-        (ApiKey::DescribeGroups, 0..=5) => (5, groups::describe_groups),
-        (ApiKey::DeleteGroups, 0..=2) => (2, groups::delete_groups),
-        (ApiKey::InitProducerId, 0..=4) => (2, groups::init_producer_id),
-        _ => return None,
-    };
+    let api = crate::api::spec(key)?;
+    if v < api.min || v > api.max {
+        return None;
+    }
     let mut r = Reader {
         buf: body,
-        flexible: v >= first_flexible,
+        flexible: v >= api.flexible,
     };
-    walker(&mut r, v)?;
+    (api.walk)(&mut r, v)?;
     Some(r.buf.len())
 }
 
-const UUID: usize = 16;
-
-fn api_versions(r: &mut Reader<'_>, v: i16) -> Option<()> {
-    if v >= 3 {
-        r.string()?; // client_software_name
-        r.string()?; // client_software_version
-        r.tags()?;
-    }
-    Some(())
-}
-
-fn metadata(r: &mut Reader<'_>, v: i16) -> Option<()> {
-    let topic_id = if v >= 10 { UUID } else { 0 };
-    r.array(topic_id + r.string_min() + r.tags_min(), |r| {
-        r.skip(topic_id)?;
-        r.string()?; // name
-        r.tags()
-    })?;
-    if v >= 4 {
-        r.skip(1)?; // allow_auto_topic_creation
-    }
-    if (8..=10).contains(&v) {
-        r.skip(1)?; // include_cluster_authorized_operations
-    }
-    if v >= 8 {
-        r.skip(1)?; // include_topic_authorized_operations
-    }
-    r.tags()
-}
-
-fn produce(r: &mut Reader<'_>, _v: i16) -> Option<()> {
-    r.string()?; // transactional_id
-    r.skip(2 + 4)?; // acks, timeout_ms
-    let partition_min = 4 + r.prefix_min() + r.tags_min();
-    r.array(r.string_min() + r.prefix_min() + r.tags_min(), |r| {
-        r.string()?; // name
-        r.array(partition_min, |r| {
-            r.skip(4)?; // index
-            r.bytes()?; // records
-            r.tags()
-        })?;
-        r.tags()
-    })?;
-    r.tags()
-}
-
-fn fetch(r: &mut Reader<'_>, v: i16) -> Option<()> {
-    // replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level
-    r.skip(4 + 4 + 4 + 4 + 1)?;
-    if v >= 7 {
-        r.skip(4 + 4)?; // session_id, session_epoch
-    }
-    // A partition's fixed fields: partition, current_leader_epoch (v9+),
-    // fetch_offset, last_fetched_epoch (v12+), log_start_offset (v5+),
-    // partition_max_bytes.
-    let since = |first, n| if v >= first { n } else { 0 };
-    let partition = 4 + since(9, 4) + 8 + since(12, 4) + since(5, 8) + 4;
-    let partition_min = partition + r.tags_min();
-    let topic_min = r.string_min() + r.prefix_min() + r.tags_min();
-    r.array(topic_min, |r| {
-        r.string()?; // topic
-        r.array(partition_min, |r| {
-            r.skip(partition)?;
-            r.tags()
-        })?;
-        r.tags()
-    })?;
-    if v >= 7 {
-        // forgotten_topics_data
-        r.array(topic_min, |r| {
-            r.string()?; // topic
-            r.array(4, |r| r.skip(4))?; // partitions
-            r.tags()
-        })?;
-    }
-    if v >= 11 {
-        r.string()?; // rack_id
-    }
-    // kafka-protocol reads tag 0 (cluster_id) as a compact string straight
-    // off the buffer, whatever size the tag claims.
-    r.tags_with_string(Some(0))
-}
-
-fn list_offsets(r: &mut Reader<'_>, v: i16) -> Option<()> {
-    r.skip(4)?; // replica_id
-    if v >= 2 {
-        r.skip(1)?; // isolation_level
-    }
-    // partition_index, current_leader_epoch (v4+), timestamp
-    let partition = 4 + if v >= 4 { 4 } else { 0 } + 8;
-    let partition_min = partition + r.tags_min();
-    r.array(r.string_min() + r.prefix_min() + r.tags_min(), |r| {
-        r.string()?; // name
-        r.array(partition_min, |r| {
-            r.skip(partition)?;
-            r.tags()
-        })?;
-        r.tags()
-    })?;
-    r.tags()
-}
-
-fn create_topics(r: &mut Reader<'_>, _v: i16) -> Option<()> {
-    let assignment_min = 4 + r.prefix_min() + r.tags_min();
-    let config_min = 2 * r.string_min() + r.tags_min();
-    let topic_min = r.string_min() + 4 + 2 + 2 * r.prefix_min() + r.tags_min();
-    r.array(topic_min, |r| {
-        r.string()?; // name
-        r.skip(4 + 2)?; // num_partitions, replication_factor
-        r.array(assignment_min, |r| {
-            r.skip(4)?; // partition_index
-            r.array(4, |r| r.skip(4))?; // broker_ids
-            r.tags()
-        })?;
-        r.array(config_min, |r| {
-            r.string()?; // name
-            r.string()?; // value
-            r.tags()
-        })?;
-        r.tags()
-    })?;
-    r.skip(4 + 1)?; // timeout_ms, validate_only
-    r.tags()
-}
-
-fn delete_topics(r: &mut Reader<'_>, v: i16) -> Option<()> {
-    if v >= 6 {
-        // topics: name, topic_id
-        r.array(r.string_min() + UUID + r.tags_min(), |r| {
-            r.string()?;
-            r.skip(UUID)?;
-            r.tags()
-        })?;
-    } else {
-        r.array(r.string_min(), Reader::string)?; // topic_names
-    }
-    r.skip(4)?; // timeout_ms
-    r.tags()
-}
+/// The size of a UUID on the wire.
+pub(crate) const UUID: usize = 16;
 
 /// The unread rest of a body, and whether its version is flexible.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     flexible: bool,
 }
 
 impl Reader<'_> {
-    fn skip(&mut self, n: usize) -> Option<()> {
+    pub(crate) fn skip(&mut self, n: usize) -> Option<()> {
         self.buf = self.buf.get(n..)?;
         Some(())
     }
 
-    fn int16(&mut self) -> Option<i16> {
+    pub(crate) fn int16(&mut self) -> Option<i16> {
         let (b, rest) = self.buf.split_first_chunk()?;
         self.buf = rest;
         Some(i16::from_be_bytes(*b))
     }
 
-    fn int32(&mut self) -> Option<i32> {
+    pub(crate) fn int32(&mut self) -> Option<i32> {
         let (b, rest) = self.buf.split_first_chunk()?;
         self.buf = rest;
         Some(i32::from_be_bytes(*b))
@@ -227,7 +74,7 @@ impl Reader<'_> {
 
     /// An unsigned varint read as kafka-protocol reads it: at most five
     /// bytes, bits past the 32nd dropped.
-    fn uvarint(&mut self) -> Option<u32> {
+    pub(crate) fn uvarint(&mut self) -> Option<u32> {
         let mut value = 0u32;
         for i in 0..5 {
             let (&b, rest) = self.buf.split_first()?;
@@ -242,7 +89,7 @@ impl Reader<'_> {
 
     /// A length or count prefix (`classic_width` bytes, or a compact
     /// uvarint of N+1), null read as 0; `None` for any other negative.
-    fn length(&mut self, classic_width: usize) -> Option<usize> {
+    pub(crate) fn length(&mut self, classic_width: usize) -> Option<usize> {
         let n = if self.flexible {
             i64::from(self.uvarint()?) - 1
         } else if classic_width == 2 {
@@ -258,20 +105,24 @@ impl Reader<'_> {
     }
 
     /// A string, nullable or not.
-    fn string(&mut self) -> Option<()> {
+    pub(crate) fn string(&mut self) -> Option<()> {
         let len = self.length(2)?;
         self.skip(len)
     }
 
     /// A bytes field, nullable or not.
-    fn bytes(&mut self) -> Option<()> {
+    pub(crate) fn bytes(&mut self) -> Option<()> {
         let len = self.length(4)?;
         self.skip(len)
     }
 
     /// An array, nullable or not, whose elements each take at least `min`
     /// bytes (at least 1); `each` walks one element.
-    fn array(&mut self, min: usize, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    pub(crate) fn array(
+        &mut self,
+        min: usize,
+        mut each: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         let count = self.length(4)?;
         if count.checked_mul(min.max(1))? > self.buf.len() {
             return None;
@@ -280,13 +131,13 @@ impl Reader<'_> {
     }
 
     /// A tagged-field section; nothing before flexible versions.
-    fn tags(&mut self) -> Option<()> {
+    pub(crate) fn tags(&mut self) -> Option<()> {
         self.tags_with_string(None)
     }
 
     /// A tagged-field section in which the decoder reads tag `string_tag`
     /// as a compact string rather than skipping the size it claims.
-    fn tags_with_string(&mut self, string_tag: Option<u32>) -> Option<()> {
+    pub(crate) fn tags_with_string(&mut self, string_tag: Option<u32>) -> Option<()> {
         if !self.flexible {
             return Some(());
         }
@@ -308,17 +159,17 @@ impl Reader<'_> {
     }
 
     /// Fewest bytes a string takes: its length prefix.
-    fn string_min(&self) -> usize {
+    pub(crate) fn string_min(&self) -> usize {
         if self.flexible { 1 } else { 2 }
     }
 
     /// Fewest bytes an array or bytes field takes: its length prefix.
-    fn prefix_min(&self) -> usize {
+    pub(crate) fn prefix_min(&self) -> usize {
         if self.flexible { 1 } else { 4 }
     }
 
     /// Fewest bytes a tagged-field section takes.
-    fn tags_min(&self) -> usize {
+    pub(crate) fn tags_min(&self) -> usize {
         usize::from(self.flexible)
     }
 }
@@ -342,8 +193,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::api::APIS;
     use crate::log::batch::tests::batch;
-    use crate::protocol::{APIS, put_uvarint};
+    use crate::protocol::put_uvarint;
 
     /// Where a length prefix sits in a built body, its classic width (2 for
     /// strings, 4 for arrays and bytes) and the length it holds.
@@ -352,7 +204,7 @@ mod tests {
     /// Every API and version the broker decodes, and the group APIs it is
     /// about to, each once.
     fn versions() -> impl Iterator<Item = (ApiKey, i16)> {
-        let decoded = |a: &crate::protocol::Api| if a.key == ApiKey::Produce { 3 } else { a.min };
+        let decoded = |a: &crate::api::ApiSpec| if a.key == ApiKey::Produce { 3 } else { a.min };
         let advertised = APIS
             .iter()
             .flat_map(move |a| (decoded(a)..=a.max).map(move |v| (a.key, v)));

@@ -1,0 +1,205 @@
+//! Fetch 4–12: find each partition's bytes through the log's indexes,
+//! answer with file regions (sendfile), and long-poll while fewer than
+//! `min_bytes` are there, woken by appends or the deadline. From 13 topics
+//! are named by id, which this broker does not do yet.
+
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
+
+use super::ApiSpec;
+use crate::broker::logs::{LogKey, Logs, Pins};
+use crate::broker::wait::{Answer, Ctx, Origin, Response, Until, Waiter, Wake};
+use crate::log::ReadError;
+use crate::protocol::{Request, fetch as wire, guard::Reader};
+use crate::time::Instant;
+
+pub(super) const API: ApiSpec = ApiSpec {
+    key: ApiKey::Fetch,
+    min: 4,
+    max: 12,
+    flexible: 12,
+    walk,
+    handle,
+};
+
+fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
+    // replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level
+    r.skip(4 + 4 + 4 + 4 + 1)?;
+    if v >= 7 {
+        r.skip(4 + 4)?; // session_id, session_epoch
+    }
+    // A partition's fixed fields: partition, current_leader_epoch (v9+),
+    // fetch_offset, last_fetched_epoch (v12+), log_start_offset (v5+),
+    // partition_max_bytes.
+    let since = |first, n| if v >= first { n } else { 0 };
+    let partition = 4 + since(9, 4) + 8 + since(12, 4) + since(5, 8) + 4;
+    let partition_min = partition + r.tags_min();
+    let topic_min = r.string_min() + r.prefix_min() + r.tags_min();
+    r.array(topic_min, |r| {
+        r.string()?; // topic
+        r.array(partition_min, |r| {
+            r.skip(partition)?;
+            r.tags()
+        })?;
+        r.tags()
+    })?;
+    if v >= 7 {
+        // forgotten_topics_data
+        r.array(topic_min, |r| {
+            r.string()?; // topic
+            r.array(4, |r| r.skip(4))?; // partitions
+            r.tags()
+        })?;
+    }
+    if v >= 11 {
+        r.string()?; // rack_id
+    }
+    // kafka-protocol reads tag 0 (cluster_id) as a compact string straight
+    // off the buffer, whatever size the tag claims.
+    r.tags_with_string(Some(0))
+}
+
+fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
+    let Some(req) = super::decode::<FetchRequest>(request) else {
+        return Answer::Malformed;
+    };
+    let plan = plan(cx.logs, &req);
+    let wait_ms = i64::from(req.max_wait_ms.max(0)).min(cx.config.fetch_max_wait_cap_ms);
+    if plan.errors || plan.bytes >= min_bytes(&req) || wait_ms == 0 {
+        return respond(cx.logs, request.version, request.correlation_id, plan).into();
+    }
+    let deadline = cx
+        .now
+        .mono
+        .saturating_add(Duration::from_millis(wait_ms as u64));
+    Answer::Wait(Box::new(Pending {
+        version: request.version,
+        correlation_id: request.correlation_id,
+        req,
+        deadline,
+    }))
+}
+
+fn min_bytes(req: &FetchRequest) -> u64 {
+    req.min_bytes.max(0) as u64
+}
+
+/// A Fetch long-polling for data.
+#[derive(Debug)]
+struct Pending {
+    version: i16,
+    correlation_id: i32,
+    req: FetchRequest,
+    /// When to answer with whatever is there.
+    deadline: Instant,
+}
+
+impl Waiter for Pending {
+    fn until(&self) -> Until {
+        Until::Data {
+            deadline: self.deadline,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response> {
+        let plan = plan(cx.logs, &self.req);
+        let ready = match wake {
+            Wake::Deadline => true,
+            Wake::Data(key) => {
+                plan.logs.contains(&key) && (plan.errors || plan.bytes >= min_bytes(&self.req))
+            }
+            Wake::Appended | Wake::Read(..) => false,
+        };
+        ready.then(|| respond(cx.logs, self.version, self.correlation_id, plan))
+    }
+}
+
+/// What one pass over a Fetch's partitions found.
+struct Plan {
+    topics: Vec<wire::TopicData>,
+    bytes: u64,
+    pins: Pins,
+    logs: Vec<LogKey>,
+    errors: bool,
+}
+
+/// Look up every requested partition. Kafka's limits: each partition gets
+/// at most its `partition_max_bytes`, the response at most `max_bytes`, but
+/// the first batch found is always whole (KIP-74) so a consumer always
+/// progresses.
+fn plan(logs: &Logs, req: &FetchRequest) -> Plan {
+    let mut plan = Plan {
+        topics: Vec::with_capacity(req.topics.len()),
+        bytes: 0,
+        pins: Vec::new(),
+        logs: Vec::new(),
+        errors: false,
+    };
+    let mut budget = req.max_bytes.max(0) as u64;
+    for topic in &req.topics {
+        let name = topic.topic.0.as_str();
+        let mut t = wire::TopicData {
+            name: topic.topic.0.clone().into_bytes(),
+            partitions: Vec::with_capacity(topic.partitions.len()),
+        };
+        for p in &topic.partitions {
+            let mut data = wire::PartitionData {
+                index: p.partition,
+                error: 0,
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: None,
+            };
+            let Some(key) = logs.find(name, p.partition) else {
+                data.error = ResponseError::UnknownTopicOrPartition.code();
+                plan.errors = true;
+                t.partitions.push(data);
+                continue;
+            };
+            let Some(log) = logs.get(key) else { continue };
+            plan.logs.push(key);
+            if log.offline().is_some() {
+                data.error = ResponseError::KafkaStorageError.code();
+                plan.errors = true;
+                t.partitions.push(data);
+                continue;
+            }
+            data.high_watermark = log.high_watermark() as i64;
+            data.log_start_offset = log.log_start_offset() as i64;
+            let offset = u64::try_from(p.fetch_offset).ok();
+            let limit = (p.partition_max_bytes.max(0) as u64).min(budget);
+            match offset.map(|o| log.read(o, limit.max(1))) {
+                Some(Ok(Some(slice))) => {
+                    // Past the first region, respect the budget strictly.
+                    if slice.len <= budget || plan.bytes == 0 {
+                        budget = budget.saturating_sub(slice.len);
+                        plan.bytes += slice.len;
+                        plan.pins.push((key, slice.seg));
+                        data.records = Some((slice.seg, slice.pos, slice.len));
+                    }
+                }
+                Some(Ok(None)) => {}
+                Some(Err(ReadError::OffsetOutOfRange)) | None => {
+                    data.error = ResponseError::OffsetOutOfRange.code();
+                    plan.errors = true;
+                }
+            }
+            t.partitions.push(data);
+        }
+        plan.topics.push(t);
+    }
+    plan
+}
+
+/// Pin the plan's segments and frame the response.
+fn respond(logs: &mut Logs, version: i16, correlation_id: i32, plan: Plan) -> Response {
+    for &(key, seg) in &plan.pins {
+        logs.pin(key, seg);
+    }
+    // No fetch sessions: session id 0 tells the client none was made, so
+    // it keeps sending full fetch requests.
+    let parts = wire::encode(version, correlation_id, 0, 0, &plan.topics);
+    Response::Parts(parts, plan.pins)
+}

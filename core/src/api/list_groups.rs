@@ -1,0 +1,32 @@
+//! ListGroups 0–4 (with a states filter from 4), answered by the
+//! coordinator.
+
+use kafka_protocol::messages::{ApiKey, ListGroupsRequest};
+
+use super::ApiSpec;
+use crate::broker::wait::{Answer, Ctx, Origin};
+use crate::protocol::{Request, guard::Reader};
+
+pub(super) const API: ApiSpec = ApiSpec {
+    key: ApiKey::ListGroups,
+    min: 0,
+    max: 4,
+    flexible: 3,
+    walk,
+    handle,
+};
+
+fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
+    if v >= 4 {
+        r.array(r.string_min(), Reader::string)?; // states_filter
+    }
+    r.tags()
+}
+
+fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
+    let Some(req) = super::decode::<ListGroupsRequest>(request) else {
+        return Answer::Malformed;
+    };
+    let resp = cx.groups.coordinator.list_groups(request.version, &req);
+    super::respond(request, &resp)
+}

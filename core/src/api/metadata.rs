@@ -1,0 +1,137 @@
+//! Metadata 0–12: this broker, and the topics asked for (every topic when
+//! none are named), auto-creating unknown ones when the client and
+//! `auto.create.topics.enable` allow.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::ApiSpec;
+use crate::broker::group_log::OFFSETS_TOPIC;
+use crate::broker::valid_topic_name;
+use crate::broker::wait::{Answer, Ctx, Origin};
+use crate::protocol::{
+    Request,
+    guard::{Reader, UUID},
+};
+
+pub(super) const API: ApiSpec = ApiSpec {
+    key: ApiKey::Metadata,
+    min: 0,
+    max: 12,
+    flexible: 9,
+    walk,
+    handle,
+};
+
+/// The cluster id Metadata reports: a single-node cluster of its own.
+const CLUSTER_ID: &str = "conveyor-single-node";
+
+fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
+    let topic_id = if v >= 10 { UUID } else { 0 };
+    r.array(topic_id + r.string_min() + r.tags_min(), |r| {
+        r.skip(topic_id)?;
+        r.string()?; // name
+        r.tags()
+    })?;
+    if v >= 4 {
+        r.skip(1)?; // allow_auto_topic_creation
+    }
+    if (8..=10).contains(&v) {
+        r.skip(1)?; // include_cluster_authorized_operations
+    }
+    if v >= 8 {
+        r.skip(1)?; // include_topic_authorized_operations
+    }
+    r.tags()
+}
+
+fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
+    let Some(req) = super::decode::<MetadataRequest>(request) else {
+        return Answer::Malformed;
+    };
+    let v = request.version;
+    // v0 has no null: an empty list means every topic. v4+ lets the
+    // client ask that nothing be created.
+    let allow_create = v < 4 || req.allow_auto_topic_creation;
+    let names: Vec<String> = match &req.topics {
+        Some(list) if !(v == 0 && list.is_empty()) => list
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_owned()))
+            .collect(),
+        _ => cx.logs.topics().map(|(n, _)| n.clone()).collect(),
+    };
+    let node = BrokerId(cx.config.node_id);
+    let mut response = MetadataResponse::default().with_brokers(vec![
+        MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(cx.config.advertised_host.clone()))
+            .with_port(i32::from(cx.config.advertised_port)),
+    ]);
+    // kafka-protocol refuses to encode a field the version lacks, so
+    // each one is set only where its version has it.
+    if v >= 1 {
+        response.controller_id = node;
+    }
+    if v >= 2 {
+        response.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
+    }
+    if (8..=10).contains(&v) {
+        response.cluster_authorized_operations = i32::MIN;
+    }
+    for name in names {
+        let mut t = MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if v >= 8 {
+            t.topic_authorized_operations = i32::MIN;
+        }
+        if cx.logs.topic(&name).is_none() {
+            if !valid_topic_name(&name) {
+                t.error_code = ResponseError::InvalidTopicException.code();
+                response.topics.push(t);
+                continue;
+            }
+            if !(allow_create && cx.config.auto_create_topics)
+                || name == OFFSETS_TOPIC
+                || cx.shutting_down
+            {
+                t.error_code = ResponseError::UnknownTopicOrPartition.code();
+                response.topics.push(t);
+                continue;
+            }
+            let partitions = cx.config.num_partitions;
+            tracing::info!(topic = %name, partitions, "auto-creating topic");
+            cx.logs
+                .create_topic(cx.io, cx.now, &name, partitions, Vec::new());
+        }
+        let Some(topic) = cx.logs.topic(&name) else {
+            continue;
+        };
+        if v >= 10 {
+            t.topic_id = topic.id;
+        }
+        if v >= 1 {
+            t.is_internal = name.starts_with("__");
+        }
+        for (index, &key) in topic.partitions.iter().enumerate() {
+            let offline = cx.logs.get(key).is_none_or(|l| l.offline().is_some());
+            let mut p = MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(node)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            if offline {
+                p.error_code = ResponseError::KafkaStorageError.code();
+            }
+            if v >= 7 {
+                p.leader_epoch = 0;
+            }
+            t.partitions.push(p);
+        }
+        response.topics.push(t);
+    }
+    super::respond(request, &response)
+}

@@ -1,0 +1,290 @@
+//! Produce 0–9: validate each partition's batch (idempotent producers'
+//! epochs and sequences included), append it, and answer once every append
+//! the request made is done (acks 1 and -1), or not at all (acks 0).
+//!
+//! Produce is advertised from version 0 because librdkafka turns off
+//! compression when the lowest Produce version is above 0; versions 0–2
+//! (message format v0/v1) are answered with UNSUPPORTED_VERSION per
+//! partition ([`crate::protocol::produce_v0`]).
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use super::ApiSpec;
+use crate::broker::group_log::OFFSETS_TOPIC;
+use crate::broker::logs::{LogKey, Logs};
+use crate::broker::wait::{Answer, Ctx, Origin, Response, Until, Waiter, Wake};
+use crate::log::{AppendError, Appended, batch};
+use crate::protocol::{self, Request, guard::Reader, produce_v0};
+
+pub(super) const API: ApiSpec = ApiSpec {
+    key: ApiKey::Produce,
+    min: 0,
+    max: 9,
+    flexible: 9,
+    walk,
+    handle,
+};
+
+/// Versions 0–2 are answered without decoding (see the module docs).
+fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
+    if v < 3 {
+        return None;
+    }
+    walk_v3(r, v)
+}
+
+fn walk_v3(r: &mut Reader<'_>, _v: i16) -> Option<()> {
+    r.string()?; // transactional_id
+    r.skip(2 + 4)?; // acks, timeout_ms
+    let partition_min = 4 + r.prefix_min() + r.tags_min();
+    r.array(r.string_min() + r.prefix_min() + r.tags_min(), |r| {
+        r.string()?; // name
+        r.array(partition_min, |r| {
+            r.skip(4)?; // index
+            r.bytes()?; // records
+            r.tags()
+        })?;
+        r.tags()
+    })?;
+    r.tags()
+}
+
+fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
+    if request.version < 3 {
+        return match produce_v0::answer(
+            request.version,
+            request.correlation_id,
+            request.body.clone(),
+        ) {
+            Ok(Some(frame)) => Answer::Frame(frame),
+            // acks 0 on a format we refuse: Kafka closes the connection so
+            // the producer notices the error.
+            Ok(None) => Answer::Close,
+            Err(()) => Answer::Malformed,
+        };
+    }
+    let Some(req) = super::decode::<ProduceRequest>(request) else {
+        return Answer::Malformed;
+    };
+    if req.transactional_id.is_some() {
+        // Transactions are not supported; Kafka answers a transactional
+        // produce it cannot authorise this way.
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return every_partition(request, &req, code);
+    }
+    let mut response = ProduceResponse::default();
+    let mut waits = Vec::new();
+    let mut any_error = false;
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.as_str().to_owned();
+        let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
+        for (pi, data) in topic.partition_data.into_iter().enumerate() {
+            let mut p = partition_response(request.version, data.index, 0);
+            // A duplicate of an idempotent producer's batch is answered
+            // like the original append (Kafka: error NONE, the original
+            // offsets), once those offsets are below the high watermark.
+            match append_one(cx, &name, data.index, data.records) {
+                Ok((key, Appended::New(info) | Appended::Duplicate(info))) => {
+                    p.base_offset = info.base_offset as i64;
+                    p.log_append_time_ms = info.log_append_time;
+                    let log = cx.logs.get(key);
+                    if request.version >= 5 {
+                        if let Some(log) = log {
+                            p.log_start_offset = log.log_start_offset() as i64;
+                        }
+                    }
+                    let durable =
+                        req.acks == -1 && log.is_some_and(|l| l.config().flush_messages == 1);
+                    waits.push(Wait {
+                        topic: ti,
+                        partition: pi,
+                        key,
+                        last: info.last_offset,
+                        durable,
+                    });
+                }
+                Err((code, message)) => {
+                    any_error = true;
+                    p.error_code = code;
+                    if request.version >= 8 {
+                        p.error_message = message.map(StrBytes::from_static_str);
+                    }
+                }
+            }
+            t.partition_responses.push(p);
+        }
+        response.responses.push(t);
+    }
+    if req.acks == 0 {
+        return if any_error {
+            Answer::Close
+        } else {
+            Answer::Silent
+        };
+    }
+    Answer::Wait(Box::new(Pending {
+        version: request.version,
+        correlation_id: request.correlation_id,
+        response,
+        waits,
+    }))
+}
+
+/// Validate and append one partition's records.
+fn append_one(
+    cx: &mut Ctx<'_>,
+    topic: &str,
+    partition: i32,
+    records: Option<Bytes>,
+) -> Result<(LogKey, Appended), (i16, Option<&'static str>)> {
+    // Clients never write to the internal offsets topic.
+    if topic == OFFSETS_TOPIC {
+        return Err((ResponseError::InvalidTopicException.code(), None));
+    }
+    let unknown = (ResponseError::UnknownTopicOrPartition.code(), None);
+    let key = cx.logs.find(topic, partition).ok_or(unknown)?;
+    let log = cx.logs.get(key).ok_or(unknown)?;
+    if log.offline().is_some() {
+        return Err((ResponseError::KafkaStorageError.code(), None));
+    }
+    let records = records.ok_or((ResponseError::InvalidRecord.code(), Some("null records")))?;
+    let max = log.config().max_message_bytes;
+    let header = batch::validate_client_batch(&records, max).map_err(|e| {
+        let message = match e {
+            batch::BatchError::Corrupt(m) | batch::BatchError::Invalid(m) => Some(m),
+            batch::BatchError::TooLarge => None,
+        };
+        (e.code(), message)
+    })?;
+    let appended = cx
+        .logs
+        .run(cx.io, cx.now, key, |log, now, ids, out| {
+            log.append_client(now, records, &header, ids, out)
+        })
+        .ok_or(unknown)?;
+    match appended {
+        Ok(a) => Ok((key, a)),
+        Err(AppendError::Producer(e)) => {
+            tracing::debug!(
+                topic,
+                partition,
+                producer_id = header.producer_id,
+                epoch = header.producer_epoch,
+                sequence = header.base_sequence,
+                error = ?e,
+                "idempotent batch refused"
+            );
+            Err((e.code(), Some(e.message())))
+        }
+        Err(AppendError::Storage(e)) => {
+            tracing::warn!(topic, partition, error = %e, "append refused: partition offline");
+            Err((ResponseError::KafkaStorageError.code(), None))
+        }
+    }
+}
+
+/// The same error for every partition the request names.
+fn every_partition(request: &Request, req: &ProduceRequest, code: i16) -> Answer {
+    let mut response = ProduceResponse::default();
+    for topic in &req.topic_data {
+        let mut t = TopicProduceResponse::default().with_name(topic.name.clone());
+        for data in &topic.partition_data {
+            t.partition_responses
+                .push(partition_response(request.version, data.index, code));
+        }
+        response.responses.push(t);
+    }
+    super::respond(request, &response)
+}
+
+/// One append the answer waits for.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    /// Where its result goes in the response.
+    topic: usize,
+    partition: usize,
+    key: LogKey,
+    /// The offset that must be below the high watermark.
+    last: u64,
+    /// acks=-1 on a topic that syncs every message (`flush.messages=1`):
+    /// the offset must be below the recovery point — synced — so an
+    /// acknowledged record survives a power loss, not only a crash of the
+    /// broker.
+    durable: bool,
+}
+
+/// A Produce waiting for its appends to complete.
+#[derive(Debug)]
+struct Pending {
+    version: i16,
+    correlation_id: i32,
+    /// The response, with each partition's result filled in; partitions
+    /// still waiting are listed in `waits`.
+    response: ProduceResponse,
+    waits: Vec<Wait>,
+}
+
+impl Waiter for Pending {
+    fn until(&self) -> Until {
+        Until::Appended
+    }
+
+    fn poll(&mut self, cx: &mut Ctx<'_>, _: Wake) -> Option<Response> {
+        self.poll_logs(cx.logs).map(Response::Frame)
+    }
+}
+
+impl Pending {
+    /// The response once every append the request made is below its log's
+    /// high watermark (a failed log answers its partitions with
+    /// KAFKA_STORAGE_ERROR); `None` while any is still being written.
+    fn poll_logs(&mut self, logs: &Logs) -> Option<Bytes> {
+        let response = &mut self.response;
+        self.waits.retain(|w| {
+            let Some(log) = logs.get(w.key) else {
+                return false;
+            };
+            if log.offline().is_some() {
+                let p = &mut response.responses[w.topic].partition_responses[w.partition];
+                p.error_code = ResponseError::KafkaStorageError.code();
+                p.base_offset = -1;
+                return false;
+            }
+            let done_to = if w.durable {
+                log.recovery_point()
+            } else {
+                log.high_watermark()
+            };
+            done_to <= w.last
+        });
+        self.waits.is_empty().then(|| {
+            protocol::encode_response(
+                ApiKey::Produce,
+                self.version,
+                self.correlation_id,
+                &self.response,
+            )
+        })
+    }
+}
+
+/// A partition's answer before its append: base offset -1, and -1 in the
+/// fields the version has (kafka-protocol refuses to encode a field the
+/// version lacks).
+fn partition_response(version: i16, index: i32, code: i16) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1);
+    if version >= 5 {
+        p.log_start_offset = -1;
+    }
+    p
+}

@@ -1,0 +1,260 @@
+//! The connections part: each connection's requests in arrival order, each
+//! holding the place its response takes, so responses leave in request
+//! order (Kafka's rule); the request bytes held unanswered; and whether a
+//! connection may be read.
+
+use std::collections::VecDeque;
+
+use super::logs::Pins;
+use super::out::{Io, Owner};
+use super::wait::{Until, Waiter};
+use crate::io::{Command, ConnId, IdMap, Part};
+use crate::time::Instant;
+
+/// One request's place in its connection's response order.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) seq: u64,
+    pub(crate) state: SlotState,
+    /// The request frame's size, counted in `held_bytes` until the slot's
+    /// response leaves.
+    bytes: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum SlotState {
+    /// The response, ready to leave once every earlier one has.
+    Ready(Vec<Part>, Pins),
+    /// A request that gets no response (Produce with acks 0), done.
+    Silent,
+    /// Waiting on a condition.
+    Waiting(Box<dyn Waiter>),
+    /// Waiting for a part of the broker to fill it (a ticket).
+    Parked,
+}
+
+impl SlotState {
+    fn is_done(&self) -> bool {
+        matches!(self, SlotState::Ready(..) | SlotState::Silent)
+    }
+
+    /// The pins a state holds, released when it is dropped unsent.
+    pub(crate) fn into_pins(self) -> Pins {
+        match self {
+            SlotState::Ready(_, pins) => pins,
+            _ => Vec::new(),
+        }
+    }
+
+    /// What it waits on, if it is waiting on a condition.
+    pub(crate) fn until(&self) -> Option<Until> {
+        match self {
+            SlotState::Waiting(w) => Some(w.until()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    /// The client id its latest request carried (member ids start with it).
+    client_id: String,
+    queue: VecDeque<Slot>,
+    next_seq: u64,
+    /// A `Close` was issued: read nothing more, answer nothing more.
+    closing: bool,
+}
+
+/// Every open connection.
+#[derive(Debug)]
+pub(crate) struct Conns {
+    conns: IdMap<ConnId, Conn>,
+    /// Bytes of request frames read and not yet answered, across every
+    /// connection (`queued.max.request.bytes` bounds it).
+    held_bytes: u64,
+    /// `queued.max.requests`: unanswered requests per connection.
+    max_inflight: usize,
+    /// `queued.max.request.bytes`.
+    max_held_bytes: u64,
+}
+
+impl Conns {
+    pub(crate) fn new(max_inflight: usize, max_held_bytes: u64) -> Self {
+        Self {
+            conns: IdMap::default(),
+            held_bytes: 0,
+            max_inflight,
+            max_held_bytes,
+        }
+    }
+
+    pub(crate) fn open(&mut self, conn: ConnId) {
+        self.conns.insert(conn, Conn::default());
+    }
+
+    /// Forget a closed connection; the pins its unsent responses held.
+    pub(crate) fn remove(&mut self, conn: ConnId) -> Pins {
+        let mut pins = Vec::new();
+        if let Some(c) = self.conns.remove(&conn) {
+            for slot in c.queue {
+                self.held_bytes -= slot.bytes;
+                pins.extend(slot.state.into_pins());
+            }
+        }
+        pins
+    }
+
+    pub(crate) fn ids(&self) -> Vec<ConnId> {
+        self.conns.keys().copied().collect()
+    }
+
+    /// Whether the broker takes more bytes from `conn` now: not while it
+    /// has `queued.max.requests` requests unanswered or is closing, nor
+    /// while `queued.max.request.bytes` are held across connections.
+    pub(crate) fn wants_read(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| !c.closing && c.queue.len() < self.max_inflight)
+            && self.held_bytes < self.max_held_bytes
+    }
+
+    /// Remember the client id a request carried.
+    pub(crate) fn note_client(&mut self, conn: ConnId, id: &str) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.client_id != id {
+                id.clone_into(&mut c.client_id);
+            }
+        }
+    }
+
+    pub(crate) fn client_id(&self, conn: ConnId) -> &str {
+        self.conns.get(&conn).map_or("", |c| c.client_id.as_str())
+    }
+
+    /// The place the next request on `conn` takes.
+    pub(crate) fn next_seq(&self, conn: ConnId) -> Option<u64> {
+        self.conns.get(&conn).map(|c| c.next_seq)
+    }
+
+    /// Append a slot for a request of `bytes` and send whatever is now in
+    /// order; the state comes back when the connection is gone.
+    pub(crate) fn push(
+        &mut self,
+        io: &mut Io,
+        conn: ConnId,
+        state: SlotState,
+        bytes: u64,
+    ) -> Result<u64, SlotState> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Err(state);
+        };
+        let seq = c.next_seq;
+        c.next_seq += 1;
+        self.held_bytes += bytes;
+        c.queue.push_back(Slot { seq, state, bytes });
+        self.flush(io, conn);
+        Ok(seq)
+    }
+
+    /// Replace the state of `conn`'s slot `seq` and send what is in order;
+    /// the state comes back when the slot is gone.
+    pub(crate) fn fill(
+        &mut self,
+        io: &mut Io,
+        conn: ConnId,
+        seq: u64,
+        state: SlotState,
+    ) -> Result<(), SlotState> {
+        let Some(slot) = self.slot_mut(conn, seq) else {
+            return Err(state);
+        };
+        slot.state = state;
+        self.flush(io, conn);
+        Ok(())
+    }
+
+    pub(crate) fn slot_mut(&mut self, conn: ConnId, seq: u64) -> Option<&mut Slot> {
+        let c = self.conns.get_mut(&conn)?;
+        c.queue.iter_mut().find(|s| s.seq == seq)
+    }
+
+    /// `conn`'s slots, oldest first.
+    pub(crate) fn slots_mut(&mut self, conn: ConnId) -> impl Iterator<Item = &mut Slot> {
+        self.conns
+            .get_mut(&conn)
+            .into_iter()
+            .flat_map(|c| c.queue.iter_mut())
+    }
+
+    /// The connections with a slot waiting on a condition `pick` accepts,
+    /// and those slots, in order.
+    pub(crate) fn waiting(&self, pick: impl Fn(Until) -> bool) -> Vec<(ConnId, u64)> {
+        let mut found = Vec::new();
+        for (&conn, c) in &self.conns {
+            for slot in &c.queue {
+                if slot.state.until().is_some_and(&pick) {
+                    found.push((conn, slot.seq));
+                }
+            }
+        }
+        found
+    }
+
+    /// Whether `conn` has a slot waiting on a condition `pick` accepts.
+    pub(crate) fn has_waiting(&self, conn: ConnId, pick: impl Fn(Until) -> bool) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.queue.iter().any(|s| s.state.until().is_some_and(&pick)))
+    }
+
+    /// The earliest deadline any waiting slot has.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for c in self.conns.values() {
+            for slot in &c.queue {
+                if let Some(Until::Data { deadline }) = slot.state.until() {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                }
+            }
+        }
+        next
+    }
+
+    /// Send the responses at the front of `conn`'s queue that are ready.
+    pub(crate) fn flush(&mut self, io: &mut Io, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        while c.queue.front().is_some_and(|s| s.state.is_done()) {
+            let Some(slot) = c.queue.pop_front() else {
+                break;
+            };
+            self.held_bytes -= slot.bytes;
+            if let SlotState::Ready(parts, pins) = slot.state {
+                let io_id = io.next_io();
+                let cmd = Command::Send {
+                    io: io_id,
+                    conn,
+                    parts,
+                };
+                io.emit(cmd, Owner::Send(pins));
+            }
+        }
+    }
+
+    /// Close `conn` after the responses already sent: read nothing more
+    /// from it, answer nothing more on it.
+    pub(crate) fn close(&mut self, io: &mut Io, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        // Responses already queued before the close still leave first: the
+        // driver writes this connection's commands in order.
+        let io_id = io.next_io();
+        io.emit(Command::Close { io: io_id, conn }, Owner::Close);
+    }
+}

@@ -1,0 +1,283 @@
+//! The logs part: topics and their partition logs, the topic settings given
+//! at creation, the pins in-flight sends and reads hold on segments, and the
+//! logs of deleted topics waiting for their pins to drop. What happened to
+//! the logs during an input is kept as [`Events`] for the broker to act on.
+
+use std::collections::BTreeMap;
+
+use super::lifecycle::{self, FileJob};
+use super::out::{Io, Owner};
+use crate::config::TopicConfig;
+use crate::io::{Command, Completion, Ids, IoError, IoId, SegId};
+use crate::log::PartitionLog;
+use crate::time::Now;
+
+/// Index of a partition log.
+pub(crate) type LogKey = usize;
+
+/// Segments pinned by a response or a read.
+pub(crate) type Pins = Vec<(LogKey, SegId)>;
+
+/// Topic settings given at creation, as `(key, value)` in Kafka's names.
+pub(crate) type Overrides = Vec<(String, String)>;
+
+/// A topic: its id and the logs of its partitions, in partition order.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) partitions: Vec<LogKey>,
+}
+
+/// What happened to the logs since the broker last looked.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    /// A high watermark or recovery point moved, or a log failed or went
+    /// away: requests waiting for their appends look again.
+    pub(crate) appended: bool,
+    /// Logs that have more to read (or failed): long-polling fetches
+    /// reading them look again.
+    pub(crate) data: Vec<LogKey>,
+    /// Some log's recovery point moved: the checkpoint is due a rewrite.
+    pub(crate) recovery_points: bool,
+}
+
+/// Every topic and partition log.
+#[derive(Debug)]
+pub(crate) struct Logs {
+    topics: BTreeMap<String, Topic>,
+    logs: Vec<Option<PartitionLog>>,
+    /// Topic settings given at creation, by topic (stored on disk).
+    overrides: BTreeMap<String, Overrides>,
+    /// The broker's topic defaults.
+    defaults: TopicConfig,
+    /// Logs of deleted topics, waiting for their pins to drop.
+    doomed: Vec<LogKey>,
+    events: Events,
+}
+
+impl Logs {
+    pub(crate) fn new(defaults: TopicConfig) -> Self {
+        Self {
+            topics: BTreeMap::new(),
+            logs: Vec::new(),
+            overrides: BTreeMap::new(),
+            defaults,
+            doomed: Vec::new(),
+            events: Events::default(),
+        }
+    }
+
+    /// What happened since the last call.
+    pub(crate) fn take_events(&mut self) -> Events {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Run `f` on a log, queueing every command it emits as the log's.
+    pub(crate) fn run<R>(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        key: LogKey,
+        f: impl FnOnce(&mut PartitionLog, Now, &mut Ids, &mut Vec<Command>) -> R,
+    ) -> Option<R> {
+        let log = self.logs.get_mut(key)?.as_mut()?;
+        Some(io.emit_from(|| Owner::Log(key), |ids, out| f(log, now, ids, out)))
+    }
+
+    /// One of `key`'s file commands finished.
+    pub(crate) fn done(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        key: LogKey,
+        id: IoId,
+        result: Result<Completion, IoError>,
+    ) {
+        let Some(event) = self.run(io, now, key, |log, _, ids, out| {
+            log.handle_done(id, result, ids, out)
+        }) else {
+            return;
+        };
+        if let Some(e) = &event.failed {
+            let dir = self.get(key).map(|l| l.dir().to_owned());
+            tracing::error!(?dir, error = %e, "storage error: partition offline");
+        }
+        if event.high_watermark_advanced || event.failed.is_some() {
+            self.events.appended = true;
+            self.events.data.push(key);
+        }
+        if event.recovery_point_advanced {
+            self.events.recovery_points = true;
+            // acks=-1 produces on flush.messages=1 topics wait for this.
+            self.events.appended = true;
+        }
+    }
+
+    pub(crate) fn get(&self, key: LogKey) -> Option<&PartitionLog> {
+        self.logs.get(key)?.as_ref()
+    }
+
+    /// Every log key, deleted ones included (they answer `None`).
+    pub(crate) fn keys(&self) -> std::ops::Range<LogKey> {
+        0..self.logs.len()
+    }
+
+    /// Every live log.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &PartitionLog> {
+        self.logs.iter().flatten()
+    }
+
+    /// The log of `topic`'s partition `partition`, if both exist.
+    pub(crate) fn find(&self, topic: &str, partition: i32) -> Option<LogKey> {
+        let t = self.topics.get(topic)?;
+        t.partitions.get(usize::try_from(partition).ok()?).copied()
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<&Topic> {
+        self.topics.get(name)
+    }
+
+    pub(crate) fn topics(&self) -> impl Iterator<Item = (&String, &Topic)> {
+        self.topics.iter()
+    }
+
+    /// Keep `seg` on disk until [`Logs::unpin_all`] releases it.
+    pub(crate) fn pin(&mut self, key: LogKey, seg: SegId) {
+        if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
+            log.pin(seg);
+        }
+    }
+
+    pub(crate) fn unpin_all(&mut self, io: &mut Io, now: Now, pins: &[(LogKey, SegId)]) {
+        for &(key, seg) in pins {
+            if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
+                log.unpin(seg);
+            }
+        }
+        if !pins.is_empty() && !self.doomed.is_empty() {
+            self.reap_doomed(io, now);
+        }
+    }
+
+    /// Create a topic's partition logs (and their `partition.metadata`),
+    /// with `overrides` of the broker's topic defaults (already validated),
+    /// which are stored so a restart keeps them.
+    pub(crate) fn create_topic(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        name: &str,
+        partitions: i32,
+        overrides: Overrides,
+    ) -> uuid::Uuid {
+        let config = self.topic_config(name, &overrides);
+        if !overrides.is_empty() {
+            self.overrides.insert(name.to_owned(), overrides);
+            self.write_overrides(io);
+        }
+        let id = lifecycle::topic_id(name, now, io.next_io().0);
+        let mut keys = Vec::new();
+        for p in 0..partitions.max(1) {
+            let dir = format!("{name}-{p}");
+            let key = self.logs.len();
+            let log = io.emit_from(
+                || Owner::Log(key),
+                |ids, out| PartitionLog::create(dir.clone(), config.clone(), 0, ids, out),
+            );
+            self.logs.push(Some(log));
+            write_partition_metadata(io, &dir, id);
+            keys.push(key);
+        }
+        let topic = Topic {
+            id,
+            partitions: keys,
+        };
+        self.topics.insert(name.to_owned(), topic);
+        id
+    }
+
+    /// Remove a topic now; its files go once no send pins them.
+    pub(crate) fn delete_topic(&mut self, io: &mut Io, now: Now, name: &str) -> bool {
+        let Some(topic) = self.topics.remove(name) else {
+            return false;
+        };
+        if self.overrides.remove(name).is_some() {
+            self.write_overrides(io);
+        }
+        self.doomed.extend(topic.partitions);
+        self.reap_doomed(io, now);
+        // Producers waiting on the deleted logs get errors now.
+        self.events.appended = true;
+        true
+    }
+
+    /// The broker's topic defaults with a topic's overrides applied. The
+    /// overrides were checked when the topic was created; one that no longer
+    /// applies (a stored file from another version) is skipped and logged.
+    pub(crate) fn topic_config(&self, topic: &str, overrides: &[(String, String)]) -> TopicConfig {
+        let mut config = self.defaults.clone();
+        for (key, value) in overrides {
+            if let Err(e) = config.set(key, value) {
+                tracing::warn!(topic, error = %e, "ignoring a stored topic setting");
+            }
+        }
+        config
+    }
+
+    /// The topic defaults a new topic's settings start from.
+    pub(crate) fn defaults(&self) -> &TopicConfig {
+        &self.defaults
+    }
+
+    fn reap_doomed(&mut self, io: &mut Io, now: Now) {
+        let doomed = std::mem::take(&mut self.doomed);
+        for key in doomed {
+            let gone = self
+                .run(io, now, key, |log, _, ids, out| log.delete(ids, out))
+                .unwrap_or(true);
+            if !gone {
+                self.doomed.push(key);
+            }
+        }
+    }
+
+    /// Rewrite the topic settings file.
+    fn write_overrides(&self, io: &mut Io) {
+        io.write_file(
+            FileJob::Metadata,
+            lifecycle::TOPIC_CONFIGS,
+            lifecycle::encode_topic_configs(&self.overrides),
+        );
+    }
+
+    // ---- recovery --------------------------------------------------------
+
+    /// The stored topic settings, read at startup.
+    pub(crate) fn load_overrides(&mut self, overrides: BTreeMap<String, Overrides>) {
+        self.overrides = overrides;
+    }
+
+    pub(crate) fn overrides_of(&self, topic: &str) -> Overrides {
+        self.overrides.get(topic).cloned().unwrap_or_default()
+    }
+
+    /// Add a recovered log; its key.
+    pub(crate) fn push_recovered(&mut self, log: PartitionLog) -> LogKey {
+        self.logs.push(Some(log));
+        self.logs.len() - 1
+    }
+
+    /// Add a recovered topic whose logs were pushed.
+    pub(crate) fn insert_topic(&mut self, name: String, topic: Topic) {
+        self.topics.insert(name, topic);
+    }
+}
+
+/// Queue a write of `dir`'s `partition.metadata` with the topic's id.
+pub(crate) fn write_partition_metadata(io: &mut Io, dir: &str, id: uuid::Uuid) {
+    io.write_file(
+        FileJob::Metadata,
+        &format!("{dir}/{}", lifecycle::PARTITION_METADATA),
+        lifecycle::encode_partition_metadata(id),
+    );
+}
