@@ -187,6 +187,7 @@ impl Sim {
         loop {
             match self.broker.poll() {
                 Poll::Wait(_) => return,
+                Poll::ReadInterest { .. } => {}
                 Poll::Command(cmd) => {
                     let done = match &cmd {
                         Command::Send { io, .. } => {

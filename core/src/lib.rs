@@ -28,6 +28,12 @@
 //! connection are written in issue order. Responses leave each connection in
 //! request order.
 //!
+//! It also tells the driver when to stop and resume reading a connection
+//! ([`Poll::ReadInterest`]: the back-pressure of `queued.max.requests` and
+//! `queued.max.request.bytes`), and closes a connection beyond
+//! `max.connections` itself: the driver decides nothing a client can
+//! observe.
+//!
 //! **Getters** never change state: [`Broker::is_stopped`],
 //! [`Broker::wants_read`].
 //!
@@ -56,6 +62,8 @@
 //! loop {
 //!     match broker.poll() {
 //!         Poll::Wait(_deadline) => break, // sleep until the deadline or the next input
+//!         // Stop or resume reading the connection (back-pressure).
+//!         Poll::ReadInterest { .. } => {}
 //!         Poll::Command(Command::Send { io, parts, .. }) => {
 //!             sent.extend(parts); // a real driver writes these to the socket
 //!             broker.handle_done(now, Done::ok(io));
@@ -77,6 +85,7 @@ mod broker;
 pub mod config;
 pub mod group;
 pub mod io;
+pub mod layout;
 pub mod log;
 mod protocol;
 pub mod sim;

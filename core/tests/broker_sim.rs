@@ -618,9 +618,57 @@ fn held_request_bytes_stop_reading_until_answers_leave() {
     let corr = sim.send(a, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 1000));
     assert!(!sim.broker.wants_read(a));
     assert!(!sim.broker.wants_read(b));
+    // The driver was told so, once per connection.
+    let mut told = sim.interest.clone();
+    told.sort();
+    assert_eq!(told, vec![(a, false), (b, false)]);
+    // A request that arrives meanwhile waits in the driver's buffer.
+    let held = sim.send(b, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(sim.recv_frame(b, ApiKey::ApiVersions, 3).is_none());
     sim.advance(Duration::from_millis(1001));
     let _: FetchResponse = sim.recv(a, ApiKey::Fetch, 12, corr);
     assert!(sim.broker.wants_read(a) && sim.broker.wants_read(b));
+    // Told to read again, the driver hands over what it held.
+    let resumed: Vec<_> = sim.interest[2..].iter().filter(|(_, r)| *r).collect();
+    assert_eq!(resumed.len(), 2, "{:?}", sim.interest);
+    let _: ApiVersionsResponse = sim.recv(b, ApiKey::ApiVersions, 3, held);
+}
+
+#[test]
+fn queued_max_requests_pauses_one_connection_only() {
+    let mut config = Config::default();
+    config.set("queued.max.requests", "2").unwrap();
+    let mut sim = Sim::new(config);
+    let (a, b) = (sim.open(1), sim.open(2));
+    sim.metadata(a, "t");
+    let f1 = sim.send(a, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 1000));
+    assert!(sim.interest.is_empty());
+    let f2 = sim.send(a, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 1000));
+    assert_eq!(sim.interest, vec![(a, false)]);
+    let _ = sim.metadata(b, "t");
+    sim.advance(Duration::from_millis(1001));
+    let _: FetchResponse = sim.recv(a, ApiKey::Fetch, 12, f1);
+    let _: FetchResponse = sim.recv(a, ApiKey::Fetch, 12, f2);
+    assert_eq!(sim.interest, vec![(a, false), (a, true)]);
+}
+
+#[test]
+fn connections_past_max_connections_are_closed_at_once() {
+    let mut config = Config::default();
+    config.set("max.connections", "2").unwrap();
+    let mut sim = Sim::new(config);
+    let (a, b, c) = (sim.open(1), sim.open(2), sim.open(3));
+    sim.run();
+    assert_eq!(sim.closed, vec![c]);
+    sim.broker.handle_close(sim.now, c);
+    sim.broker.handle_close(sim.now, b);
+    sim.run();
+    // A slot is free again: the next one is served.
+    let d = sim.open(4);
+    sim.run();
+    assert_eq!(sim.closed, vec![c]);
+    let _ = sim.metadata(d, "t");
+    let _ = sim.metadata(a, "t");
 }
 
 #[test]

@@ -98,21 +98,38 @@ fn serve_one(
     addr: SocketAddr,
 ) {
     let mut buf = BytesMut::new();
+    // Whether the broker wants this connection's bytes (back-pressure).
+    let mut reading = true;
     loop {
-        // Sleep in `read` no longer than the broker's next deadline.
-        let wait = match broker.poll() {
-            Poll::Wait(Some(deadline)) => Some(
-                deadline
-                    .saturating_since(clock.now().mono)
-                    .max(Duration::from_millis(1)),
-            ),
-            Poll::Wait(None) => None,
-            // `drain` ran after every input, so nothing is pending.
-            Poll::Command(cmd) => {
-                run(broker, clock, files, Some(stream), cmd);
-                continue;
+        // Drain `poll`; then sleep in `read` no longer than the broker's
+        // next deadline.
+        let wait = loop {
+            match broker.poll() {
+                Poll::Wait(Some(deadline)) => {
+                    break Some(
+                        deadline
+                            .saturating_since(clock.now().mono)
+                            .max(Duration::from_millis(1)),
+                    );
+                }
+                Poll::Wait(None) => break None,
+                Poll::ReadInterest { read, .. } => {
+                    reading = read;
+                    if read && !buf.is_empty() {
+                        // What was read but not taken goes in first.
+                        broker.handle_read(clock.now(), conn, &mut buf);
+                    }
+                }
+                Poll::Command(cmd) => run(broker, clock, files, Some(stream), cmd),
             }
         };
+        if !reading {
+            // Leave the socket alone: every command ran above, so only the
+            // broker's deadline can change its mind.
+            std::thread::sleep(wait.unwrap_or(Duration::from_millis(1)));
+            broker.handle_timeout(clock.now());
+            continue;
+        }
         if stream.set_read_timeout(wait).is_err() {
             return;
         }
@@ -139,14 +156,18 @@ fn serve_one(
                 return;
             }
         }
-        drain(broker, clock, files, Some(stream));
     }
 }
 
-/// Drain `poll` until `Wait`, running every command at once.
+/// Drain `poll` until `Wait`, running every command at once. Outside
+/// `serve_one` no connection is being read, so read interest is moot.
 fn drain(broker: &mut Broker, clock: &Clock, files: &Files, stream: Option<&TcpStream>) {
-    while let Poll::Command(cmd) = broker.poll() {
-        run(broker, clock, files, stream, cmd);
+    loop {
+        match broker.poll() {
+            Poll::Wait(_) => return,
+            Poll::ReadInterest { .. } => {}
+            Poll::Command(cmd) => run(broker, clock, files, stream, cmd),
+        }
     }
 }
 

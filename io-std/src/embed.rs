@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use conveyor_core::{Command, Done, Part};
 
-use crate::segment::{DiskExec, SegTable};
-use crate::send::{SendCursor, Stats};
+use crate::storage::segment::{DiskExec, SegTable};
+use crate::storage::send::{SendCursor, Stats};
 
 /// Create the data directory if needed, check it is writable and lock it
 /// against a second broker. The lock lasts until the file is dropped.
 pub fn lock_data_dir(dir: &Path) -> io::Result<File> {
-    crate::disk::prepare(dir)
+    crate::storage::disk::prepare(dir)
 }
 
 /// Executes the core's file commands on a data directory, and writes its

@@ -12,10 +12,16 @@
 //! threads share is built from [`conveyor_core::sync`]'s model-checked
 //! pieces.
 //!
+//! Layout: `host.rs` is the one connection table every driver keeps beside
+//! the broker (read buffers, the broker's read interest, command routing,
+//! the clamped wall clock, allocator trims); `storage/` holds the system
+//! calls (segment writer and fsync worker, sendfile, the data directory);
+//! `drivers/` holds the three ways of running a host.
+//!
 //! Runtimes, each returning the same [`Running`] handle:
 //!
 //! - [`start`] (`threads`): a listener thread; per connection a reader
-//!   thread that stops reading while the broker does not want more and a
+//!   thread that stops reading while the broker says so and a
 //!   writer thread that writes the connection's `Send`s in order; a timer
 //!   thread. Every thread funnels its input through one step: lock the
 //!   broker, apply the input, drain `poll`, queue each command for its
@@ -98,15 +104,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod async_drive;
-mod disk;
+mod drivers;
 pub mod embed;
-mod mio_loop;
-mod owned;
+mod host;
 mod rbuf;
-mod runtime;
-mod segment;
-mod send;
+mod storage;
+
+pub use drivers::async_drive;
 
 use std::fmt;
 use std::fs::File;
@@ -119,13 +123,14 @@ use std::time::Duration;
 
 use conveyor_core::Broker;
 
-pub use disk::read_disk_state;
-pub use send::Stats;
+pub use storage::disk::read_disk_state;
+pub use storage::send::Stats;
 
-pub use mio_loop::IO_LOOP_BOUND;
+pub use drivers::mio_loop::IO_LOOP_BOUND;
 
-use runtime::{Clock, Shared, Threads, drive};
-use segment::{DiskExec, SegTable, SegmentWriter};
+use drivers::threads::{self as runtime, Shared, Threads, drive};
+use host::Clock;
+use storage::segment::{DiskExec, SegTable, SegmentWriter};
 
 /// How long [`Running::shutdown`] waits for the broker to finish its clean
 /// shutdown (sync every log, write checkpoints and the marker).
@@ -222,7 +227,7 @@ pub(crate) fn prepare(opts: Options) -> io::Result<Prepared> {
         config.advertised_host = connectable(local_addr).ip().to_string();
     }
     let advertised = format!("{}:{}", config.advertised_host, config.advertised_port);
-    let lock = disk::prepare(&data_dir)?;
+    let lock = storage::disk::prepare(&data_dir)?;
     let disk = read_disk_state(&data_dir).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -292,7 +297,7 @@ pub fn start(opts: Options) -> io::Result<Running> {
 ///
 /// Errors name what failed, as [`start`]'s do.
 pub fn start_mio(opts: Options) -> io::Result<Running> {
-    mio_loop::start(prepare(opts)?)
+    drivers::mio_loop::start(prepare(opts)?)
 }
 
 pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {

@@ -1,7 +1,8 @@
 //! The connections part: each connection's requests in arrival order, each
 //! holding the place its response takes, so responses leave in request
-//! order (Kafka's rule); the request bytes held unanswered; and whether a
-//! connection may be read.
+//! order (Kafka's rule); the request bytes held unanswered; whether a
+//! connection may be read, told to the driver as a change
+//! ([`Conns::interest_changes`]); and admission (`max.connections`).
 
 use std::collections::VecDeque;
 
@@ -63,6 +64,8 @@ struct Conn {
     next_seq: u64,
     /// A `Close` was issued: read nothing more, answer nothing more.
     closing: bool,
+    /// Whether the driver was last told to read it (it starts reading).
+    reading: bool,
 }
 
 /// Every open connection.
@@ -76,20 +79,74 @@ pub(crate) struct Conns {
     max_inflight: usize,
     /// `queued.max.request.bytes`.
     max_held_bytes: u64,
+    /// `max.connections`.
+    max_conns: usize,
+    /// Connections whose queue changed since the driver was last told
+    /// about read interest.
+    dirty: Vec<ConnId>,
+    /// Whether `held_bytes` was at its limit when the driver was last told.
+    held_full: bool,
 }
 
 impl Conns {
-    pub(crate) fn new(max_inflight: usize, max_held_bytes: u64) -> Self {
+    pub(crate) fn new(max_inflight: usize, max_held_bytes: u64, max_conns: usize) -> Self {
         Self {
             conns: IdMap::default(),
             held_bytes: 0,
             max_inflight,
             max_held_bytes,
+            max_conns,
+            dirty: Vec::new(),
+            held_full: false,
         }
     }
 
-    pub(crate) fn open(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn::default());
+    /// A new connection; `false` when `max.connections` are open already,
+    /// and it is closed at once.
+    pub(crate) fn open(&mut self, io: &mut Io, conn: ConnId) -> bool {
+        let admitted = self.conns.len() < self.max_conns;
+        let c = Conn {
+            reading: true,
+            ..Conn::default()
+        };
+        self.conns.insert(conn, c);
+        if !admitted {
+            tracing::warn!(
+                ?conn,
+                "{} connections already open (max.connections); closing",
+                self.max_conns
+            );
+            self.close(io, conn);
+        }
+        admitted
+    }
+
+    /// The changes of read interest since the last call, as (connection,
+    /// read), for the driver: stop reading a connection while it has
+    /// `queued.max.requests` requests unanswered or `queued.max.request.bytes`
+    /// are held across connections; resume once that is no longer so. A
+    /// closing connection gets none: its `Close` says all.
+    pub(crate) fn interest_changes(&mut self, out: &mut Vec<(ConnId, bool)>) {
+        let full = self.held_bytes >= self.max_held_bytes;
+        let everyone = full != self.held_full;
+        self.held_full = full;
+        let ids = if everyone {
+            self.dirty.clear();
+            self.ids()
+        } else {
+            std::mem::take(&mut self.dirty)
+        };
+        for id in ids {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let want = !full && c.queue.len() < self.max_inflight;
+            if c.closing || want == c.reading {
+                continue;
+            }
+            c.reading = want;
+            out.push((id, want));
+        }
     }
 
     /// Forget a closed connection; the pins its unsent responses held.
@@ -152,6 +209,7 @@ impl Conns {
         c.next_seq += 1;
         self.held_bytes += bytes;
         c.queue.push_back(Slot { seq, state, bytes });
+        self.dirty.push(conn);
         self.flush(io, conn);
         Ok(seq)
     }
@@ -230,6 +288,7 @@ impl Conns {
                 break;
             };
             self.held_bytes -= slot.bytes;
+            self.dirty.push(conn);
             if let SlotState::Ready(parts, pins) = slot.state {
                 let io_id = io.next_io();
                 let cmd = Command::Send {

@@ -13,6 +13,7 @@ use super::logs::{Overrides, Topic, write_partition_metadata};
 use super::out::Owner;
 use super::producers::{PRODUCER_ID_BLOCK, Producers};
 use crate::io::{Command, DiskPartition, DiskState};
+use crate::layout;
 use crate::log::PartitionLog;
 use crate::time::{Instant, Now};
 
@@ -261,7 +262,7 @@ impl Broker {
         );
         let mut by_topic: BTreeMap<String, BTreeMap<i32, DiskPartition>> = BTreeMap::new();
         for part in disk.partitions {
-            match split_dir(&part.dir) {
+            match layout::parse_partition_dir(&part.dir) {
                 Some((topic, p)) if super::valid_topic_name(topic) => {
                     by_topic
                         .entry(topic.to_owned())
@@ -282,7 +283,7 @@ impl Broker {
             let id = known_id.unwrap_or_else(|| topic_id(&name, self.now, 0));
             let mut keys = Vec::new();
             for p in 0..count {
-                let dir = format!("{name}-{p}");
+                let dir = layout::partition_dir(&name, p);
                 let key = self.logs.keys().end;
                 let overrides = self.logs.overrides_of(&name);
                 let config = self.logs.topic_config(&name, &overrides);
@@ -361,13 +362,6 @@ impl Broker {
             self.io.emit(cmd, Owner::File(FileJob::RemoveMarker));
         }
     }
-}
-
-/// `orders-3` → (`orders`, 3).
-fn split_dir(dir: &str) -> Option<(&str, i32)> {
-    let (topic, p) = dir.rsplit_once('-')?;
-    let p: i32 = p.parse().ok()?;
-    (p >= 0 && p.to_string().len() == dir.len() - topic.len() - 1).then_some((topic, p))
 }
 
 /// Kafka's checkpoint format: version 0, the entry count, then one
@@ -544,12 +538,5 @@ mod tests {
         let meta = format!("version: 0\ntopic_id: {s}\n");
         assert_eq!(parse_partition_metadata(meta.as_bytes()), Some(id));
         assert_ne!(topic_id("orders", Now::default(), 2), id);
-    }
-
-    #[test]
-    fn partition_dirs() {
-        assert_eq!(split_dir("my-topic-12"), Some(("my-topic", 12)));
-        assert_eq!(split_dir("t-01"), None);
-        assert_eq!(split_dir("lost+found"), None);
     }
 }

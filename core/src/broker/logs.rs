@@ -178,7 +178,7 @@ impl Logs {
         let id = lifecycle::topic_id(name, now, io.next_io().0);
         let mut keys = Vec::new();
         for p in 0..partitions.max(1) {
-            let dir = format!("{name}-{p}");
+            let dir = crate::layout::partition_dir(name, p);
             let key = self.logs.len();
             let log = io.emit_from(
                 || Owner::Log(key),

@@ -48,6 +48,19 @@ pub use lifecycle::ROOT_FILES;
 pub enum Poll {
     /// Do this, then answer it with [`Broker::handle_done`].
     Command(Command),
+    /// Stop (`read: false`) or resume (`read: true`) reading `conn`. Every
+    /// connection starts read. While stopped, leave what the socket holds
+    /// in the kernel's buffer (that is the back-pressure on the client); on
+    /// resume, hand the bytes already read but not taken to
+    /// [`Broker::handle_read`] before reading more, since no new bytes may
+    /// come to prompt it. A connection given a [`Command::Close`] gets no
+    /// more of these: read it to its end and report it closed.
+    ReadInterest {
+        /// The connection.
+        conn: ConnId,
+        /// Read it (true) or leave it (false).
+        read: bool,
+    },
     /// Nothing more to do until an input arrives or the deadline (if any)
     /// passes; then call [`Broker::handle_timeout`].
     Wait(Option<Instant>),
@@ -66,6 +79,8 @@ pub struct Broker {
     groups: Groups,
     producers: Producers,
     lifecycle: lifecycle::State,
+    /// Read interest changes not yet returned by `poll`.
+    interest: Vec<(ConnId, bool)>,
 }
 
 impl Broker {
@@ -85,6 +100,7 @@ impl Broker {
             conns: Conns::new(
                 config.max_inflight_requests,
                 config.queued_max_request_bytes,
+                config.max_connections,
             ),
             logs: Logs::new(config.topic_defaults.clone()),
             config,
@@ -93,6 +109,7 @@ impl Broker {
             groups: Groups::new(group_config),
             producers: Producers::default(),
             lifecycle: lifecycle::State::new(now, retention_interval, offsets_interval),
+            interest: Vec::new(),
         };
         broker.recover(disk);
         broker
@@ -103,10 +120,14 @@ impl Broker {
         &self.config
     }
 
-    /// A connection opened.
+    /// A connection opened. Beyond `max.connections` (or while shutting
+    /// down) it gets a [`Command::Close`] at once.
     pub fn handle_open(&mut self, now: Now, conn: ConnId) {
         self.tick(now);
-        self.conns.open(conn);
+        let admitted = self.conns.open(&mut self.io, conn);
+        if admitted && self.lifecycle.shutting_down() {
+            self.conns.close(&mut self.io, conn);
+        }
     }
 
     /// A connection closed (by the peer, an error, or a `Close` command).
@@ -143,8 +164,8 @@ impl Broker {
     /// Whether the broker takes more bytes from `conn` now. False while the
     /// connection has `queued.max.requests` requests unanswered, while
     /// `queued.max.request.bytes` are held, or while it is closing or the
-    /// broker shutting down; the driver stops reading it until a later
-    /// `poll` says otherwise.
+    /// broker shutting down. A getter for tests and diagnostics: drivers
+    /// follow [`Poll::ReadInterest`] instead of asking.
     pub fn wants_read(&self, conn: ConnId) -> bool {
         self.conns.wants_read(conn) && !self.lifecycle.shutting_down()
     }
@@ -204,8 +225,16 @@ impl Broker {
 
     /// The next thing for the driver to do.
     pub fn poll(&mut self) -> Poll {
-        match self.io.pop() {
-            Some(cmd) => Poll::Command(cmd),
+        if let Some(cmd) = self.io.pop() {
+            return Poll::Command(cmd);
+        }
+        if self.interest.is_empty() {
+            self.conns.interest_changes(&mut self.interest);
+            // Returned in the order they were found.
+            self.interest.reverse();
+        }
+        match self.interest.pop() {
+            Some((conn, read)) => Poll::ReadInterest { conn, read },
             None => Poll::Wait(self.next_deadline()),
         }
     }

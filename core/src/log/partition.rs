@@ -866,12 +866,7 @@ pub(super) fn io_error(kind: std::io::ErrorKind, message: &str) -> IoError {
 
 /// The path of a producer-state snapshot, `<dir>/<offset, 20 digits>.snapshot`.
 pub(super) fn snapshot_path(dir: &str, offset: u64) -> String {
-    segment_path(dir, offset, "snapshot")
-}
-
-/// The path of a segment file, `<dir>/<base, 20 digits>.<ext>`.
-pub(super) fn segment_path(dir: &str, base: u64, ext: &str) -> String {
-    format!("{dir}/{base:020}.{ext}")
+    crate::layout::offset_file_path(dir, offset, crate::layout::SNAPSHOT)
 }
 
 #[cfg(test)]

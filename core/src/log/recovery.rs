@@ -17,9 +17,10 @@ use crate::io::{Command, DiskSegment, Ids, SegmentViews};
 
 use super::batch::{self, BatchHeader};
 use super::index;
-use super::partition::{PartitionLog, Pending, segment_path, snapshot_path};
+use super::partition::{PartitionLog, Pending, snapshot_path};
 use super::producers::ProducerStates;
 use super::segment::{IndexState, Segment, rel};
+use crate::layout;
 
 /// What a scan learned about a segment's log file.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +65,8 @@ impl PartitionLog {
             if torn {
                 for later in segments.get(i + 1..).unwrap_or_default() {
                     truncated += (*later.views.log).as_ref().len() as u64;
-                    for ext in ["log", "index", "timeindex"] {
-                        let path = segment_path(&self.dir, later.base_offset, ext);
+                    for ext in layout::SEGMENT_FILES {
+                        let path = layout::offset_file_path(&self.dir, later.base_offset, ext);
                         self.emit(
                             Command::RemoveFile { io: ids.io(), path },
                             Pending::RemoveFile,

@@ -8,7 +8,7 @@ use super::loom_shim::{AtomicBool, Condvar, Mutex, Ordering, lock, wait};
 /// A flag one side opens and another side waits on.
 ///
 /// The `threads` runtime gives each connection's reader thread a gate: when
-/// the broker does not want the connection's bytes (`wants_read`), the
+/// the broker does not want the connection's bytes (`Poll::ReadInterest`), the
 /// reader shuts its gate (under the broker's lock, as it registers itself
 /// as paused) and waits on it outside that lock; whichever thread drives
 /// the broker to want the bytes again opens it.

@@ -7,7 +7,7 @@
 //! type and checked by a loom model (`core/tests/loom_models.rs`):
 //!
 //! - [`Gate`]: a flag a thread waits on (the `threads` runtime's readers
-//!   paused by `wants_read`); no lost wake-up.
+//!   paused by the broker's read interest); no lost wake-up.
 //! - [`Deadline`]: the broker's next deadline, published by whichever thread
 //!   drove the broker, slept towards by a timer thread; no missed update.
 //! - [`SyncHandoff`]: group commit between the sequential segment writer and

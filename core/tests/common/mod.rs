@@ -30,6 +30,12 @@ pub struct Sim {
     pub wire: HashMap<ConnId, BytesMut>,
     pub closed: Vec<ConnId>,
     pub next_corr: i32,
+    /// Bytes sent by each client and not yet taken by the broker.
+    pub rbuf: HashMap<ConnId, BytesMut>,
+    /// Connections the broker said to stop reading.
+    pub paused: std::collections::HashSet<ConnId>,
+    /// Every read interest change the broker output, in order.
+    pub interest: Vec<(ConnId, bool)>,
 }
 
 impl Sim {
@@ -48,6 +54,9 @@ impl Sim {
             wire: HashMap::new(),
             closed: Vec::new(),
             next_corr: 1,
+            rbuf: HashMap::new(),
+            paused: Default::default(),
+            interest: Vec::new(),
         };
         sim.run();
         sim
@@ -58,6 +67,18 @@ impl Sim {
         for _ in 0..100_000 {
             match self.broker.poll() {
                 Poll::Wait(_) => return,
+                Poll::ReadInterest { conn, read } => {
+                    self.interest.push((conn, read));
+                    if read {
+                        self.paused.remove(&conn);
+                        // What was read but not taken goes in first.
+                        let mut buf = self.rbuf.remove(&conn).unwrap_or_default();
+                        self.broker.handle_read(self.now, conn, &mut buf);
+                        self.rbuf.insert(conn, buf);
+                    } else {
+                        self.paused.insert(conn);
+                    }
+                }
                 Poll::Command(cmd) => {
                     if let Command::OpenSegment {
                         seg,
@@ -112,9 +133,15 @@ impl Sim {
         conn
     }
 
+    /// A client sends bytes; the broker reads them unless it said to stop
+    /// reading the connection, as a driver does.
     pub fn send_raw(&mut self, conn: ConnId, bytes: &[u8]) {
-        let mut buf = BytesMut::from(bytes);
-        self.broker.handle_read(self.now, conn, &mut buf);
+        let mut buf = self.rbuf.remove(&conn).unwrap_or_default();
+        buf.extend_from_slice(bytes);
+        if !self.paused.contains(&conn) {
+            self.broker.handle_read(self.now, conn, &mut buf);
+        }
+        self.rbuf.insert(conn, buf);
         self.run();
     }
 

@@ -6,7 +6,7 @@
 //! [`mio::Waker`]. Each loop turn does a bounded amount of work
 //! ([`IO_LOOP_BOUND`]) so that one busy connection cannot starve the rest.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read};
 use std::net::Shutdown;
 use std::sync::Arc;
@@ -14,16 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use conveyor_core::{Command, ConnId, Done, IoError, IoId};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token, Waker};
 
-use crate::owned::Owned;
+use crate::drivers::threads::{finish, join};
+use crate::host::{Host, Link, error};
 use crate::rbuf;
-use crate::runtime::{finish, join};
-use crate::segment::{DiskExec, SegTable, spawn_segment_writer};
-use crate::send::{SendCursor, Stats};
+use crate::storage::segment::{DiskExec, SegTable, spawn_segment_writer};
+use crate::storage::send::{SendCursor, Stats};
 use crate::{Prepared, Running, SHUTDOWN_TIMEOUT, ShutdownHandle};
 
 /// The most units of one kind of work a loop turn does before the others
@@ -77,15 +76,13 @@ pub(crate) fn start(p: Prepared) -> io::Result<Running> {
     let mut el = EventLoop {
         poll,
         listener: Some(listener),
-        owned: Owned::new(broker, clock, Box::new(move |cmd| seg_tx.send(cmd).is_ok())),
-        conns: HashMap::new(),
+        host: Host::new(broker, clock, Box::new(move |cmd| seg_tx.send(cmd).is_ok())),
         next_conn: FIRST_CONN,
         done_rx,
         segs,
         stats: Arc::clone(&stats),
         stop: Arc::clone(&stop),
         ready: HashSet::new(),
-        paused: HashSet::new(),
         accept_pending: false,
         completions_pending: false,
         dones: Vec::new(),
@@ -130,12 +127,10 @@ enum Out {
     Close(IoId),
 }
 
+/// A connection's socket and what waits to be written to it.
 #[derive(Debug)]
-struct Conn {
+struct MioLink {
     stream: TcpStream,
-    /// Bytes read and not yet taken by the broker (a partial frame, or
-    /// frames held back while it does not want more).
-    rbuf: BytesMut,
     out: VecDeque<Out>,
     /// The socket may hold unread bytes (readiness is edge-triggered).
     readable: bool,
@@ -145,22 +140,35 @@ struct Conn {
     eof: bool,
     /// Closed by the broker or failed writing: what is still queued fails.
     dead: Option<IoError>,
-    /// Bytes read in all (whether its end trims the allocator).
-    read_bytes: u64,
 }
 
-impl Conn {
-    fn has_work(&self, wants_read: bool) -> bool {
-        self.eof || (self.readable && wants_read) || (self.writable && !self.out.is_empty())
+impl Link for MioLink {
+    fn queue(&mut self, cmd: Command) -> Result<(), Command> {
+        let out = match cmd {
+            Command::Send { io, parts, .. } => Out::Send(io, SendCursor::new(parts)),
+            Command::Close { io, .. } => Out::Close(io),
+            other => return Err(other),
+        };
+        self.out.push_back(out);
+        Ok(())
     }
+
+    /// The loop sees the connection touched and looks at it in its next
+    /// turn; the socket may still hold what was left unread.
+    fn resume(&mut self) {}
+}
+
+/// Whether a connection has work the next turn can do without an event.
+fn has_work(c: &crate::host::Conn<MioLink>) -> bool {
+    let l = &c.link;
+    l.eof || (l.readable && (c.may_read() || l.dead.is_some())) || (l.writable && !l.out.is_empty())
 }
 
 struct EventLoop {
     poll: mio::Poll,
     /// Dropped when the shutdown begins.
     listener: Option<TcpListener>,
-    owned: Owned,
-    conns: HashMap<ConnId, Conn>,
+    host: Host<MioLink>,
     next_conn: usize,
     done_rx: Receiver<Vec<Done>>,
     segs: Arc<SegTable>,
@@ -168,8 +176,6 @@ struct EventLoop {
     stop: Arc<AtomicBool>,
     /// Connections with work the next turn can do without a new event.
     ready: HashSet<ConnId>,
-    /// Connections the broker wants no bytes from for now.
-    paused: HashSet<ConnId>,
     /// The listener may hold connections not accepted yet.
     accept_pending: bool,
     /// The segment writer's channel may hold completions.
@@ -185,7 +191,7 @@ impl EventLoop {
         let mut problems = Vec::new();
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         // Recovery's commands go out before the first connection arrives.
-        self.owned.apply(|_, _| {});
+        self.host.apply(|_, _| {});
         self.route();
         let mut give_up = None;
         loop {
@@ -196,11 +202,11 @@ impl EventLoop {
                     let _ = self.poll.registry().deregister(&mut l);
                 }
                 self.accept_pending = false;
-                self.owned.apply(|b, now| b.shutdown(now));
+                self.host.apply(|b, now| b.shutdown(now));
                 self.route();
             }
             if let Some(at) = give_up {
-                if self.owned.broker.is_stopped() {
+                if self.host.broker.is_stopped() {
                     break;
                 }
                 if std::time::Instant::now() >= at {
@@ -214,7 +220,7 @@ impl EventLoop {
             let mut timeout = if busy {
                 Some(Duration::ZERO)
             } else {
-                self.owned.until_deadline().map(|d| d.max(TIMER_MIN_NAP))
+                self.host.until_deadline().map(|d| d.max(TIMER_MIN_NAP))
             };
             if let Some(at) = give_up {
                 let left = at.saturating_duration_since(std::time::Instant::now());
@@ -234,9 +240,10 @@ impl EventLoop {
                     WAKER => self.completions_pending = true,
                     Token(t) => {
                         let id = ConnId(t as u64);
-                        if let Some(c) = self.conns.get_mut(&id) {
-                            c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                            c.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                        if let Some(c) = self.host.conns.get_mut(&id) {
+                            let l = &mut c.link;
+                            l.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                            l.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
                             self.ready.insert(id);
                         }
                     }
@@ -245,16 +252,16 @@ impl EventLoop {
             self.turn();
         }
         // Every connection goes; what is queued on them fails.
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let ids: Vec<ConnId> = self.host.conns.keys().copied().collect();
         for id in ids {
             self.close(id);
         }
-        self.owned.stop_segment_writer();
+        self.host.stop_segment_writer();
         problems
     }
 
-    /// One turn: accept, take file completions, resume paused connections,
-    /// read and write ready ones, fire the timer. Each bounded.
+    /// One turn: accept, take file completions, read and write ready
+    /// connections, fire the timer. Each bounded.
     fn turn(&mut self) {
         if self.accept_pending {
             self.accept();
@@ -262,12 +269,11 @@ impl EventLoop {
         if self.completions_pending {
             self.completions();
         }
-        self.resume_paused();
         let ready: Vec<ConnId> = self.ready.drain().collect();
         for id in ready {
             self.read(id);
         }
-        self.owned.timeout_if_due();
+        self.host.timeout_if_due();
         self.route();
         // Writes and their completions, which may queue more writes.
         for _ in 0..IO_LOOP_BOUND {
@@ -279,24 +285,18 @@ impl EventLoop {
                 break;
             }
             let dones = std::mem::take(&mut self.dones);
-            self.owned.done(dones);
+            self.host.done(dones);
             self.route();
         }
         // Whatever still has work stays ready; the rest waits for an event.
-        let wants: Vec<ConnId> = self.ready.iter().copied().collect();
-        for id in wants {
-            let keep = match self.conns.get(&id) {
-                Some(c) => c.has_work(self.owned.broker.wants_read(id)),
-                None => false,
-            };
-            if !keep {
-                self.ready.remove(&id);
-            }
-        }
+        let host = &self.host;
+        self.ready
+            .retain(|id| host.conns.get(id).is_some_and(has_work));
         let closing: Vec<ConnId> = self
+            .host
             .conns
             .iter()
-            .filter(|(_, c)| c.eof)
+            .filter(|(_, c)| c.link.eof)
             .map(|(id, _)| *id)
             .collect();
         for id in closing {
@@ -309,17 +309,12 @@ impl EventLoop {
             self.accept_pending = false;
             return;
         };
-        self.accept_from(&listener);
-        self.listener = Some(listener);
-    }
-
-    fn accept_from(&mut self, listener: &TcpListener) {
         for _ in 0..IO_LOOP_BOUND {
             let (mut stream, peer) = match listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_pending = false;
-                    return;
+                    break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -327,15 +322,9 @@ impl EventLoop {
                     // tries again, once some connections have closed.
                     tracing::warn!(error = %e, "accept failed");
                     self.accept_pending = false;
-                    return;
+                    break;
                 }
             };
-            // `max.connections`: more are accepted and closed at once.
-            let max = self.owned.broker.config().max_connections;
-            if self.conns.len() >= max {
-                tracing::warn!(?peer, "{max} connections already open (max.connections)");
-                continue;
-            }
             let id = ConnId(self.next_conn as u64);
             let registered = stream.set_nodelay(true).and_then(|()| {
                 self.poll.registry().register(
@@ -351,30 +340,27 @@ impl EventLoop {
             self.next_conn += 1;
             self.stats.connections.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(conn = ?id, ?peer, "connection opened");
-            self.conns.insert(
-                id,
-                Conn {
-                    stream,
-                    rbuf: BytesMut::new(),
-                    out: VecDeque::new(),
-                    readable: true,
-                    writable: true,
-                    eof: false,
-                    dead: None,
-                    read_bytes: 0,
-                },
-            );
+            let link = MioLink {
+                stream,
+                out: VecDeque::new(),
+                readable: true,
+                writable: true,
+                eof: false,
+                dead: None,
+            };
             self.ready.insert(id);
-            self.owned.apply(|b, now| b.handle_open(now, id));
+            // Beyond `max.connections` the broker closes it at once.
+            self.host.open(id, link);
             self.route();
         }
+        self.listener = Some(listener);
     }
 
     fn completions(&mut self) {
         for _ in 0..IO_LOOP_BOUND {
             match self.done_rx.try_recv() {
                 Ok(dones) => {
-                    self.owned.done(dones);
+                    self.host.done(dones);
                     self.route();
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
@@ -385,110 +371,65 @@ impl EventLoop {
         }
     }
 
-    /// Offer held-back bytes again to connections the broker wants bytes
-    /// from once more, since no new bytes may come to prompt it.
-    fn resume_paused(&mut self) {
-        let paused: Vec<ConnId> = self.paused.iter().copied().collect();
-        for id in paused {
-            if !self.owned.broker.wants_read(id) {
-                continue;
-            }
-            self.paused.remove(&id);
-            let Some(c) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            if !c.rbuf.is_empty() {
-                let rbuf = &mut c.rbuf;
-                self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
-                if !self.owned.broker.wants_read(id) {
-                    self.paused.insert(id);
-                }
-            }
-            self.ready.insert(id);
-        }
-        self.route();
-    }
-
-    /// Read what the connection holds, at most [`IO_LOOP_BOUND`] chunks, while
-    /// the broker wants bytes from it.
+    /// Read what the connection holds, at most [`IO_LOOP_BOUND`] chunks,
+    /// while the broker wants bytes from it.
     fn read(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
         for _ in 0..IO_LOOP_BOUND {
-            if !c.readable || c.eof {
+            let Some(c) = self.host.conns.get_mut(&id) else {
+                return;
+            };
+            let may_read = c.may_read();
+            let l = &mut c.link;
+            if !l.readable || l.eof {
                 break;
             }
-            // Back-pressure: a connection under a `Close` reads on to its
-            // end; otherwise what the broker does not want stays in the
-            // kernel's buffer.
-            if c.dead.is_none() && !self.owned.broker.wants_read(id) {
-                self.paused.insert(id);
+            // Back-pressure: what the broker does not want stays in the
+            // kernel's buffer. A connection under a `Close` (or whose
+            // writes failed) reads on to its end.
+            if !may_read && l.dead.is_none() {
                 break;
             }
-            let stream = &c.stream;
+            let stream = &l.stream;
             let n = match rbuf::read_into(&mut c.rbuf, |room| (&*stream).read(room)) {
                 Ok(n) => n,
                 Err(e) => {
                     match e.kind() {
-                        io::ErrorKind::WouldBlock => c.readable = false,
+                        io::ErrorKind::WouldBlock => l.readable = false,
                         io::ErrorKind::Interrupted => {}
                         _ => {
                             tracing::debug!(conn = ?id, error = %e, "read failed");
-                            c.eof = true;
+                            l.eof = true;
                         }
                     }
                     continue;
                 }
             };
             if n == 0 {
-                c.eof = true;
+                l.eof = true;
                 break;
             }
-            c.read_bytes += n as u64;
-            if c.dead.is_some() {
+            if l.dead.is_some() {
                 c.rbuf.clear(); // nobody will answer these
                 continue;
             }
-            let rbuf = &mut c.rbuf;
-            self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
+            self.host.read(id, n);
         }
         self.ready.insert(id);
     }
 
-    /// Route the broker's socket commands to their connections' queues.
+    /// The connections the broker gave commands or resumed have work.
     fn route(&mut self) {
-        for cmd in std::mem::take(&mut self.owned.outbox) {
-            let (io, conn, out) = match cmd {
-                Command::Send {
-                    io, conn, parts, ..
-                } => {
-                    self.stats.send_calls.fetch_add(1, Ordering::Relaxed);
-                    (io, conn, Out::Send(io, SendCursor::new(parts)))
-                }
-                Command::Close { io, conn } => (io, conn, Out::Close(io)),
-                other => {
-                    // `Owned` puts only socket commands in the outbox.
-                    self.dones
-                        .push(fail(other.io(), "a file command reached a socket"));
-                    continue;
-                }
-            };
-            match self.conns.get_mut(&conn) {
-                Some(c) => {
-                    c.out.push_back(out);
-                    self.ready.insert(conn);
-                }
-                None => self.dones.push(fail(io, &format!("{conn:?} is closed"))),
-            }
+        for id in self.host.take_touched() {
+            self.ready.insert(id);
         }
     }
 
     /// Write the connection's queue until it is empty or the socket is full.
     fn write(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get_mut(&id) else {
+        let Some(c) = self.host.conns.get_mut(&id) else {
             return;
         };
+        let c = &mut c.link;
         while c.writable || c.dead.is_some() {
             let Some(out) = c.out.front_mut() else { break };
             let io = match out {
@@ -504,7 +445,10 @@ impl EventLoop {
             }
             match out {
                 Out::Send(_, cursor) => match cursor.advance(&c.stream, &self.segs, &self.stats) {
-                    Ok(()) => self.dones.push(Done::ok(io)),
+                    Ok(()) => {
+                        self.stats.send_calls.fetch_add(1, Ordering::Relaxed);
+                        self.dones.push(Done::ok(io));
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         c.writable = false;
                         break;
@@ -528,10 +472,7 @@ impl EventLoop {
                     // either way, and reading on finds its end.
                     let _ = c.stream.shutdown(Shutdown::Both);
                     self.dones.push(Done::ok(io));
-                    c.dead = Some(IoError {
-                        kind: io::ErrorKind::NotConnected,
-                        message: "closed by the broker".into(),
-                    });
+                    c.dead = Some(error(io::ErrorKind::NotConnected, "closed by the broker"));
                     c.readable = true;
                 }
             }
@@ -542,47 +483,27 @@ impl EventLoop {
     /// Report a connection gone: fail what is queued on it, then tell the
     /// broker.
     fn close(&mut self, id: ConnId) {
-        let Some(mut c) = self.conns.remove(&id) else {
-            return;
-        };
         self.ready.remove(&id);
-        self.paused.remove(&id);
-        // Closed when dropped either way.
-        let _ = self.poll.registry().deregister(&mut c.stream);
-        let _ = c.stream.shutdown(Shutdown::Both);
-        let e = c.dead.unwrap_or_else(|| IoError {
-            kind: io::ErrorKind::NotConnected,
-            message: format!("{id:?} is closed"),
+        let pending = std::mem::take(&mut self.dones);
+        let registry = self.poll.registry();
+        self.host.close(id, |l| {
+            // Closed when dropped either way.
+            let _ = registry.deregister(&mut l.stream);
+            let _ = l.stream.shutdown(Shutdown::Both);
+            let e = l.dead.take().unwrap_or_else(|| {
+                error(io::ErrorKind::NotConnected, &format!("{id:?} is closed"))
+            });
+            l.out
+                .drain(..)
+                .map(|out| match out {
+                    Out::Send(io, _) | Out::Close(io) => Done {
+                        io,
+                        result: Err(e.clone()),
+                    },
+                })
+                .chain(pending)
+                .collect()
         });
-        let dones: Vec<Done> = c
-            .out
-            .drain(..)
-            .map(|out| match out {
-                Out::Send(io, _) | Out::Close(io) => Done {
-                    io,
-                    result: Err(e.clone()),
-                },
-            })
-            .chain(std::mem::take(&mut self.dones))
-            .collect();
-        self.owned.done(dones);
-        self.owned.apply(|b, now| b.handle_close(now, id));
         self.route();
-        tracing::debug!(conn = ?id, "connection closed");
-        let read_bytes = c.read_bytes;
-        drop(c.rbuf);
-        if read_bytes >= rbuf::TRIM_AFTER_BYTES {
-            rbuf::release_free_memory();
-        }
-    }
-}
-
-fn fail(io: IoId, message: &str) -> Done {
-    Done {
-        io,
-        result: Err(IoError {
-            kind: io::ErrorKind::NotConnected,
-            message: message.to_owned(),
-        }),
     }
 }

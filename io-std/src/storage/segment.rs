@@ -15,7 +15,7 @@ use bytes::Bytes;
 use conveyor_core::sync::{Pin, PinTable, Removed, SyncHandoff};
 use conveyor_core::{Command, Completion, Done, IoError, IoId, SegId, SegmentViews};
 
-use crate::disk::{map, resolve, segment_file_name};
+use crate::storage::disk::{map, resolve, segment_file_name};
 
 /// The most buffers handed to one `writev` (Linux's `IOV_MAX`).
 pub(crate) const IOV_MAX: usize = 1024;
@@ -33,7 +33,7 @@ pub(crate) struct SegmentFiles {
 
 impl SegmentFiles {
     fn paths(&self) -> [PathBuf; 3] {
-        ["log", "index", "timeindex"]
+        conveyor_core::layout::SEGMENT_FILES
             .map(|ext| self.dir.join(segment_file_name(self.base_offset, ext)))
     }
 
@@ -466,9 +466,9 @@ impl DiskExec {
         // At startup the log must be there; a missing index is created
         // empty, since recovery rebuilds it.
         let files = SegmentFiles {
-            log: open("log", !create)?,
-            index: open("index", false)?,
-            timeindex: open("timeindex", false)?,
+            log: open(conveyor_core::layout::LOG, !create)?,
+            index: open(conveyor_core::layout::INDEX, false)?,
+            timeindex: open(conveyor_core::layout::TIME_INDEX, false)?,
             dir: dir.clone(),
             base_offset,
         };

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 use conveyor_core::io::empty_view;
+use conveyor_core::layout;
 use conveyor_core::{DiskPartition, DiskSegment, DiskState, ROOT_FILES, SegmentViews, View};
 use memmap2::{Mmap, UncheckedAdvice};
 
@@ -19,7 +20,7 @@ const PARTITION_METADATA: &str = "partition.metadata";
 
 /// The name of a segment file: the base offset in 20 digits, then `ext`.
 pub(crate) fn segment_file_name(base_offset: u64, ext: &str) -> String {
-    format!("{base_offset:020}.{ext}")
+    layout::offset_file_name(base_offset, ext)
 }
 
 /// Create the data directory if needed, check it is writable and take its
@@ -179,7 +180,7 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
         let name = entry.file_name();
         if let Some(offset) = name
             .to_str()
-            .and_then(|n| parse_offset_name(n, ".snapshot"))
+            .and_then(|n| layout::parse_offset_file_name(n, layout::SNAPSHOT))
         {
             // Producer-state snapshots are small; a bad one is the core's call.
             let snap = entry.path();
@@ -188,11 +189,18 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
             }
             continue;
         }
-        let Some(base_offset) = name.to_str().and_then(parse_log_name) else {
+        let Some(base_offset) = name
+            .to_str()
+            .and_then(|n| layout::parse_offset_file_name(n, layout::LOG))
+        else {
             continue;
         };
         let file = |ext: &str| path.join(segment_file_name(base_offset, ext));
-        let (log, index, timeindex) = (file("log"), file("index"), file("timeindex"));
+        let (log, index, timeindex) = (
+            file(layout::LOG),
+            file(layout::INDEX),
+            file(layout::TIME_INDEX),
+        );
         let views = SegmentViews {
             log: map_path(&log, false).map_err(|e| with_path(&log, e))?,
             index: map_path(&index, true).map_err(|e| with_path(&index, e))?,
@@ -210,36 +218,12 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
     })
 }
 
-/// The base offset of a `<20 digits>.log` file name.
-fn parse_log_name(name: &str) -> Option<u64> {
-    parse_offset_name(name, ".log")
-}
-
-/// The offset of a `<20 digits><ext>` file name.
-fn parse_offset_name(name: &str, ext: &str) -> Option<u64> {
-    let digits = name.strip_suffix(ext)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // 20 digits can exceed u64::MAX; such a name is not one of ours.
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn bytes(v: &View) -> &[u8] {
         (**v).as_ref()
-    }
-
-    #[test]
-    fn log_names() {
-        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
-        assert_eq!(parse_log_name("0000000000000000042.log"), None);
-        assert_eq!(parse_log_name("00000000000000000042.index"), None);
-        assert_eq!(parse_log_name("9999999999999999999x.log"), None);
-        assert_eq!(parse_log_name("99999999999999999999.log"), None);
     }
 
     #[test]

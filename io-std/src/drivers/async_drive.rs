@@ -12,15 +12,14 @@
 //!   when there are none;
 //! - an **accept** task turns connections into a reader and a writer task;
 //! - a connection's **reader** task reads only with the driver's permit,
-//!   which the driver withholds while the broker does not want bytes
-//!   (`wants_read`), so unwanted bytes stay in the kernel's buffer;
+//!   which the driver withholds while the broker says to stop reading it
+//!   (`Poll::ReadInterest`), so unwanted bytes stay in the kernel's buffer;
 //! - its **writer** task writes its `Send`s in order, `sendfile` on the raw
 //!   socket inside the runtime's write readiness, and its `Close`;
 //! - the **segment writer** task runs file commands in issue order, in
 //!   batches on the runtime's blocking pool, and hands each `Sync` to the
 //!   fsync worker thread (group commit), so fsync never holds a worker.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsFd;
@@ -30,16 +29,15 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use conveyor_core::{Command, ConnId, Done, IoError};
 use futures_lite::future;
 
-use crate::mio_loop::IO_LOOP_BOUND;
-use crate::owned::Owned;
-use crate::rbuf;
-use crate::runtime::finish;
-use crate::segment::{DONE_BATCH, DiskExec, SegTable, SegmentWriter, run_all};
-use crate::send::{SendCursor, Stats};
+use crate::drivers::mio_loop::IO_LOOP_BOUND;
+use crate::drivers::threads::finish;
+use crate::host::{Host, Link, fail};
+use crate::storage::segment::{DONE_BATCH, DiskExec, SegTable, SegmentWriter, run_all};
+use crate::storage::send::{SendCursor, Stats};
 use crate::{Options, Running, SHUTDOWN_TIMEOUT, ShutdownHandle, prepare};
 
 /// A task the runtime runs to completion.
@@ -146,14 +144,13 @@ pub fn start<R: AsyncRuntime>(
         seg_rx,
         ev_tx.clone(),
     )));
-    let owned = Owned::new(
+    let host = Host::new(
         p.broker,
         p.clock,
         Box::new(move |cmd| seg_tx.try_send(cmd).is_ok()),
     );
     let driver = Driver {
-        owned,
-        conns: HashMap::new(),
+        host,
         stats: Arc::clone(&stats),
     };
     rt.spawn(Box::pin(driver.run(Arc::clone(&rt), ev_rx, finished_tx)));
@@ -204,25 +201,29 @@ enum Event<S> {
     Stop,
 }
 
-struct AConn<S> {
+/// How the driver reaches a connection's tasks.
+struct AsyncLink<S> {
     stream: Arc<S>,
     /// The writer's queue; dropping it ends the writer once it is done.
     tx: Sender<Command>,
     /// Lets the reader read once more.
     permit: Sender<()>,
-    /// Bytes read and not yet taken by the broker.
-    rbuf: BytesMut,
-    /// The reader waits for a permit the broker's `wants_read` withholds.
-    paused: bool,
-    /// A `Close` was issued: the reader reads on to the end.
-    closing: bool,
-    /// Bytes read in all (whether its end trims the allocator).
-    read_bytes: u64,
+}
+
+impl<S> Link for AsyncLink<S> {
+    fn queue(&mut self, cmd: Command) -> Result<(), Command> {
+        self.tx.try_send(cmd).map_err(|e| e.into_inner())
+    }
+
+    fn resume(&mut self) {
+        // Unbounded: fails only once the reader is gone, and then its
+        // `Closed` is on the way.
+        let _ = self.permit.try_send(());
+    }
 }
 
 struct Driver<S> {
-    owned: Owned,
-    conns: HashMap<ConnId, AConn<S>>,
+    host: Host<AsyncLink<S>>,
     stats: Arc<Stats>,
 }
 
@@ -235,12 +236,11 @@ impl<S: AsyncStream> Driver<S> {
     ) {
         let mut problems = Vec::new();
         // Recovery's commands go out before the first connection arrives.
-        self.owned.apply(|_, _| {});
-        self.route();
+        self.host.apply(|_, _| {});
         let mut give_up: Option<Instant> = None;
         let mut closed_all = false;
         loop {
-            let nap = self.owned.until_deadline().map(|d| d.max(TIMER_MIN_NAP));
+            let nap = self.host.until_deadline().map(|d| d.max(TIMER_MIN_NAP));
             let nap = match give_up {
                 Some(at) => Some(nap.map_or(at, |n| (Instant::now() + n).min(at))),
                 None => nap.map(|n| Instant::now() + n),
@@ -263,21 +263,20 @@ impl<S: AsyncStream> Driver<S> {
             while let Some(ev) = next.take() {
                 if matches!(ev, Event::Stop) && give_up.is_none() {
                     give_up = Some(Instant::now() + SHUTDOWN_TIMEOUT);
-                    self.owned.apply(|b, now| b.shutdown(now));
+                    self.host.apply(|b, now| b.shutdown(now));
                 } else {
                     self.handle(ev);
                 }
-                self.route();
                 handled += 1;
                 if handled < IO_LOOP_BOUND {
                     next = events.try_recv().ok();
                 }
             }
-            self.owned.timeout_if_due();
-            self.resume_paused();
-            self.route();
+            self.host.timeout_if_due();
+            // The async links act at once; nothing waits on the list.
+            self.host.take_touched();
             if let Some(at) = give_up {
-                let stopped = self.owned.broker.is_stopped();
+                let stopped = self.host.broker.is_stopped();
                 let late = Instant::now() >= at;
                 if (stopped || late) && !closed_all {
                     if !stopped {
@@ -287,20 +286,21 @@ impl<S: AsyncStream> Driver<S> {
                     }
                     // Readers see their ends and report them; writers end
                     // once their queues are dropped.
-                    for c in self.conns.values() {
-                        shutdown(&*c.stream);
+                    for c in self.host.conns.values() {
+                        shutdown(&*c.link.stream);
                     }
                     closed_all = true;
                 }
-                if closed_all && (self.conns.is_empty() || Instant::now() >= at + CLOSE_TIMEOUT) {
-                    if !self.conns.is_empty() {
-                        problems.push(format!("{} connections did not close", self.conns.len()));
+                let open = self.host.conns.len();
+                if closed_all && (open == 0 || Instant::now() >= at + CLOSE_TIMEOUT) {
+                    if open > 0 {
+                        problems.push(format!("{open} connections did not close"));
                     }
                     break;
                 }
             }
         }
-        self.owned.stop_segment_writer();
+        self.host.stop_segment_writer();
         // The stop waits on this; if it gave up, nobody listens.
         let _ = finished.send(problems);
     }
@@ -308,161 +308,32 @@ impl<S: AsyncStream> Driver<S> {
     fn handle(&mut self, ev: Event<S>) {
         match ev {
             Event::Open(id, stream, tx, permit) => {
-                let max = self.owned.broker.config().max_connections;
-                if self.conns.len() >= max {
-                    // `max.connections`: more are accepted and closed at once.
-                    tracing::warn!("{max} connections already open (max.connections)");
-                    shutdown(&*stream);
-                    return;
-                }
                 self.stats.connections.fetch_add(1, Ordering::Relaxed);
-                // Unbounded: fails only once the reader is gone, and then
-                // its `Closed` is on the way.
-                let _ = permit.try_send(());
-                self.conns.insert(
-                    id,
-                    AConn {
-                        stream,
-                        tx,
-                        permit,
-                        rbuf: BytesMut::new(),
-                        paused: false,
-                        closing: false,
-                        read_bytes: 0,
-                    },
-                );
-                self.owned.apply(|b, now| b.handle_open(now, id));
+                let mut link = AsyncLink { stream, tx, permit };
+                // The first read; beyond `max.connections` the broker
+                // closes the connection at once.
+                link.resume();
+                self.host.open(id, link);
                 tracing::debug!(conn = ?id, "connection opened");
             }
             Event::Read(id, bytes) => {
-                let Some(c) = self.conns.get_mut(&id) else {
-                    return;
-                };
-                c.read_bytes += bytes.len() as u64;
-                if c.closing {
-                    let _ = c.permit.try_send(());
-                    return; // nobody will answer these
-                }
-                let mut bytes = bytes;
-                loop {
-                    if c.rbuf.is_empty() {
-                        // Nothing pending: the chunk is the buffer, uncopied.
-                        c.rbuf = std::mem::take(&mut bytes);
-                    } else {
-                        // A partial frame whose length the broker has seen
-                        // has room reserved for exactly its rest: copy no
-                        // more than that before the broker cuts it, since
-                        // growing the buffer past it doubles the allocation
-                        // the frame keeps alive (see `rbuf`).
-                        let room = c.rbuf.capacity() - c.rbuf.len();
-                        let n = if room == 0 {
-                            bytes.len()
-                        } else {
-                            room.min(bytes.len())
-                        };
-                        c.rbuf.extend_from_slice(&bytes[..n]);
-                        bytes.advance(n);
+                self.host.read_chunk(id, bytes);
+                // One permit per read while the broker wants bytes (or the
+                // connection reads on to its end); otherwise the permit
+                // comes with the broker's resume.
+                if let Some(c) = self.host.conns.get_mut(&id) {
+                    if c.may_read() {
+                        c.link.resume();
                     }
-                    let rbuf = &mut c.rbuf;
-                    self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
-                    if bytes.is_empty() {
-                        break;
-                    }
-                    if !c.rbuf.is_empty() && !self.owned.broker.wants_read(id) {
-                        // Held back: the rest waits with the frames not cut.
-                        c.rbuf.extend_from_slice(&bytes);
-                        break;
-                    }
-                }
-                if self.owned.broker.wants_read(id) {
-                    let _ = c.permit.try_send(());
-                } else {
-                    c.paused = true;
                 }
             }
             Event::Closed(id) => {
-                if let Some(c) = self.conns.remove(&id) {
-                    self.owned.apply(|b, now| b.handle_close(now, id));
-                    tracing::debug!(conn = ?id, "connection closed");
-                    if c.read_bytes >= rbuf::TRIM_AFTER_BYTES {
-                        drop(c);
-                        rbuf::release_free_memory();
-                    }
-                }
+                // The writer answers what it was given; nothing waits here.
+                self.host.close(id, |_| Vec::new());
             }
-            Event::Done(dones) => self.owned.done(dones),
+            Event::Done(dones) => self.host.done(dones),
             Event::Stop => {} // only the first counts
         }
-    }
-
-    /// Offer held-back bytes again to connections the broker wants bytes
-    /// from once more, and let their readers read.
-    fn resume_paused(&mut self) {
-        let paused: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.paused)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in paused {
-            if !self.owned.broker.wants_read(id) {
-                continue;
-            }
-            let Some(c) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            if !c.rbuf.is_empty() {
-                let rbuf = &mut c.rbuf;
-                self.owned.apply(|b, now| b.handle_read(now, id, rbuf));
-                if !self.owned.broker.wants_read(id) {
-                    continue;
-                }
-            }
-            c.paused = false;
-            let _ = c.permit.try_send(());
-        }
-    }
-
-    /// Route the broker's socket commands to their connections' writers.
-    fn route(&mut self) {
-        let mut failed = Vec::new();
-        for cmd in std::mem::take(&mut self.owned.outbox) {
-            let (io, conn) = match &cmd {
-                Command::Send { io, conn, .. } | Command::Close { io, conn } => (*io, *conn),
-                other => {
-                    failed.push(fail(other.io(), "a file command reached a socket"));
-                    continue;
-                }
-            };
-            let Some(c) = self.conns.get_mut(&conn) else {
-                failed.push(fail(io, &format!("{conn:?} is closed")));
-                continue;
-            };
-            if matches!(cmd, Command::Close { .. }) {
-                c.closing = true;
-                if c.paused {
-                    c.paused = false;
-                    let _ = c.permit.try_send(());
-                }
-            }
-            if c.tx.try_send(cmd).is_err() {
-                failed.push(fail(io, &format!("{conn:?} is closed")));
-            }
-        }
-        if !failed.is_empty() {
-            self.owned.done(failed);
-            self.route();
-        }
-    }
-}
-
-fn fail(io: conveyor_core::IoId, message: &str) -> Done {
-    Done {
-        io,
-        result: Err(IoError {
-            kind: io::ErrorKind::NotConnected,
-            message: message.to_owned(),
-        }),
     }
 }
 

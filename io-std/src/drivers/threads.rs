@@ -10,7 +10,6 @@
 //! and `Sync`s go to the fsync worker through a `SyncHandoff`
 //! ([`crate::segment`]).
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -18,82 +17,53 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::BytesMut;
 use conveyor_core::sync::{Deadline, Gate};
-use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now, Poll};
+use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now};
 
+use crate::host::{Clock, Host, Link};
 use crate::rbuf;
-use crate::segment::{SegTable, SegmentWriter, work_loop};
-use crate::send::{Stats, send_parts};
+use crate::storage::segment::{SegTable, SegmentWriter, work_loop};
+use crate::storage::send::{Stats, send_parts};
 use crate::{SHUTDOWN_TIMEOUT, connectable};
 
 /// The shortest nap of the timer when the broker keeps asking for a deadline
 /// that has already passed, so a confused deadline cannot spin a core.
 const TIMER_MIN_NAP: Duration = Duration::from_millis(1);
 
-/// The driver's clocks, read only under the broker's lock so that the `Now`
-/// the broker sees never goes backwards across threads.
+/// How the broker's side reaches a connection's threads.
 #[derive(Debug)]
-pub(crate) struct Clock {
-    origin: std::time::Instant,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Self {
-            origin: std::time::Instant::now(),
-        }
-    }
-
-    pub(crate) fn mono(&self) -> Instant {
-        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    pub(crate) fn wall_ms() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-}
-
-/// A connection as the broker's side sees it.
-#[derive(Debug)]
-struct Conn {
+pub(crate) struct ThreadLink {
     /// Feeds the connection's writer thread.
     tx: Sender<Command>,
     /// Another handle on the socket, to shut it down from any thread.
     stream: TcpStream,
-    /// A `Close` was issued or the runtime is stopping: its reader stops
-    /// waiting for the broker to want bytes and reads to the end.
-    closing: bool,
-    /// What its reader waits on while paused (see [`State::paused`]).
+    /// What its reader waits on while the broker wants none of its bytes.
+    /// A reader shuts its gate under the lock, and the drive that resumes
+    /// the connection opens it under the lock, so no opening is missed.
     gate: Arc<Gate>,
 }
 
+impl Link for ThreadLink {
+    fn queue(&mut self, cmd: Command) -> Result<(), Command> {
+        self.tx.send(cmd).map_err(|e| e.0)
+    }
+
+    fn resume(&mut self) {
+        self.gate.open();
+    }
+}
+
 /// Everything behind the broker's lock.
-#[derive(Debug)]
 pub(crate) struct State {
-    pub(crate) broker: Broker,
-    conns: HashMap<ConnId, Conn>,
-    /// Feeds the segment writer; taken when the runtime stops.
-    seg_tx: Option<Sender<Command>>,
-    /// Connections whose reader waits on its [`Conn::gate`] because the
-    /// broker did not want its bytes; every drive opens the gates of those
-    /// it wants bytes from again (or that are closing). A reader shuts its
-    /// gate and registers here under the lock, so no opening is missed.
-    paused: HashSet<ConnId>,
-    /// Keeps the wall clock handed to the broker from going backwards when
-    /// the system clock is stepped.
-    last_wall_ms: i64,
+    pub(crate) host: Host<ThreadLink>,
     /// Threads waiting on [`Shared::progress`]: a shutdown waiting for
     /// `is_stopped`.
     waiters: usize,
 }
 
 /// What every runtime thread shares.
-#[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
     /// Signalled after a drive when some thread waits for the broker's state
@@ -118,11 +88,7 @@ impl Shared {
     ) -> Self {
         Self {
             state: Mutex::new(State {
-                broker,
-                conns: HashMap::new(),
-                seg_tx: Some(seg_tx),
-                paused: HashSet::new(),
-                last_wall_ms: i64::MIN,
+                host: Host::new(broker, clock, Box::new(move |cmd| seg_tx.send(cmd).is_ok())),
                 waiters: 0,
             }),
             progress: Condvar::new(),
@@ -196,109 +162,37 @@ pub(crate) fn drive<R>(shared: &Shared, f: impl FnOnce(&mut Broker, Now) -> R) -
 }
 
 impl State {
-    fn now(&mut self, clock: &Clock) -> Now {
-        self.last_wall_ms = self.last_wall_ms.max(Clock::wall_ms());
-        Now::new(clock.mono(), self.last_wall_ms)
-    }
-
     /// [`drive`] for a caller that already holds the lock.
     pub(crate) fn apply<R>(&mut self, shared: &Shared, f: impl FnOnce(&mut Broker, Now) -> R) -> R {
-        let now = self.now(&shared.clock);
-        let r = f(&mut self.broker, now);
-        loop {
-            match self.broker.poll() {
-                Poll::Wait(deadline) => {
-                    shared.deadline.publish(deadline);
-                    break;
-                }
-                Poll::Command(cmd) => {
-                    if let Err(done) = self.dispatch(cmd) {
-                        self.broker.handle_done(now, done);
-                    }
-                }
-            }
-        }
-        if !self.paused.is_empty() {
-            self.release_paused();
-        }
+        self.with(shared, |host| host.apply(f))
+    }
+
+    /// Run `f` on the host, then publish the broker's deadline for the
+    /// timer and wake whoever waits for progress.
+    fn with<R>(&mut self, shared: &Shared, f: impl FnOnce(&mut Host<ThreadLink>) -> R) -> R {
+        let r = f(&mut self.host);
+        // The links act at once; nothing waits on the list.
+        self.host.take_touched();
+        shared.deadline.publish(self.host.deadline());
         if self.waiters > 0 {
             shared.progress.notify_all();
         }
         r
     }
 
-    /// Open the gates of paused readers whose bytes the broker wants again,
-    /// or whose connection is closing.
-    fn release_paused(&mut self) {
-        let (broker, conns) = (&self.broker, &self.conns);
-        self.paused.retain(|&id| {
-            let Some(c) = conns.get(&id) else {
-                return false;
-            };
-            let go = c.closing || broker.wants_read(id);
-            if go {
-                c.gate.open();
-            }
-            !go
-        });
-    }
-
-    /// Queue `cmd` for the thread that executes it, or answer it at once
-    /// with an error when that thread is gone.
-    fn dispatch(&mut self, cmd: Command) -> Result<(), Done> {
-        let io = cmd.io();
-        let fail = |kind: io::ErrorKind, message: String| Done {
-            io,
-            result: Err(IoError { kind, message }),
-        };
-        match &cmd {
-            Command::Send { conn, .. } | Command::Close { conn, .. } => {
-                let conn_id = *conn;
-                let Some(conn) = self.conns.get_mut(&conn_id) else {
-                    return Err(fail(
-                        io::ErrorKind::NotConnected,
-                        format!("{conn_id:?} is closed"),
-                    ));
-                };
-                if matches!(cmd, Command::Close { .. }) {
-                    conn.closing = true;
-                }
-                conn.tx.send(cmd).map_err(|_| {
-                    fail(
-                        io::ErrorKind::NotConnected,
-                        format!("{conn_id:?} is closed"),
-                    )
-                })
-            }
-            _ => match &self.seg_tx {
-                Some(tx) => tx.send(cmd).map_err(|_| {
-                    fail(
-                        io::ErrorKind::BrokenPipe,
-                        "the segment writer has stopped".into(),
-                    )
-                }),
-                None => Err(fail(
-                    io::ErrorKind::BrokenPipe,
-                    "the runtime has stopped".into(),
-                )),
-            },
-        }
-    }
-
     /// Close every connection: readers see the end of their stream and
     /// report it, writers fail what is left in their queues.
     pub(crate) fn close_all(&mut self) {
-        for conn in self.conns.values_mut() {
-            conn.closing = true;
+        for c in self.host.conns.values_mut() {
+            c.closing = true;
             // Already shut down or reset by the peer: nothing left to do.
-            let _ = conn.stream.shutdown(Shutdown::Both);
-            conn.gate.open();
+            let _ = c.link.stream.shutdown(Shutdown::Both);
+            c.link.gate.open();
         }
-        self.paused.clear();
     }
 
     pub(crate) fn stop_segment_writer(&mut self) {
-        self.seg_tx = None;
+        self.host.stop_segment_writer();
     }
 }
 
@@ -378,15 +272,6 @@ pub(crate) fn listener(shared: Arc<Shared>, listener: TcpListener, stop: Arc<Ato
 }
 
 fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Result<()> {
-    // `max.connections`: more are accepted and closed at once.
-    let state = shared.lock();
-    let max = state.broker.config().max_connections;
-    if state.conns.len() >= max {
-        return Err(io::Error::other(format!(
-            "{max} connections already open (max.connections)"
-        )));
-    }
-    drop(state);
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let peer = stream.peer_addr().ok();
     tracing::debug!(?conn, ?peer, "connection opened");
@@ -400,17 +285,14 @@ fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Resul
         writer(&writer_shared, writer_stream, &rx);
     })?;
     {
+        let link = ThreadLink {
+            tx,
+            stream: handle,
+            gate: Arc::new(Gate::new(true)),
+        };
+        // Beyond `max.connections` the broker closes it at once.
         let mut st = shared.lock();
-        st.conns.insert(
-            conn,
-            Conn {
-                tx,
-                stream: handle,
-                closing: false,
-                gate: Arc::new(Gate::new(true)),
-            },
-        );
-        st.apply(shared, |b, now| b.handle_open(now, conn));
+        st.with(shared, |host| host.open(conn, link));
     }
     let reader_shared = Arc::clone(shared);
     let spawned = shared.spawn(format!("conveyor-read-{}", conn.0), move || {
@@ -425,63 +307,63 @@ fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Resul
     Ok(())
 }
 
-/// Report a connection gone, and drop its queue so its writer finishes.
+/// Report a connection gone, and drop its queue so its writer finishes
+/// (the writer answers what it was given).
 fn closed(shared: &Shared, conn: ConnId) {
     let mut st = shared.lock();
-    if let Some(c) = st.conns.remove(&conn) {
-        let _ = c.stream.shutdown(Shutdown::Both);
-    }
-    st.apply(shared, |b, now| b.handle_close(now, conn));
-    tracing::debug!(?conn, "connection closed");
+    st.with(shared, |host| {
+        host.close(conn, |link| {
+            let _ = link.stream.shutdown(Shutdown::Both);
+            Vec::new()
+        })
+    });
 }
 
 /// A connection's reader: reads, hands bytes to the broker, and stops
-/// reading while the broker does not want more.
+/// reading while the broker wants none (back-pressure: the rest stays in
+/// the kernel's buffer). Its read buffer lives in the connection table,
+/// where the broker's resume finds the frames already read but not taken;
+/// the reader takes it out only for the read itself.
 fn reader(shared: &Shared, conn: ConnId, stream: TcpStream) {
-    let mut buf = BytesMut::new();
-    let mut total: u64 = 0;
     loop {
-        let n = match rbuf::read_into(&mut buf, |room| (&stream).read(room)) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::debug!(?conn, error = %e, "read failed");
-                0
+        let mut buf = {
+            let mut st = shared.lock();
+            loop {
+                let Some(c) = st.host.conns.get_mut(&conn) else {
+                    break None;
+                };
+                if c.may_read() {
+                    break Some(std::mem::take(&mut c.rbuf));
+                }
+                // Shut under the lock: the drive that resumes the
+                // connection opens it, even before the wait.
+                let gate = Arc::clone(&c.link.gate);
+                gate.shut();
+                drop(st);
+                gate.wait();
+                st = shared.lock();
             }
         };
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
+        let Some(mut buf) = buf.take() else { break };
+        let r = rbuf::read_into(&mut buf, |room| (&stream).read(room));
         let mut st = shared.lock();
-        st.apply(shared, |b, now| b.handle_read(now, conn, &mut buf));
-        // Back-pressure: while the broker has enough of this connection's
-        // requests, leave the rest in the kernel's buffer. Frames already
-        // read but not taken are offered again once it wants more, since
-        // no new bytes may come to prompt it.
-        while let Some(c) = st.conns.get(&conn) {
-            if c.closing || st.broker.wants_read(conn) {
+        let Some(c) = st.host.conns.get_mut(&conn) else {
+            break;
+        };
+        c.rbuf = buf;
+        match r {
+            Ok(0) => break,
+            Ok(n) => st.with(shared, |host| host.read(conn, n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!(?conn, error = %e, "read failed");
                 break;
             }
-            // Shut and registered under the lock: the drive that makes the
-            // broker want bytes again opens the gate, even before the wait.
-            let gate = Arc::clone(&c.gate);
-            gate.shut();
-            st.paused.insert(conn);
-            drop(st);
-            gate.wait();
-            st = shared.lock();
-            if !buf.is_empty() && st.broker.wants_read(conn) {
-                st.apply(shared, |b, now| b.handle_read(now, conn, &mut buf));
-            }
         }
     }
+    // Trims the allocator too, from this thread: its arena holds what the
+    // connection's frames were read into.
     closed(shared, conn);
-    drop(buf);
-    if total >= rbuf::TRIM_AFTER_BYTES {
-        // This thread's arena holds what its frames were read into.
-        rbuf::release_free_memory();
-    }
 }
 
 /// A connection's writer: `Send`s and the `Close` in issue order.
@@ -573,7 +455,7 @@ impl Threads {
             let mut st = self.shared.lock();
             st.apply(&self.shared, |b, now| b.shutdown(now));
             let give_up = std::time::Instant::now() + SHUTDOWN_TIMEOUT;
-            while !st.broker.is_stopped() && !self.shared.poisoned() {
+            while !st.host.broker.is_stopped() && !self.shared.poisoned() {
                 let left = give_up.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {
                     problems.push(format!(

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use conveyor_core::Part;
 use rustix::io::Errno;
 
-use crate::segment::{IOV_MAX, SegTable};
+use crate::storage::segment::{IOV_MAX, SegTable};
 
 /// Counters a test or an operator can read while the runtime runs.
 #[derive(Debug, Default)]
@@ -172,9 +172,9 @@ impl SendCursor {
             )),
             Ok(n) => {
                 let before = stats.sendfile_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                let every = crate::disk::RELEASE_MAPPED_EVERY;
+                let every = crate::storage::disk::RELEASE_MAPPED_EVERY;
                 if before / every != (before + n as u64) / every {
-                    crate::disk::release_mapped_pages();
+                    crate::storage::disk::release_mapped_pages();
                 }
                 self.done += n as u64;
                 Ok(())
