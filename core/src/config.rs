@@ -156,9 +156,21 @@ pub struct Config {
     /// until answers leave (TCP pushes back on the clients). This is what
     /// keeps memory flat under a producer that pipelines without limit.
     pub queued_max_request_bytes: u64,
-    /// `max.connections`: connections served at once; the driver closes
-    /// more as soon as it accepts them.
+    /// `max.connections`: connections served at once; the broker closes
+    /// more as soon as they open.
     pub max_connections: usize,
+    /// `controller.quorum.voters`: `id@host:port` of every voter, this
+    /// broker (`node.id`) among them. The broker keeps a connection open to
+    /// each other voter ([`crate::Command::Connect`]); empty, it runs alone.
+    pub quorum_voters: Vec<(i32, String)>,
+    /// `reconnect.backoff.ms`: the wait before the first reconnect to a
+    /// peer, doubled after each failure.
+    pub reconnect_backoff_ms: u64,
+    /// `reconnect.backoff.max.ms`: the longest wait between reconnects.
+    pub reconnect_backoff_max_ms: u64,
+    /// `request.timeout.ms`: how long a request to a peer may go unanswered
+    /// before its connection is closed and opened again.
+    pub request_timeout_ms: u64,
     /// `fetch.max.wait.cap.ms`: the longest a fetch may long-poll whatever
     /// the client asks.
     pub fetch_max_wait_cap_ms: i64,
@@ -202,6 +214,10 @@ impl Default for Config {
             socket_request_max_bytes: 104_857_600,
             max_inflight_requests: 500,
             max_connections: 10_000,
+            quorum_voters: Vec::new(),
+            reconnect_backoff_ms: 50,
+            reconnect_backoff_max_ms: 1_000,
+            request_timeout_ms: 30_000,
             queued_max_request_bytes: 32 << 20,
             fetch_max_wait_cap_ms: 30_000,
             retention_check_interval_ms: 300_000,
@@ -238,6 +254,16 @@ impl Config {
                 self.queued_max_request_bytes = u64::try_from(v).unwrap_or(u64::MAX);
             }
             "max.connections" => self.max_connections = parse_range(key, value, 1, 1_000_000)?,
+            "controller.quorum.voters" => self.quorum_voters = parse_voters(key, value)?,
+            "reconnect.backoff.ms" => {
+                self.reconnect_backoff_ms = parse_range(key, value, 1, 3_600_000)?
+            }
+            "reconnect.backoff.max.ms" => {
+                self.reconnect_backoff_max_ms = parse_range(key, value, 1, 3_600_000)?
+            }
+            "request.timeout.ms" => {
+                self.request_timeout_ms = parse_range(key, value, 1, 3_600_000)?
+            }
             "log.retention.check.interval.ms" => {
                 self.retention_check_interval_ms = parse_range(key, value, 1, u64::MAX / 2)?
             }
@@ -333,6 +359,30 @@ fn bad(key: &str, reason: &str) -> ConfigError {
         key: key.to_owned(),
         reason: reason.to_owned(),
     }
+}
+
+/// `1@host:9093,2@host:9094`: node ids (unique) and their addresses.
+fn parse_voters(key: &str, value: &str) -> Result<Vec<(i32, String)>, ConfigError> {
+    let mut voters: Vec<(i32, String)> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let shape = "expected id@host:port entries separated by commas";
+        let (id, addr) = entry.split_once('@').ok_or_else(|| bad(key, shape))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| bad(key, &format!("`{id}` is not a node id")))?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad(key, shape))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad(key, &format!("`{addr}` is not host:port")));
+        }
+        if voters.iter().any(|(v, _)| *v == id) {
+            return Err(bad(key, &format!("node {id} is listed twice")));
+        }
+        voters.push((id, addr.to_owned()));
+    }
+    Ok(voters)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {

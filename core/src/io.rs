@@ -18,9 +18,21 @@ use bytes::Bytes;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IoId(pub u64);
 
-/// A connection, named by the driver when it reports the connection open.
+/// A connection. The driver names the connections it accepts (below
+/// [`ConnId::FIRST_OUTBOUND`]) when it reports them open; the broker names
+/// the ones it opens itself ([`Command::Connect`]) from there up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// The first id of a connection the broker opens.
+    pub const FIRST_OUTBOUND: u64 = 1 << 62;
+
+    /// Whether the broker opened this connection.
+    pub fn is_outbound(self) -> bool {
+        self.0 >= Self::FIRST_OUTBOUND
+    }
+}
 
 /// A segment (its `.log`, `.index` and `.timeindex` files), named by the core
 /// in [`Command::OpenSegment`] and used by later commands.
@@ -211,6 +223,20 @@ pub enum Command {
         /// The bytes: built ones and file regions.
         parts: Vec<Part>,
     },
+    /// Open a TCP connection to `addr` (`host:port`) and name it `conn`.
+    /// Answered once it is open, or with the error that kept it from
+    /// opening (then nothing more is heard of `conn`). Once open, it is
+    /// served like an accepted connection: bytes read go to
+    /// `handle_read`, `Send`s and `Close` name it, and its end is reported
+    /// with `handle_close`.
+    Connect {
+        /// Answered by one [`Done`].
+        io: IoId,
+        /// The connection's name, at or above [`ConnId::FIRST_OUTBOUND`].
+        conn: ConnId,
+        /// Where to connect.
+        addr: String,
+    },
     /// Close the connection (after the `Send`s issued before this command).
     /// The driver still reports it closed with `handle_close`.
     Close {
@@ -237,6 +263,7 @@ impl Command {
             | Command::RemoveFile { io, .. }
             | Command::RemoveDir { io, .. }
             | Command::Send { io, .. }
+            | Command::Connect { io, .. }
             | Command::Close { io, .. } => *io,
         }
     }

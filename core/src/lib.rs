@@ -92,7 +92,7 @@ pub mod sim;
 pub mod sync;
 pub mod time;
 
-pub use broker::{Broker, Poll, ROOT_FILES};
+pub use broker::{Broker, PeerStatus, Poll, ROOT_FILES};
 pub use config::{Config, ConfigError, TopicConfig};
 pub use io::{
     Command, Completion, ConnId, DiskPartition, DiskSegment, DiskState, Done, IoError, IoId, Part,

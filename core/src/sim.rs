@@ -195,6 +195,11 @@ impl SimDisk {
                 self.segments.retain(|_, (d, _)| d != dir);
             }
             Command::Send { .. } | Command::Close { .. } => {}
+            Command::Connect { addr, .. } => {
+                // The network is the harness's (core/tests/peers_sim.rs).
+                let message = format!("a simulated disk connects nowhere ({addr})");
+                return Err(err(ErrorKind::ConnectionRefused, message));
+            }
         }
         Ok(Completion::Unit)
     }

@@ -100,6 +100,10 @@ impl AsyncRuntime for Smol {
         Ok(Stream(stream))
     }
 
+    async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<Self::Stream> {
+        Ok(Stream(Async::<TcpStream>::connect(addr).await?))
+    }
+
     async fn unblock(&self, work: BlockingWork) {
         smol::unblock(work).await;
     }

@@ -200,6 +200,18 @@ fn run(
             }
             Done::ok(io)
         }
+        Command::Connect { io, addr, .. } => {
+            // One connection at a time, all of them accepted: this driver
+            // opens none (the broker tries again after its backoff). A
+            // driver that serves several sockets connects here, answers the
+            // `Connect` once open, and reads and writes the new connection
+            // like an accepted one.
+            let message = format!("this example opens no connections (to {addr})");
+            Done {
+                io,
+                result: Err(io::Error::new(io::ErrorKind::Unsupported, message).into()),
+            }
+        }
         file_cmd => files.execute(file_cmd),
     };
     broker.handle_done(clock.now(), done);

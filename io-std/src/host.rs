@@ -93,6 +93,30 @@ pub(crate) struct Host<L> {
     /// Connections that got a command or a resume since the driver last
     /// asked ([`Host::take_touched`]).
     touched: Vec<ConnId>,
+    /// `Connect` commands for the driver to carry out.
+    connects: Vec<Connect>,
+}
+
+/// A connection the broker asked to open.
+#[derive(Debug)]
+pub(crate) struct Connect {
+    pub(crate) io: IoId,
+    pub(crate) conn: ConnId,
+    pub(crate) addr: String,
+}
+
+impl Connect {
+    /// The address to connect to. A host name is looked up here, on the
+    /// caller's thread; `controller.quorum.voters` usually names addresses.
+    pub(crate) fn resolve(&self) -> io::Result<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} resolves to no address", self.addr),
+            )
+        })
+    }
 }
 
 impl<L: Link> Host<L> {
@@ -105,6 +129,7 @@ impl<L: Link> Host<L> {
             seg_tx: Some(seg_tx),
             conns: HashMap::new(),
             touched: Vec::new(),
+            connects: Vec::new(),
         }
     }
 
@@ -149,6 +174,9 @@ impl<L: Link> Host<L> {
                             resumed.push(conn);
                         }
                     }
+                }
+                Poll::Command(Command::Connect { io, conn, addr }) => {
+                    self.connects.push(Connect { io, conn, addr });
                 }
                 Poll::Command(cmd @ (Command::Send { .. } | Command::Close { .. })) => {
                     if let Err(done) = self.route(cmd) {
@@ -218,6 +246,34 @@ impl<L: Link> Host<L> {
         };
         self.conns.insert(id, conn);
         self.apply(|b, now| b.handle_open(now, id));
+    }
+
+    /// The connections the broker asked to open since the last call; the
+    /// driver answers each with [`Host::connected`] or
+    /// [`Host::connect_failed`].
+    pub(crate) fn take_connects(&mut self) -> Vec<Connect> {
+        std::mem::take(&mut self.connects)
+    }
+
+    /// A connection the broker asked for is open: served from now on like
+    /// an accepted one.
+    pub(crate) fn connected(&mut self, io: IoId, id: ConnId, link: L) {
+        let conn = Conn {
+            link,
+            rbuf: BytesMut::new(),
+            reading: true,
+            closing: false,
+            read_bytes: 0,
+        };
+        self.conns.insert(id, conn);
+        tracing::debug!(conn = ?id, "connection opened to a peer");
+        self.apply(|b, now| b.handle_done(now, Done::ok(io)));
+    }
+
+    /// A connection the broker asked for did not open.
+    pub(crate) fn connect_failed(&mut self, io: IoId, e: &io::Error) {
+        let result = Err(IoError::from(io::Error::new(e.kind(), e.to_string())));
+        self.apply(|b, now| b.handle_done(now, Done { io, result }));
     }
 
     /// `n` more bytes were read into the connection's `rbuf`: hand them to

@@ -261,7 +261,7 @@ pub fn start(opts: Options) -> io::Result<Running> {
     let local_addr = p.local_addr;
     let segs = Arc::new(SegTable::default());
     let (seg_tx, seg_rx) = mpsc::channel();
-    let shared = Arc::new(Shared::new(p.broker, p.clock, seg_tx, Arc::clone(&segs)));
+    let shared = Shared::new(p.broker, p.clock, seg_tx, Arc::clone(&segs));
     let stats = Arc::clone(&shared.stats);
 
     let mut threads = Threads::new(Arc::clone(&shared), local_addr, p.lock);

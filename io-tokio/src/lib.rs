@@ -79,6 +79,10 @@ impl AsyncRuntime for Tokio {
         Ok(Stream(stream))
     }
 
+    async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<Self::Stream> {
+        Ok(Stream(tokio::net::TcpStream::connect(addr).await?))
+    }
+
     async fn unblock(&self, work: BlockingWork) {
         if let Err(e) = self.0.spawn_blocking(work).await {
             // A panic in file work is a bug; the runtime carries on and the

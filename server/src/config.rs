@@ -19,7 +19,6 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 /// buffer tuning): accepted and ignored, with a warning.
 const IGNORED: &[&str] = &[
     "process.roles",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "controller.listener.names",
     "inter.broker.listener.name",

@@ -116,6 +116,7 @@ impl Broker {
         for conn in self.conns.ids() {
             self.conns.close(&mut self.io, conn);
         }
+        self.peers.shutdown(&mut self.io);
         for key in self.logs.keys() {
             self.logs
                 .run(&mut self.io, self.now, key, |log, _, ids, out| {

@@ -20,6 +20,7 @@ pub(crate) mod groups;
 mod lifecycle;
 pub(crate) mod logs;
 pub(crate) mod out;
+pub(crate) mod peers;
 pub(crate) mod producers;
 pub(crate) mod wait;
 
@@ -38,10 +39,12 @@ use conns::{Conns, SlotState};
 use groups::Groups;
 use logs::{LogKey, Logs};
 use out::{Io, Owner};
+use peers::Peers;
 use producers::Producers;
 use wait::{Answer, Ctx, Origin, Response, Until, Wake};
 
 pub use lifecycle::ROOT_FILES;
+pub use peers::PeerStatus;
 
 /// What [`Broker::poll`] returns.
 #[derive(Debug)]
@@ -78,6 +81,7 @@ pub struct Broker {
     logs: Logs,
     groups: Groups,
     producers: Producers,
+    peers: Peers,
     lifecycle: lifecycle::State,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
@@ -103,6 +107,7 @@ impl Broker {
                 config.max_connections,
             ),
             logs: Logs::new(config.topic_defaults.clone()),
+            peers: Peers::new(&config, now),
             config,
             now,
             io: Io::default(),
@@ -112,7 +117,15 @@ impl Broker {
             interest: Vec::new(),
         };
         broker.recover(disk);
+        // The first connects to peers, behind recovery's commands.
+        broker.peers.timeout(&mut broker.io, now);
         broker
+    }
+
+    /// The other brokers this one keeps connections to
+    /// (`controller.quorum.voters`), and how each stands.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.peers.statuses()
     }
 
     /// The configuration the broker runs with.
@@ -134,6 +147,9 @@ impl Broker {
     /// Its unanswered requests are dropped and their pins released.
     pub fn handle_close(&mut self, now: Now, conn: ConnId) {
         self.tick(now);
+        if conn.is_outbound() {
+            return self.peers.closed(self.now, conn);
+        }
         self.groups.cancel_conn(conn);
         let pins = self.conns.remove(conn);
         self.logs.unpin_all(&mut self.io, self.now, &pins);
@@ -144,6 +160,9 @@ impl Broker {
     /// frame stays for the next call.
     pub fn handle_read(&mut self, now: Now, conn: ConnId, buf: &mut BytesMut) {
         self.tick(now);
+        if conn.is_outbound() {
+            return self.peers.read(&mut self.io, conn, buf);
+        }
         while self.wants_read(conn) {
             match protocol::cut_frame(buf, self.config.socket_request_max_bytes) {
                 Frame::Partial => return,
@@ -191,6 +210,10 @@ impl Broker {
                 self.logs.unpin_all(&mut self.io, self.now, &[pin]);
                 self.wake_slot(conn, seq, Wake::Read(done.io, done.result));
             }
+            Owner::Connect(conn) => {
+                let result = done.result.map(|_| ());
+                self.peers.connected(&mut self.io, self.now, conn, result);
+            }
             Owner::Close => {}
             Owner::File(job) => self.file_done(job, done.result),
         }
@@ -219,6 +242,7 @@ impl Broker {
             }
         }
         self.groups.coordinator.handle_timeout(now.mono);
+        self.peers.timeout(&mut self.io, now);
         self.lifecycle_timeout();
         self.settle();
     }
@@ -256,6 +280,9 @@ impl Broker {
             consider(d);
         }
         if let Some(d) = self.conns.next_deadline() {
+            consider(d);
+        }
+        if let Some(d) = self.peers.next_deadline() {
             consider(d);
         }
         for log in self.logs.iter() {

@@ -23,6 +23,8 @@ pub(crate) enum Owner {
         seq: u64,
         pin: (LogKey, SegId),
     },
+    /// A `Connect` to a peer.
+    Connect(ConnId),
     /// A `Close`.
     Close,
     /// The broker's own files (metadata, checkpoints, the shutdown marker).

@@ -14,7 +14,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 /// What cutting a frame off a connection's buffer found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// A whole request, without its length prefix.
+    /// A whole frame (a request, or a peer's response), without its
+    /// length prefix.
     Request(Bytes),
     /// More bytes are needed.
     Partial,
@@ -22,15 +23,25 @@ pub enum Frame {
     Invalid(i32),
 }
 
-/// Cut one length-prefixed frame off the front of `buf` without copying.
+/// Cut one length-prefixed request frame off the front of `buf` without
+/// copying. A request header alone is at least 10 bytes (key, version,
+/// correlation id, client id length).
 pub fn cut_frame(buf: &mut BytesMut, max_len: u32) -> Frame {
+    cut_sized(buf, 10, max_len)
+}
+
+/// Cut one length-prefixed response frame (a peer's answer): at least its
+/// 4-byte correlation id.
+pub fn cut_response(buf: &mut BytesMut, max_len: u32) -> Frame {
+    cut_sized(buf, 4, max_len)
+}
+
+fn cut_sized(buf: &mut BytesMut, min_len: i32, max_len: u32) -> Frame {
     if buf.len() < 4 {
         return Frame::Partial;
     }
     let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    // A request header alone is at least 10 bytes (key, version, correlation
-    // id, client id length).
-    if len < 10 || len as u32 > max_len {
+    if len < min_len || len as u32 > max_len {
         return Frame::Invalid(len);
     }
     let len = len as usize;

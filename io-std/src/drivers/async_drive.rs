@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use bytes::BytesMut;
-use conveyor_core::{Command, ConnId, Done, IoError};
+use conveyor_core::{Command, ConnId, Done, IoError, IoId};
 use futures_lite::future;
 
 use crate::drivers::mio_loop::IO_LOOP_BOUND;
@@ -75,6 +75,9 @@ pub trait AsyncRuntime: Send + Sync + 'static {
 
     /// Accept the next connection.
     async fn accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream>;
+
+    /// Open a connection to `addr` (a peer broker).
+    async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<Self::Stream>;
 
     /// Run `work` where blocking is allowed (fsync), and return when it is
     /// done.
@@ -152,6 +155,8 @@ pub fn start<R: AsyncRuntime>(
     let driver = Driver {
         host,
         stats: Arc::clone(&stats),
+        events: ev_tx.clone(),
+        segs: Arc::clone(&segs),
     };
     rt.spawn(Box::pin(driver.run(Arc::clone(&rt), ev_rx, finished_tx)));
     rt.spawn(Box::pin(acceptor(
@@ -191,6 +196,13 @@ enum Event<S> {
     /// A connection was accepted: its socket, its writer's queue and its
     /// reader's permits.
     Open(ConnId, Arc<S>, Sender<Command>, Sender<()>),
+    /// A connection the broker asked for opened (the `Connect` to answer,
+    /// then as `Open`), or did not.
+    Connected(
+        IoId,
+        ConnId,
+        io::Result<(Arc<S>, Sender<Command>, Sender<()>)>,
+    ),
     /// Bytes read from a connection.
     Read(ConnId, BytesMut),
     /// A connection's reader saw its end.
@@ -225,6 +237,9 @@ impl<S> Link for AsyncLink<S> {
 struct Driver<S> {
     host: Host<AsyncLink<S>>,
     stats: Arc<Stats>,
+    /// For the tasks it starts (connects).
+    events: Sender<Event<S>>,
+    segs: Arc<SegTable>,
 }
 
 impl<S: AsyncStream> Driver<S> {
@@ -237,6 +252,7 @@ impl<S: AsyncStream> Driver<S> {
         let mut problems = Vec::new();
         // Recovery's commands go out before the first connection arrives.
         self.host.apply(|_, _| {});
+        self.start_connects(&rt);
         let mut give_up: Option<Instant> = None;
         let mut closed_all = false;
         loop {
@@ -275,6 +291,7 @@ impl<S: AsyncStream> Driver<S> {
             self.host.timeout_if_due();
             // The async links act at once; nothing waits on the list.
             self.host.take_touched();
+            self.start_connects(&rt);
             if let Some(at) = give_up {
                 let stopped = self.host.broker.is_stopped();
                 let late = Instant::now() >= at;
@@ -305,6 +322,19 @@ impl<S: AsyncStream> Driver<S> {
         let _ = finished.send(problems);
     }
 
+    /// Open the connections the broker asked for, each in a task of its own.
+    fn start_connects<R: AsyncRuntime<Stream = S>>(&mut self, rt: &Arc<R>) {
+        for c in self.host.take_connects() {
+            rt.spawn(Box::pin(connector(
+                Arc::clone(rt),
+                c,
+                self.events.clone(),
+                Arc::clone(&self.segs),
+                Arc::clone(&self.stats),
+            )));
+        }
+    }
+
     fn handle(&mut self, ev: Event<S>) {
         match ev {
             Event::Open(id, stream, tx, permit) => {
@@ -315,6 +345,16 @@ impl<S: AsyncStream> Driver<S> {
                 link.resume();
                 self.host.open(id, link);
                 tracing::debug!(conn = ?id, "connection opened");
+            }
+            Event::Connected(io, id, Ok((stream, tx, permit))) => {
+                self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                let mut link = AsyncLink { stream, tx, permit };
+                link.resume();
+                self.host.connected(io, id, link);
+            }
+            Event::Connected(io, id, Err(e)) => {
+                tracing::debug!(conn = ?id, error = %e, "connect failed");
+                self.host.connect_failed(io, &e);
             }
             Event::Read(id, bytes) => {
                 self.host.read_chunk(id, bytes);
@@ -341,6 +381,53 @@ impl<S: AsyncStream> Driver<S> {
 fn shutdown(stream: &impl AsFd) {
     // Already shut or reset by the peer: nothing left to do.
     let _ = rustix::net::shutdown(stream, rustix::net::Shutdown::Both);
+}
+
+/// Open a connection the broker asked for, with a reader and a writer.
+async fn connector<R: AsyncRuntime>(
+    rt: Arc<R>,
+    c: crate::host::Connect,
+    events: Sender<Event<R::Stream>>,
+    segs: Arc<SegTable>,
+    stats: Arc<Stats>,
+) {
+    let opened = async {
+        let stream = rt.connect(c.resolve()?).await?;
+        rustix::net::sockopt::set_tcp_nodelay(&stream, true)?;
+        Ok::<_, io::Error>(stream)
+    }
+    .await;
+    let opened = opened.map(|stream| serve(&*rt, c.conn, stream, &events, segs, stats));
+    // The driver is gone if this fails: nobody to tell.
+    let _ = events.send(Event::Connected(c.io, c.conn, opened)).await;
+}
+
+/// Start a connection's reader and writer; what the driver needs of it.
+fn serve<R: AsyncRuntime>(
+    rt: &R,
+    id: ConnId,
+    stream: R::Stream,
+    events: &Sender<Event<R::Stream>>,
+    segs: Arc<SegTable>,
+    stats: Arc<Stats>,
+) -> (Arc<R::Stream>, Sender<Command>, Sender<()>) {
+    let stream = Arc::new(stream);
+    let (tx, rx) = async_channel::unbounded();
+    let (permit_tx, permit_rx) = async_channel::unbounded();
+    rt.spawn(Box::pin(reader(
+        id,
+        Arc::clone(&stream),
+        events.clone(),
+        permit_rx,
+    )));
+    rt.spawn(Box::pin(writer(
+        Arc::clone(&stream),
+        rx,
+        events.clone(),
+        segs,
+        stats,
+    )));
+    (stream, tx, permit_tx)
 }
 
 /// Accept connections until `stop` closes, each with a reader and a writer.
@@ -376,22 +463,14 @@ async fn acceptor<R: AsyncRuntime>(
         }
         next_conn += 1;
         let id = ConnId(next_conn);
-        let stream = Arc::new(stream);
-        let (tx, rx) = async_channel::unbounded();
-        let (permit_tx, permit_rx) = async_channel::unbounded();
-        rt.spawn(Box::pin(reader(
+        let (stream, tx, permit_tx) = serve(
+            &*rt,
             id,
-            Arc::clone(&stream),
-            events.clone(),
-            permit_rx,
-        )));
-        rt.spawn(Box::pin(writer(
-            Arc::clone(&stream),
-            rx,
-            events.clone(),
+            stream,
+            &events,
             Arc::clone(&segs),
             Arc::clone(&stats),
-        )));
+        );
         if events
             .send(Event::Open(id, stream, tx, permit_tx))
             .await

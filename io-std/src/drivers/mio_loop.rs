@@ -6,7 +6,7 @@
 //! [`mio::Waker`]. Each loop turn does a bounded amount of work
 //! ([`IO_LOOP_BOUND`]) so that one busy connection cannot starve the rest.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read};
 use std::net::Shutdown;
 use std::sync::Arc;
@@ -83,6 +83,7 @@ pub(crate) fn start(p: Prepared) -> io::Result<Running> {
         stats: Arc::clone(&stats),
         stop: Arc::clone(&stop),
         ready: HashSet::new(),
+        connecting: HashMap::new(),
         accept_pending: false,
         completions_pending: false,
         dones: Vec::new(),
@@ -176,6 +177,9 @@ struct EventLoop {
     stop: Arc<AtomicBool>,
     /// Connections with work the next turn can do without a new event.
     ready: HashSet<ConnId>,
+    /// Connections the broker asked to open, not yet open: the `Connect`
+    /// to answer and the socket.
+    connecting: HashMap<ConnId, (IoId, TcpStream)>,
     /// The listener may hold connections not accepted yet.
     accept_pending: bool,
     /// The segment writer's channel may hold completions.
@@ -240,7 +244,9 @@ impl EventLoop {
                     WAKER => self.completions_pending = true,
                     Token(t) => {
                         let id = ConnId(t as u64);
-                        if let Some(c) = self.host.conns.get_mut(&id) {
+                        if self.connecting.contains_key(&id) {
+                            self.finish_connect(id);
+                        } else if let Some(c) = self.host.conns.get_mut(&id) {
                             let l = &mut c.link;
                             l.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
                             l.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
@@ -417,11 +423,90 @@ impl EventLoop {
         self.ready.insert(id);
     }
 
-    /// The connections the broker gave commands or resumed have work.
+    /// The connections the broker gave commands or resumed have work;
+    /// the ones it asked to open are opened.
     fn route(&mut self) {
-        for id in self.host.take_touched() {
-            self.ready.insert(id);
+        loop {
+            for id in self.host.take_touched() {
+                self.ready.insert(id);
+            }
+            let connects = self.host.take_connects();
+            if connects.is_empty() {
+                return;
+            }
+            for c in connects {
+                if let Err(e) = self.start_connect(c.conn, c.io, c.resolve()) {
+                    tracing::debug!(conn = ?c.conn, addr = %c.addr, error = %e, "connect failed");
+                    self.host.connect_failed(c.io, &e);
+                }
+            }
         }
+    }
+
+    /// Begin a non-blocking connect; it finishes when the socket is
+    /// writable ([`EventLoop::finish_connect`]).
+    fn start_connect(
+        &mut self,
+        id: ConnId,
+        io: IoId,
+        addr: io::Result<std::net::SocketAddr>,
+    ) -> io::Result<()> {
+        let mut stream = TcpStream::connect(addr?)?;
+        stream.set_nodelay(true)?;
+        let token = usize::try_from(id.0).map_err(io::Error::other)?;
+        self.poll.registry().register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.connecting.insert(id, (io, stream));
+        Ok(())
+    }
+
+    /// A connecting socket had an event: open, failed, or not yet.
+    fn finish_connect(&mut self, id: ConnId) {
+        let Some((_, stream)) = self.connecting.get(&id) else {
+            return;
+        };
+        let outcome = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotConnected | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    return; // still connecting
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let Some((io, mut stream)) = self.connecting.remove(&id) else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                let link = MioLink {
+                    stream,
+                    out: VecDeque::new(),
+                    readable: true,
+                    writable: true,
+                    eof: false,
+                    dead: None,
+                };
+                self.host.connected(io, id, link);
+                self.ready.insert(id);
+            }
+            Err(e) => {
+                let _ = self.poll.registry().deregister(&mut stream);
+                tracing::debug!(conn = ?id, error = %e, "connect failed");
+                self.host.connect_failed(io, &e);
+            }
+        }
+        self.route();
     }
 
     /// Write the connection's queue until it is empty or the socket is full.

@@ -15,14 +15,14 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use conveyor_core::sync::{Deadline, Gate};
 use conveyor_core::{Broker, Command, ConnId, Done, Instant, IoError, Now};
 
-use crate::host::{Clock, Host, Link};
+use crate::host::{Clock, Connect, Host, Link};
 use crate::rbuf;
 use crate::storage::segment::{SegTable, SegmentWriter, work_loop};
 use crate::storage::send::{Stats, send_parts};
@@ -65,6 +65,8 @@ pub(crate) struct State {
 
 /// What every runtime thread shares.
 pub(crate) struct Shared {
+    /// Itself, for the threads it starts from under its lock (connects).
+    me: Weak<Shared>,
     state: Mutex<State>,
     /// Signalled after a drive when some thread waits for the broker's state
     /// to change.
@@ -85,8 +87,9 @@ impl Shared {
         clock: Clock,
         seg_tx: Sender<Command>,
         segs: Arc<SegTable>,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             state: Mutex::new(State {
                 host: Host::new(broker, clock, Box::new(move |cmd| seg_tx.send(cmd).is_ok())),
                 waiters: 0,
@@ -97,7 +100,7 @@ impl Shared {
             stats: Arc::default(),
             segs,
             threads: Mutex::default(),
-        }
+        })
     }
 
     /// Lock the broker. A panic in the broker (a bug) poisons the lock; the
@@ -173,6 +176,16 @@ impl State {
         let r = f(&mut self.host);
         // The links act at once; nothing waits on the list.
         self.host.take_touched();
+        for c in self.host.take_connects() {
+            let Some(me) = shared.me.upgrade() else { break };
+            let io = c.io;
+            let spawned = shared.spawn(format!("conveyor-connect-{}", c.conn.0), move || {
+                connect(&me, c);
+            });
+            if let Err(e) = spawned {
+                self.host.connect_failed(io, &e);
+            }
+        }
         shared.deadline.publish(self.host.deadline());
         if self.waiters > 0 {
             shared.progress.notify_all();
@@ -271,10 +284,40 @@ pub(crate) fn listener(shared: Arc<Shared>, listener: TcpListener, stop: Arc<Ato
     }
 }
 
+/// How long a connect to a peer may take (Kafka's
+/// `socket.connection.setup.timeout.ms`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open a connection the broker asked for, then serve it like an accepted
+/// one.
+fn connect(shared: &Arc<Shared>, c: Connect) {
+    let opened = c
+        .resolve()
+        .and_then(|addr| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT));
+    let served = opened.and_then(|stream| serve_conn(shared, c.conn, stream, Some(c.io)));
+    if let Err(e) = served {
+        tracing::debug!(conn = ?c.conn, addr = %c.addr, error = %e, "connect failed");
+        shared
+            .lock()
+            .with(shared, |host| host.connect_failed(c.io, &e));
+    }
+}
+
 fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Result<()> {
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let peer = stream.peer_addr().ok();
     tracing::debug!(?conn, ?peer, "connection opened");
+    serve_conn(shared, conn, stream, None)
+}
+
+/// Start a connection's writer and reader threads and add it to the
+/// table: as accepted, or (`connect`) as the answer to that `Connect`.
+fn serve_conn(
+    shared: &Arc<Shared>,
+    conn: ConnId,
+    stream: TcpStream,
+    connect: Option<conveyor_core::IoId>,
+) -> io::Result<()> {
     // Small responses must not wait for Nagle; large ones are corked.
     stream.set_nodelay(true)?;
     let (tx, rx) = mpsc::channel();
@@ -292,7 +335,13 @@ fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Resul
         };
         // Beyond `max.connections` the broker closes it at once.
         let mut st = shared.lock();
-        st.with(shared, |host| host.open(conn, link));
+        st.with(shared, |host| match connect {
+            Some(io) => {
+                shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+                host.connected(io, conn, link);
+            }
+            None => host.open(conn, link),
+        });
     }
     let reader_shared = Arc::clone(shared);
     let spawned = shared.spawn(format!("conveyor-read-{}", conn.0), move || {
@@ -300,8 +349,12 @@ fn open_conn(shared: &Arc<Shared>, conn: ConnId, stream: TcpStream) -> io::Resul
     });
     if let Err(e) = spawned {
         // Nobody will read it: report it closed now; dropping its queue ends
-        // its writer.
+        // its writer. A connect was answered already: its end says the rest.
         closed(shared, conn);
+        if connect.is_some() {
+            tracing::warn!(?conn, error = %e, "cannot serve a new connection");
+            return Ok(());
+        }
         return Err(e);
     }
     Ok(())

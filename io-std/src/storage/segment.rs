@@ -432,7 +432,7 @@ impl DiskExec {
                     _ => sync_parent(&path)?,
                 }
             }
-            Command::Send { .. } | Command::Close { .. } => {
+            Command::Send { .. } | Command::Close { .. } | Command::Connect { .. } => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
                     "a socket command reached the segment writer",

@@ -27,6 +27,8 @@ pub struct Stats {
     pub send_calls: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections opened to peers (`Command::Connect`).
+    pub connects: AtomicU64,
 }
 
 /// Linux moves at most this many bytes per `sendfile` call.
