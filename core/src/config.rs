@@ -168,6 +168,10 @@ pub struct Config {
     pub reconnect_backoff_ms: u64,
     /// `reconnect.backoff.max.ms`: the longest wait between reconnects.
     pub reconnect_backoff_max_ms: u64,
+    /// `log.flush.threads`: how many fsyncs the driver runs at once (its
+    /// fsync workers). The core keeps one `Sync` in flight per segment;
+    /// syncs of different partitions can run side by side.
+    pub flush_threads: usize,
     /// `request.timeout.ms`: how long a request to a peer may go unanswered
     /// before its connection is closed and opened again.
     pub request_timeout_ms: u64,
@@ -218,6 +222,7 @@ impl Default for Config {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1_000,
             request_timeout_ms: 30_000,
+            flush_threads: 4,
             queued_max_request_bytes: 32 << 20,
             fetch_max_wait_cap_ms: 30_000,
             retention_check_interval_ms: 300_000,
@@ -261,6 +266,7 @@ impl Config {
             "reconnect.backoff.max.ms" => {
                 self.reconnect_backoff_max_ms = parse_range(key, value, 1, 3_600_000)?
             }
+            "log.flush.threads" => self.flush_threads = parse_range(key, value, 1, 64)?,
             "request.timeout.ms" => {
                 self.request_timeout_ms = parse_range(key, value, 1, 3_600_000)?
             }

@@ -136,7 +136,9 @@ pub fn start<R: AsyncRuntime>(
     let (finished_tx, finished_rx) = std::sync::mpsc::channel::<Vec<String>>();
 
     let events = ev_tx.clone();
-    let writer = SegmentWriter::start(DiskExec::new(p.data_dir, Arc::clone(&segs)), move |d| {
+    let flush_threads = p.broker.config().flush_threads;
+    let exec = DiskExec::new(p.data_dir, Arc::clone(&segs)).with_flush_threads(flush_threads);
+    let writer = SegmentWriter::start(exec, move |d| {
         // Unbounded: fails only once the driver is gone.
         let _ = events.try_send(Event::Done(d));
     })?;

@@ -211,9 +211,9 @@ impl SegmentWriter {
     /// An executor with its fsync worker, which answers `Sync`s to `report`.
     pub(crate) fn start(
         exec: DiskExec,
-        report: impl FnMut(Vec<Done>) + Send + 'static,
+        report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
     ) -> io::Result<SegmentWriter> {
-        let commit = GroupCommit::start(report)?;
+        let commit = GroupCommit::start(report, exec.flush_threads)?;
         Ok(SegmentWriter { exec, commit })
     }
 
@@ -234,47 +234,56 @@ struct SyncRequest {
     files: Pin<SegmentFiles>,
 }
 
-/// Group commit: the fsync worker thread and its [`SyncHandoff`]. The
-/// segment writer hands each `Sync` over once the commands before it are
-/// written; the worker takes every request pending for a segment, runs one
-/// `fdatasync` of its files for all of them and answers each. Appends queued
-/// behind a `Sync` no longer wait for the disk. Dropping it answers what is
-/// pending and joins the worker.
+/// The fsync workers (`log.flush.threads` of them) and their
+/// [`SyncHandoff`]. The segment writer hands each `Sync` over once the
+/// commands before it are written; a worker takes the oldest, runs one
+/// `fdatasync` of its segment's files and answers it. Group commit itself
+/// is the core's: its one `Sync` in flight per segment covers every append
+/// before it. Appends queued behind a `Sync` never wait for the disk, and
+/// syncs of different partitions run side by side. Dropping it answers what
+/// is pending and joins the workers.
 pub(crate) struct GroupCommit {
     handoff: Arc<SyncHandoff<SegId, SyncRequest>>,
-    worker: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
+/// Fsync workers when none are configured (`log.flush.threads`).
+pub(crate) const DEFAULT_FLUSH_THREADS: usize = 4;
+
 impl GroupCommit {
-    fn start(mut report: impl FnMut(Vec<Done>) + Send + 'static) -> io::Result<GroupCommit> {
+    fn start(
+        report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
+        threads: usize,
+    ) -> io::Result<GroupCommit> {
         let handoff = Arc::new(SyncHandoff::<SegId, SyncRequest>::new());
-        let h = Arc::clone(&handoff);
-        let worker = crate::spawn("conveyor-fsync", move || {
-            h.serve(
-                |_seg, batch| match batch.first() {
-                    Some(req) => req.files.sync().map_err(IoError::from),
-                    None => Ok(()),
-                },
-                |_seg, batch, result| {
-                    if let Err(e) = &result {
-                        tracing::warn!(error = %e, "file command failed");
-                    }
-                    // Each request's pin goes as it is answered.
-                    let dones = batch
-                        .into_iter()
-                        .map(|req| Done {
-                            io: req.io,
-                            result: result.clone().map(|()| Completion::Unit),
-                        })
-                        .collect();
-                    report(dones);
-                },
-            );
-        })?;
-        Ok(GroupCommit {
+        let mut commit = GroupCommit {
             handoff,
-            worker: Some(worker),
-        })
+            workers: Vec::new(),
+        };
+        for n in 0..threads.max(1) {
+            let h = Arc::clone(&commit.handoff);
+            let mut report = report.clone();
+            // On an error, dropping `commit` stops the workers started.
+            let worker = crate::spawn(&format!("conveyor-fsync-{n}"), move || {
+                h.serve(
+                    |_seg, req| req.files.sync().map_err(IoError::from),
+                    |_seg, req, result| {
+                        if let Err(e) = &result {
+                            tracing::warn!(error = %e, "file command failed");
+                        }
+                        // The request's pin goes as it is answered.
+                        let io = req.io;
+                        drop(req);
+                        report(vec![Done {
+                            io,
+                            result: result.map(|()| Completion::Unit),
+                        }]);
+                    },
+                );
+            })?;
+            commit.workers.push(worker);
+        }
+        Ok(commit)
     }
 
     /// Hand a `Sync` of `seg` to the worker; answer it now if the segment
@@ -306,9 +315,9 @@ impl GroupCommit {
 impl Drop for GroupCommit {
     fn drop(&mut self) {
         self.handoff.close();
-        if let Some(worker) = self.worker.take() {
+        for worker in self.workers.drain(..) {
             if worker.join().is_err() {
-                tracing::error!("the fsync worker panicked");
+                tracing::error!("an fsync worker panicked");
             }
         }
     }
@@ -327,11 +336,24 @@ impl std::fmt::Debug for GroupCommit {
 pub(crate) struct DiskExec {
     root: PathBuf,
     segs: Arc<SegTable>,
+    /// Fsync workers of the segment writer built on it.
+    flush_threads: usize,
 }
 
 impl DiskExec {
     pub(crate) fn new(root: PathBuf, segs: Arc<SegTable>) -> Self {
-        Self { root, segs }
+        Self {
+            root,
+            segs,
+            flush_threads: DEFAULT_FLUSH_THREADS,
+        }
+    }
+
+    /// How many fsync workers a segment writer on it runs
+    /// (`log.flush.threads`).
+    pub(crate) fn with_flush_threads(mut self, n: usize) -> Self {
+        self.flush_threads = n.max(1);
+        self
     }
 
     /// Execute one file command and say how it went. Never panics: every

@@ -132,6 +132,14 @@ const MATRIX: &[Workload] = &[
         consume: false,
         fsync: true,
     },
+    // Syncs of eight partitions at once: what `log.flush.threads` is for.
+    Workload::Produce {
+        size: 1024,
+        partitions: 8,
+        acks: "-1",
+        consume: false,
+        fsync: true,
+    },
     Workload::SingleRecord,
     Workload::E2e { rate: 10_000.0 },
 ];
