@@ -16,6 +16,7 @@ pub mod batch;
 pub mod index;
 mod partition;
 pub mod producers;
+mod read;
 mod recovery;
 mod retention;
 mod segment;

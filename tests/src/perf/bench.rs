@@ -14,9 +14,8 @@ use std::fs::{self, File};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
+
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::baseline::{self, Throughput};
@@ -24,6 +23,7 @@ use super::consume::{self, ConsumeOpts, ConsumeResult};
 use super::e2e::{self, E2eOpts, E2eResult};
 use super::hist::ms;
 use super::produce::{self, ProduceOpts, ProduceResult};
+use super::rss::{RSS_SAMPLE, RssSampler, status_kib};
 use super::{Target, unique_topic};
 
 /// How to run the matrix.
@@ -274,84 +274,6 @@ fn describe(m: &Result<Measured, String>) -> String {
             s
         }
         Ok(Measured::E2e(e)) => e.summary().replace('\n', "\n    "),
-    }
-}
-
-/// How often the broker's `/proc/<pid>/status` is sampled for RssAnon.
-const RSS_SAMPLE: Duration = Duration::from_millis(100);
-
-/// Peaks of the broker's anonymous resident memory (`RssAnon`: its heap,
-/// stacks and other private memory, without the page cache its mapped
-/// segment files bring in, which `RssFile` counts and `VmHWM` includes),
-/// sampled every [`RSS_SAMPLE`] by a thread.
-#[derive(Default)]
-struct RssPeaks {
-    /// Over the broker's whole life, KiB.
-    anon: AtomicU64,
-    /// Since the last [`RssSampler::take_window`], KiB.
-    anon_window: AtomicU64,
-    /// `RssFile` over the whole life, KiB.
-    file: AtomicU64,
-    stop: AtomicBool,
-}
-
-struct RssSampler {
-    peaks: Arc<RssPeaks>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// A `kB` field of `/proc/<pid>/status`.
-fn status_kib(status: &str, field: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let peaks = Arc::new(RssPeaks::default());
-        let p = Arc::clone(&peaks);
-        let thread = thread::Builder::new()
-            .name("rss-sampler".into())
-            .spawn(move || {
-                let path = format!("/proc/{pid}/status");
-                while !p.stop.load(Ordering::Relaxed) {
-                    let Ok(status) = fs::read_to_string(&path) else {
-                        break;
-                    };
-                    if let Some(a) = status_kib(&status, "RssAnon:") {
-                        p.anon.fetch_max(a, Ordering::Relaxed);
-                        p.anon_window.fetch_max(a, Ordering::Relaxed);
-                    }
-                    if let Some(f) = status_kib(&status, "RssFile:") {
-                        p.file.fetch_max(f, Ordering::Relaxed);
-                    }
-                    thread::sleep(RSS_SAMPLE);
-                }
-            })
-            .ok();
-        RssSampler { peaks, thread }
-    }
-
-    /// The RssAnon peak since the last call, KiB, and start a new window.
-    fn take_window(&self) -> u64 {
-        self.peaks.anon_window.swap(0, Ordering::Relaxed)
-    }
-
-    /// Peak RssAnon and RssFile over the whole life, KiB.
-    fn peaks(&self) -> (u64, u64) {
-        (
-            self.peaks.anon.load(Ordering::Relaxed),
-            self.peaks.file.load(Ordering::Relaxed),
-        )
-    }
-}
-
-impl Drop for RssSampler {
-    fn drop(&mut self) {
-        self.peaks.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

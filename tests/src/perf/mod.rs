@@ -13,6 +13,7 @@ pub mod consume;
 pub mod e2e;
 pub mod hist;
 pub mod produce;
+mod rss;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,106 @@
+//! Reads of a partition log: fetches (byte ranges of whole batches below
+//! the high watermark), lookups by time, and the pins that keep a segment's
+//! files while a send or read names them.
+
+use crate::io::SegId;
+
+use super::partition::{PartitionLog, ReadError, ReadSlice, TimeHit};
+
+impl PartitionLog {
+    /// Bytes readable from `offset`: whole batches from the one holding
+    /// `offset`, within one segment, adding batches while the total stays
+    /// within `max_bytes` — but the first batch always, even when larger
+    /// (Kafka's KIP-74 rule, so a consumer always progresses). `Ok(None)`
+    /// when `offset` is at or past the high watermark (and not past the log
+    /// end); `OffsetOutOfRange` below the log start or past the log end.
+    pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Option<ReadSlice>, ReadError> {
+        if offset < self.log_start || offset > self.log_end {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        if offset >= self.hwm {
+            return Ok(None);
+        }
+        // The first segment that ends past `offset` holds it; when `offset`
+        // is the end of a sealed segment that is the next one.
+        let first = self.segments.partition_point(|s| s.end <= offset);
+        for s in self.segments.get(first..).unwrap_or_default() {
+            if let Some((pos, len)) = s.read(offset, self.hwm, max_bytes) {
+                return Ok(Some(ReadSlice {
+                    seg: s.id,
+                    pos,
+                    len,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Bytes visible from `offset` to the high watermark (for `min_bytes`):
+    /// an estimate that is exact at batch boundaries.
+    pub fn visible_bytes_from(&self, offset: u64) -> u64 {
+        if offset >= self.hwm {
+            return 0;
+        }
+        let first = self.segments.partition_point(|s| s.end <= offset);
+        let mut total: u64 = 0;
+        for s in self.segments.get(first..).unwrap_or_default() {
+            total = total.saturating_add(s.visible_bytes(offset, self.hwm));
+            if s.end >= self.hwm {
+                break;
+            }
+        }
+        total
+    }
+
+    /// The first offset whose batch's max timestamp is at least `timestamp`,
+    /// with that timestamp, searched through the time indexes (ListOffsets
+    /// by time). `None` when every record is older.
+    ///
+    /// In a mapped (sealed) segment an uncompressed `CreateTime` batch is
+    /// walked to the exact first record at or after `timestamp`; otherwise
+    /// the answer is the batch's first offset and its max timestamp.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(u64, i64)> {
+        let s = self.segments.iter().find(|s| s.max_ts >= timestamp)?;
+        s.offset_for_timestamp(timestamp, self.hwm)
+            .map(|(off, ts)| (off.max(self.log_start), ts))
+    }
+
+    /// The first visible batch whose largest timestamp is at least
+    /// `timestamp` (ListOffsets by time): the broker reads it to find the
+    /// exact record, which needs the record bytes (and, compressed, a
+    /// decompression) the log never holds.
+    pub fn batch_for_timestamp(&self, timestamp: i64) -> Option<TimeHit> {
+        let s = self.segments.iter().find(|s| s.max_ts >= timestamp)?;
+        let f = s.batch_for_timestamp(timestamp, self.hwm)?;
+        Some(TimeHit {
+            slice: ReadSlice {
+                seg: s.id,
+                pos: f.pos,
+                len: f.len,
+            },
+            base_offset: f.base.max(self.log_start),
+            max_timestamp: f.max_ts,
+        })
+    }
+
+    /// Keep `seg`'s files while a `Send` naming it is in flight.
+    pub fn pin(&mut self, seg: SegId) {
+        if let Some(i) = self.segment_index(seg) {
+            self.segments[i].pins += 1;
+        }
+    }
+
+    /// Release one [`PartitionLog::pin`].
+    pub fn unpin(&mut self, seg: SegId) {
+        if let Some(i) = self.segment_index(seg) {
+            let s = &mut self.segments[i];
+            s.pins = s.pins.saturating_sub(1);
+        }
+    }
+
+    /// Whether `seg` is pinned by an in-flight `Send`.
+    pub fn is_pinned(&self, seg: SegId) -> bool {
+        self.segment_index(seg)
+            .is_some_and(|i| self.segments[i].pins > 0)
+    }
+}
