@@ -6,6 +6,11 @@
 //! durable at once (a real driver syncs the directory); only file contents
 //! can be lost. Commands run the moment they are executed, so a test decides
 //! the order of completions by when it executes them.
+//!
+//! Faults, for tests that must see the core cope with a bad disk: a chosen
+//! file command fails with a given error ([`SimDisk::fail_after_with`]), and
+//! a disk can lie about `Sync` ([`SimDisk::lose_syncs`]), which a simulation
+//! must notice as lost acknowledged data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::ErrorKind;
@@ -33,8 +38,11 @@ pub struct SimDisk {
     dirs: BTreeSet<String>,
     /// Open segments: their directory and base offset.
     segments: HashMap<SegId, (String, u64)>,
-    /// File commands still to succeed before one fails (fault injection).
-    fail_countdown: Option<u64>,
+    /// File commands still to succeed before one fails, and the error it
+    /// fails with (fault injection).
+    fail_countdown: Option<(u64, IoError)>,
+    /// Answer `Sync` without making anything durable (a planted bug).
+    lose_syncs: bool,
     /// File commands executed so far.
     executed: u64,
 }
@@ -57,15 +65,14 @@ impl SimDisk {
             return Done::ok(io);
         }
         self.executed += 1;
-        if let Some(n) = self.fail_countdown {
+        if let Some((n, error)) = self.fail_countdown.take() {
             if n == 0 {
-                self.fail_countdown = None;
                 return Done {
                     io,
-                    result: Err(err(ErrorKind::Other, "injected failure")),
+                    result: Err(error),
                 };
             }
-            self.fail_countdown = Some(n - 1);
+            self.fail_countdown = Some((n - 1, error));
         }
         Done {
             io,
@@ -77,7 +84,21 @@ impl SimDisk {
     /// very next one) with an injected error, without changing any file.
     /// `Send` and `Close` do not count.
     pub fn fail_after(&mut self, n: u64) {
-        self.fail_countdown = Some(n);
+        self.fail_after_with(n, err(ErrorKind::Other, "injected failure"));
+    }
+
+    /// [`SimDisk::fail_after`] with the error to fail with: an `EIO` or an
+    /// `ENOSPC` as a real driver would report it, say.
+    pub fn fail_after_with(&mut self, n: u64, error: IoError) {
+        self.fail_countdown = Some((n, error));
+    }
+
+    /// From now on (while `lose` holds), answer every `Sync` with success
+    /// without making anything durable: a disk whose write cache lies. A
+    /// planted bug, so a simulation can prove it notices acknowledged data
+    /// lost in a crash.
+    pub fn lose_syncs(&mut self, lose: bool) {
+        self.lose_syncs = lose;
     }
 
     /// File commands executed so far (to pick a point for [`SimDisk::fail_after`]).
@@ -141,9 +162,12 @@ impl SimDisk {
                 }
             }
             Command::Sync { seg, .. } => {
+                let lose = self.lose_syncs;
                 for ext in EXTS {
                     let f = self.seg_file(*seg, ext)?;
-                    f.synced = f.data.len();
+                    if !lose {
+                        f.synced = f.data.len();
+                    }
                 }
             }
             Command::MapSegment { seg, .. } => {
@@ -419,6 +443,42 @@ mod tests {
             .result
             .is_ok()
         );
+    }
+
+    #[test]
+    fn an_injected_error_is_the_one_given_and_changes_nothing() {
+        let mut d = SimDisk::default();
+        assert!(d.execute(&open(1, true)).result.is_ok());
+        let enospc = IoError::from(std::io::Error::from_raw_os_error(28));
+        d.fail_after_with(0, enospc.clone());
+        let append = Command::Append {
+            io: IoId(2),
+            seg: SegId(1),
+            parts: vec![Bytes::from_static(b"abc")],
+        };
+        assert_eq!(d.execute(&append).result.unwrap_err(), enospc);
+        assert_eq!(d.file("t-0/00000000000000000000.log"), Some(&b""[..]));
+        assert!(d.execute(&append).result.is_ok(), "only one command fails");
+    }
+
+    #[test]
+    fn a_disk_that_loses_syncs_keeps_nothing_in_a_crash() {
+        let mut d = SimDisk::default();
+        d.lose_syncs(true);
+        assert!(d.execute(&open(1, true)).result.is_ok());
+        let append = Command::Append {
+            io: IoId(2),
+            seg: SegId(1),
+            parts: vec![Bytes::from_static(b"abc")],
+        };
+        assert!(d.execute(&append).result.is_ok());
+        let sync = Command::Sync {
+            io: IoId(3),
+            seg: SegId(1),
+        };
+        assert!(d.execute(&sync).result.is_ok(), "the lie: Sync succeeds");
+        d.crash();
+        assert_eq!(d.file("t-0/00000000000000000000.log"), Some(&b""[..]));
     }
 
     #[test]
