@@ -245,6 +245,13 @@ impl SimDisk {
         for f in self.files.values_mut() {
             f.data.truncate(f.synced);
         }
+        self.restart();
+    }
+
+    /// Forget open segments, as a restarted process would, and keep every
+    /// byte: a clean restart, or a process killed while the machine (and
+    /// its page cache) stays up.
+    pub fn restart(&mut self) {
         self.segments.clear();
     }
 
@@ -479,6 +486,21 @@ mod tests {
         assert!(d.execute(&sync).result.is_ok(), "the lie: Sync succeeds");
         d.crash();
         assert_eq!(d.file("t-0/00000000000000000000.log"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_restart_keeps_unsynced_bytes_and_closes_segments() {
+        let mut d = SimDisk::default();
+        assert!(d.execute(&open(1, true)).result.is_ok());
+        let append = Command::Append {
+            io: IoId(2),
+            seg: SegId(1),
+            parts: vec![Bytes::from_static(b"abc")],
+        };
+        assert!(d.execute(&append).result.is_ok());
+        d.restart();
+        assert_eq!(d.file("t-0/00000000000000000000.log"), Some(&b"abc"[..]));
+        assert!(d.execute(&append).result.is_err(), "opened again first");
     }
 
     #[test]
