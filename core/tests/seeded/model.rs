@@ -3,7 +3,7 @@
 //! restart ends it, and what the clients knew is cut back to what must
 //! survive.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::wire::ReadBack;
 
@@ -39,11 +39,11 @@ pub struct PartModel {
     /// included: acknowledged as synced, found on the disk after a power
     /// loss (so synced), or acknowledged before a clean shutdown that
     /// synced it.
-    survive: BTreeMap<u64, u64>,
+    survive: BTreeMap<u64, (u64, Why)>,
     /// Offset → record that must be there after the coming restart only:
     /// written but maybe not synced when the process was killed. A power
     /// loss before the restart is over may take it.
-    expect: BTreeMap<u64, u64>,
+    expect: BTreeMap<u64, (u64, Why)>,
     /// The log end when this life began: data at or above it was appended
     /// in this life and has no gaps.
     life_base: u64,
@@ -57,6 +57,26 @@ pub struct PartModel {
     appended_max: u64,
     /// The event at which an injected storage error reached the broker.
     failed_at: Option<u64>,
+}
+
+/// Why a record must survive a restart, for the failure message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    SyncedAck,
+    SyncedOnDisk,
+    CleanShutdown,
+    Written,
+}
+
+impl Why {
+    fn says(self) -> &'static str {
+        match self {
+            Why::SyncedAck => "acknowledged as synced (acks=-1, flush.messages=1)",
+            Why::SyncedOnDisk => "on the disk after a power loss, so synced",
+            Why::CleanShutdown => "in the log when a clean shutdown finished",
+            Why::Written => "written when the process was killed",
+        }
+    }
 }
 
 /// The model's state when a request was handled (its frame cut by the broker).
@@ -73,6 +93,8 @@ pub struct Model {
     produced: Vec<Produced>,
     /// Where each record was seen: a record never moves and never appears twice.
     placed: HashMap<u64, (Pk, u64)>,
+    /// Records a Produce answer acknowledged.
+    acked: HashSet<u64>,
     life: u32,
 }
 
@@ -91,6 +113,7 @@ impl Model {
             parts,
             produced: Vec::new(),
             placed: HashMap::new(),
+            acked: HashSet::new(),
             life: 0,
         }
     }
@@ -243,12 +266,13 @@ impl Model {
         for (i, &rid) in rids.iter().enumerate() {
             self.learn(pk, base + i as u64, rid)?;
         }
+        self.acked.extend(rids);
         let durable = acks == -1 && self.topics[pk.topic].durable;
         let m = self.part(pk);
         m.floor = m.floor.max(end);
         if durable {
             for (i, &rid) in rids.iter().enumerate() {
-                m.survive.insert(base + i as u64, rid);
+                m.survive.insert(base + i as u64, (rid, Why::SyncedAck));
             }
         }
         Ok(())
@@ -403,13 +427,13 @@ impl Model {
     pub fn on_disk(&mut self, pk: Pk, offset: u64, rid: u64, synced: bool) -> Check {
         let name = self.name(pk);
         let m = self.part(pk);
-        let set = if synced {
-            &mut m.survive
+        let (set, why) = if synced {
+            (&mut m.survive, Why::SyncedOnDisk)
         } else {
-            &mut m.expect
+            (&mut m.expect, Why::Written)
         };
-        match set.insert(offset, rid) {
-            Some(had) if had != rid => Err(format!(
+        match set.insert(offset, (rid, why)) {
+            Some((had, _)) if had != rid => Err(format!(
                 "{name} offset {offset}: the disk holds record {rid} where record {had} was \
                  acknowledged"
             )),
@@ -436,7 +460,10 @@ impl Model {
     /// writes are still on the disk, maybe not synced).
     pub fn shut_down_cleanly(&mut self) {
         for m in self.parts.values_mut() {
-            let facts = m.facts.clone();
+            let facts = m
+                .facts
+                .iter()
+                .map(|(&o, &rid)| (o, (rid, Why::CleanShutdown)));
             if m.failed_at.is_some() {
                 m.expect.extend(facts);
             } else {
@@ -453,14 +480,20 @@ impl Model {
             let name = self.name(pk);
             let found: BTreeMap<u64, u64> = records.iter().map(|r| (r.offset, r.rid)).collect();
             let m = &self.parts[&pk];
-            for (o, rid) in m.survive.iter().chain(&m.expect) {
+            for (o, (rid, why)) in m.survive.iter().chain(&m.expect) {
                 match found.get(o) {
                     Some(got) if got == rid => {}
                     got => {
                         let got = got.map_or("nothing".into(), |g| format!("record {g}"));
+                        let acked = if self.acked.contains(rid) {
+                            "acknowledged"
+                        } else {
+                            "never acknowledged"
+                        };
                         return Err(format!(
                             "after the restart {name} offset {o} holds {got}, but record {rid} \
-                             must have survived (log end {hw})"
+                             ({acked}, {}) must have survived (log end {hw})",
+                            why.says()
                         ));
                     }
                 }
