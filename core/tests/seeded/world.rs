@@ -1,0 +1,689 @@
+//! The simulated world: one broker, its disk, its clients and the clock,
+//! every choice drawn from the seed. A step is one event: a command
+//! completes, a client sends or disconnects, time passes, the machine loses
+//! power, the process is killed, or the broker shuts down cleanly and
+//! starts again. After every event the model checks what came back.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use conveyor_core::sim::SimDisk;
+use conveyor_core::{
+    Broker, Command, Config, ConnId, Done, Instant, IoError, IoId, Now, Part, Poll,
+};
+
+use super::client::{self, Client};
+use super::model::{Model, TopicSpec};
+use super::rng::Rng;
+use super::sched::Sched;
+use super::wire;
+
+mod lives;
+
+/// A bug planted in the simulated environment, to prove the checks can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planted {
+    None,
+    /// The disk answers `Sync` without making anything durable.
+    LostSyncs,
+    /// Two appends to one segment may take effect in swapped order.
+    SwappedAppends,
+}
+
+/// How the environment behaves beyond what the seed decides.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub planted: Planted,
+    /// Never leave a hole between segments (see the known bug in
+    /// `seeded_sim.rs`): one writer per partition, durable in order (see
+    /// `sched`), and once a file command of a partition fails every later
+    /// one does too, as on a dead disk.
+    pub no_holes: bool,
+    /// Shut down cleanly even while a storage error holds a partition
+    /// offline, or with faults during the shutdown (see the known bug in
+    /// `seeded_sim.rs`).
+    pub clean_shutdown_when_offline: bool,
+}
+
+/// What one seed's run did, for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub commands: u64,
+    pub requests: u64,
+    pub power_losses: u64,
+    pub kills: u64,
+    pub clean_restarts: u64,
+    pub faults: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.commands += o.commands;
+        self.requests += o.requests;
+        self.power_losses += o.power_losses;
+        self.kills += o.kills;
+        self.clean_restarts += o.clean_restarts;
+        self.faults += o.faults;
+    }
+}
+
+type Check = Result<(), String>;
+
+/// The wall clock when a seed starts (Unix ms).
+const START_MS: i64 = 1_700_000_000_000;
+
+/// Bounds on loops that must end, so a broker that never goes idle fails
+/// the seed instead of hanging the test.
+const MAX_POLLS: usize = 100_000;
+const MAX_SETTLE: usize = 50_000;
+
+/// How the broker's life ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Power loss: every file cut to what was synced.
+    PowerLoss,
+    /// The process dies; the page cache keeps every written byte.
+    Kill,
+}
+
+pub struct World {
+    rng: Rng,
+    /// Separate streams, so how many numbers one part draws does not shift
+    /// the others' choices.
+    sched_rng: Rng,
+    fault_rng: Rng,
+    opts: Options,
+    config: Config,
+    broker: Broker,
+    disk: SimDisk,
+    sched: Sched,
+    now: Now,
+    deadline: Option<Instant>,
+    clients: BTreeMap<ConnId, Client>,
+    /// Connections whose bytes the simulator reads itself (setup, checks).
+    raw: Vec<ConnId>,
+    next_conn: u64,
+    next_corr: i32,
+    /// Requests in flight per connection, at most.
+    pipeline: usize,
+    model: Model,
+    /// Counts broker inputs: the clock of "handled before / after".
+    event: u64,
+    /// One injectable file command in this many fails (none: no faults).
+    fault_rate: Option<u64>,
+    inject: bool,
+    shutting_down: bool,
+    /// Print every event (`CONVEYOR_SIM_TRACE=1`), to follow a failing seed.
+    trace: bool,
+    pub stats: Stats,
+}
+
+fn eio() -> IoError {
+    IoError::from(std::io::Error::from_raw_os_error(5))
+}
+
+fn enospc() -> IoError {
+    IoError::from(std::io::Error::from_raw_os_error(28))
+}
+
+/// A command in a line, without its bytes.
+fn describe(cmd: &Command) -> String {
+    match cmd {
+        Command::Append { seg, parts, .. } => format!(
+            "Append {seg:?} ({} bytes)",
+            parts.iter().map(Bytes::len).sum::<usize>()
+        ),
+        // Checkpoints are short text worth reading in a trace.
+        Command::WriteFile { path, bytes, .. } if path.ends_with("checkpoint") => {
+            format!("WriteFile {path} {:?}", String::from_utf8_lossy(bytes))
+        }
+        Command::WriteFile { path, .. } => format!("WriteFile {path}"),
+        Command::Send { conn, parts, .. } => format!("Send {conn:?} {parts:?}"),
+        other => {
+            let s = format!("{other:?}");
+            s.chars().take(120).collect()
+        }
+    }
+}
+
+impl World {
+    pub fn new(seed: u64, opts: Options) -> Result<Self, String> {
+        let mut rng = Rng::new(seed);
+        let sched_rng = rng.fork();
+        let fault_rng = rng.fork();
+        let topics = vec![
+            TopicSpec {
+                name: "plain".into(),
+                partitions: rng.range(1, 3) as i32,
+                durable: false,
+            },
+            TopicSpec {
+                name: "durable".into(),
+                partitions: rng.range(1, 2) as i32,
+                durable: true,
+            },
+        ];
+        let mut config = Config::default();
+        let inflight = rng.range(1, 8).to_string();
+        config
+            .set("queued.max.requests", &inflight)
+            .map_err(|e| e.to_string())?;
+        let mut disk = SimDisk::default();
+        disk.lose_syncs(opts.planted == Planted::LostSyncs);
+        let now = Now::new(Instant::from_nanos(1), START_MS);
+        let broker = Broker::new(config.clone(), now, disk.disk_state());
+        let fault_rate = rng.chance(1, 2).then(|| rng.range(20, 200));
+        let pipeline = rng.range(1, 6) as usize;
+        let mut world = Self {
+            rng,
+            sched_rng,
+            fault_rng,
+            opts,
+            config,
+            broker,
+            disk,
+            sched: Sched::new(opts.no_holes, opts.planted == Planted::SwappedAppends),
+            now,
+            deadline: None,
+            clients: BTreeMap::new(),
+            raw: Vec::new(),
+            next_conn: 1,
+            next_corr: 1,
+            pipeline,
+            model: Model::new(topics),
+            event: 0,
+            fault_rate,
+            inject: false,
+            shutting_down: false,
+            trace: std::env::var_os("CONVEYOR_SIM_TRACE").is_some(),
+            stats: Stats::default(),
+        };
+        world.drain()?;
+        world.create_topics()?;
+        world.inject = true;
+        Ok(world)
+    }
+
+    /// One random event.
+    pub fn step(&mut self) -> Check {
+        let busy = !self.sched.is_empty();
+        let queued = self.clients.values().any(|c| !c.closed && !c.tx.is_empty());
+        // Where clean shutdowns with a partition offline are wanted, make
+        // them likely once one is.
+        let offline = self
+            .model
+            .pks()
+            .into_iter()
+            .any(|pk| self.model.is_failed(pk));
+        let clean = if offline && self.opts.clean_shutdown_when_offline {
+            40
+        } else {
+            1
+        };
+        let weights = [
+            if busy { 600 } else { 0 },  // a command completes
+            140,                         // a client sends a request
+            if queued { 80 } else { 0 }, // bytes cross the network
+            80,                          // time passes
+            15,                          // a client connects
+            8,                           // a client disconnects
+            8,                           // a client dies mid-request
+            5,                           // a spurious timeout
+            3,                           // a minute passes (checkpoints)
+            2,                           // power loss
+            2,                           // the process is killed
+            clean,                       // clean shutdown and restart
+        ];
+        match self.rng.weighted(&weights) {
+            0 => {
+                self.exec_one()?;
+            }
+            1 => self.send_request()?,
+            2 => {
+                let conns: Vec<ConnId> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| !c.closed && !c.tx.is_empty())
+                    .map(|(&id, _)| id)
+                    .collect();
+                let conn = conns[self.rng.index(conns.len())];
+                let all = self.rng.chance(1, 2);
+                self.deliver(conn, all)?;
+            }
+            3 => {
+                let ms = self.rng.below(6);
+                self.advance(Duration::from_millis(ms))?;
+            }
+            4 => {
+                self.open()?;
+            }
+            5 => {
+                if let Some(conn) = self.some_client() {
+                    self.disconnect(conn)?;
+                }
+            }
+            6 => self.die_mid_request()?,
+            7 => self.input(|b, now| b.handle_timeout(now))?,
+            8 => self.advance(Duration::from_secs(61))?,
+            9 => self.end_life(End::PowerLoss)?,
+            10 => self.end_life(End::Kill)?,
+            _ if offline && !self.opts.clean_shutdown_when_offline => self.end_life(End::Kill)?,
+            _ => self.clean_restart()?,
+        }
+        self.pump()
+    }
+
+    /// The end of a seed: every request answered, then a power loss and
+    /// its checks.
+    pub fn finish(&mut self) -> Check {
+        for _ in 0..200 {
+            let conns: Vec<ConnId> = self.clients.keys().copied().collect();
+            for conn in conns {
+                self.deliver(conn, true)?;
+            }
+            self.settle()?;
+            let waiting = self.clients.values().any(|c| {
+                !c.closed && (!c.outstanding.is_empty() || !c.tx.is_empty() || !c.rx.is_empty())
+            });
+            if !waiting {
+                return self.end_life(End::PowerLoss);
+            }
+            let to = self
+                .deadline
+                .map_or(self.now.mono, |d| d.max(self.now.mono));
+            let wait = to
+                .saturating_since(self.now.mono)
+                .max(Duration::from_millis(1));
+            self.advance(wait)?;
+        }
+        let stuck: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.closed)
+            .flat_map(|(id, c)| {
+                c.outstanding
+                    .iter()
+                    .map(move |r| format!("{id:?} {:?} corr {}", r.key, r.corr))
+            })
+            .collect();
+        Err(format!("requests never answered: {}", stuck.join(", ")))
+    }
+
+    // ---- the broker's inputs and outputs -----------------------------
+
+    fn log(&self, what: impl FnOnce() -> String) {
+        if self.trace {
+            eprintln!(
+                "[{} {}ms] {}",
+                self.event,
+                self.now.wall_ms - START_MS,
+                what()
+            );
+        }
+    }
+
+    /// Give the broker one input, then take every command it issues.
+    fn input(&mut self, f: impl FnOnce(&mut Broker, Now)) -> Check {
+        self.event += 1;
+        f(&mut self.broker, self.now);
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Check {
+        for _ in 0..MAX_POLLS {
+            match self.broker.poll() {
+                Poll::Wait(deadline) => {
+                    self.deadline = deadline;
+                    return Ok(());
+                }
+                Poll::Command(cmd) => {
+                    self.log(|| format!("  issued {}", describe(&cmd)));
+                    self.sched.push(cmd)?
+                }
+            }
+        }
+        Err("the broker never stopped issuing commands".into())
+    }
+
+    /// Carry out one command the contract lets complete now.
+    fn exec_one(&mut self) -> Result<bool, String> {
+        let Some(cmd) = self.sched.next(&mut self.sched_rng) else {
+            return Ok(false);
+        };
+        self.stats.commands += 1;
+        self.log(|| format!("run {}", describe(&cmd)));
+        match cmd {
+            Command::Send { io, conn, parts } => {
+                let done = self.send(io, conn, &parts)?;
+                self.input(|b, now| b.handle_done(now, done))?;
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    if !self.raw.contains(&conn) {
+                        c.read_answers(&mut self.model)?;
+                    }
+                }
+            }
+            Command::Close { io, conn } => {
+                let open = self.clients.get(&conn).is_some_and(|c| !c.closed);
+                if open && !self.shutting_down {
+                    return Err(format!("the broker closed {conn:?} unprovoked"));
+                }
+                self.input(|b, now| b.handle_done(now, Done::ok(io)))?;
+                if open {
+                    if let Some(c) = self.clients.get_mut(&conn) {
+                        c.closed = true;
+                    }
+                    self.input(|b, now| b.handle_close(now, conn))?;
+                }
+            }
+            cmd => self.file(&cmd)?,
+        }
+        Ok(true)
+    }
+
+    /// A `Send`: the bytes, file regions read from the disk, go to the
+    /// client, or fail if it has gone.
+    fn send(&mut self, io: IoId, conn: ConnId, parts: &[Part]) -> Result<Done, String> {
+        let mut bytes = Vec::new();
+        for part in parts {
+            match part {
+                Part::Bytes(b) => bytes.extend_from_slice(b),
+                Part::File { seg, pos, len } => {
+                    let path = self
+                        .sched
+                        .log_path(*seg)
+                        .ok_or_else(|| format!("Send names {seg:?}, never opened"))?;
+                    let file = self.disk.file(&path).unwrap_or_default();
+                    let range = usize::try_from(*pos)
+                        .ok()
+                        .zip(usize::try_from(pos + len).ok())
+                        .filter(|&(_, end)| end <= file.len())
+                        .ok_or_else(|| {
+                            format!(
+                                "Send of {path} @{pos} +{len}: the file holds {} bytes",
+                                file.len()
+                            )
+                        })?;
+                    bytes.extend_from_slice(&file[range.0..range.1]);
+                }
+            }
+        }
+        match self.clients.get_mut(&conn) {
+            Some(c) if !c.closed => {
+                c.wire.extend_from_slice(&bytes);
+                Ok(Done::ok(io))
+            }
+            _ => Ok(Done {
+                io,
+                result: Err(IoError::from(std::io::Error::from(
+                    std::io::ErrorKind::BrokenPipe,
+                ))),
+            }),
+        }
+    }
+
+    /// A file command on the disk, failing now and then with an EIO or
+    /// ENOSPC when faults are on.
+    fn file(&mut self, cmd: &Command) -> Check {
+        let seg = match cmd {
+            Command::OpenSegment { seg, .. }
+            | Command::Append { seg, .. }
+            | Command::WriteIndex { seg, .. }
+            | Command::Truncate { seg, .. }
+            | Command::Sync { seg, .. }
+            | Command::MapSegment { seg, .. }
+            | Command::Read { seg, .. }
+            | Command::RemoveSegment { seg, .. } => Some(*seg),
+            _ => None,
+        };
+        let pk = seg
+            .and_then(|s| self.sched.dir_of(s))
+            .and_then(|d| self.model.pk_of_dir(d));
+        // The commands whose failure takes a partition offline (a failed
+        // Read only fails its ListOffsets; snapshot and checkpoint writes
+        // only slow the next start).
+        let injectable = matches!(
+            cmd,
+            Command::OpenSegment { .. }
+                | Command::Append { .. }
+                | Command::WriteIndex { .. }
+                | Command::Sync { .. }
+                | Command::MapSegment { .. }
+                | Command::Truncate { .. }
+        );
+        let injected = self.inject
+            && injectable
+            && pk.is_some()
+            && self.fault_rate.is_some_and(|n| self.fault_rng.chance(1, n));
+        let dead = self.opts.no_holes
+            && self.inject
+            && seg.is_some()
+            && pk.is_some_and(|pk| self.model.is_failed(pk));
+        if self.opts.no_holes {
+            self.durable_prefix(cmd);
+        }
+        if injected {
+            let error = if self.fault_rng.chance(1, 2) {
+                eio()
+            } else {
+                enospc()
+            };
+            self.disk.fail_after_with(0, error);
+        } else if dead {
+            self.disk.fail_after_with(0, eio());
+        }
+        let done = self.disk.execute(cmd);
+        let failed = done.result.as_ref().err().cloned();
+        if let Some(e) = &failed {
+            self.log(|| format!("  failed: {e} (injected: {injected})"));
+        }
+        self.input(|b, now| b.handle_done(now, done))?;
+        match (failed, pk) {
+            (Some(_), Some(pk)) if injected => {
+                self.stats.faults += 1;
+                self.model.storage_failed(pk, self.event);
+            }
+            // A later command of a partition already failed may fail in
+            // turn (an append to a segment whose creation failed).
+            (Some(_), Some(pk)) if self.model.is_failed(pk) => {}
+            (Some(e), _) => {
+                return Err(format!(
+                    "{} failed though nothing was injected: {e}",
+                    describe(cmd)
+                ));
+            }
+            (None, _) => {}
+        }
+        Ok(())
+    }
+
+    /// Before a segment's bytes or its new file become durable, make every
+    /// earlier segment of its partition durable: a disk whose durable state
+    /// is always a prefix of the partition's writes, as with one writer
+    /// that syncs the old segment before it starts the next.
+    fn durable_prefix(&mut self, cmd: &Command) {
+        let seg = match cmd {
+            Command::Sync { seg, .. }
+            | Command::OpenSegment {
+                seg, create: true, ..
+            } => *seg,
+            _ => return,
+        };
+        let (Some(dir), Some(path)) = (self.sched.dir_of(seg), self.sched.log_path(seg)) else {
+            return;
+        };
+        let base = path
+            .rsplit_once('/')
+            .and_then(|(_, f)| f.strip_suffix(".log"))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        for earlier in self.sched.segments_below(dir, base) {
+            // Not the broker's command: its answer is nobody's, and a
+            // segment already removed has nothing left to sync.
+            let _ = self.disk.execute(&Command::Sync {
+                io: IoId(u64::MAX),
+                seg: earlier,
+            });
+        }
+    }
+
+    /// Execute commands until none is left.
+    fn settle(&mut self) -> Check {
+        for _ in 0..MAX_SETTLE {
+            self.pump()?;
+            if !self.exec_one()? {
+                return Ok(());
+            }
+        }
+        Err("the broker never went idle".into())
+    }
+
+    fn advance(&mut self, d: Duration) -> Check {
+        self.now = self.now.advance(d);
+        if self.deadline.is_some_and(|t| t <= self.now.mono) {
+            self.input(|b, now| b.handle_timeout(now))?;
+        }
+        Ok(())
+    }
+
+    // ---- clients ---------------------------------------------------------
+
+    fn open(&mut self) -> Result<ConnId, String> {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.clients.insert(conn, Client::default());
+        self.input(|b, now| b.handle_open(now, conn))?;
+        Ok(conn)
+    }
+
+    fn some_client(&mut self) -> Option<ConnId> {
+        let open: Vec<ConnId> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| !c.closed && !self.raw.contains(id))
+            .map(|(&id, _)| id)
+            .collect();
+        (!open.is_empty()).then(|| open[self.rng.index(open.len())])
+    }
+
+    fn send_request(&mut self) -> Check {
+        let free: Vec<ConnId> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| {
+                !c.closed && !self.raw.contains(id) && c.outstanding.len() < self.pipeline
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        let conn = if free.is_empty() || (free.len() < 4 && self.rng.chance(1, 8)) {
+            self.open()?
+        } else {
+            free[self.rng.index(free.len())]
+        };
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        let (bytes, req) =
+            client::random_request(&mut self.rng, &mut self.model, corr, self.now.wall_ms);
+        self.stats.requests += 1;
+        self.log(|| format!("{conn:?} sends corr {corr}: {:?}", req.kind));
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.write(&bytes, Some(req));
+        }
+        match self.rng.below(4) {
+            0 => Ok(()), // still on the network
+            1 => self.deliver(conn, false),
+            _ => self.deliver(conn, true),
+        }
+    }
+
+    /// Bytes the client sent reach the driver, which hands them to the
+    /// broker: all of them, or a random prefix (a frame split across reads).
+    /// A driver reads only while the broker wants to.
+    fn deliver(&mut self, conn: ConnId, all: bool) -> Check {
+        if !self.broker.wants_read(conn) {
+            return Ok(());
+        }
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return Ok(());
+        };
+        if c.closed || c.tx.is_empty() {
+            return Ok(());
+        }
+        let n = if all {
+            c.tx.len()
+        } else {
+            self.rng.range(1, c.tx.len() as u64) as usize
+        };
+        let chunk = c.tx.split_to(n);
+        c.rx.extend_from_slice(&chunk);
+        self.read_into_broker(conn)
+    }
+
+    fn read_into_broker(&mut self, conn: ConnId) -> Check {
+        self.event += 1;
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return Ok(());
+        };
+        let before = c.rx.len();
+        self.broker.handle_read(self.now, conn, &mut c.rx);
+        let taken = before - c.rx.len();
+        c.taken += taken as u64;
+        self.log(|| format!("{conn:?} broker took {taken} of {before} bytes"));
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return Ok(());
+        };
+        let mut records = Vec::new();
+        c.mark_handled(&self.model, self.event, &mut records);
+        for (pk, n) in records {
+            self.model.produce_handled(pk, n);
+        }
+        self.drain()
+    }
+
+    /// Hand the broker whole frames it left in the driver's buffer, now
+    /// that it wants them (read interest came back).
+    fn pump(&mut self) -> Check {
+        loop {
+            let ready: Vec<ConnId> = self
+                .clients
+                .iter()
+                .filter(|&(&id, c)| {
+                    !c.closed && wire::has_whole_frame(&c.rx) && self.broker.wants_read(id)
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for conn in ready {
+                self.read_into_broker(conn)?;
+            }
+        }
+    }
+
+    fn disconnect(&mut self, conn: ConnId) -> Check {
+        self.log(|| format!("{conn:?} disconnects"));
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.closed = true;
+        }
+        self.input(|b, now| b.handle_close(now, conn))
+    }
+
+    /// Send the first bytes of a request, then vanish.
+    fn die_mid_request(&mut self) -> Check {
+        let conn = match self.some_client() {
+            Some(c) if self.rng.chance(1, 2) => c,
+            _ => self.open()?,
+        };
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        let (bytes, _) =
+            client::random_request(&mut self.rng, &mut self.model, corr, self.now.wall_ms);
+        let cut = self.rng.range(1, bytes.len() as u64 - 1) as usize;
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.write(&bytes[..cut], None);
+        }
+        self.deliver(conn, true)?;
+        self.disconnect(conn)
+    }
+}
