@@ -60,6 +60,8 @@ pub struct Client {
     /// Bytes the broker wrote, not yet parsed.
     pub wire: BytesMut,
     pub outstanding: VecDeque<Req>,
+    /// The broker said to stop reading it (`Poll::ReadInterest`).
+    pub paused: bool,
     pub closed: bool,
 }
 

@@ -145,7 +145,9 @@ impl Sched {
                 Lane::Path(path.clone())
             }
             Command::RemoveDir { dir, .. } => Lane::Dir(dir.clone()),
-            Command::Send { conn, .. } | Command::Close { conn, .. } => Lane::Conn(*conn),
+            Command::Send { conn, .. }
+            | Command::Close { conn, .. }
+            | Command::Connect { conn, .. } => Lane::Conn(*conn),
             _ => unreachable!("every segment command has a segment"),
         }
     }

@@ -337,6 +337,12 @@ impl World {
                     self.deadline = deadline;
                     return Ok(());
                 }
+                Poll::ReadInterest { conn, read } => {
+                    self.log(|| format!("  read interest {conn:?} {read}"));
+                    if let Some(c) = self.clients.get_mut(&conn) {
+                        c.paused = !read;
+                    }
+                }
                 Poll::Command(cmd) => {
                     self.log(|| format!("  issued {}", describe(&cmd)));
                     self.sched.push(cmd)?
@@ -362,6 +368,10 @@ impl World {
                         c.read_answers(&mut self.model)?;
                     }
                 }
+            }
+            // A single broker with no peers configured has no one to call.
+            Command::Connect { conn, addr, .. } => {
+                return Err(format!("a single broker connected out: {conn:?} to {addr}"));
             }
             Command::Close { io, conn } => {
                 let open = self.clients.get(&conn).is_some_and(|c| !c.closed);
@@ -598,15 +608,12 @@ impl World {
 
     /// Bytes the client sent reach the driver, which hands them to the
     /// broker: all of them, or a random prefix (a frame split across reads).
-    /// A driver reads only while the broker wants to.
+    /// A driver reads only while the broker wants to (`Poll::ReadInterest`).
     fn deliver(&mut self, conn: ConnId, all: bool) -> Check {
-        if !self.broker.wants_read(conn) {
-            return Ok(());
-        }
         let Some(c) = self.clients.get_mut(&conn) else {
             return Ok(());
         };
-        if c.closed || c.tx.is_empty() {
+        if c.closed || c.paused || c.tx.is_empty() {
             return Ok(());
         }
         let n = if all {
@@ -640,16 +647,14 @@ impl World {
         self.drain()
     }
 
-    /// Hand the broker whole frames it left in the driver's buffer, now
-    /// that it wants them (read interest came back).
+    /// Hand the broker whole frames it left in the driver's buffer once it
+    /// wants them again (read interest came back).
     fn pump(&mut self) -> Check {
         loop {
             let ready: Vec<ConnId> = self
                 .clients
                 .iter()
-                .filter(|&(&id, c)| {
-                    !c.closed && wire::has_whole_frame(&c.rx) && self.broker.wants_read(id)
-                })
+                .filter(|(_, c)| !c.closed && !c.paused && wire::has_whole_frame(&c.rx))
                 .map(|(&id, _)| id)
                 .collect();
             if ready.is_empty() {
