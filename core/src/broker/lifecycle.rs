@@ -147,6 +147,20 @@ impl Broker {
                 self.lifecycle_progress();
             }
             Phase::Checkpointing if self.lifecycle.checkpoints_in_flight == 0 => {
+                // The marker says every log is synced and the next start
+                // may trust them without a scan. Not so for a log that went
+                // offline (its last sync may have failed, or never run):
+                // like Kafka after a failed log directory, leave no marker,
+                // and the next start recovers from the checkpoints.
+                let offline = self.logs.iter().filter(|l| l.offline().is_some()).count();
+                if offline > 0 {
+                    tracing::warn!(
+                        offline,
+                        "partitions offline: no clean-shutdown marker, the next start recovers"
+                    );
+                    self.lifecycle.phase = Phase::Stopped;
+                    return;
+                }
                 self.lifecycle.phase = Phase::Marking;
                 self.io
                     .write_file(FileJob::Marker, CLEAN_SHUTDOWN, Bytes::new());

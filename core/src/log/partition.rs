@@ -626,9 +626,15 @@ impl PartitionLog {
         let mut rp = before;
         let first = self.segments.partition_point(|s| s.end <= rp);
         for s in self.segments.get(first..).unwrap_or_default() {
-            if s.base > rp {
-                break;
-            }
+            // A gap before this segment holds no offsets at all (a power
+            // loss kept a later segment's synced bytes and not an earlier
+            // one's unsynced tail; Kafka's logs have gaps too). Every
+            // offset that exists below `s.base` is synced, so the point
+            // steps over it: stopping there would leave every later
+            // acks=-1 produce on a `flush.messages=1` topic waiting forever.
+            // At run time segments are contiguous and an unsynced segment
+            // stops the walk before the next one.
+            rp = rp.max(s.base);
             rp = rp.max(s.synced_end);
             if rp < s.end {
                 break;

@@ -5,7 +5,8 @@
 //! shutdown) are trusted: their size is the file's, their end offset comes
 //! from the last index entry and a header scan to the end, with no CRC
 //! work. Every other segment is scanned batch by batch with CRC-32C; the
-//! first torn or corrupt batch ends the log there. A trusted segment whose
+//! first torn or corrupt batch ends the log there, and its indexes are
+//! rebuilt from the scan. A trusted segment whose
 //! header scan does not end exactly at the end of its file is scanned fully
 //! too, so a damaged file is never trusted on the checkpoint's word alone.
 
@@ -200,7 +201,13 @@ impl PartitionLog {
         s.max_ts = summary.max_ts;
         s.max_ts_rel = summary.max_ts_rel;
         let offsets = summary.end - base;
+        // A scanned segment's indexes are rebuilt from the scan, as Kafka's
+        // recovery does: an entry written for an append that failed (or
+        // that a failed append displaced) passes every check of the file
+        // alone and still points into the middle of a batch. Only a
+        // trusted segment, synced whole, keeps its index files.
         let indexes_ok = !torn
+            && !summary.checked
             && index::offset_index_is_sane(index_file, s.size, offsets)
             && index::time_index_is_sane(time_file, offsets);
         let mut views = ds.views.clone();
