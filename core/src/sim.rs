@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::layout::{self, INDEX, LOG, SEGMENT_FILES as EXTS, SNAPSHOT, TIME_INDEX};
+
 use crate::io::{
     Command, Completion, DiskPartition, DiskSegment, DiskState, Done, IoError, SegId, SegmentViews,
     View,
@@ -46,8 +48,6 @@ pub struct SimDisk {
     /// File commands executed so far.
     executed: u64,
 }
-
-const EXTS: [&str; 3] = ["log", "index", "timeindex"];
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> IoError {
     IoError {
@@ -115,7 +115,7 @@ impl SimDisk {
                 create,
                 ..
             } => {
-                let paths = EXTS.map(|e| seg_path(dir, *base_offset, e));
+                let paths = EXTS.map(|e| layout::offset_file_path(dir, *base_offset, e));
                 if *create {
                     self.dirs.insert(dir.clone());
                 } else if !self.files.contains_key(&paths[0]) {
@@ -127,7 +127,7 @@ impl SimDisk {
                 self.segments.insert(*seg, (dir.clone(), *base_offset));
             }
             Command::Append { seg, parts, .. } => {
-                let f = self.seg_file(*seg, "log")?;
+                let f = self.seg_file(*seg, LOG)?;
                 for p in parts {
                     f.data.extend_from_slice(p);
                 }
@@ -138,10 +138,10 @@ impl SimDisk {
                 time_index,
                 ..
             } => {
-                self.seg_file(*seg, "index")?
+                self.seg_file(*seg, INDEX)?
                     .data
                     .extend_from_slice(offset_index);
-                self.seg_file(*seg, "timeindex")?
+                self.seg_file(*seg, TIME_INDEX)?
                     .data
                     .extend_from_slice(time_index);
             }
@@ -175,14 +175,14 @@ impl SimDisk {
                     Ok(Arc::new(self.seg_file(*seg, ext)?.data.clone()))
                 };
                 let views = SegmentViews {
-                    log: view("log")?,
-                    index: view("index")?,
-                    timeindex: view("timeindex")?,
+                    log: view(LOG)?,
+                    index: view(INDEX)?,
+                    timeindex: view(TIME_INDEX)?,
                 };
                 return Ok(Completion::Mapped(views));
             }
             Command::Read { seg, pos, len, .. } => {
-                let data = &self.seg_file(*seg, "log")?.data;
+                let data = &self.seg_file(*seg, LOG)?.data;
                 let range = usize::try_from(*pos)
                     .ok()
                     .zip(usize::try_from(pos.saturating_add(*len)).ok())
@@ -198,7 +198,8 @@ impl SimDisk {
                     .remove(seg)
                     .ok_or_else(|| err(ErrorKind::NotFound, format!("{seg:?} not open")))?;
                 for ext in EXTS {
-                    self.files.remove(&seg_path(&dir, base, ext));
+                    self.files
+                        .remove(&layout::offset_file_path(&dir, base, ext));
                 }
             }
             Command::WriteFile { path, bytes, .. } => {
@@ -233,7 +234,7 @@ impl SimDisk {
             .segments
             .get(&seg)
             .ok_or_else(|| err(ErrorKind::NotFound, format!("{seg:?} not open")))?;
-        let path = seg_path(dir, *base, ext);
+        let path = layout::offset_file_path(dir, *base, ext);
         self.files
             .get_mut(&path)
             .ok_or_else(|| err(ErrorKind::NotFound, format!("{path} not found")))
@@ -274,7 +275,9 @@ impl SimDisk {
             .into_iter()
             .map(|dir| {
                 let view = |base: u64, ext: &str| -> View {
-                    let data = self.file(&seg_path(&dir, base, ext)).unwrap_or_default();
+                    let data = self
+                        .file(&layout::offset_file_path(&dir, base, ext))
+                        .unwrap_or_default();
                     Arc::new(data.to_vec())
                 };
                 let prefix = format!("{dir}/");
@@ -282,13 +285,15 @@ impl SimDisk {
                     .files
                     .range(prefix.clone()..)
                     .take_while(|(p, _)| p.starts_with(&prefix))
-                    .filter_map(|(p, _)| segment_base(p.strip_prefix(&prefix)?))
+                    .filter_map(|(p, _)| {
+                        layout::parse_offset_file_name(p.strip_prefix(&prefix)?, LOG)
+                    })
                     .map(|base| DiskSegment {
                         base_offset: base,
                         views: SegmentViews {
-                            log: view(base, "log"),
-                            index: view(base, "index"),
-                            timeindex: view(base, "timeindex"),
+                            log: view(base, LOG),
+                            index: view(base, INDEX),
+                            timeindex: view(base, TIME_INDEX),
                         },
                     })
                     .collect();
@@ -297,7 +302,8 @@ impl SimDisk {
                     .range(prefix.clone()..)
                     .take_while(|(p, _)| p.starts_with(&prefix))
                     .filter_map(|(p, f)| {
-                        let offset = file_offset(p.strip_prefix(&prefix)?, ".snapshot")?;
+                        let offset =
+                            layout::parse_offset_file_name(p.strip_prefix(&prefix)?, SNAPSHOT)?;
                         Some((offset, Bytes::copy_from_slice(&f.data)))
                     })
                     .collect();
@@ -356,24 +362,6 @@ impl SimDisk {
             None => false,
         }
     }
-}
-
-fn seg_path(dir: &str, base: u64, ext: &str) -> String {
-    format!("{dir}/{base:020}.{ext}")
-}
-
-/// The base offset a `<20 digits>.log` file name gives.
-fn segment_base(name: &str) -> Option<u64> {
-    file_offset(name, ".log")
-}
-
-/// The offset a `<20 digits><ext>` file name gives.
-fn file_offset(name: &str, ext: &str) -> Option<u64> {
-    let digits = name.strip_suffix(ext)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 #[cfg(test)]
