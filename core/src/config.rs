@@ -131,6 +131,150 @@ impl TopicConfig {
     }
 }
 
+/// How a setting's value reads (Kafka's `ConfigDef.Type`, as DescribeConfigs
+/// v3+ reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// `true` or `false`.
+    Boolean = 1,
+    /// Free text.
+    String = 2,
+    /// A 32-bit integer.
+    Int = 3,
+    /// A 64-bit integer.
+    Long = 5,
+    /// A comma-separated list.
+    List = 7,
+}
+
+/// One topic setting Conveyor honours: its name, the broker setting that
+/// gives its default, how it reads, and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSetting {
+    /// The topic-level name (`segment.bytes`).
+    pub key: &'static str,
+    /// The broker-level name of its default (`log.segment.bytes`).
+    pub broker_key: &'static str,
+    /// How its value reads.
+    pub kind: ConfigType,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+const fn setting(
+    key: &'static str,
+    broker_key: &'static str,
+    kind: ConfigType,
+    doc: &'static str,
+) -> TopicSetting {
+    TopicSetting {
+        key,
+        broker_key,
+        kind,
+        doc,
+    }
+}
+
+/// Every topic setting Conveyor honours, in Kafka's names.
+pub const TOPIC_SETTINGS: &[TopicSetting] = &[
+    setting(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        ConfigType::List,
+        "delete: old segments go by retention.ms and retention.bytes; compact: the latest record per key is kept (no cleaner runs yet: compacted topics keep everything).",
+    ),
+    setting(
+        "flush.messages",
+        "log.flush.interval.messages",
+        ConfigType::Long,
+        "Fsync the log after this many messages; with 1 an acks=-1 produce is answered once it is on disk.",
+    ),
+    setting(
+        "flush.ms",
+        "log.flush.interval.ms",
+        ConfigType::Long,
+        "Fsync the log when unsynced data is this old.",
+    ),
+    setting(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        ConfigType::Int,
+        "An offset and time index entry every this many log bytes.",
+    ),
+    setting(
+        "max.message.bytes",
+        "message.max.bytes",
+        ConfigType::Int,
+        "The largest record batch the topic accepts.",
+    ),
+    setting(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        ConfigType::String,
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's time.",
+    ),
+    setting(
+        "retention.bytes",
+        "log.retention.bytes",
+        ConfigType::Long,
+        "The most bytes a partition keeps before its oldest segments go (-1: no limit).",
+    ),
+    setting(
+        "retention.ms",
+        "log.retention.ms",
+        ConfigType::Long,
+        "How long a segment is kept after its newest record (-1: forever).",
+    ),
+    setting(
+        "segment.bytes",
+        "log.segment.bytes",
+        ConfigType::Int,
+        "The active segment rolls past this size.",
+    ),
+    setting(
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        ConfigType::Int,
+        "The largest offset index of a segment; a full index rolls the segment.",
+    ),
+    setting(
+        "segment.ms",
+        "log.roll.ms",
+        ConfigType::Long,
+        "The active segment rolls when its first record is this old.",
+    ),
+];
+
+impl TopicConfig {
+    /// The value of the topic setting `key`, as Kafka spells it; `None`
+    /// for a key Conveyor does not honour.
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "segment.index.bytes" => self.segment_index_bytes.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "cleanup.policy" => match self.cleanup_policy {
+                CleanupPolicy::Delete => "delete",
+                CleanupPolicy::Compact => "compact",
+                CleanupPolicy::CompactDelete => "compact,delete",
+            }
+            .to_owned(),
+            "message.timestamp.type" => match self.timestamp_type {
+                TimestampType::CreateTime => "CreateTime",
+                TimestampType::LogAppendTime => "LogAppendTime",
+            }
+            .to_owned(),
+            _ => return None,
+        })
+    }
+}
+
 /// Broker settings the core needs. Listener and data directory settings are
 /// the server's; the address clients are told to use is `advertised_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -742,3 +742,90 @@ fn clients_neither_create_nor_write_the_offsets_topic() {
     let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
     assert_eq!(r.responses[0].partition_responses[0].error_code, 17);
 }
+
+#[test]
+fn describe_configs_names_each_value_and_where_it_comes_from() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let mut config = Config::default();
+    config.set("log.segment.bytes", "1000000").unwrap();
+    let mut sim = Sim::new(config);
+    let c = sim.open(1);
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("cfg")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("60000"))),
+            ]),
+    ]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+    let _: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+    let resource = |kind: i8, name: &'static str| {
+        DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(StrBytes::from_static_str(name))
+    };
+    for v in 1..=4 {
+        let req = DescribeConfigsRequest::default()
+            .with_resources(vec![
+                resource(2, "cfg"),
+                resource(2, "missing"),
+                resource(4, ""),
+                resource(4, "5"),
+                resource(2, "cfg").with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                    "segment.bytes",
+                )])),
+            ])
+            .with_include_synonyms(true)
+            .with_include_documentation(v >= 3);
+        let corr = sim.send(c, ApiKey::DescribeConfigs, v, &req);
+        let r: DescribeConfigsResponse = sim.recv(c, ApiKey::DescribeConfigs, v, corr);
+        let codes: Vec<i16> = r.results.iter().map(|x| x.error_code).collect();
+        assert_eq!(codes, [0, 3, 0, 42, 0], "v{v}");
+        let find = |i: usize, name: &str| {
+            r.results[i]
+                .configs
+                .iter()
+                .find(|c| c.name.as_str() == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("v{v}: {name} not described"))
+        };
+        let retention = find(0, "retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("60000"));
+        assert_eq!(retention.config_source, 1, "a topic's own setting");
+        let synonyms: Vec<(String, i8)> = retention
+            .synonyms
+            .iter()
+            .map(|s| (s.name.to_string(), s.source))
+            .collect();
+        assert_eq!(
+            synonyms,
+            [("retention.ms".into(), 1), ("log.retention.ms".into(), 5)]
+        );
+        let segment = find(0, "segment.bytes");
+        assert_eq!(segment.value.as_deref(), Some("1000000"));
+        assert_eq!(segment.config_source, 4, "the broker's configuration");
+        assert_eq!(
+            find(0, "max.message.bytes").config_source,
+            5,
+            "Kafka's default"
+        );
+        assert_eq!(find(0, "cleanup.policy").value.as_deref(), Some("delete"));
+        assert_eq!(
+            r.results[0].configs.len(),
+            conveyor_core::config::TOPIC_SETTINGS.len()
+        );
+        assert_eq!(r.results[4].configs.len(), 1, "only the key asked for");
+        let broker_segment = find(2, "log.segment.bytes");
+        assert_eq!(broker_segment.value.as_deref(), Some("1000000"));
+        assert_eq!(broker_segment.config_source, 4);
+        assert!(broker_segment.read_only);
+        if v >= 3 {
+            assert_eq!(segment.config_type, 3, "INT");
+            assert!(segment.documentation.is_some());
+        }
+    }
+}

@@ -17,6 +17,7 @@ mod api_versions;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
+mod describe_configs;
 mod describe_groups;
 mod fetch;
 mod find_coordinator;
@@ -85,6 +86,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     describe_groups::API,
     delete_groups::API,
     init_producer_id::API,
+    describe_configs::API,
 ];
 
 /// The spec of `key`, if the broker answers it.
