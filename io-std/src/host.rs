@@ -402,9 +402,10 @@ impl<L: Link> Host<L> {
         }
     }
 
-    /// The connections that got a command or a resume since the last call.
-    pub(crate) fn take_touched(&mut self) -> Vec<ConnId> {
-        std::mem::take(&mut self.touched)
+    /// Hand `f` each connection that got a command or a resume since the
+    /// last call (the list keeps its room, so no input allocates one).
+    pub(crate) fn drain_touched(&mut self, f: impl FnMut(ConnId)) {
+        self.touched.drain(..).for_each(f);
     }
 
     /// Stop feeding the segment writer: it ends once its queue is done.

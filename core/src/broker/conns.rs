@@ -28,8 +28,9 @@ pub(crate) enum SlotState {
     Ready(Vec<Part>, Pins),
     /// A request that gets no response (Produce with acks 0), done.
     Silent,
-    /// Waiting on a condition.
-    Waiting(Box<dyn Waiter>),
+    /// Waiting on a condition, kept beside the waiter so the wakes that
+    /// scan every slot compare a value instead of calling into each one.
+    Waiting(Until, Box<dyn Waiter>),
     /// Waiting for a part of the broker to fill it (a ticket).
     Parked,
 }
@@ -50,7 +51,7 @@ impl SlotState {
     /// What it waits on, if it is waiting on a condition.
     pub(crate) fn until(&self) -> Option<Until> {
         match self {
-            SlotState::Waiting(w) => Some(w.until()),
+            SlotState::Waiting(until, _) => Some(*until),
             _ => None,
         }
     }
@@ -130,13 +131,13 @@ impl Conns {
         let full = self.held_bytes >= self.max_held_bytes;
         let everyone = full != self.held_full;
         self.held_full = full;
-        let ids = if everyone {
-            self.dirty.clear();
-            self.ids()
-        } else {
-            std::mem::take(&mut self.dirty)
-        };
-        for id in ids {
+        // The list is kept, emptied, so each input does not allocate one.
+        let mut ids = std::mem::take(&mut self.dirty);
+        if everyone {
+            ids.clear();
+            ids.extend(self.conns.keys().copied());
+        }
+        for &id in &ids {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
@@ -147,6 +148,8 @@ impl Conns {
             c.reading = want;
             out.push((id, want));
         }
+        ids.clear();
+        self.dirty = ids;
     }
 
     /// Forget a closed connection; the pins its unsent responses held.
@@ -258,11 +261,13 @@ impl Conns {
         found
     }
 
-    /// Whether `conn` has a slot waiting on a condition `pick` accepts.
-    pub(crate) fn has_waiting(&self, conn: ConnId, pick: impl Fn(Until) -> bool) -> bool {
+    /// The connections with a slot waiting on a condition `pick` accepts.
+    pub(crate) fn conns_waiting(&self, pick: impl Fn(Until) -> bool) -> Vec<ConnId> {
         self.conns
-            .get(&conn)
-            .is_some_and(|c| c.queue.iter().any(|s| s.state.until().is_some_and(&pick)))
+            .iter()
+            .filter(|(_, c)| c.queue.iter().any(|s| s.state.until().is_some_and(&pick)))
+            .map(|(&conn, _)| conn)
+            .collect()
     }
 
     /// The earliest deadline any waiting slot has.

@@ -141,8 +141,14 @@ pub(crate) fn drain(cx: &mut Ctx<'_>) -> Vec<(ConnId, u64, Bytes)> {
         };
         answers.extend(answer);
     }
+    let Some(first) = cx.groups.coordinator.poll_persist() else {
+        // The common case, after every request: nothing to write.
+        return answers;
+    };
     let mut records: HashMap<i32, Vec<(Bytes, Option<Bytes>)>> = HashMap::new();
-    while let Some((group, mut snapshot)) = cx.groups.coordinator.poll_persist() {
+    let mut next = Some(first);
+    while let Some((group, mut snapshot)) = next.take() {
+        next = cx.groups.coordinator.poll_persist();
         // The coordinator has no wall clock; the snapshot is of now.
         if let Some(s) = snapshot.as_mut().filter(|s| s.state_timestamp_ms < 0) {
             s.state_timestamp_ms = cx.now.wall_ms;

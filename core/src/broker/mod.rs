@@ -352,7 +352,7 @@ impl Broker {
             Answer::Frame(f) => SlotState::Ready(vec![Part::Bytes(f)], Vec::new()),
             Answer::Parts(parts, pins) => SlotState::Ready(parts, pins),
             Answer::Silent => SlotState::Silent,
-            Answer::Wait(w) => SlotState::Waiting(w),
+            Answer::Wait(w) => SlotState::Waiting(w.until(), w),
             Answer::Parked => SlotState::Parked,
             Answer::Close => return self.conns.close(&mut self.io, conn),
             Answer::Malformed => {
@@ -392,7 +392,10 @@ impl Broker {
             if events.appended {
                 self.wake_appends();
             }
-            for key in events.data {
+            let mut data = events.data;
+            data.sort_unstable();
+            data.dedup();
+            for key in data {
                 self.wake_data(key);
             }
             let answers = {
@@ -421,12 +424,9 @@ impl Broker {
             // Other kinds are answered by their own events; an append
             // behind them must still be looked at now, or nothing would
             // wake it once they leave.
-            let SlotState::Waiting(w) = &mut slot.state else {
+            let SlotState::Waiting(Until::Appended, w) = &mut slot.state else {
                 continue;
             };
-            if w.until() != Until::Appended {
-                continue;
-            }
             let Some(response) = w.poll(&mut cx, Wake::Appended) else {
                 break;
             };
@@ -440,14 +440,7 @@ impl Broker {
 
     /// A high watermark or recovery point moved, or a log failed or went.
     fn wake_appends(&mut self) {
-        let appends = |u: Until| u == Until::Appended;
-        let conns: Vec<ConnId> = self
-            .conns
-            .ids()
-            .into_iter()
-            .filter(|&c| self.conns.has_waiting(c, appends))
-            .collect();
-        for conn in conns {
+        for conn in self.conns.conns_waiting(|u| u == Until::Appended) {
             self.wake_appends_on(conn);
         }
     }
@@ -466,7 +459,7 @@ impl Broker {
         let Some(slot) = conns.slot_mut(conn, seq) else {
             return;
         };
-        let SlotState::Waiting(w) = &mut slot.state else {
+        let SlotState::Waiting(_, w) = &mut slot.state else {
             return;
         };
         if let Some(response) = w.poll(&mut cx, wake) {

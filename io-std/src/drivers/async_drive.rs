@@ -292,7 +292,7 @@ impl<S: AsyncStream> Driver<S> {
             }
             self.host.timeout_if_due();
             // The async links act at once; nothing waits on the list.
-            self.host.take_touched();
+            self.host.drain_touched(drop);
             self.start_connects(&rt);
             if let Some(at) = give_up {
                 let stopped = self.host.broker.is_stopped();

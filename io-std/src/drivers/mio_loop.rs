@@ -428,9 +428,10 @@ impl EventLoop {
     /// the ones it asked to open are opened.
     fn route(&mut self) {
         loop {
-            for id in self.host.take_touched() {
-                self.ready.insert(id);
-            }
+            let ready = &mut self.ready;
+            self.host.drain_touched(|id| {
+                ready.insert(id);
+            });
             let connects = self.host.take_connects();
             if connects.is_empty() {
                 return;

@@ -175,7 +175,7 @@ impl State {
     fn with<R>(&mut self, shared: &Shared, f: impl FnOnce(&mut Host<ThreadLink>) -> R) -> R {
         let r = f(&mut self.host);
         // The links act at once; nothing waits on the list.
-        self.host.take_touched();
+        self.host.drain_touched(drop);
         for c in self.host.take_connects() {
             let Some(me) = shared.me.upgrade() else { break };
             let io = c.io;
