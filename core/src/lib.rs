@@ -28,6 +28,11 @@
 //! connection are written in issue order. Responses leave each connection in
 //! request order.
 //!
+//! [`Command::Connect`] asks the driver to open a connection to another
+//! broker (the voters of `controller.quorum.voters`); such a connection is
+//! named by the broker, from [`ConnId::FIRST_OUTBOUND`] up, and is served
+//! like an accepted one once the `Connect` is answered.
+//!
 //! It also tells the driver when to stop and resume reading a connection
 //! ([`Poll::ReadInterest`]: the back-pressure of `queued.max.requests` and
 //! `queued.max.request.bytes`), and closes a connection beyond
@@ -76,6 +81,17 @@
 //! }
 //! assert!(!sent.is_empty());
 //! ```
+
+//! ## Inside
+//!
+//! `api/` holds one module per Kafka API and the one table of them
+//! (`api::APIS`); `broker/` is the state machine in owned parts
+//! (connections, logs, groups, producers, peers, the command queue,
+//! lifecycle) with the closed set of conditions a request can wait on;
+//! `protocol/` the framing, headers and request-body guard; [`log`] the
+//! partition logs; [`group`] the coordinator; [`layout`] the data
+//! directory's names; [`sync`] the pieces shared between a driver's
+//! threads; [`sim`] a simulated disk.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

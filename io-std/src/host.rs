@@ -72,6 +72,17 @@ pub(crate) struct Conn<L> {
 }
 
 impl<L> Conn<L> {
+    /// A connection just opened: read, nothing held.
+    fn new(link: L) -> Self {
+        Conn {
+            link,
+            rbuf: BytesMut::new(),
+            reading: true,
+            closing: false,
+            read_bytes: 0,
+        }
+    }
+
     /// Whether its reader should read now.
     pub(crate) fn may_read(&self) -> bool {
         self.reading || self.closing
@@ -237,14 +248,7 @@ impl<L: Link> Host<L> {
 
     /// A connection was accepted.
     pub(crate) fn open(&mut self, id: ConnId, link: L) {
-        let conn = Conn {
-            link,
-            rbuf: BytesMut::new(),
-            reading: true,
-            closing: false,
-            read_bytes: 0,
-        };
-        self.conns.insert(id, conn);
+        self.conns.insert(id, Conn::new(link));
         self.apply(|b, now| b.handle_open(now, id));
     }
 
@@ -258,14 +262,7 @@ impl<L: Link> Host<L> {
     /// A connection the broker asked for is open: served from now on like
     /// an accepted one.
     pub(crate) fn connected(&mut self, io: IoId, id: ConnId, link: L) {
-        let conn = Conn {
-            link,
-            rbuf: BytesMut::new(),
-            reading: true,
-            closing: false,
-            read_bytes: 0,
-        };
-        self.conns.insert(id, conn);
+        self.conns.insert(id, Conn::new(link));
         tracing::debug!(conn = ?id, "connection opened to a peer");
         self.apply(|b, now| b.handle_done(now, Done::ok(io)));
     }
