@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """kafka-python's admin client against a Conveyor broker: DescribeConfigs
 for a topic (its own settings, the broker's defaults, Kafka's defaults, each
-with its source) and for the broker, and nothing for an unknown topic.
+with its source) and for the broker, and nothing for an unknown topic;
+AlterConfigs and IncrementalAlterConfigs of the topic, and a bad value
+refused.
 
 Usage: admin.py --bootstrap 127.0.0.1:PORT --node-id 0
 Exits 0 and prints OK when every check passes. Run by
@@ -71,6 +73,28 @@ def main():
     print("broker configs:", len(broker))
     check(broker["log.segment.bytes"]["value"] == "104857600", f"log.segment.bytes: {broker.get('log.segment.bytes')}")
     check(broker["num.partitions"]["value"] == "3", f"num.partitions: {broker.get('num.partitions')}")
+
+    # IncrementalAlterConfigs: SET, APPEND on a list, then described back.
+    for incremental in (True, False):
+        changes = {"retention.ms": "7200000"}
+        if incremental:
+            changes["cleanup.policy"] = ("APPEND", "delete")
+        got = admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs=changes)],
+            raise_on_unknown=False,
+            incremental=incremental,
+        )
+        print("alter_configs:", got)
+        check(got.get("topic", {}).get(topic) == "OK", f"alter_configs answered {got!r}")
+        after = described(admin, ConfigResource(ConfigResourceType.TOPIC, topic))
+        check(after["retention.ms"]["value"] == "7200000", f"retention.ms after: {after['retention.ms']}")
+    bad = admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"segment.bytes": "lots"})],
+        raise_on_unknown=False,
+        incremental=True,
+    )
+    print("a bad value:", bad)
+    check("segment.bytes" in str(bad) and bad["topic"][topic] != "OK", f"a bad value was taken: {bad!r}")
 
     # kafka-python's admin client drops a resource's error code and answers
     # an empty set for it (the codes are checked in core/tests/broker_sim.rs).

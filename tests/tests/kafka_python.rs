@@ -1,6 +1,7 @@
 //! kafka-python against the in-process broker: tests/python/compat.py
 //! (metadata, and a 1,000-record round trip uncompressed and with gzip) and
-//! tests/python/admin.py (DescribeConfigs of a topic and of the broker).
+//! tests/python/admin.py (DescribeConfigs of a topic and of the broker,
+//! AlterConfigs and IncrementalAlterConfigs of a topic).
 //!
 //! Needs python3 with kafka-python (`python3 -m pip install kafka-python`;
 //! scripts/test installs it). A missing interpreter or module FAILS this
@@ -69,7 +70,7 @@ each_runtime! {
 }
 
 each_runtime! {
-    fn kafka_python_describes_configs(rt) {
+    fn kafka_python_describes_and_alters_configs(rt) {
         let broker = TestBroker::start_with(
             rt,
             &[("num.partitions", "3"), ("log.segment.bytes", "104857600")],

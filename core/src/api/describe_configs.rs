@@ -162,11 +162,13 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
     Ok(TOPIC_SETTINGS
         .iter()
         .filter_map(|s| {
-            let value = effective.get(s.key)?;
+            // A topic's own setting reads as it was given, as in Kafka.
+            let given = own.iter().find(|(k, _)| k == s.key).map(|(_, v)| v.clone());
+            let value = given.clone().or_else(|| effective.get(s.key))?;
             let broker_value = broker.get(s.key)?;
             let kafka_value = kafka.get(s.key)?;
             let mut synonyms = Vec::new();
-            if own.iter().any(|(k, _)| k == s.key) {
+            if given.is_some() {
                 synonyms.push((s.key, value.clone(), DYNAMIC_TOPIC_CONFIG));
             }
             if broker_value != kafka_value {

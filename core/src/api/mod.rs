@@ -13,6 +13,7 @@
 //! [`Origin`] and returns an [`Answer`]: a frame now, or a wait on one of
 //! the conditions in [`crate::broker::wait`].
 
+mod alter_configs;
 mod api_versions;
 mod create_topics;
 mod delete_groups;
@@ -87,6 +88,8 @@ pub(crate) const APIS: &[ApiSpec] = &[
     delete_groups::API,
     init_producer_id::API,
     describe_configs::API,
+    alter_configs::API,
+    alter_configs::INCREMENTAL,
 ];
 
 /// The spec of `key`, if the broker answers it.

@@ -224,6 +224,24 @@ impl Logs {
         config
     }
 
+    /// Replace a topic's own settings (already validated): stored, and in
+    /// force on its partitions from now on.
+    pub(crate) fn alter_topic(&mut self, io: &mut Io, name: &str, overrides: Overrides) {
+        let config = self.topic_config(name, &overrides);
+        if overrides.is_empty() {
+            self.overrides.remove(name);
+        } else {
+            self.overrides.insert(name.to_owned(), overrides);
+        }
+        self.write_overrides(io);
+        let keys = self.topics.get(name).map(|t| t.partitions.clone());
+        for key in keys.into_iter().flatten() {
+            if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
+                log.set_config(config.clone());
+            }
+        }
+    }
+
     /// The topic defaults a new topic's settings start from.
     pub(crate) fn defaults(&self) -> &TopicConfig {
         &self.defaults

@@ -284,6 +284,12 @@ impl PartitionLog {
         &self.config
     }
 
+    /// Change the topic's settings on the live log: the next append, roll,
+    /// sync and retention check follow them.
+    pub fn set_config(&mut self, config: TopicConfig) {
+        self.config = config;
+    }
+
     /// Emit `cmd`, remembering what it was.
     pub(super) fn emit(&mut self, cmd: Command, kind: Pending, out: &mut Vec<Command>) {
         self.pending.insert(cmd.io(), kind);

@@ -1,0 +1,325 @@
+//! Topic settings changed at run time (IncrementalAlterConfigs and
+//! AlterConfigs): checked, in force on live partitions, kept across a
+//! restart, described back.
+
+mod common;
+
+use common::{Sim, batch};
+use conveyor_core::Config;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request as inc;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+fn s(v: &'static str) -> StrBytes {
+    StrBytes::from_static_str(v)
+}
+
+fn create(sim: &mut Sim, c: conveyor_core::ConnId, name: &'static str) {
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(2)
+            .with_replication_factor(1),
+    ]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+/// IncrementalAlterConfigs of one resource: (error code, message).
+fn alter(
+    sim: &mut Sim,
+    c: conveyor_core::ConnId,
+    kind: i8,
+    name: &'static str,
+    ops: &[(&'static str, i8, Option<&'static str>)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let configs = ops
+        .iter()
+        .map(|&(k, op, v)| {
+            inc::AlterableConfig::default()
+                .with_name(s(k))
+                .with_config_operation(op)
+                .with_value(v.map(s))
+        })
+        .collect();
+    let req = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![
+            inc::AlterConfigsResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(s(name))
+                .with_configs(configs),
+        ])
+        .with_validate_only(validate_only);
+    let corr = sim.send(c, ApiKey::IncrementalAlterConfigs, 1, &req);
+    let r: IncrementalAlterConfigsResponse = sim.recv(c, ApiKey::IncrementalAlterConfigs, 1, corr);
+    let x = &r.responses[0];
+    (
+        x.error_code,
+        x.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+/// The topic's value of `key` and its source.
+fn described(
+    sim: &mut Sim,
+    c: conveyor_core::ConnId,
+    topic: &'static str,
+    key: &str,
+) -> (String, i8) {
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(topic))
+            .with_configuration_keys(None),
+    ]);
+    let corr = sim.send(c, ApiKey::DescribeConfigs, 4, &req);
+    let r: DescribeConfigsResponse = sim.recv(c, ApiKey::DescribeConfigs, 4, corr);
+    let c = r.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .unwrap_or_else(|| panic!("{key} not described"));
+    (
+        c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        c.config_source,
+    )
+}
+
+#[test]
+fn incremental_changes_are_checked_in_force_and_kept() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    create(&mut sim, c, "live");
+
+    // SET: in force on the live partitions at once.
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "live",
+            &[("max.message.bytes", 0, Some("100"))],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        described(&mut sim, c, "live", "max.message.bytes"),
+        ("100".into(), 1)
+    );
+    let big = batch(&[&"x".repeat(200)], 1, Compression::None);
+    let corr = sim.produce(c, "live", 1, big);
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 10,
+        "MESSAGE_TOO_LARGE"
+    );
+
+    // APPEND and SUBTRACT on a list; on anything else they are refused.
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "live",
+            &[("cleanup.policy", 2, Some("compact"))],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        described(&mut sim, c, "live", "cleanup.policy").0,
+        "delete,compact"
+    );
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "live",
+            &[("cleanup.policy", 3, Some("delete"))],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        described(&mut sim, c, "live", "cleanup.policy").0,
+        "compact"
+    );
+    let (code, message) = alter(
+        &mut sim,
+        c,
+        2,
+        "live",
+        &[("retention.ms", 2, Some("5"))],
+        false,
+    );
+    assert_eq!(code, 40, "{message:?}");
+
+    // Bad values and unknown keys: INVALID_CONFIG naming them; nothing of
+    // the request is applied.
+    let (code, message) = alter(
+        &mut sim,
+        c,
+        2,
+        "live",
+        &[
+            ("retention.ms", 0, Some("60000")),
+            ("segment.bytes", 0, Some("lots")),
+        ],
+        false,
+    );
+    assert_eq!(code, 40);
+    assert!(message.unwrap_or_default().contains("segment.bytes"));
+    assert_eq!(
+        described(&mut sim, c, "live", "retention.ms").1,
+        5,
+        "unchanged"
+    );
+    let (code, message) = alter(
+        &mut sim,
+        c,
+        2,
+        "live",
+        &[("no.such.setting", 0, Some("1"))],
+        false,
+    );
+    assert_eq!(code, 40);
+    assert!(message.unwrap_or_default().contains("no.such.setting"));
+
+    // validate_only changes nothing.
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "live",
+            &[("retention.ms", 0, Some("60000"))],
+            true
+        )
+        .0,
+        0
+    );
+    assert_eq!(described(&mut sim, c, "live", "retention.ms").1, 5);
+
+    // Unknown topics and broker settings.
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "missing",
+            &[("retention.ms", 0, Some("1"))],
+            false
+        )
+        .0,
+        3
+    );
+    let (code, message) = alter(
+        &mut sim,
+        c,
+        4,
+        "",
+        &[("log.retention.ms", 0, Some("1"))],
+        false,
+    );
+    assert_eq!(code, 42);
+    assert!(message.unwrap_or_default().contains("server.properties"));
+
+    // Kept across a restart, and DELETE goes back to the default.
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "live",
+            &[("retention.ms", 0, Some("60000"))],
+            false
+        )
+        .0,
+        0
+    );
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    let mut sim = Sim::with_disk(Config::default(), std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    assert_eq!(
+        described(&mut sim, c, "live", "retention.ms"),
+        ("60000".into(), 1)
+    );
+    assert_eq!(
+        described(&mut sim, c, "live", "max.message.bytes"),
+        ("100".into(), 1)
+    );
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "live",
+            &[("max.message.bytes", 1, None)],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        described(&mut sim, c, "live", "max.message.bytes"),
+        ("1048588".into(), 5)
+    );
+    let big = batch(&[&"x".repeat(200)], 1, Compression::None);
+    let corr = sim.produce(c, "live", 1, big);
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+}
+
+#[test]
+fn alter_configs_replaces_a_topics_settings() {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    create(&mut sim, c, "whole");
+    assert_eq!(
+        alter(
+            &mut sim,
+            c,
+            2,
+            "whole",
+            &[("retention.ms", 0, Some("60000"))],
+            false
+        )
+        .0,
+        0
+    );
+    for v in 0..=2 {
+        let req = AlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("whole"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(s("segment.ms"))
+                        .with_value(Some(s("3600000"))),
+                ]),
+        ]);
+        let corr = sim.send(c, ApiKey::AlterConfigs, v, &req);
+        let r: AlterConfigsResponse = sim.recv(c, ApiKey::AlterConfigs, v, corr);
+        assert_eq!(r.responses[0].error_code, 0, "v{v}");
+        assert_eq!(
+            described(&mut sim, c, "whole", "segment.ms"),
+            ("3600000".into(), 1)
+        );
+        assert_eq!(
+            described(&mut sim, c, "whole", "retention.ms").1,
+            5,
+            "not given: default again"
+        );
+    }
+}
