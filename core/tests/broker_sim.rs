@@ -829,3 +829,56 @@ fn describe_configs_names_each_value_and_where_it_comes_from() {
         }
     }
 }
+
+#[test]
+fn create_partitions_grows_a_topic_and_never_shrinks_it() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let _ = sim.metadata(c, "grow");
+    let grow = |sim: &mut Sim, name: &'static str, count: i32, validate_only: bool, other: bool| {
+        let assignments = other.then(|| {
+            vec![CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(7)])]
+        });
+        let req = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str(name)))
+                    .with_count(count)
+                    .with_assignments(assignments),
+            ])
+            .with_validate_only(validate_only);
+        let corr = sim.send(c, ApiKey::CreatePartitions, 3, &req);
+        let r: CreatePartitionsResponse = sim.recv(c, ApiKey::CreatePartitions, 3, corr);
+        r.results[0].error_code
+    };
+    let partitions = |sim: &mut Sim| sim.metadata(c, "grow").topics[0].partitions.len();
+    assert_eq!(partitions(&mut sim), 1);
+    assert_eq!(grow(&mut sim, "grow", 3, true, false), 0);
+    assert_eq!(partitions(&mut sim), 1, "validate_only changes nothing");
+    assert_eq!(grow(&mut sim, "grow", 3, false, false), 0);
+    assert_eq!(partitions(&mut sim), 3);
+    assert_eq!(
+        grow(&mut sim, "grow", 2, false, false),
+        37,
+        "INVALID_PARTITIONS"
+    );
+    assert_eq!(grow(&mut sim, "grow", 3, false, false), 37);
+    assert_eq!(
+        grow(&mut sim, "grow", 4, false, true),
+        39,
+        "INVALID_REPLICA_ASSIGNMENT"
+    );
+    assert_eq!(grow(&mut sim, "missing", 4, false, false), 3);
+    let corr = sim.produce(c, "grow", 2, batch(&["new"], 1, Compression::None));
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // Kept across a restart.
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    let mut sim = Sim::with_disk(Config::default(), std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    assert_eq!(sim.metadata(c, "grow").topics[0].partitions.len(), 3);
+}

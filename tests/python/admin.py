@@ -3,7 +3,7 @@
 for a topic (its own settings, the broker's defaults, Kafka's defaults, each
 with its source) and for the broker, and nothing for an unknown topic;
 AlterConfigs and IncrementalAlterConfigs of the topic, and a bad value
-refused.
+refused; CreatePartitions growing it, and a shrink refused.
 
 Usage: admin.py --bootstrap 127.0.0.1:PORT --node-id 0
 Exits 0 and prints OK when every check passes. Run by
@@ -14,7 +14,7 @@ import argparse
 import sys
 import uuid
 
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
 from kafka.errors import KafkaError
 
 
@@ -95,6 +95,18 @@ def main():
     )
     print("a bad value:", bad)
     check("segment.bytes" in str(bad) and bad["topic"][topic] != "OK", f"a bad value was taken: {bad!r}")
+
+    # CreatePartitions: 2 -> 4, then a shrink refused.
+    admin.create_partitions({topic: NewPartitions(total_count=4)})
+    meta = admin.describe_topics([topic])
+    count = len(meta[0]["partitions"])
+    check(count == 4, f"partitions after growing: {count} ({meta!r})")
+    try:
+        admin.create_partitions({topic: NewPartitions(total_count=3)})
+        fail("a shrink to 3 partitions was accepted")
+    except KafkaError as e:
+        check("InvalidPartitions" in type(e).__name__, f"a shrink got {type(e).__name__}: {e}")
+        print("a shrink:", type(e).__name__)
 
     # kafka-python's admin client drops a resource's error code and answers
     # an empty set for it (the codes are checked in core/tests/broker_sim.rs).

@@ -1,7 +1,7 @@
 //! kafka-python against the in-process broker: tests/python/compat.py
 //! (metadata, and a 1,000-record round trip uncompressed and with gzip) and
 //! tests/python/admin.py (DescribeConfigs of a topic and of the broker,
-//! AlterConfigs and IncrementalAlterConfigs of a topic).
+//! AlterConfigs and IncrementalAlterConfigs of a topic, CreatePartitions).
 //!
 //! Needs python3 with kafka-python (`python3 -m pip install kafka-python`;
 //! scripts/test installs it). A missing interpreter or module FAILS this

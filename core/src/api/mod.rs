@@ -15,6 +15,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
@@ -90,6 +91,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     describe_configs::API,
     alter_configs::API,
     alter_configs::INCREMENTAL,
+    create_partitions::API,
 ];
 
 /// The spec of `key`, if the broker answers it.

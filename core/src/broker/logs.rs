@@ -196,6 +196,31 @@ impl Logs {
         id
     }
 
+    /// Grow a topic to `count` partitions (more than it has): the new
+    /// logs start empty, with the topic's settings and id.
+    pub(crate) fn add_partitions(&mut self, io: &mut Io, name: &str, count: i32) {
+        let Some(topic) = self.topics.get(name) else {
+            return;
+        };
+        let (id, have) = (topic.id, topic.partitions.len());
+        let config = self.topic_config(name, &self.overrides_of(name));
+        let mut keys = Vec::new();
+        for p in have..usize::try_from(count).unwrap_or(0) {
+            let dir = crate::layout::partition_dir(name, p as i32);
+            let key = self.logs.len();
+            let log = io.emit_from(
+                || Owner::Log(key),
+                |ids, out| PartitionLog::create(dir.clone(), config.clone(), 0, ids, out),
+            );
+            self.logs.push(Some(log));
+            write_partition_metadata(io, &dir, id);
+            keys.push(key);
+        }
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(keys);
+        }
+    }
+
     /// Remove a topic now; its files go once no send pins them.
     pub(crate) fn delete_topic(&mut self, io: &mut Io, now: Now, name: &str) -> bool {
         let Some(topic) = self.topics.remove(name) else {
