@@ -882,3 +882,38 @@ fn create_partitions_grows_a_topic_and_never_shrinks_it() {
     let c = sim.open(1);
     assert_eq!(sim.metadata(c, "grow").topics[0].partitions.len(), 3);
 }
+
+#[test]
+fn describe_cluster_names_this_broker_and_allows_every_operation() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    for v in 0..=2 {
+        let mut req =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        if v >= 1 {
+            req.endpoint_type = 1;
+        }
+        let corr = sim.send(c, ApiKey::DescribeCluster, v, &req);
+        let r: DescribeClusterResponse = sim.recv(c, ApiKey::DescribeCluster, v, corr);
+        assert_eq!(r.error_code, 0, "v{v}");
+        assert_eq!(r.brokers.len(), 1);
+        assert_eq!(r.brokers[0].port, 9092);
+        assert_eq!(
+            r.cluster_authorized_operations, 8096,
+            "Kafka's seven cluster operations"
+        );
+    }
+    let req = DescribeClusterRequest::default().with_endpoint_type(2);
+    let corr = sim.send(c, ApiKey::DescribeCluster, 1, &req);
+    let r: DescribeClusterResponse = sim.recv(c, ApiKey::DescribeCluster, 1, corr);
+    assert_eq!(r.error_code, 114, "MISMATCHED_ENDPOINT_TYPE");
+    assert_eq!(r.cluster_authorized_operations, i32::MIN, "not asked");
+    // Metadata answers the same way when asked.
+    let req = MetadataRequest::default()
+        .with_topics(None)
+        .with_include_topic_authorized_operations(true);
+    let _ = sim.metadata(c, "ops");
+    let corr = sim.send(c, ApiKey::Metadata, 12, &req);
+    let r: MetadataResponse = sim.recv(c, ApiKey::Metadata, 12, corr);
+    assert_eq!(r.topics[0].topic_authorized_operations, 3576);
+}

@@ -9,7 +9,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::ApiSpec;
+use super::{ApiSpec, CLUSTER_ID};
 use crate::broker::group_log::OFFSETS_TOPIC;
 use crate::broker::valid_topic_name;
 use crate::broker::wait::{Answer, Ctx, Origin};
@@ -17,6 +17,11 @@ use crate::protocol::{
     Request,
     guard::{Reader, UUID},
 };
+
+/// Kafka's operations on a topic (READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS), as bits of their codes.
+const TOPIC_OPERATIONS: i32 =
+    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
 
 pub(super) const API: ApiSpec = ApiSpec {
     key: ApiKey::Metadata,
@@ -26,9 +31,6 @@ pub(super) const API: ApiSpec = ApiSpec {
     walk,
     handle,
 };
-
-/// The cluster id Metadata reports: a single-node cluster of its own.
-const CLUSTER_ID: &str = "conveyor-single-node";
 
 fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
     let topic_id = if v >= 10 { UUID } else { 0 };
@@ -79,14 +81,24 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     if v >= 2 {
         response.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
     }
+    // No authorizer: every operation is allowed, as Kafka answers when
+    // asked; i32::MIN when not asked.
     if (8..=10).contains(&v) {
-        response.cluster_authorized_operations = i32::MIN;
+        response.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+            super::describe_cluster::CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        };
     }
     for name in names {
         let mut t = MetadataResponseTopic::default()
             .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
         if v >= 8 {
-            t.topic_authorized_operations = i32::MIN;
+            t.topic_authorized_operations = if req.include_topic_authorized_operations {
+                TOPIC_OPERATIONS
+            } else {
+                i32::MIN
+            };
         }
         if cx.logs.topic(&name).is_none() {
             if !valid_topic_name(&name) {

@@ -19,6 +19,7 @@ mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod fetch;
@@ -45,6 +46,10 @@ use crate::broker::groups::ParkedSlot;
 use crate::broker::wait::{Answer, Ctx, Origin};
 use crate::group::Ticket;
 use crate::protocol::{self, HeaderError, Request, guard::Reader};
+
+/// The cluster id Metadata and DescribeCluster report: a single-node
+/// cluster of its own.
+pub(crate) const CLUSTER_ID: &str = "conveyor-single-node";
 
 /// A request handler.
 pub(crate) type Handler = fn(&mut Ctx<'_>, &Request, Origin<'_>) -> Answer;
@@ -92,6 +97,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     alter_configs::API,
     alter_configs::INCREMENTAL,
     create_partitions::API,
+    describe_cluster::API,
 ];
 
 /// The spec of `key`, if the broker answers it.
