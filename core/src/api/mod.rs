@@ -18,6 +18,7 @@ mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -98,6 +99,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     alter_configs::INCREMENTAL,
     create_partitions::API,
     describe_cluster::API,
+    delete_records::API,
 ];
 
 /// The spec of `key`, if the broker answers it.

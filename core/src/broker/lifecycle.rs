@@ -169,6 +169,18 @@ impl Broker {
         }
     }
 
+    /// Write the checkpoints now if none are in flight, else with the next
+    /// periodic write.
+    pub(super) fn checkpoint_soon(&mut self) {
+        let st = &mut self.lifecycle;
+        if st.phase == Phase::Running && st.checkpoints_in_flight == 0 {
+            st.recovery_points_changed = false;
+            self.write_checkpoints();
+        } else {
+            st.recovery_points_changed = true;
+        }
+    }
+
     pub(super) fn lifecycle_timeout(&mut self) {
         if self.lifecycle.phase == Phase::Running && self.now.mono >= self.lifecycle.next_retention
         {
@@ -238,7 +250,7 @@ impl Broker {
     }
 
     /// Write both checkpoint files from the logs' current state.
-    fn write_checkpoints(&mut self) {
+    pub(super) fn write_checkpoints(&mut self) {
         let mut points = Vec::new();
         let mut starts = Vec::new();
         for (name, topic) in self.logs.topics() {

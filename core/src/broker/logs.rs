@@ -39,6 +39,9 @@ pub(crate) struct Events {
     pub(crate) data: Vec<LogKey>,
     /// Some log's recovery point moved: the checkpoint is due a rewrite.
     pub(crate) recovery_points: bool,
+    /// Some log's start moved by request (DeleteRecords): the checkpoint
+    /// is due now, so a restart does not bring the records back.
+    pub(crate) log_starts: bool,
 }
 
 /// Every topic and partition log.
@@ -247,6 +250,29 @@ impl Logs {
             }
         }
         config
+    }
+
+    /// DeleteRecords on `key`: the new log start (see
+    /// [`PartitionLog::delete_records_before`]); segments wholly below it
+    /// go now.
+    pub(crate) fn delete_records(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        key: LogKey,
+        offset: u64,
+    ) -> Option<Result<u64, crate::log::ReadError>> {
+        let r = self.run(io, now, key, |log, now, ids, out| {
+            let r = log.delete_records_before(offset);
+            if r.is_ok() {
+                log.enforce_retention(now, ids, out);
+            }
+            r
+        })?;
+        if r.is_ok() {
+            self.events.log_starts = true;
+        }
+        Some(r)
     }
 
     /// Replace a topic's own settings (already validated): stored, and in

@@ -389,6 +389,9 @@ impl Broker {
             if events.recovery_points {
                 self.lifecycle.recovery_points_changed = true;
             }
+            if events.log_starts {
+                self.checkpoint_soon();
+            }
             if events.appended {
                 self.wake_appends();
             }

@@ -3,7 +3,8 @@
 //! `deleteOldSegments` decides, and the log start offset moves past them.
 //!
 //! Only whole segments go, oldest first, and only ones every byte of which
-//! is below the high watermark. A segment pinned by a `Send` in flight
+//! is below the high watermark; a segment wholly below the log start (moved
+//! by DeleteRecords) goes too. A segment pinned by a `Send` in flight
 //! stops the sweep there; the next sweep takes it. An active segment that is
 //! itself past `retention.ms` is rolled first, as Kafka does, so an idle
 //! topic's data does expire.
@@ -49,7 +50,9 @@ impl PartitionLog {
         for s in &self.segments[..self.segments.len() - 1] {
             let by_time = expired(s.max_ts);
             let by_size = excess != i64::MIN && excess - s.size as i64 >= 0;
-            if !(by_time || by_size) || s.pins > 0 || s.end > self.hwm {
+            // Wholly below a log start that DeleteRecords moved.
+            let by_start = s.end <= self.log_start;
+            if !(by_time || by_size || by_start) || s.pins > 0 || s.end > self.hwm {
                 break;
             }
             if excess != i64::MIN {
