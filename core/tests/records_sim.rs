@@ -123,3 +123,37 @@ fn compacted_topics_refuse_delete_records() {
     let r: DeleteRecordsResponse = sim.recv(c, ApiKey::DeleteRecords, 0, corr);
     assert_eq!(r.topics[0].partitions[0].error_code, 3);
 }
+
+#[test]
+fn list_offsets_max_timestamp_finds_the_newest_record() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let _ = sim.metadata(c, "trim");
+    let t = sim.now.wall_ms;
+    for (values, ts, codec) in [
+        (&["a", "b", "c"][..], t, Compression::None),
+        (&["d", "e"][..], t + 100, Compression::Gzip),
+        (&["f", "g", "h"][..], t + 50, Compression::None),
+    ] {
+        let corr = sim.produce(c, "trim", 0, batch(values, ts, codec));
+        let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    }
+    let ask = |sim: &mut Sim, v: i16| {
+        let req = ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-3),
+                ]),
+        ]);
+        let corr = sim.send(c, ApiKey::ListOffsets, v, &req);
+        let r: ListOffsetsResponse = sim.recv(c, ApiKey::ListOffsets, v, corr);
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    // "e", the second record of the compressed batch, has t+101.
+    assert_eq!(ask(&mut sim, 7), (0, 4, t + 101));
+    assert_eq!(ask(&mut sim, 6).0, 35, "-3 needs v7: UNSUPPORTED_VERSION");
+}

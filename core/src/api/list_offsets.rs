@@ -1,4 +1,5 @@
-//! ListOffsets 1–7: earliest and latest from the log's bounds; by
+//! ListOffsets 1–7: earliest and latest from the log's bounds; the largest
+//! timestamp (-3, v7); by
 //! timestamp through the time index to a batch, then into the batch for the
 //! exact record — Kafka answers the first record whose timestamp is at
 //! least the one asked for, and only the record bytes (decompressed, when
@@ -78,7 +79,15 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
                     -2 => r.offset = log.log_start_offset() as i64,
                     // Latest: what a consumer can read, the high watermark.
                     -1 => r.offset = log.high_watermark() as i64,
-                    ts if ts >= 0 => {
+                    // -3 (v7+): the record with the largest timestamp, found
+                    // as a by-time lookup of that timestamp: its first
+                    // record at or after it is the one.
+                    ts if ts >= 0 || (ts == -3 && request.version >= 7) => {
+                        let ts = if ts == -3 {
+                            log.max_timestamp().unwrap_or(i64::MAX)
+                        } else {
+                            ts
+                        };
                         if let Some(hit) = log.batch_for_timestamp(ts) {
                             let lookup = Lookup {
                                 topic: ti,
@@ -91,8 +100,8 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
                             lookups.push((lookup, hit.slice));
                         }
                     }
-                    // -3 asks for the record with the largest timestamp
-                    // (v7); this broker does not track it yet.
+                    // -4 and below (earliest-local, latest-tiered) name
+                    // tiered storage, which this broker does not have.
                     _ => r.error_code = ResponseError::UnsupportedVersion.code(),
                 },
             }

@@ -65,6 +65,15 @@ impl PartitionLog {
             .map(|(off, ts)| (off.max(self.log_start), ts))
     }
 
+    /// The largest record timestamp in the log, if any record has one.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.segments
+            .iter()
+            .map(|s| s.max_ts)
+            .filter(|&t| t >= 0)
+            .max()
+    }
+
     /// The first visible batch whose largest timestamp is at least
     /// `timestamp` (ListOffsets by time): the broker reads it to find the
     /// exact record, which needs the record bytes (and, compressed, a
