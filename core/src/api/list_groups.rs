@@ -1,5 +1,5 @@
-//! ListGroups 0–4 (with a states filter from 4), answered by the
-//! coordinator.
+//! ListGroups 0–5 (with a states filter from 4, a group type filter from
+//! 5: every group here is "classic"), answered by the coordinator.
 
 use kafka_protocol::messages::{ApiKey, ListGroupsRequest};
 
@@ -10,7 +10,7 @@ use crate::protocol::{Request, guard::Reader};
 pub(super) const API: ApiSpec = ApiSpec {
     key: ApiKey::ListGroups,
     min: 0,
-    max: 4,
+    max: 5,
     flexible: 3,
     walk,
     handle,
@@ -19,6 +19,9 @@ pub(super) const API: ApiSpec = ApiSpec {
 fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
     if v >= 4 {
         r.array(r.string_min(), Reader::string)?; // states_filter
+    }
+    if v >= 5 {
+        r.array(r.string_min(), Reader::string)?; // types_filter
     }
     r.tags()
 }

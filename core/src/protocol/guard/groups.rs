@@ -30,7 +30,7 @@ pub(super) mod tests {
         (ApiKey::LeaveGroup, 0, 4),
         (ApiKey::OffsetCommit, 2, 8),
         (ApiKey::OffsetFetch, 1, 8),
-        (ApiKey::ListGroups, 0, 4),
+        (ApiKey::ListGroups, 0, 5),
         (ApiKey::DescribeGroups, 0, 5),
         (ApiKey::DeleteGroups, 0, 2),
         (ApiKey::InitProducerId, 0, 4),
@@ -304,6 +304,10 @@ pub(super) mod tests {
                 if v >= 4 {
                     req = req.with_states_filter(vec![s("Stable"), s("PreparingRebalance")]);
                     l.array(2).string(6).string(18);
+                }
+                if v >= 5 {
+                    req = req.with_types_filter(vec![s("classic")]);
+                    l.array(1).string(7);
                 }
                 l.unknown_tags().done(enc(req, v))
             }
