@@ -95,27 +95,24 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     };
     let mut response = AlterConfigsResponse::default();
     for resource in &req.resources {
-        let name = resource.resource_name.as_str();
-        let result = check_resource(
-            cx,
-            resource.resource_type,
-            name,
-            resource.configs.is_empty(),
-        )
-        .and_then(|()| {
-            // The topic's settings become exactly these.
-            let mut overrides = Overrides::new();
-            for c in &resource.configs {
+        let ops = resource
+            .configs
+            .iter()
+            .map(|c| {
                 let key = c.name.as_str();
-                let value = c.value.as_ref().ok_or_else(|| {
-                    let m = format!("configuration `{key}` has a null value");
-                    (ResponseError::InvalidRequest, m)
-                })?;
-                change(&mut overrides, cx, name, key, Op::Set(value.as_str()))?;
-            }
-            commit(cx, name, overrides, req.validate_only)
-        });
-        let (code, message) = outcome(result);
+                let value = c.value.as_ref().ok_or_else(|| null_value(key))?;
+                Ok((key, Op::Set(value.as_str())))
+            })
+            .collect();
+        // The topic's settings become exactly these.
+        let (code, message) = alter(
+            cx,
+            &resource.resource_name,
+            resource.resource_type,
+            true,
+            ops,
+            req.validate_only,
+        );
         response.responses.push(
             AlterConfigsResourceResponse::default()
                 .with_error_code(code)
@@ -133,37 +130,33 @@ fn handle_incremental(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Ans
     };
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in &req.resources {
-        let name = resource.resource_name.as_str();
-        let result = check_resource(
-            cx,
-            resource.resource_type,
-            name,
-            resource.configs.is_empty(),
-        )
-        .and_then(|()| {
-            let mut overrides = cx.logs.overrides_of(name);
-            for c in &resource.configs {
+        let ops = resource
+            .configs
+            .iter()
+            .map(|c| {
                 let key = c.name.as_str();
-                let value = c.value.as_ref().map(|v| v.as_str());
-                let op = match (c.config_operation, value) {
+                let op = match (c.config_operation, c.value.as_ref().map(|v| v.as_str())) {
                     (0, Some(v)) => Op::Set(v),
                     (1, _) => Op::Delete,
                     (2, Some(v)) => Op::Append(v),
                     (3, Some(v)) => Op::Subtract(v),
-                    (0 | 2 | 3, None) => {
-                        let m = format!("configuration `{key}` has a null value");
-                        return Err((ResponseError::InvalidRequest, m));
-                    }
+                    (0 | 2 | 3, None) => return Err(null_value(key)),
                     (other, _) => {
                         let m = format!("unknown operation {other} for `{key}`");
                         return Err((ResponseError::InvalidRequest, m));
                     }
                 };
-                change(&mut overrides, cx, name, key, op)?;
-            }
-            commit(cx, name, overrides, req.validate_only)
-        });
-        let (code, message) = outcome(result);
+                Ok((key, op))
+            })
+            .collect();
+        let (code, message) = alter(
+            cx,
+            &resource.resource_name,
+            resource.resource_type,
+            false,
+            ops,
+            req.validate_only,
+        );
         response.responses.push(
             IncrementalResourceResponse::default()
                 .with_error_code(code)
@@ -173,6 +166,39 @@ fn handle_incremental(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Ans
         );
     }
     super::respond(request, &response)
+}
+
+fn null_value(key: &str) -> Failure {
+    let m = format!("configuration `{key}` has a null value");
+    (ResponseError::InvalidRequest, m)
+}
+
+/// One resource's changes, as both APIs apply them: the resource checked,
+/// each change applied to the topic's settings (starting from none when
+/// they are `replace`d, else from its own), the whole checked and put in
+/// force. The response's error code and message.
+fn alter(
+    cx: &mut Ctx<'_>,
+    name: &StrBytes,
+    kind: i8,
+    replace: bool,
+    ops: Result<Vec<(&str, Op<'_>)>, Failure>,
+    validate_only: bool,
+) -> (i16, Option<StrBytes>) {
+    let name = name.as_str();
+    let no_changes = ops.as_ref().is_ok_and(Vec::is_empty);
+    let result = check_resource(cx, kind, name, no_changes).and_then(|()| {
+        let mut overrides = if replace {
+            Overrides::new()
+        } else {
+            cx.logs.overrides_of(name)
+        };
+        for (key, op) in ops? {
+            change(&mut overrides, cx, name, key, op)?;
+        }
+        commit(cx, name, overrides, validate_only)
+    });
+    outcome(result)
 }
 
 fn outcome(result: Result<(), Failure>) -> (i16, Option<StrBytes>) {

@@ -284,24 +284,6 @@ impl PartitionLog {
         &self.config
     }
 
-    /// DeleteRecords: move the log start up to `offset` (the high
-    /// watermark at most); the segments wholly below it go with the next
-    /// retention sweep. The new log start, or `OffsetOutOfRange` past the
-    /// high watermark.
-    pub fn delete_records_before(&mut self, offset: u64) -> Result<u64, ReadError> {
-        if offset > self.hwm {
-            return Err(ReadError::OffsetOutOfRange);
-        }
-        self.log_start = self.log_start.max(offset);
-        Ok(self.log_start)
-    }
-
-    /// Change the topic's settings on the live log: the next append, roll,
-    /// sync and retention check follow them.
-    pub fn set_config(&mut self, config: TopicConfig) {
-        self.config = config;
-    }
-
     /// Emit `cmd`, remembering what it was.
     pub(super) fn emit(&mut self, cmd: Command, kind: Pending, out: &mut Vec<Command>) {
         self.pending.insert(cmd.io(), kind);

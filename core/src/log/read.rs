@@ -1,7 +1,9 @@
 //! Reads of a partition log: fetches (byte ranges of whole batches below
 //! the high watermark), lookups by time, and the pins that keep a segment's
-//! files while a send or read names them.
+//! files while a send or read names them; and the settings of a live log,
+//! changed at run time (AlterConfigs).
 
+use crate::config::TopicConfig;
 use crate::io::SegId;
 
 use super::partition::{PartitionLog, ReadError, ReadSlice, TimeHit};
@@ -111,5 +113,11 @@ impl PartitionLog {
     pub fn is_pinned(&self, seg: SegId) -> bool {
         self.segment_index(seg)
             .is_some_and(|i| self.segments[i].pins > 0)
+    }
+
+    /// Change the topic's settings on the live log: the next append, roll,
+    /// sync and retention check follow them.
+    pub fn set_config(&mut self, config: TopicConfig) {
+        self.config = config;
     }
 }

@@ -13,9 +13,22 @@ use crate::config::CleanupPolicy;
 use crate::io::{Command, Ids};
 use crate::time::Now;
 
+use super::ReadError;
 use super::partition::{PartitionLog, Pending};
 
 impl PartitionLog {
+    /// DeleteRecords: move the log start up to `offset` (the high
+    /// watermark at most); the segments wholly below it go with the next
+    /// retention sweep. The new log start, or `OffsetOutOfRange` past the
+    /// high watermark.
+    pub fn delete_records_before(&mut self, offset: u64) -> Result<u64, ReadError> {
+        if offset > self.hwm {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        self.log_start = self.log_start.max(offset);
+        Ok(self.log_start)
+    }
+
     /// Delete what retention says must go. Returns whether the log start
     /// offset moved (the broker then checkpoints it).
     pub fn enforce_retention(&mut self, now: Now, ids: &mut Ids, out: &mut Vec<Command>) -> bool {
