@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::log::codec::{Codec, Levels};
+
 /// A configuration key or value the broker cannot accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -71,6 +73,57 @@ pub struct TopicConfig {
     pub flush_messages: i64,
     /// `flush.ms`: fsync when data is this old (`i64::MAX`: leave it to the OS).
     pub flush_ms: i64,
+    /// `compression.type`: the codec batches are stored with; `None` is
+    /// `producer` (kept as the producer wrote them).
+    pub compression: Option<Codec>,
+    /// `compression.gzip.level`, `compression.lz4.level`,
+    /// `compression.zstd.level`: levels used when the broker compresses.
+    pub compression_levels: Levels,
+    /// `min.insync.replicas`: replicas in sync an acks=-1 produce needs.
+    pub min_insync_replicas: i32,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime
+    /// timestamp may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a CreateTime
+    /// timestamp may be.
+    pub timestamp_after_max_ms: i64,
+    /// `delete.retention.ms`: how long a compacted topic keeps tombstones.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: records older than this make their log
+    /// eligible for cleaning whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of a log not yet cleaned at
+    /// which it is cleaned.
+    pub min_cleanable_dirty_ratio: Ratio,
+    /// Settings Kafka defines that change nothing on this broker, kept as
+    /// given so they read back (see [`TOPIC_SETTINGS`]).
+    pub inert: Vec<(&'static str, String)>,
+}
+
+/// A ratio between 0 and 1 (`min.cleanable.dirty.ratio`), compared by its
+/// bits so configs stay `Eq`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ratio(pub f64);
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Ratio {}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As Java prints a double: 0.5, 1.0.
+        if self.0.fract() == 0.0 {
+            write!(f, "{:.1}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
 }
 
 impl Default for TopicConfig {
@@ -87,6 +140,16 @@ impl Default for TopicConfig {
             timestamp_type: TimestampType::CreateTime,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            compression: None,
+            compression_levels: Levels::default(),
+            min_insync_replicas: 1,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: Ratio(0.5),
+            inert: Vec::new(),
         }
     }
 }
@@ -125,9 +188,116 @@ impl TopicConfig {
                     _ => return Err(bad(key, "expected CreateTime or LogAppendTime")),
                 }
             }
-            _ => return Err(bad(key, "unknown topic configuration")),
+            "compression.type" => {
+                self.compression = match value.trim() {
+                    "producer" => None,
+                    "uncompressed" => Some(Codec::None),
+                    "gzip" => Some(Codec::Gzip),
+                    "snappy" => Some(Codec::Snappy),
+                    "lz4" => Some(Codec::Lz4),
+                    "zstd" => Some(Codec::Zstd),
+                    _ => {
+                        return Err(bad(
+                            key,
+                            "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+                        ));
+                    }
+                }
+            }
+            "compression.gzip.level" => {
+                let level = parse_range(key, value, -1, 9)?;
+                if level == 0 {
+                    return Err(bad(key, "expected -1 or 1..=9"));
+                }
+                self.compression_levels.gzip = level;
+            }
+            "compression.lz4.level" => {
+                self.compression_levels.lz4 = parse_range(key, value, 1, 17)?
+            }
+            "compression.zstd.level" => {
+                self.compression_levels.zstd = parse_range(key, value, -131_072, 22)?
+            }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = parse_range(key, value, 1, i32::MAX)?
+            }
+            "message.timestamp.before.max.ms" => {
+                self.timestamp_before_max_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "message.timestamp.after.max.ms" => {
+                self.timestamp_after_max_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "delete.retention.ms" => {
+                self.delete_retention_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = parse_range(key, value, 1, i64::MAX)?
+            }
+            "min.cleanable.dirty.ratio" => {
+                let ratio: f64 = parse_range(key, value, 0.0, 1.0)?;
+                if ratio.is_nan() {
+                    return Err(bad(key, "expected a number between 0 and 1"));
+                }
+                self.min_cleanable_dirty_ratio = Ratio(ratio)
+            }
+            _ => {
+                let setting = TOPIC_SETTINGS
+                    .iter()
+                    .find(|s| s.key == key && s.inert)
+                    .ok_or_else(|| bad(key, "unknown topic configuration"))?;
+                let value = check_inert(setting, value)?;
+                self.inert.retain(|(k, _)| *k != setting.key);
+                if Some(value.as_str()) != setting.default {
+                    self.inert.push((setting.key, value));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// Check a value for a setting that changes nothing here, by its type.
+fn check_inert(s: &TopicSetting, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    match s.kind {
+        ConfigType::Boolean => {
+            let b = parse_bool(s.key, v)?;
+            if s.key == "remote.storage.enable" && b {
+                return Err(bad(
+                    s.key,
+                    "tiered storage is not supported by this broker; topics cannot use remote log storage",
+                ));
+            }
+            Ok(b.to_string())
+        }
+        ConfigType::Long => {
+            let min = if s.key.starts_with("local.retention") {
+                -2
+            } else {
+                0
+            };
+            Ok(parse_range::<i64>(s.key, v, min, i64::MAX)?.to_string())
+        }
+        ConfigType::List => {
+            // `[partition]:[broker],...` or `*` (the throttled-replica lists).
+            let ok = v.is_empty()
+                || v == "*"
+                || v.split(',').all(|e| {
+                    e.trim()
+                        .split_once(':')
+                        .is_some_and(|(p, b)| p.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+                });
+            if !ok {
+                return Err(bad(
+                    s.key,
+                    "expected `*` or [partition]:[broker] entries separated by commas",
+                ));
+            }
+            Ok(v.to_owned())
+        }
+        _ => Ok(v.to_owned()),
     }
 }
 
@@ -143,22 +313,30 @@ pub enum ConfigType {
     Int = 3,
     /// A 64-bit integer.
     Long = 5,
+    /// A 64-bit float.
+    Double = 6,
     /// A comma-separated list.
     List = 7,
 }
 
-/// One topic setting Conveyor honours: its name, the broker setting that
-/// gives its default, how it reads, and what it does.
+/// One topic setting Kafka defines: its name, the broker setting that gives
+/// its default, how it reads, and what it does here.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicSetting {
     /// The topic-level name (`segment.bytes`).
     pub key: &'static str,
-    /// The broker-level name of its default (`log.segment.bytes`).
+    /// The broker-level name of its default (`log.segment.bytes`); empty
+    /// when Kafka has none.
     pub broker_key: &'static str,
     /// How its value reads.
     pub kind: ConfigType,
     /// What it does.
     pub doc: &'static str,
+    /// Accepted, checked and kept, but without effect on this broker (the
+    /// doc says why).
+    pub inert: bool,
+    /// For an inert setting, Kafka's default.
+    pub default: Option<&'static str>,
 }
 
 const fn setting(
@@ -172,16 +350,108 @@ const fn setting(
         broker_key,
         kind,
         doc,
+        inert: false,
+        default: None,
     }
 }
 
-/// Every topic setting Conveyor honours, in Kafka's names.
+const fn inert(
+    key: &'static str,
+    broker_key: &'static str,
+    kind: ConfigType,
+    default: &'static str,
+    doc: &'static str,
+) -> TopicSetting {
+    TopicSetting {
+        key,
+        broker_key,
+        kind,
+        doc,
+        inert: true,
+        default: Some(default),
+    }
+}
+
+/// Every topic setting Kafka 4 defines, in Kafka's names: honoured, or
+/// (`inert`) accepted and kept with no effect here, never refused as
+/// unknown.
 pub const TOPIC_SETTINGS: &[TopicSetting] = &[
     setting(
         "cleanup.policy",
         "log.cleanup.policy",
         ConfigType::List,
-        "delete: old segments go by retention.ms and retention.bytes; compact: the latest record per key is kept (no cleaner runs yet: compacted topics keep everything).",
+        "delete: old segments go by retention.ms and retention.bytes; compact: the latest record per key is kept (no cleaner runs yet: compacted topics keep everything, but refuse keyless records).",
+    ),
+    setting(
+        "compression.type",
+        "compression.type",
+        ConfigType::String,
+        "producer keeps batches as the producer compressed them; uncompressed, gzip, snappy, lz4 or zstd make the broker rewrite batches in another codec with that codec.",
+    ),
+    setting(
+        "compression.gzip.level",
+        "compression.gzip.level",
+        ConfigType::Int,
+        "The gzip level the broker compresses with (-1: the codec's default).",
+    ),
+    setting(
+        "compression.lz4.level",
+        "compression.lz4.level",
+        ConfigType::Int,
+        "The lz4 level the broker compresses with.",
+    ),
+    setting(
+        "compression.zstd.level",
+        "compression.zstd.level",
+        ConfigType::Int,
+        "The zstd level the broker compresses with.",
+    ),
+    setting(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        ConfigType::Long,
+        "How long a compacted topic keeps a tombstone (no cleaner runs yet).",
+    ),
+    inert(
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        ConfigType::Long,
+        "60000",
+        "No effect: a segment's files go as soon as no read or sync is using them.",
+    ),
+    inert(
+        "follower.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+        "",
+        "No effect: one broker has no followers to throttle.",
+    ),
+    inert(
+        "leader.replication.throttled.replicas",
+        "",
+        ConfigType::List,
+        "",
+        "No effect: one broker has no followers to throttle.",
+    ),
+    inert(
+        "local.retention.bytes",
+        "log.local.retention.bytes",
+        ConfigType::Long,
+        "-2",
+        "No effect: there is no tiered storage; retention.bytes governs.",
+    ),
+    inert(
+        "local.retention.ms",
+        "log.local.retention.ms",
+        ConfigType::Long,
+        "-2",
+        "No effect: there is no tiered storage; retention.ms governs.",
+    ),
+    setting(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        ConfigType::Long,
+        "Records older than this make a compacted log due for cleaning (no cleaner runs yet).",
     ),
     setting(
         "flush.messages",
@@ -208,10 +478,68 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         "The largest record batch the topic accepts.",
     ),
     setting(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        ConfigType::Long,
+        "A CreateTime record more than this far ahead of the broker's clock is refused (INVALID_TIMESTAMP).",
+    ),
+    setting(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        ConfigType::Long,
+        "A CreateTime record more than this far behind the broker's clock is refused (INVALID_TIMESTAMP).",
+    ),
+    setting(
         "message.timestamp.type",
         "log.message.timestamp.type",
         ConfigType::String,
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's time.",
+    ),
+    setting(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        ConfigType::Double,
+        "The share of a compacted log not yet cleaned at which it is cleaned (no cleaner runs yet).",
+    ),
+    setting(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        ConfigType::Long,
+        "Records younger than this are never compacted away (no cleaner runs yet).",
+    ),
+    setting(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        ConfigType::Int,
+        "An acks=-1 produce needs this many replicas in sync; this broker is the only replica, so above 1 such produces get NOT_ENOUGH_REPLICAS.",
+    ),
+    inert(
+        "preallocate",
+        "log.preallocate",
+        ConfigType::Boolean,
+        "false",
+        "No effect: segment files grow as they are written.",
+    ),
+    inert(
+        "remote.log.copy.disable",
+        "",
+        ConfigType::Boolean,
+        "false",
+        "No effect: there is no tiered storage.",
+    ),
+    inert(
+        "remote.log.delete.on.disable",
+        "",
+        ConfigType::Boolean,
+        "false",
+        "No effect: there is no tiered storage.",
+    ),
+    inert(
+        "remote.storage.enable",
+        "",
+        ConfigType::Boolean,
+        "false",
+        "Tiered storage is not supported: only false is accepted.",
     ),
     setting(
         "retention.bytes",
@@ -237,11 +565,25 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         ConfigType::Int,
         "The largest offset index of a segment; a full index rolls the segment.",
     ),
+    inert(
+        "segment.jitter.ms",
+        "log.roll.jitter.ms",
+        ConfigType::Long,
+        "0",
+        "No effect: segments roll at segment.ms exactly.",
+    ),
     setting(
         "segment.ms",
         "log.roll.ms",
         ConfigType::Long,
         "The active segment rolls when its first record is this old.",
+    ),
+    inert(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        ConfigType::Boolean,
+        "false",
+        "No effect: one broker is the only replica, so never out of sync.",
     ),
 ];
 
@@ -270,7 +612,22 @@ impl TopicConfig {
                 TimestampType::LogAppendTime => "LogAppendTime",
             }
             .to_owned(),
-            _ => return None,
+            "compression.type" => self.compression.map_or("producer", Codec::name).to_owned(),
+            "compression.gzip.level" => self.compression_levels.gzip.to_string(),
+            "compression.lz4.level" => self.compression_levels.lz4.to_string(),
+            "compression.zstd.level" => self.compression_levels.zstd.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms.to_string(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            _ => {
+                let s = TOPIC_SETTINGS.iter().find(|s| s.key == key && s.inert)?;
+                let given = self.inert.iter().find(|(k, _)| *k == key);
+                given.map_or(s.default?, |(_, v)| v.as_str()).to_owned()
+            }
         })
     }
 }
@@ -347,6 +704,11 @@ pub struct Config {
     /// partition is dropped this long after its latest batch's timestamp
     /// (checked with retention).
     pub producer_id_expiration_ms: i64,
+    /// `log.decompression.max.bytes`: the most bytes one batch's records
+    /// may inflate to where the broker must look inside a compressed batch
+    /// (a compacted topic's key check, a topic's `compression.type`); a
+    /// batch past it is refused with CORRUPT_MESSAGE.
+    pub decompression_max_bytes: usize,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -379,6 +741,7 @@ impl Default for Config {
             offsets_retention_ms: 7 * 24 * 3_600_000,
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
+            decompression_max_bytes: 128 << 20,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -445,21 +808,15 @@ impl Config {
             "producer.id.expiration.ms" => {
                 self.producer_id_expiration_ms = parse_range(key, value, 1, i64::MAX)?
             }
+            "log.decompression.max.bytes" => {
+                self.decompression_max_bytes = parse_range(key, value, 1024, 1 << 34)?
+            }
             "fetch.max.wait.cap.ms" => {
                 self.fetch_max_wait_cap_ms = parse_range(key, value, 0, 3_600_000)?
             }
-            "log.segment.bytes" => t.set("segment.bytes", value).map_err(|e| rename(e, key))?,
-            "log.roll.ms" => t.set("segment.ms", value).map_err(|e| rename(e, key))?,
             "log.roll.hours" => {
                 t.segment_ms = parse_range::<i64>(key, value, 1, i64::MAX / 3_600_000)? * 3_600_000
             }
-            "log.index.size.max.bytes" => t
-                .set("segment.index.bytes", value)
-                .map_err(|e| rename(e, key))?,
-            "log.index.interval.bytes" => t
-                .set("index.interval.bytes", value)
-                .map_err(|e| rename(e, key))?,
-            "log.retention.ms" => t.set("retention.ms", value).map_err(|e| rename(e, key))?,
             "log.retention.minutes" => {
                 t.retention_ms = parse_range::<i64>(key, value, -1, i64::MAX / 60_000)?
                     .saturating_mul(60_000)
@@ -470,30 +827,22 @@ impl Config {
                     .saturating_mul(3_600_000)
                     .max(-1)
             }
-            "log.retention.bytes" => t
-                .set("retention.bytes", value)
-                .map_err(|e| rename(e, key))?,
-            "message.max.bytes" => t
-                .set("max.message.bytes", value)
-                .map_err(|e| rename(e, key))?,
-            "log.cleanup.policy" => t.set("cleanup.policy", value).map_err(|e| rename(e, key))?,
-            "log.message.timestamp.type" => t
-                .set("message.timestamp.type", value)
-                .map_err(|e| rename(e, key))?,
-            "log.flush.interval.messages" => {
-                t.set("flush.messages", value).map_err(|e| rename(e, key))?
-            }
-            "log.flush.interval.ms" => t.set("flush.ms", value).map_err(|e| rename(e, key))?,
             // A single broker has one replica of everything; these are accepted
             // so a stock single-node server.properties works, and must say 1.
             "default.replication.factor"
             | "offsets.topic.replication.factor"
             | "transaction.state.log.replication.factor"
-            | "transaction.state.log.min.isr"
-            | "min.insync.replicas" => {
+            | "transaction.state.log.min.isr" => {
                 parse_range::<i32>(key, value, 1, 1)?;
             }
-            _ => return Err(bad(key, "unknown configuration key")),
+            _ => {
+                // The broker-level default of a topic setting.
+                let s = TOPIC_SETTINGS
+                    .iter()
+                    .find(|s| !s.broker_key.is_empty() && s.broker_key == key)
+                    .ok_or_else(|| bad(key, "unknown configuration key"))?;
+                t.set(s.key, value).map_err(|e| rename(e, key))?
+            }
         }
         Ok(())
     }
@@ -568,6 +917,28 @@ mod tests {
         c.set("log.retention.hours", "1").unwrap();
         assert_eq!(c.topic_defaults.segment_bytes, 1_048_576);
         assert_eq!(c.topic_defaults.retention_ms, 3_600_000);
+    }
+
+    #[test]
+    fn every_topic_setting_is_known_and_documented() {
+        let readme = include_str!("../../README.md");
+        let defaults = TopicConfig::default();
+        for s in TOPIC_SETTINGS {
+            let short = s.key.rsplit_once('.').map_or(s.key, |(_, last)| last);
+            assert!(
+                readme.contains(&format!("`{}`", s.key)) || readme.contains(&format!(".{short}`")),
+                "README's topic settings table lacks {}",
+                s.key
+            );
+            let value = defaults.get(s.key).expect("every setting reads back");
+            let mut t = TopicConfig::default();
+            t.set(s.key, &value).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(t, defaults, "{} set to its default changes nothing", s.key);
+            if !s.broker_key.is_empty() {
+                let mut c = Config::default();
+                c.set(s.broker_key, &value).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
     }
 
     #[test]

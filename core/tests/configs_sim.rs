@@ -323,3 +323,236 @@ fn alter_configs_replaces_a_topics_settings() {
         );
     }
 }
+
+/// A topic created with `configs`, one partition.
+fn create_with(
+    sim: &mut Sim,
+    c: conveyor_core::ConnId,
+    name: &'static str,
+    configs: &[(&'static str, &'static str)],
+) {
+    let configs = configs
+        .iter()
+        .map(|&(k, v)| {
+            create_topics_request::CreatableTopicConfig::default()
+                .with_name(s(k))
+                .with_value(Some(s(v)))
+        })
+        .collect();
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(configs),
+    ]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
+
+/// One batch of records with these keys (`None`: keyless), timestamps `ts`.
+fn keyed(keys: &[Option<&str>], ts: i64, compression: Compression) -> bytes::Bytes {
+    use kafka_protocol::records::*;
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: ts,
+            key: k.map(|k| bytes::Bytes::from(k.to_owned())),
+            value: Some(bytes::Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn produce_acks(
+    sim: &mut Sim,
+    c: conveyor_core::ConnId,
+    topic: &'static str,
+    records: bytes::Bytes,
+    acks: i16,
+) -> produce_response::PartitionProduceResponse {
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    let corr = sim.send(c, ApiKey::Produce, 9, &req);
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    r.responses[0].partition_responses[0].clone()
+}
+
+#[test]
+fn topic_settings_police_what_is_produced() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let now = sim.now.wall_ms;
+
+    // A compacted topic refuses keyless records, naming each one.
+    create_with(&mut sim, c, "table", &[("cleanup.policy", "compact")]);
+    for codec in [Compression::None, Compression::Snappy] {
+        let p = produce_acks(
+            &mut sim,
+            c,
+            "table",
+            keyed(&[Some("a"), None, None], now, codec),
+            -1,
+        );
+        assert_eq!(p.error_code, 87, "INVALID_RECORD");
+        let idx: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(idx, [1, 2]);
+        let m = p.record_errors[0]
+            .batch_index_error_message
+            .as_ref()
+            .unwrap();
+        assert!(m.contains("without key"), "{m}");
+        assert!(p.error_message.unwrap().contains("2 record errors"));
+    }
+    let p = produce_acks(
+        &mut sim,
+        c,
+        "table",
+        keyed(&[Some("a")], now, Compression::Gzip),
+        -1,
+    );
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "nothing refused was stored"
+    );
+
+    // A timestamp more than message.timestamp.after.max.ms (1 h) ahead.
+    let late = keyed(&[Some("a")], now + 3_600_001, Compression::None);
+    let p = produce_acks(&mut sim, c, "table", late, 1);
+    assert_eq!(
+        (p.error_code, p.record_errors.len()),
+        (32, 1),
+        "INVALID_TIMESTAMP"
+    );
+
+    // min.insync.replicas above the one replica: acks=-1 is refused, acks=1 is not.
+    create_with(&mut sim, c, "strict", &[("min.insync.replicas", "2")]);
+    let p = produce_acks(
+        &mut sim,
+        c,
+        "strict",
+        keyed(&[Some("a")], now, Compression::None),
+        -1,
+    );
+    assert_eq!(p.error_code, 19, "NOT_ENOUGH_REPLICAS");
+    let p = produce_acks(
+        &mut sim,
+        c,
+        "strict",
+        keyed(&[Some("a")], now, Compression::None),
+        1,
+    );
+    assert_eq!(p.error_code, 0);
+
+    // compression.type=zstd: a gzip batch is stored, and fetched, as zstd.
+    create_with(
+        &mut sim,
+        c,
+        "packed",
+        &[
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "9"),
+        ],
+    );
+    let p = produce_acks(
+        &mut sim,
+        c,
+        "packed",
+        keyed(&[Some("a"), None, Some("c")], now, Compression::Gzip),
+        -1,
+    );
+    assert_eq!(p.error_code, 0);
+    let corr = sim.send(
+        c,
+        ApiKey::Fetch,
+        12,
+        &common::Sim::fetch_req("packed", 0, 0),
+    );
+    let f: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+    let records = f.responses[0].partitions[0].records.clone().unwrap();
+    let attributes = i16::from_be_bytes([records[21], records[22]]);
+    assert_eq!(attributes & 7, 4, "stored as zstd");
+    let values: Vec<String> = common::values_of(&records)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["v0", "v1", "v2"]);
+
+    // Every Kafka topic setting is known; inert ones read back; tiered
+    // storage cannot be turned on.
+    create_with(
+        &mut sim,
+        c,
+        "inert",
+        &[("preallocate", "true"), ("segment.jitter.ms", "5")],
+    );
+    assert_eq!(described(&mut sim, c, "inert", "preallocate").0, "true");
+    assert_eq!(
+        described(&mut sim, c, "inert", "file.delete.delay.ms"),
+        ("60000".into(), 5)
+    );
+    assert_eq!(
+        described(&mut sim, c, "inert", "min.cleanable.dirty.ratio").0,
+        "0.5"
+    );
+    let (code, message) = alter(
+        &mut sim,
+        c,
+        2,
+        "inert",
+        &[("remote.storage.enable", 0, Some("true"))],
+        false,
+    );
+    assert_eq!(code, 40, "{message:?}");
+    let (code, _) = alter(
+        &mut sim,
+        c,
+        2,
+        "inert",
+        &[("min.cleanable.dirty.ratio", 0, Some("1.5"))],
+        false,
+    );
+    assert_eq!(code, 40);
+    let (code, _) = alter(
+        &mut sim,
+        c,
+        2,
+        "inert",
+        &[("compression.type", 0, Some("brotli"))],
+        false,
+    );
+    assert_eq!(code, 40);
+}

@@ -171,10 +171,16 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
             if given.is_some() {
                 synonyms.push((s.key, value.clone(), DYNAMIC_TOPIC_CONFIG));
             }
-            if broker_value != kafka_value {
+            // A setting with no broker-level name reads its Kafka default.
+            let default_name = if s.broker_key.is_empty() {
+                s.key
+            } else {
+                s.broker_key
+            };
+            if broker_value != kafka_value && !s.broker_key.is_empty() {
                 synonyms.push((s.broker_key, broker_value, STATIC_BROKER_CONFIG));
             }
-            synonyms.push((s.broker_key, kafka_value, DEFAULT_CONFIG));
+            synonyms.push((default_name, kafka_value, DEFAULT_CONFIG));
             Some(Described {
                 name: s.key,
                 value,
@@ -359,6 +365,12 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "A producer idle this long is forgotten.",
         ),
         (
+            "log.decompression.max.bytes",
+            c.decompression_max_bytes.to_string(),
+            Long,
+            "The most bytes a batch's records may inflate to where the broker looks inside a compressed batch.",
+        ),
+        (
             "controller.quorum.voters",
             voters,
             List,
@@ -383,7 +395,7 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "How long a peer may leave a request unanswered.",
         ),
     ];
-    for s in TOPIC_SETTINGS {
+    for s in TOPIC_SETTINGS.iter().filter(|s| !s.broker_key.is_empty()) {
         if let Some(value) = c.topic_defaults.get(s.key) {
             out.push((s.broker_key, value, s.kind, s.doc));
         }

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest};
 use kafka_protocol::protocol::StrBytes;
@@ -19,6 +19,7 @@ use super::ApiSpec;
 use crate::broker::group_log::OFFSETS_TOPIC;
 use crate::broker::logs::{LogKey, Logs};
 use crate::broker::wait::{Answer, Ctx, Origin, Response, Until, Waiter, Wake};
+use crate::log::policy::{self, Refusal};
 use crate::log::{AppendError, Appended, batch};
 use crate::protocol::{self, Request, guard::Reader, produce_v0};
 
@@ -89,7 +90,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             // A duplicate of an idempotent producer's batch is answered
             // like the original append (Kafka: error NONE, the original
             // offsets), once those offsets are below the high watermark.
-            match append_one(cx, &name, data.index, data.records) {
+            match append_one(cx, &name, data.index, data.records, req.acks) {
                 Ok((key, Appended::New(info) | Appended::Duplicate(info))) => {
                     p.base_offset = info.base_offset as i64;
                     p.log_append_time_ms = info.log_append_time;
@@ -109,11 +110,22 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
                         durable,
                     });
                 }
-                Err((code, message)) => {
+                Err(refusal) => {
                     any_error = true;
-                    p.error_code = code;
+                    p.error_code = refusal.code;
                     if request.version >= 8 {
-                        p.error_message = message.map(StrBytes::from_static_str);
+                        if !refusal.message.is_empty() {
+                            p.error_message = Some(StrBytes::from_string(refusal.message));
+                        }
+                        p.record_errors = refusal
+                            .record_errors
+                            .into_iter()
+                            .map(|(i, m)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+                            })
+                            .collect();
                     }
                 }
             }
@@ -142,32 +154,52 @@ fn append_one(
     topic: &str,
     partition: i32,
     records: Option<Bytes>,
-) -> Result<(LogKey, Appended), (i16, Option<&'static str>)> {
+    acks: i16,
+) -> Result<(LogKey, Appended), Refusal> {
     // Clients never write to the internal offsets topic.
     if topic == OFFSETS_TOPIC {
-        return Err((ResponseError::InvalidTopicException.code(), None));
+        return Err(code(ResponseError::InvalidTopicException));
     }
-    let unknown = (ResponseError::UnknownTopicOrPartition.code(), None);
-    let key = cx.logs.find(topic, partition).ok_or(unknown)?;
-    let log = cx.logs.get(key).ok_or(unknown)?;
+    let unknown = || code(ResponseError::UnknownTopicOrPartition);
+    let key = cx.logs.find(topic, partition).ok_or_else(unknown)?;
+    let log = cx.logs.get(key).ok_or_else(unknown)?;
     if log.offline().is_some() {
-        return Err((ResponseError::KafkaStorageError.code(), None));
+        return Err(code(ResponseError::KafkaStorageError));
     }
-    let records = records.ok_or((ResponseError::InvalidRecord.code(), Some("null records")))?;
-    let max = log.config().max_message_bytes;
-    let header = batch::validate_client_batch(&records, max).map_err(|e| {
-        let message = match e {
-            batch::BatchError::Corrupt(m) | batch::BatchError::Invalid(m) => Some(m),
-            batch::BatchError::TooLarge => None,
-        };
-        (e.code(), message)
+    let config = log.config();
+    // This broker is every partition's only replica.
+    if acks == -1 && config.min_insync_replicas > 1 {
+        return Err(Refusal {
+            message: format!(
+                "the in-sync replicas of {topic}-{partition} are 1, below min.insync.replicas {}",
+                config.min_insync_replicas
+            ),
+            ..code(ResponseError::NotEnoughReplicas)
+        });
+    }
+    let records = records.ok_or_else(|| Refusal {
+        message: "null records".to_owned(),
+        ..code(ResponseError::InvalidRecord)
     })?;
+    let header = batch::validate_client_batch(&records, config.max_message_bytes).map_err(|e| {
+        let message = match e {
+            batch::BatchError::Corrupt(m) | batch::BatchError::Invalid(m) => m,
+            batch::BatchError::TooLarge => "",
+        };
+        Refusal {
+            code: e.code(),
+            message: message.to_owned(),
+            record_errors: Vec::new(),
+        }
+    })?;
+    let limit = cx.config.decompression_max_bytes;
+    let (records, header) = policy::apply(records, header, config, cx.now.wall_ms, limit)?;
     let appended = cx
         .logs
         .run(cx.io, cx.now, key, |log, now, ids, out| {
             log.append_client(now, records, &header, ids, out)
         })
-        .ok_or(unknown)?;
+        .ok_or_else(unknown)?;
     match appended {
         Ok(a) => Ok((key, a)),
         Err(AppendError::Producer(e)) => {
@@ -180,13 +212,21 @@ fn append_one(
                 error = ?e,
                 "idempotent batch refused"
             );
-            Err((e.code(), Some(e.message())))
+            Err(Refusal {
+                message: e.message().to_owned(),
+                ..Refusal::code(e.code())
+            })
         }
         Err(AppendError::Storage(e)) => {
             tracing::warn!(topic, partition, error = %e, "append refused: partition offline");
-            Err((ResponseError::KafkaStorageError.code(), None))
+            Err(code(ResponseError::KafkaStorageError))
         }
     }
+}
+
+/// A refusal with Kafka's error and no message.
+fn code(e: ResponseError) -> Refusal {
+    Refusal::code(e.code())
 }
 
 /// The same error for every partition the request names.

@@ -13,10 +13,13 @@
 //! `sendfile` never sends bytes that are not yet in the file.
 
 pub mod batch;
+pub mod codec;
 pub mod index;
 mod partition;
+pub mod policy;
 pub mod producers;
 mod read;
+pub mod records;
 mod recovery;
 mod retention;
 mod segment;
