@@ -936,7 +936,8 @@ mod tests {
             assert_eq!(t, defaults, "{} set to its default changes nothing", s.key);
             if !s.broker_key.is_empty() {
                 let mut c = Config::default();
-                c.set(s.broker_key, &value).unwrap_or_else(|e| panic!("{e}"));
+                c.set(s.broker_key, &value)
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
         }
     }

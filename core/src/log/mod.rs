@@ -13,6 +13,7 @@
 //! `sendfile` never sends bytes that are not yet in the file.
 
 pub mod batch;
+pub mod clean;
 pub mod codec;
 pub mod index;
 mod partition;

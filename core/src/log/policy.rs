@@ -172,39 +172,14 @@ fn refusal(errors: Vec<(i32, String)>, bad_time: bool) -> Refusal {
 
 #[cfg(test)]
 mod tests {
-    use bytes::{BufMut, BytesMut};
-
     use super::*;
-    use crate::log::batch::{CRC_START, validate_client_batch};
-    use crate::log::codec::{self, Levels};
-    use crate::log::records::tests::record;
+    use crate::log::batch::validate_client_batch;
+    use crate::log::records::tests::batch_of;
 
     /// A client batch of `keys` (one record each, timestamp `ts + i`).
     fn batch(keys: &[Option<&[u8]>], ts: i64, codec: Codec) -> Bytes {
-        let mut recs = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            recs.extend(record(i as i64, *k, Some(b"value"), false));
-        }
-        let payload = codec::compress(codec, Levels::default(), &recs).unwrap();
-        let n = keys.len() as i32;
-        let mut b = BytesMut::new();
-        b.put_i64(0);
-        b.put_i32((HEADER_LEN - 12 + payload.len()) as i32);
-        b.put_i32(0);
-        b.put_i8(2);
-        b.put_u32(0);
-        b.put_i16(codec as i16);
-        b.put_i32(n - 1);
-        b.put_i64(ts);
-        b.put_i64(ts + i64::from(n) - 1);
-        b.put_i64(-1);
-        b.put_i16(-1);
-        b.put_i32(-1);
-        b.put_i32(n);
-        b.put_slice(&payload);
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b.freeze()
+        let recs: Vec<_> = keys.iter().map(|k| (*k, Some(&b"value"[..]))).collect();
+        batch_of(0, &recs, ts, codec)
     }
 
     fn run(b: Bytes, config: &TopicConfig, now: i64) -> Result<(Bytes, BatchHeader), Refusal> {

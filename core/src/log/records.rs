@@ -228,6 +228,40 @@ pub(crate) mod tests {
         out
     }
 
+    /// A batch at `base` of records `(key, value)` with offset and
+    /// timestamp deltas 0, 1, ..., written with `codec`.
+    pub(crate) fn batch_of(
+        base: i64,
+        recs: &[(Option<&[u8]>, Option<&[u8]>)],
+        base_ts: i64,
+        codec: Codec,
+    ) -> Bytes {
+        let mut body = Vec::new();
+        for (i, (k, v)) in recs.iter().enumerate() {
+            body.extend(record(i as i64, *k, *v, false));
+        }
+        let payload = codec::compress(codec, Levels::default(), &body).unwrap();
+        let n = recs.len() as i32;
+        let mut b = BytesMut::new();
+        b.put_i64(base);
+        b.put_i32((HEADER_LEN - 12 + payload.len()) as i32);
+        b.put_i32(0);
+        b.put_i8(2);
+        b.put_u32(0);
+        b.put_i16(codec as i16);
+        b.put_i32(n - 1);
+        b.put_i64(base_ts);
+        b.put_i64(base_ts + i64::from(n) - 1);
+        b.put_i64(-1);
+        b.put_i16(-1);
+        b.put_i32(-1);
+        b.put_i32(n);
+        b.put_slice(&payload);
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b.freeze()
+    }
+
     #[test]
     fn records_parse_with_keys_tombstones_and_duplicate_headers() {
         let mut body = record(0, Some(b"k1"), Some(b"v"), true);
