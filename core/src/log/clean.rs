@@ -303,7 +303,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::log::records::tests::batch_of;
+    use crate::log::records::tests::{Kv, batch_of};
 
     /// One produced record: key (`None`: keyless), tombstone.
     type Op = (Option<u8>, bool);
@@ -324,7 +324,7 @@ mod tests {
         let keys: Vec<Option<[u8; 1]>> = ops.iter().map(|(k, _)| k.map(|k| [k])).collect();
         while at < ops.len() {
             let len = cuts[n % cuts.len()].clamp(1, ops.len() - at);
-            let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = (at..at + len)
+            let recs: Vec<Kv<'_>> = (at..at + len)
                 .map(|i| {
                     (
                         keys[i].as_ref().map(|k| &k[..]),

@@ -228,11 +228,14 @@ pub(crate) mod tests {
         out
     }
 
+    /// A record's key and value, either null.
+    pub(crate) type Kv<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
     /// A batch at `base` of records `(key, value)` with offset and
     /// timestamp deltas 0, 1, ..., written with `codec`.
     pub(crate) fn batch_of(
         base: i64,
-        recs: &[(Option<&[u8]>, Option<&[u8]>)],
+        recs: &[Kv<'_>],
         base_ts: i64,
         codec: Codec,
     ) -> Bytes {
