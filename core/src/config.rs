@@ -848,6 +848,44 @@ impl Config {
     }
 }
 
+/// Broker settings that AlterConfigs may change at run time, as Kafka
+/// allows: the broker-level defaults of topic settings (and the hours and
+/// minutes spellings of two of them). Their type, or `None` for a setting
+/// that is read once at startup.
+pub fn dynamic_broker_setting(key: &str) -> Option<ConfigType> {
+    match key {
+        "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" => {
+            Some(ConfigType::Long)
+        }
+        _ => TOPIC_SETTINGS
+            .iter()
+            .find(|s| !s.broker_key.is_empty() && s.broker_key == key)
+            .map(|s| s.kind),
+    }
+}
+
+/// The topic defaults `base` with dynamic broker settings applied in order
+/// (each a key [`dynamic_broker_setting`] accepts).
+pub fn with_dynamic(
+    base: &TopicConfig,
+    settings: &[(String, String)],
+) -> Result<TopicConfig, ConfigError> {
+    let mut c = Config {
+        topic_defaults: base.clone(),
+        ..Config::default()
+    };
+    for (key, value) in settings {
+        if dynamic_broker_setting(key).is_none() {
+            return Err(bad(
+                key,
+                "not a broker setting that can change at run time: set it in server.properties",
+            ));
+        }
+        c.set(key, value)?;
+    }
+    Ok(c.topic_defaults)
+}
+
 fn rename(mut e: ConfigError, key: &str) -> ConfigError {
     key.clone_into(&mut e.key);
     e

@@ -822,7 +822,8 @@ fn describe_configs_names_each_value_and_where_it_comes_from() {
         let broker_segment = find(2, "log.segment.bytes");
         assert_eq!(broker_segment.value.as_deref(), Some("1000000"));
         assert_eq!(broker_segment.config_source, 4);
-        assert!(broker_segment.read_only);
+        assert!(!broker_segment.read_only, "a dynamic broker setting");
+        assert!(find(2, "num.partitions").read_only);
         if v >= 3 {
             assert_eq!(segment.config_type, 3, "INT");
             assert!(segment.documentation.is_some());

@@ -222,12 +222,13 @@ fn incremental_changes_are_checked_in_force_and_kept() {
         .0,
         3
     );
+    // A broker setting read only at startup cannot change at run time.
     let (code, message) = alter(
         &mut sim,
         c,
         4,
         "",
-        &[("log.retention.ms", 0, Some("1"))],
+        &[("num.partitions", 0, Some("4"))],
         false,
     );
     assert_eq!(code, 42);
@@ -555,4 +556,120 @@ fn topic_settings_police_what_is_produced() {
         false,
     );
     assert_eq!(code, 40);
+}
+
+#[test]
+fn dynamic_broker_settings_reach_every_topic_and_survive_a_restart() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    create(&mut sim, c, "plain");
+    create_with(&mut sim, c, "own", &[("retention.ms", "5000")]);
+
+    // The cluster-wide default (resource name ""): every topic without its
+    // own setting follows at once; the source says where it came from.
+    let (code, m) = alter(
+        &mut sim,
+        c,
+        4,
+        "",
+        &[("log.retention.ms", 0, Some("120000"))],
+        false,
+    );
+    assert_eq!(code, 0, "{m:?}");
+    assert_eq!(
+        described(&mut sim, c, "plain", "retention.ms"),
+        ("120000".into(), 3)
+    );
+    assert_eq!(
+        described(&mut sim, c, "own", "retention.ms"),
+        ("5000".into(), 1)
+    );
+
+    // This broker's own setting wins over the cluster default.
+    let (code, _) = alter(
+        &mut sim,
+        c,
+        4,
+        "0",
+        &[("log.retention.ms", 0, Some("180000"))],
+        false,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        described(&mut sim, c, "plain", "retention.ms"),
+        ("180000".into(), 2)
+    );
+
+    // Checked like any setting; validate_only and unknown brokers change nothing.
+    let (code, m) = alter(
+        &mut sim,
+        c,
+        4,
+        "",
+        &[("log.retention.ms", 0, Some("soon"))],
+        false,
+    );
+    assert_eq!(code, 40, "{m:?}");
+    let (code, _) = alter(
+        &mut sim,
+        c,
+        4,
+        "",
+        &[("log.cleanup.policy", 2, Some("compact"))],
+        true,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        described(&mut sim, c, "plain", "cleanup.policy").0,
+        "delete"
+    );
+    let (code, _) = alter(
+        &mut sim,
+        c,
+        4,
+        "7",
+        &[("log.retention.ms", 0, Some("1"))],
+        false,
+    );
+    assert_eq!(code, 42);
+
+    // In force on live partitions: compacted by default refuses keyless records.
+    let (code, _) = alter(
+        &mut sim,
+        c,
+        4,
+        "",
+        &[("log.cleanup.policy", 2, Some("compact"))],
+        false,
+    );
+    assert_eq!(code, 0);
+    let now = sim.now.wall_ms;
+    let p = produce_acks(
+        &mut sim,
+        c,
+        "plain",
+        keyed(&[None], now, Compression::None),
+        1,
+    );
+    assert_eq!(p.error_code, 87);
+
+    // Kept across a restart; DELETE goes back to the static setting.
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    let mut sim = Sim::with_disk(Config::default(), std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    assert_eq!(
+        described(&mut sim, c, "plain", "retention.ms"),
+        ("180000".into(), 2)
+    );
+    assert_eq!(
+        described(&mut sim, c, "plain", "cleanup.policy").0,
+        "compact,delete"
+    );
+    let (code, _) = alter(&mut sim, c, 4, "0", &[("log.retention.ms", 1, None)], false);
+    assert_eq!(code, 0);
+    assert_eq!(
+        described(&mut sim, c, "plain", "retention.ms"),
+        ("120000".into(), 3)
+    );
 }

@@ -5,9 +5,15 @@
 //! IncrementalAlterConfigs changes the keys it names (SET, DELETE, and
 //! APPEND or SUBTRACT for a list such as `cleanup.policy`); AlterConfigs
 //! replaces the topic's settings with the ones it gives, as Kafka does.
-//! Broker settings cannot be changed at run time yet: they are answered
-//! INVALID_REQUEST, naming `server.properties`. With `validate_only`
-//! nothing changes.
+//!
+//! Broker resources take the settings Kafka lets change at run time — the
+//! broker-level defaults of topic settings (`log.retention.ms`,
+//! `log.cleanup.policy`, `compression.type`, ...): for every broker (the
+//! resource name "", Kafka's cluster-wide default) or for this one (its
+//! id). They are stored in `broker-configs` and in force at once on every
+//! topic that does not set them itself. Any other broker setting is read
+//! once at startup and answered INVALID_REQUEST, naming
+//! `server.properties`. With `validate_only` nothing changes.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -19,10 +25,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
-use crate::broker::logs::Overrides;
+use crate::broker::logs::{Level, Overrides};
 use crate::broker::valid_topic_name;
 use crate::broker::wait::{Answer, Ctx, Origin};
-use crate::config::{ConfigType, TOPIC_SETTINGS};
+use crate::config::{ConfigType, TOPIC_SETTINGS, dynamic_broker_setting};
 use crate::protocol::{Request, guard::Reader};
 
 pub(super) const API: ApiSpec = ApiSpec {
@@ -173,10 +179,16 @@ fn null_value(key: &str) -> Failure {
     (ResponseError::InvalidRequest, m)
 }
 
+/// What a resource's changes apply to.
+enum Target<'a> {
+    Topic(&'a str),
+    Broker(Level),
+}
+
 /// One resource's changes, as both APIs apply them: the resource checked,
-/// each change applied to the topic's settings (starting from none when
-/// they are `replace`d, else from its own), the whole checked and put in
-/// force. The response's error code and message.
+/// each change applied to its settings as stored (starting from none when
+/// they are `replace`d), the whole checked and put in force. The
+/// response's error code and message.
 fn alter(
     cx: &mut Ctx<'_>,
     name: &StrBytes,
@@ -186,17 +198,16 @@ fn alter(
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
     let name = name.as_str();
-    let no_changes = ops.as_ref().is_ok_and(Vec::is_empty);
-    let result = check_resource(cx, kind, name, no_changes).and_then(|()| {
-        let mut overrides = if replace {
-            Overrides::new()
-        } else {
-            cx.logs.overrides_of(name)
+    let result = target(cx, kind, name).and_then(|target| {
+        let mut overrides = match (&target, replace) {
+            (_, true) => Overrides::new(),
+            (Target::Topic(topic), false) => cx.logs.overrides_of(topic),
+            (Target::Broker(level), false) => cx.logs.dynamic().at(*level).clone(),
         };
         for (key, op) in ops? {
-            change(&mut overrides, cx, name, key, op)?;
+            change(&mut overrides, cx, &target, key, op)?;
         }
-        commit(cx, name, overrides, validate_only)
+        commit(cx, &target, overrides, validate_only)
     });
     outcome(result)
 }
@@ -208,8 +219,8 @@ fn outcome(result: Result<(), Failure>) -> (i16, Option<StrBytes>) {
     }
 }
 
-/// Whether the resource's settings can be changed here.
-fn check_resource(cx: &Ctx<'_>, kind: i8, name: &str, no_changes: bool) -> Result<(), Failure> {
+/// The resource whose settings change, if they can be changed here.
+fn target<'a>(cx: &Ctx<'_>, kind: i8, name: &'a str) -> Result<Target<'a>, Failure> {
     match kind {
         TOPIC if !valid_topic_name(name) => Err((
             ResponseError::InvalidTopicException,
@@ -219,12 +230,17 @@ fn check_resource(cx: &Ctx<'_>, kind: i8, name: &str, no_changes: bool) -> Resul
             ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
         )),
-        TOPIC => Ok(()),
-        BROKER if no_changes => Ok(()),
+        TOPIC => Ok(Target::Topic(name)),
+        BROKER if name.is_empty() => Ok(Target::Broker(Level::ClusterDefault)),
+        BROKER if name.parse::<i32>().ok() == Some(cx.config.node_id) => {
+            Ok(Target::Broker(Level::Broker))
+        }
         BROKER => Err((
             ResponseError::InvalidRequest,
-            "broker settings cannot be changed at run time: set them in server.properties"
-                .to_owned(),
+            format!(
+                "unexpected broker id `{name}`: this is broker {}, or use an empty name for every broker",
+                cx.config.node_id
+            ),
         )),
         other => Err((
             ResponseError::InvalidRequest,
@@ -233,26 +249,45 @@ fn check_resource(cx: &Ctx<'_>, kind: i8, name: &str, no_changes: bool) -> Resul
     }
 }
 
-/// Apply one change to the topic's settings as stored (`overrides`),
+/// Apply one change to the resource's settings as stored (`overrides`),
 /// checking the key.
 fn change(
     overrides: &mut Overrides,
     cx: &Ctx<'_>,
-    topic: &str,
+    target: &Target<'_>,
     key: &str,
     op: Op<'_>,
 ) -> Result<(), Failure> {
-    let Some(setting) = TOPIC_SETTINGS.iter().find(|s| s.key == key) else {
-        let m = format!("configuration `{key}`: unknown topic configuration");
-        return Err((ResponseError::InvalidConfig, m));
+    let kind = match target {
+        Target::Topic(_) => TOPIC_SETTINGS.iter().find(|s| s.key == key).map(|s| s.kind),
+        Target::Broker(_) => dynamic_broker_setting(key),
+    };
+    let Some(kind) = kind else {
+        let m = match target {
+            Target::Topic(_) => format!("configuration `{key}`: unknown topic configuration"),
+            Target::Broker(_) => format!(
+                "configuration `{key}` cannot be changed at run time: set it in server.properties"
+            ),
+        };
+        let error = match target {
+            Target::Topic(_) => ResponseError::InvalidConfig,
+            Target::Broker(_) => ResponseError::InvalidRequest,
+        };
+        return Err((error, m));
     };
     let current = || {
         let own = overrides
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone());
-        own.or_else(|| cx.logs.topic_config(topic, &[]).get(key))
-            .unwrap_or_default()
+        own.or_else(|| match target {
+            Target::Topic(topic) => cx.logs.topic_config(topic, &[]).get(key),
+            Target::Broker(_) => TOPIC_SETTINGS
+                .iter()
+                .find(|s| s.broker_key == key)
+                .and_then(|s| cx.logs.defaults().get(s.key)),
+        })
+        .unwrap_or_default()
     };
     let list_op = |what: &str| {
         let m = format!("configuration `{key}` is not a list: {what} applies to lists only");
@@ -264,7 +299,7 @@ fn change(
             return Ok(());
         }
         Op::Set(v) => v.to_owned(),
-        Op::Append(v) if setting.kind == ConfigType::List => {
+        Op::Append(v) if kind == ConfigType::List => {
             let mut items = list(&current());
             for item in list(v) {
                 if !items.contains(&item) {
@@ -273,7 +308,7 @@ fn change(
             }
             items.join(",")
         }
-        Op::Subtract(v) if setting.kind == ConfigType::List => {
+        Op::Subtract(v) if kind == ConfigType::List => {
             let gone = list(v);
             let items: Vec<String> = list(&current())
                 .into_iter()
@@ -297,28 +332,40 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// Check the topic's new settings as a whole, then store them and put
+/// Check the resource's new settings as a whole, then store them and put
 /// them in force (unless only validating).
 fn commit(
     cx: &mut Ctx<'_>,
-    topic: &str,
+    target: &Target<'_>,
     overrides: Overrides,
     validate_only: bool,
 ) -> Result<(), Failure> {
-    let mut config = cx.logs.defaults().clone();
     for (key, value) in &overrides {
-        config
-            .set(key, value)
-            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-        // Stored one `topic key=value` line each.
+        // Stored one `name key=value` line each.
         if value.contains('\n') {
             let m = format!("configuration `{key}` has a value that cannot be stored");
             return Err((ResponseError::InvalidConfig, m));
         }
     }
-    if !validate_only {
-        tracing::info!(topic, ?overrides, "topic settings changed");
-        cx.logs.alter_topic(cx.io, topic, overrides);
+    let invalid = |e: crate::config::ConfigError| (ResponseError::InvalidConfig, e.to_string());
+    match *target {
+        Target::Topic(topic) => {
+            let mut config = cx.logs.defaults().clone();
+            for (key, value) in &overrides {
+                config.set(key, value).map_err(invalid)?;
+            }
+            if !validate_only {
+                tracing::info!(topic, ?overrides, "topic settings changed");
+                cx.logs.alter_topic(cx.io, topic, overrides);
+            }
+        }
+        Target::Broker(level) => {
+            cx.logs.try_dynamic(level, &overrides).map_err(invalid)?;
+            if !validate_only {
+                tracing::info!(?level, ?overrides, "dynamic broker settings changed");
+                cx.logs.set_dynamic(cx.io, level, overrides);
+            }
+        }
     }
     Ok(())
 }

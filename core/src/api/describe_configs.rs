@@ -16,9 +16,10 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
+use crate::broker::logs::{Level, Logs};
 use crate::broker::valid_topic_name;
 use crate::broker::wait::{Answer, Ctx, Origin};
-use crate::config::{Config, ConfigType, TOPIC_SETTINGS, TopicConfig};
+use crate::config::{Config, ConfigType, TOPIC_SETTINGS, TopicConfig, dynamic_broker_setting};
 use crate::protocol::{Request, guard::Reader};
 
 pub(super) const API: ApiSpec = ApiSpec {
@@ -37,6 +38,8 @@ const BROKER_LOGGER: i8 = 8;
 
 /// Kafka's config sources.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
@@ -80,7 +83,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             .with_resource_name(resource.resource_name.clone());
         let described = match resource.resource_type {
             TOPIC => topic(cx, name),
-            BROKER => broker(cx.config, name),
+            BROKER => broker(cx.config, cx.logs, name),
             BROKER_LOGGER => Err((
                 ResponseError::InvalidRequest,
                 "broker loggers cannot be described here".to_owned(),
@@ -157,7 +160,6 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
     }
     let own = cx.logs.overrides_of(name);
     let effective = cx.logs.topic_config(name, &own);
-    let broker = cx.logs.defaults();
     let kafka = TopicConfig::default();
     Ok(TOPIC_SETTINGS
         .iter()
@@ -165,7 +167,6 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
             // A topic's own setting reads as it was given, as in Kafka.
             let given = own.iter().find(|(k, _)| k == s.key).map(|(_, v)| v.clone());
             let value = given.clone().or_else(|| effective.get(s.key))?;
-            let broker_value = broker.get(s.key)?;
             let kafka_value = kafka.get(s.key)?;
             let mut synonyms = Vec::new();
             if given.is_some() {
@@ -177,8 +178,12 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
             } else {
                 s.broker_key
             };
-            if broker_value != kafka_value && !s.broker_key.is_empty() {
-                synonyms.push((s.broker_key, broker_value, STATIC_BROKER_CONFIG));
+            if !s.broker_key.is_empty() {
+                synonyms.extend(dynamic_synonyms(cx.logs, s.broker_key));
+                let static_value = cx.config.topic_defaults.get(s.key)?;
+                if static_value != kafka_value {
+                    synonyms.push((s.broker_key, static_value, STATIC_BROKER_CONFIG));
+                }
             }
             synonyms.push((default_name, kafka_value, DEFAULT_CONFIG));
             Some(Described {
@@ -194,9 +199,34 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
         .collect())
 }
 
+/// The dynamic levels that set broker key `key`, most specific first, with
+/// their values.
+fn dynamic_synonyms(logs: &Logs, key: &'static str) -> Vec<(&'static str, String, i8)> {
+    let d = logs.dynamic();
+    [
+        (Level::Broker, DYNAMIC_BROKER_CONFIG),
+        (Level::ClusterDefault, DYNAMIC_DEFAULT_BROKER_CONFIG),
+    ]
+    .into_iter()
+    .filter_map(|(level, source)| {
+        let (_, v) = d.at(level).iter().find(|(k, _)| k == key)?;
+        Some((key, v.clone(), source))
+    })
+    .collect()
+}
+
 /// This broker's settings (the resource name is its id, or empty for the
-/// cluster's defaults, which are this broker's).
-fn broker(config: &Config, name: &str) -> Result<Vec<Described>, (ResponseError, String)> {
+/// cluster's defaults, which are this broker's): those `server.properties`
+/// gave, with the ones changed at run time.
+fn broker(
+    static_config: &Config,
+    logs: &Logs,
+    name: &str,
+) -> Result<Vec<Described>, (ResponseError, String)> {
+    let config = &Config {
+        topic_defaults: logs.defaults().clone(),
+        ..static_config.clone()
+    };
     if !name.is_empty() {
         let id: i32 = name.parse().map_err(|_| {
             let message = format!("broker id must be an integer, but it is `{name}`");
@@ -214,26 +244,26 @@ fn broker(config: &Config, name: &str) -> Result<Vec<Described>, (ResponseError,
     let mut out: Vec<Described> = broker_settings(config)
         .into_iter()
         .zip(broker_settings(&defaults))
-        .map(|((name, value, kind, doc), (_, default, _, _))| {
-            let source = if value == default {
-                DEFAULT_CONFIG
-            } else {
-                STATIC_BROKER_CONFIG
-            };
-            let mut synonyms = vec![(name, value.clone(), source)];
-            if source != DEFAULT_CONFIG {
+        .zip(broker_settings(static_config))
+        .map(
+            |(((name, value, kind, doc), (_, default, _, _)), (_, static_value, _, _))| {
+                let mut synonyms = dynamic_synonyms(logs, name);
+                if static_value != default {
+                    synonyms.push((name, static_value, STATIC_BROKER_CONFIG));
+                }
                 synonyms.push((name, default, DEFAULT_CONFIG));
-            }
-            Described {
-                name,
-                value,
-                source,
-                read_only: true,
-                kind,
-                doc,
-                synonyms,
-            }
-        })
+                let source = synonyms[0].2;
+                Described {
+                    name,
+                    value,
+                    source,
+                    read_only: dynamic_broker_setting(name).is_none(),
+                    kind,
+                    doc,
+                    synonyms,
+                }
+            },
+        )
         .collect();
     out.sort_by_key(|d| d.name);
     Ok(out)
@@ -443,7 +473,8 @@ mod tests {
         assert_eq!(names(&a), names(&b));
         let mut c = Config::default();
         c.set("log.retention.hours", "1").unwrap();
-        let described = broker(&c, "").unwrap();
+        let logs = Logs::new(c.topic_defaults.clone());
+        let described = broker(&c, &logs, "").unwrap();
         let r = described
             .iter()
             .find(|d| d.name == "log.retention.ms")
@@ -457,7 +488,7 @@ mod tests {
             .find(|d| d.name == "num.partitions")
             .unwrap();
         assert_eq!(n.source, DEFAULT_CONFIG);
-        assert!(broker(&c, "7").is_err());
-        assert!(broker(&c, "x").is_err());
+        assert!(broker(&c, &logs, "7").is_err());
+        assert!(broker(&c, &logs, "x").is_err());
     }
 }

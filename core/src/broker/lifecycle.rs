@@ -23,6 +23,7 @@ pub const ROOT_FILES: &[&str] = &[
     LOG_STARTS,
     CLEAN_SHUTDOWN,
     TOPIC_CONFIGS,
+    BROKER_CONFIGS,
     PRODUCER_ID_BLOCK,
 ];
 
@@ -36,6 +37,10 @@ pub(super) const PARTITION_METADATA: &str = "partition.metadata";
 /// them in its metadata log; a single broker keeps them beside its
 /// checkpoints, one `topic key=value` line each.
 pub(super) const TOPIC_CONFIGS: &str = "topic-configs";
+/// Broker settings changed at run time (AlterConfigs on the broker), in the
+/// topic settings file's shape under the names `cluster-default` and
+/// `broker`.
+pub(super) const BROKER_CONFIGS: &str = "broker-configs";
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -282,6 +287,11 @@ impl Broker {
             .map(|b| parse_checkpoint(b))
             .unwrap_or_default();
         self.producers = Producers::load(root.get(PRODUCER_ID_BLOCK).map(|b| &b[..]));
+        self.logs.load_dynamic(
+            root.get(BROKER_CONFIGS)
+                .map(|b| parse_topic_configs(b))
+                .unwrap_or_default(),
+        );
         self.logs.load_overrides(
             root.get(TOPIC_CONFIGS)
                 .map(|b| parse_topic_configs(b))

@@ -44,6 +44,37 @@ pub(crate) struct Events {
     pub(crate) log_starts: bool,
 }
 
+/// Where a dynamic broker setting applies: every broker (the cluster-wide
+/// default, resource name "") or this one (its id). This broker's own win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    ClusterDefault,
+    Broker,
+}
+
+/// Broker settings changed at run time, stored in `broker-configs`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Dynamic {
+    pub(crate) cluster_default: Overrides,
+    pub(crate) broker: Overrides,
+}
+
+impl Dynamic {
+    pub(crate) fn at(&self, level: Level) -> &Overrides {
+        match level {
+            Level::ClusterDefault => &self.cluster_default,
+            Level::Broker => &self.broker,
+        }
+    }
+
+    /// Every setting, cluster defaults first so this broker's win.
+    fn all(&self) -> Overrides {
+        let mut all = self.cluster_default.clone();
+        all.extend(self.broker.iter().cloned());
+        all
+    }
+}
+
 /// Every topic and partition log.
 #[derive(Debug)]
 pub(crate) struct Logs {
@@ -51,8 +82,13 @@ pub(crate) struct Logs {
     logs: Vec<Option<PartitionLog>>,
     /// Topic settings given at creation, by topic (stored on disk).
     overrides: BTreeMap<String, Overrides>,
-    /// The broker's topic defaults.
+    /// The broker's topic defaults: the static ones with the dynamic
+    /// settings applied.
     defaults: TopicConfig,
+    /// The topic defaults `server.properties` gave.
+    static_defaults: TopicConfig,
+    /// Broker settings changed at run time (AlterConfigs on the broker).
+    dynamic: Dynamic,
     /// Logs of deleted topics, waiting for their pins to drop.
     doomed: Vec<LogKey>,
     events: Events,
@@ -64,7 +100,9 @@ impl Logs {
             topics: BTreeMap::new(),
             logs: Vec::new(),
             overrides: BTreeMap::new(),
+            static_defaults: defaults.clone(),
             defaults,
+            dynamic: Dynamic::default(),
             doomed: Vec::new(),
             events: Events::default(),
         }
@@ -296,6 +334,75 @@ impl Logs {
     /// The topic defaults a new topic's settings start from.
     pub(crate) fn defaults(&self) -> &TopicConfig {
         &self.defaults
+    }
+
+    /// The broker settings changed at run time.
+    pub(crate) fn dynamic(&self) -> &Dynamic {
+        &self.dynamic
+    }
+
+    /// The topic defaults if `level`'s dynamic settings were `settings`;
+    /// the first setting that does not apply, as an error.
+    pub(crate) fn try_dynamic(
+        &self,
+        level: Level,
+        settings: &Overrides,
+    ) -> Result<TopicConfig, crate::config::ConfigError> {
+        let mut next = self.dynamic.clone();
+        match level {
+            Level::ClusterDefault => next.cluster_default = settings.clone(),
+            Level::Broker => next.broker = settings.clone(),
+        }
+        crate::config::with_dynamic(&self.static_defaults, &next.all())
+    }
+
+    /// Replace `level`'s dynamic settings (already checked with
+    /// [`Self::try_dynamic`]): stored, and in force on every topic that
+    /// does not set them itself.
+    pub(crate) fn set_dynamic(&mut self, io: &mut Io, level: Level, settings: Overrides) {
+        match level {
+            Level::ClusterDefault => self.dynamic.cluster_default = settings,
+            Level::Broker => self.dynamic.broker = settings,
+        }
+        self.apply_dynamic();
+        let mut stored = BTreeMap::new();
+        stored.insert(
+            "cluster-default".to_owned(),
+            self.dynamic.cluster_default.clone(),
+        );
+        stored.insert("broker".to_owned(), self.dynamic.broker.clone());
+        stored.retain(|_, o| !o.is_empty());
+        io.write_file(
+            FileJob::Metadata,
+            lifecycle::BROKER_CONFIGS,
+            lifecycle::encode_topic_configs(&stored),
+        );
+        let topics: Vec<String> = self.topics.keys().cloned().collect();
+        for name in topics {
+            let config = self.topic_config(&name, &self.overrides_of(&name));
+            let keys = self.topics.get(&name).map(|t| t.partitions.clone());
+            for key in keys.into_iter().flatten() {
+                if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
+                    log.set_config(config.clone());
+                }
+            }
+        }
+    }
+
+    /// The stored dynamic broker settings, read at startup before any log.
+    pub(crate) fn load_dynamic(&mut self, mut stored: BTreeMap<String, Overrides>) {
+        self.dynamic = Dynamic {
+            cluster_default: stored.remove("cluster-default").unwrap_or_default(),
+            broker: stored.remove("broker").unwrap_or_default(),
+        };
+        self.apply_dynamic();
+    }
+
+    fn apply_dynamic(&mut self) {
+        match crate::config::with_dynamic(&self.static_defaults, &self.dynamic.all()) {
+            Ok(d) => self.defaults = d,
+            Err(e) => tracing::warn!(error = %e, "ignoring stored dynamic broker settings"),
+        }
     }
 
     fn reap_doomed(&mut self, io: &mut Io, now: Now) {

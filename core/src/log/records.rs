@@ -233,12 +233,7 @@ pub(crate) mod tests {
 
     /// A batch at `base` of records `(key, value)` with offset and
     /// timestamp deltas 0, 1, ..., written with `codec`.
-    pub(crate) fn batch_of(
-        base: i64,
-        recs: &[Kv<'_>],
-        base_ts: i64,
-        codec: Codec,
-    ) -> Bytes {
+    pub(crate) fn batch_of(base: i64, recs: &[Kv<'_>], base_ts: i64, codec: Codec) -> Bytes {
         let mut body = Vec::new();
         for (i, (k, v)) in recs.iter().enumerate() {
             body.extend(record(i as i64, *k, *v, false));
