@@ -512,26 +512,6 @@ pub fn require_kcat() {
     assert!(out.status.success(), "`kcat -V` failed: {out:?}");
 }
 
-/// Panics with an install hint unless python3 can import kafka-python.
-pub fn require_kafka_python() {
-    let out = Command::new("python3")
-        .args(["-c", "import kafka; print(kafka.__version__)"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "python3 is not available ({e}); install it with \
-                 `apt-get install -y python3 python3-pip` then `python3 -m pip install kafka-python` \
-                 (scripts/test does both)"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "the kafka-python module is missing for python3; install it with \
-         `python3 -m pip install kafka-python` (scripts/test does this)\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A child process whose stdout and stderr go to files in a temporary
 /// directory. SIGKILLed and reaped on drop if still running.
 #[derive(Debug)]

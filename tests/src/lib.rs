@@ -15,6 +15,8 @@
 //!   every delivery report, consumers and a tiny `block_on` for the admin API.
 //! - [`raw`]: a hand-written Kafka request encoder and response reader for
 //!   malformed-input tests, independent of the broker's own codec.
+//! - [`python`]: the Python clients (kafka-python, confluent-kafka) and the
+//!   runner for the scripts in `tests/python/`.
 
 use std::fs::{self, File};
 use std::io;
@@ -30,6 +32,7 @@ use tempfile::TempDir;
 
 pub mod client;
 pub mod groups;
+pub mod python;
 pub mod raw;
 
 /// A runtime to run the broker on (the server's own selection): the

@@ -36,8 +36,9 @@ use conveyor_tests::client::{
 use conveyor_tests::groups::{
     GROUP_SETTINGS, GroupMember, GroupView, JsonValue, LoggedChild, MemberLog, SESSION_TIMEOUT,
     Seen, committed, describe_group, group_consumer_config, group_observer, kcat_group_args,
-    parse_json_line, require_kafka_python, require_kcat, tail, wait_for_group,
+    parse_json_line, require_kcat, tail, wait_for_group,
 };
+use conveyor_tests::python::require_kafka_python;
 use conveyor_tests::{ChildBroker, TestBroker, each_runtime, unique_topic};
 use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
