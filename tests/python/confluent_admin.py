@@ -256,7 +256,9 @@ def describe_configs(admin, topic, node_id):
     check_entry(broker, "num.partitions", BROKER_NUM_PARTITIONS, ConfigSource.STATIC_BROKER_CONFIG)
     check_entry(broker, "offsets.topic.num.partitions", "50", ConfigSource.DEFAULT_CONFIG)
     check_entry(broker, "node.id", str(node_id), ConfigSource.DEFAULT_CONFIG)
-    check(entry(broker, "log.segment.bytes").is_read_only, "broker settings should be read-only")
+    check(not entry(broker, "log.segment.bytes").is_read_only,
+          "log.segment.bytes can change at run time")
+    check(entry(broker, "num.partitions").is_read_only, "num.partitions is read at startup only")
 
 
 def incremental_alter_configs(admin, topic):
@@ -319,14 +321,29 @@ def incremental_alter_configs(admin, topic):
     configs = describe(admin, ResourceType.TOPIC, topic)
     check_entry(configs, "retention.ms", DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
 
-    # Broker settings are not changeable at run time here (Kafka would take
-    # log.segment.bytes as a dynamic setting): refused, as README says.
-    fut = only(admin.incremental_alter_configs(
-        [ConfigResource(ResourceType.BROKER, str(NODE_ID),
-                        incremental_configs=[ConfigEntry("log.segment.bytes", "2000000",
-                                                         incremental_operation=S)])],
-        request_timeout=REQUEST_TIMEOUT))
-    expect_error(fut, KafkaError.INVALID_REQUEST, "SET of a broker setting")
+    # The broker-level defaults of topic settings change at run time: the
+    # topic, with no retention.ms of its own, follows this broker's.
+    broker = ResourceType.BROKER
+    def broker_op(name, key, op, value):
+        return only(admin.incremental_alter_configs(
+            [ConfigResource(broker, name,
+                            incremental_configs=[ConfigEntry(key, value, incremental_operation=op)])],
+            request_timeout=REQUEST_TIMEOUT))
+    check(result(broker_op(str(NODE_ID), "log.retention.ms", S, "5400000"), "broker SET") is None,
+          "broker SET")
+    configs = describe(admin, ResourceType.TOPIC, topic)
+    check_entry(configs, "retention.ms", "5400000", ConfigSource.DYNAMIC_BROKER_CONFIG)
+    check_entry(describe(admin, broker, str(NODE_ID)), "log.retention.ms", "5400000",
+                ConfigSource.DYNAMIC_BROKER_CONFIG)
+    expect_error(broker_op(str(NODE_ID), "log.retention.ms", S, "soon"),
+                 KafkaError.INVALID_CONFIG, "broker SET of a bad value")
+    check(result(broker_op(str(NODE_ID), "log.retention.ms", D, ""), "broker DELETE") is None,
+          "broker DELETE")
+    configs = describe(admin, ResourceType.TOPIC, topic)
+    check_entry(configs, "retention.ms", DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
+    # Settings read only at startup are refused, naming server.properties.
+    expect_error(broker_op(str(NODE_ID), "num.partitions", S, "5"),
+                 KafkaError.INVALID_REQUEST, "SET of a startup-only broker setting")
 
 
 def alter_configs(admin, topic):

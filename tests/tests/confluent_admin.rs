@@ -6,7 +6,9 @@
 //! (values and sources: a topic override, the broker's setting, Kafka's
 //! default; synonyms) and of the broker; IncrementalAlterConfigs (SET,
 //! DELETE, APPEND and SUBTRACT on `cleanup.policy`) and AlterConfigs,
-//! described back; INVALID_CONFIG for an unknown key, a bad value, or
+//! described back; a dynamic broker setting (`log.retention.ms` on this
+//! broker) followed by a topic without its own and deleted again, and a
+//! startup-only one refused; INVALID_CONFIG for an unknown key, a bad value, or
 //! APPEND or SUBTRACT on a setting that is not a list; `validate_only`
 //! changing nothing; CreatePartitions growing a topic and
 //! INVALID_PARTITIONS for a shrink; DeleteRecords after a `Producer` wrote,
