@@ -2,7 +2,7 @@
 //! them, and the public API. The protocol's moves live beside this file:
 //! `join` (JoinGroup), `membership` (SyncGroup, Heartbeat, LeaveGroup,
 //! OffsetCommit's check), `views` (ListGroups, DescribeGroups, DeleteGroups,
-//! load), `rebalance` (what they share).
+//! OffsetDelete's check, load), `rebalance` (what they share).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use super::member::Waiter;
 use super::rebalance::{Ctx, Outbox};
 use super::state::Group;
-use super::{GroupConfig, GroupSnapshot, GroupState, Parked, Reply, Ticket};
+use super::{GroupConfig, GroupSnapshot, GroupState, OffsetDeletion, Parked, Reply, Ticket};
 use crate::time::Instant;
 
 /// The classic group coordinator for every group on this broker: a pure
@@ -26,7 +26,8 @@ use crate::time::Instant;
 ///   [`leave_group`](Self::leave_group), [`list_groups`](Self::list_groups),
 ///   [`describe_groups`](Self::describe_groups),
 ///   [`delete_groups`](Self::delete_groups),
-///   [`validate_commit`](Self::validate_commit).
+///   [`validate_commit`](Self::validate_commit),
+///   [`offset_deletion`](Self::offset_deletion).
 /// - Other inputs: [`handle_timeout`](Self::handle_timeout),
 ///   [`cancel`](Self::cancel), [`load`](Self::load),
 ///   [`remove_empty_group`](Self::remove_empty_group).
@@ -213,6 +214,13 @@ impl Coordinator {
         let error = self.check_commit(now, group_id, generation_id, member_id, group_instance_id);
         self.settle(now, group_id);
         error
+    }
+
+    /// OffsetDelete's check, as Kafka's `handleDeleteOffsets`: which of
+    /// `group`'s offsets may go. The driver stores the offsets and writes
+    /// their tombstones; nothing here changes.
+    pub fn offset_deletion(&self, group: &str) -> OffsetDeletion {
+        self.offset_deletion_of(group)
     }
 
     /// Time passed: session expiries, rebalance and sync timeouts, the end

@@ -1,6 +1,7 @@
 //! The classic consumer-group coordinator: JoinGroup, SyncGroup, Heartbeat,
-//! LeaveGroup, ListGroups, DescribeGroups, DeleteGroups and OffsetCommit's
-//! membership check, as Kafka's `GroupCoordinator` answers them.
+//! LeaveGroup, ListGroups, DescribeGroups, DeleteGroups, OffsetCommit's
+//! membership check and OffsetDelete's check, as Kafka's `GroupCoordinator`
+//! answers them.
 //!
 //! It owns group membership and nothing else: it decodes and encodes no
 //! bytes (it takes kafka-protocol's decoded requests and returns responses
@@ -42,6 +43,8 @@ mod sim;
 mod tests;
 #[cfg(test)]
 mod tests_static;
+
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
@@ -135,6 +138,40 @@ impl GroupState {
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// Which of a group's committed offsets OffsetDelete may remove, as
+/// Kafka's `GroupCoordinator.handleDeleteOffsets` decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OffsetDeletion {
+    /// The coordinator does not know the group (or it is being removed):
+    /// GROUP_ID_NOT_FOUND.
+    UnknownGroup,
+    /// The group has members and is not a consumer group (its protocol
+    /// type is not `consumer`), so what its members use cannot be told:
+    /// NON_EMPTY_GROUP.
+    NonEmpty,
+    /// The group has no members: any of its offsets.
+    Any,
+    /// A consumer group with members subscribed to these topics: the
+    /// offsets of other topics may go, those of these get
+    /// GROUP_SUBSCRIBED_TO_TOPIC. `None` when the subscriptions cannot be
+    /// read (no protocol chosen yet, or metadata not in the consumer
+    /// protocol's format): every topic then counts as subscribed, as in
+    /// Kafka.
+    Subscribed(Option<BTreeSet<String>>),
+}
+
+impl OffsetDeletion {
+    /// Whether the group's members hold `topic`, so its offsets stay
+    /// (false for a group without members).
+    pub fn subscribed(&self, topic: &str) -> bool {
+        match self {
+            OffsetDeletion::Subscribed(Some(topics)) => topics.contains(topic),
+            OffsetDeletion::Subscribed(None) => true,
+            _ => false,
         }
     }
 }

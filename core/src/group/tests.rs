@@ -775,3 +775,84 @@ fn empty_groups_can_be_removed_when_their_offsets_expire() {
     assert_eq!(sim.state("g"), None);
     assert!(!sim.c.remove_empty_group("g"));
 }
+
+/// A consumer protocol subscription at `version` (1 adds owned partitions
+/// after the user data), as Java clients and librdkafka write it.
+fn subscription(version: i16, topics: &[&str]) -> Bytes {
+    use bytes::BufMut;
+    let mut b = bytes::BytesMut::new();
+    b.put_i16(version);
+    b.put_i32(topics.len() as i32);
+    for t in topics {
+        b.put_i16(t.len() as i16);
+        b.put_slice(t.as_bytes());
+    }
+    b.put_i32(-1); // no user data
+    if version >= 1 {
+        b.put_i32(0); // no owned partitions
+    }
+    b.freeze()
+}
+
+#[test]
+fn offset_deletion_follows_membership_and_subscriptions() {
+    let mut sim = Sim::new();
+    assert_eq!(sim.c.offset_deletion("g"), OffsetDeletion::UnknownGroup);
+
+    // Two consumers subscribed to different topics: the union is held.
+    let j = |client: &str, topics: &[&str], version| {
+        let mut j = J::new("g", client);
+        j.protocols = vec![("range".to_string(), subscription(version, topics))];
+        j
+    };
+    let (a, ra) = sim.join_new(&j("a", &["orders"], 0));
+    let (b, rb) = sim.join_new(&j("b", &["orders", "refunds"], 1));
+    // Before the join completes no protocol is chosen: every topic is held.
+    assert_eq!(sim.c.offset_deletion("g"), OffsetDeletion::Subscribed(None));
+    let generation = sim.await_join(ra).generation_id;
+    let _ = sim.await_join(rb);
+    let Reply::Now(r) = sim.sync(3, "g", generation, &a, None, &[(&a, "x"), (&b, "y")]) else {
+        panic!("the leader's sync is answered at once")
+    };
+    assert_eq!(r.error_code, 0);
+    let deletion = sim.c.offset_deletion("g");
+    let held: std::collections::BTreeSet<String> = ["orders", "refunds"].map(String::from).into();
+    assert_eq!(deletion, OffsetDeletion::Subscribed(Some(held)));
+    assert!(deletion.subscribed("refunds") && !deletion.subscribed("audit"));
+
+    // Members gone: any offset may go.
+    let _ = sim.leave(3, "g", &[(&a, None), (&b, None)]);
+    assert_eq!(sim.c.offset_deletion("g"), OffsetDeletion::Any);
+    assert!(!OffsetDeletion::Any.subscribed("orders"));
+}
+
+#[test]
+fn unreadable_subscriptions_hold_every_topic_and_other_groups_refuse() {
+    let mut sim = Sim::new();
+    // `meta-range` is no consumer subscription.
+    let _ = sim.stable_group("g", 1);
+    let deletion = sim.c.offset_deletion("g");
+    assert_eq!(deletion, OffsetDeletion::Subscribed(None));
+    assert!(deletion.subscribed("anything"));
+
+    // Cut short, or a count larger than the bytes: unreadable too.
+    for bad in [
+        subscription(0, &["orders"]).slice(..8),
+        Bytes::from_static(&[0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 1, b'x']),
+    ] {
+        let mut sim = Sim::new();
+        let mut j = J::new("h", "c");
+        j.protocols = vec![("range".to_string(), bad)];
+        let (id, reply) = sim.join_new(&j);
+        let generation = sim.await_join(reply).generation_id;
+        let _ = sim.sync(3, "h", generation, &id, None, &[(&id, "x")]);
+        assert_eq!(sim.c.offset_deletion("h"), OffsetDeletion::Subscribed(None));
+    }
+
+    // A group of another protocol type cannot say what it uses.
+    let mut j = J::new("connect", "worker");
+    j.protocol_type = "connect".into();
+    let (_, reply) = sim.join_new(&j);
+    let _ = sim.await_join(reply);
+    assert_eq!(sim.c.offset_deletion("connect"), OffsetDeletion::NonEmpty);
+}

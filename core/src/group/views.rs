@@ -1,7 +1,7 @@
-//! ListGroups, DescribeGroups, DeleteGroups, and restoring groups from
-//! their persisted snapshots.
+//! ListGroups, DescribeGroups, DeleteGroups, OffsetDelete's check, and
+//! restoring groups from their persisted snapshots.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -17,7 +17,7 @@ use super::member::Member;
 use super::rebalance::{Ctx, after};
 use super::reply::{code, s};
 use super::state::Group;
-use super::{GroupSnapshot, GroupState};
+use super::{GroupSnapshot, GroupState, OffsetDeletion};
 use crate::time::Instant;
 
 /// The ACL operations a group has (READ, DELETE, DESCRIBE as a bit field of
@@ -26,6 +26,9 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 /// Kafka's name for the classic group type (ListGroups v5).
 const CLASSIC: &str = "classic";
+
+/// The protocol type of Kafka's consumers (`ConsumerProtocol.PROTOCOL_TYPE`).
+const CONSUMER: &str = "consumer";
 
 impl Coordinator {
     pub(super) fn list(&self, version: i16, req: &ListGroupsRequest) -> ListGroupsResponse {
@@ -133,6 +136,20 @@ impl Coordinator {
         (resp, deleted)
     }
 
+    pub(super) fn offset_deletion_of(&self, group: &str) -> OffsetDeletion {
+        let Some(g) = self.groups.get(group) else {
+            return OffsetDeletion::UnknownGroup;
+        };
+        match g.state {
+            GroupState::Dead => OffsetDeletion::UnknownGroup,
+            GroupState::Empty => OffsetDeletion::Any,
+            _ if g.protocol_type.as_deref() == Some(CONSUMER) => {
+                OffsetDeletion::Subscribed(subscribed_topics(g))
+            }
+            _ => OffsetDeletion::NonEmpty,
+        }
+    }
+
     pub(super) fn restore(&mut self, now: Instant, name: String, snap: GroupSnapshot) {
         self.drop_group(&name);
         let mut g = Group::new(name.clone());
@@ -213,4 +230,59 @@ fn describe_group(version: i16, g: &Group, d: &mut DescribedGroup) {
             dm
         })
         .collect();
+}
+
+/// The topics a consumer group's members subscribe to, read from each
+/// member's metadata for the chosen protocol (Kafka's
+/// `computeSubscribedTopics`); `None` before a protocol is chosen or when
+/// some member's metadata does not read as a consumer subscription.
+fn subscribed_topics(g: &Group) -> Option<BTreeSet<String>> {
+    let protocol = g.protocol.as_deref()?;
+    let mut topics = BTreeSet::new();
+    for m in g.ordered() {
+        topics.extend(subscription_topics(&m.metadata(Some(protocol)))?);
+    }
+    Some(topics)
+}
+
+/// The topics of a consumer protocol subscription, read as its version 0
+/// prefix as Kafka reads it whatever the version: version (i16), topics
+/// (i32 count of i16-length strings), user data (i32-length bytes, -1
+/// null); later versions only add fields after these. `None` when it does
+/// not read (cut short, a negative count or length).
+fn subscription_topics(mut b: &[u8]) -> Option<Vec<String>> {
+    fn int16(b: &mut &[u8]) -> Option<i16> {
+        let (head, rest) = b.split_first_chunk()?;
+        *b = rest;
+        Some(i16::from_be_bytes(*head))
+    }
+    fn int32(b: &mut &[u8]) -> Option<i32> {
+        let (head, rest) = b.split_first_chunk()?;
+        *b = rest;
+        Some(i32::from_be_bytes(*head))
+    }
+    fn skip<'a>(b: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (b.get(..len)?, b.get(len..)?);
+        *b = rest;
+        Some(head)
+    }
+    int16(&mut b)?; // version
+    let count = usize::try_from(int32(&mut b)?).ok()?;
+    // Each topic takes at least its two-byte length: a count the bytes
+    // cannot hold fails before anything is allocated for it.
+    if count.checked_mul(2)? > b.len() {
+        return None;
+    }
+    let mut topics = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::try_from(int16(&mut b)?).ok()?;
+        topics.push(String::from_utf8_lossy(skip(&mut b, len)?).into_owned());
+    }
+    match int32(&mut b)? {
+        -1 => {} // null user data
+        len => {
+            skip(&mut b, usize::try_from(len).ok()?)?;
+        }
+    }
+    Some(topics)
 }
