@@ -33,6 +33,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
@@ -100,6 +101,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     create_partitions::API,
     describe_cluster::API,
     delete_records::API,
+    offset_delete::API,
 ];
 
 /// The spec of `key`, if the broker answers it.
