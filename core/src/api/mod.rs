@@ -23,6 +23,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -102,6 +103,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     describe_cluster::API,
     delete_records::API,
     offset_delete::API,
+    describe_producers::API,
 ];
 
 /// The spec of `key`, if the broker answers it.

@@ -154,6 +154,11 @@ impl ProducerStates {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer's state, by producer id.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(&id, e)| (id, e))
+    }
+
     /// Check a client's batch (one with `producer_id >= 0`) before it is
     /// appended, in Kafka's order: a duplicate of one of the last batches of
     /// the same epoch first, then the epoch, then the sequence.
