@@ -642,6 +642,10 @@ pub struct Config {
     pub advertised_host: String,
     /// The port clients are told to connect to.
     pub advertised_port: u16,
+    /// The data directory's absolute path, as DescribeLogDirs names it.
+    /// `conveyor-io-std` fills it in from the directory it opens (the
+    /// server's `log.dirs` / `--data-dir`); empty when the embedder left it.
+    pub log_dir: String,
     /// `num.partitions`: partitions of an auto-created topic.
     pub num_partitions: i32,
     /// `auto.create.topics.enable`.
@@ -719,6 +723,7 @@ impl Default for Config {
             node_id: 0,
             advertised_host: "127.0.0.1".to_owned(),
             advertised_port: 9092,
+            log_dir: String::new(),
             num_partitions: 1,
             auto_create_topics: true,
             socket_request_max_bytes: 104_857_600,

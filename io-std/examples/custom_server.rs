@@ -56,6 +56,7 @@ pub fn serve(listener: TcpListener, dir: &Path, max_conns: Option<usize>) -> io:
     let config = Config {
         advertised_host: addr.ip().to_string(),
         advertised_port: addr.port(),
+        log_dir: std::path::absolute(dir)?.display().to_string(),
         ..Config::default()
     };
     let clock = Clock(std::time::Instant::now());

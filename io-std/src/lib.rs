@@ -144,7 +144,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// The data directory; created if missing.
     pub data_dir: PathBuf,
-    /// The broker's settings.
+    /// The broker's settings. Its `log_dir` is set to `data_dir`'s
+    /// absolute path.
     pub broker: conveyor_core::Config,
 }
 
@@ -228,6 +229,8 @@ pub(crate) fn prepare(opts: Options) -> io::Result<Prepared> {
     }
     let advertised = format!("{}:{}", config.advertised_host, config.advertised_port);
     let lock = storage::disk::prepare(&data_dir)?;
+    // DescribeLogDirs names the directory by its absolute path, as Kafka.
+    config.log_dir = std::path::absolute(&data_dir)?.display().to_string();
     let disk = read_disk_state(&data_dir).map_err(|e| {
         io::Error::new(
             e.kind(),

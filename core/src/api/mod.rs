@@ -23,6 +23,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_producers;
 mod fetch;
 mod find_coordinator;
@@ -104,6 +105,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     delete_records::API,
     offset_delete::API,
     describe_producers::API,
+    describe_log_dirs::API,
 ];
 
 /// The spec of `key`, if the broker answers it.
