@@ -1,7 +1,8 @@
 //! kafka-python against the in-process broker: tests/python/compat.py
 //! (metadata, and a 1,000-record round trip uncompressed and with gzip) and
 //! tests/python/admin.py (DescribeConfigs of a topic and of the broker,
-//! AlterConfigs and IncrementalAlterConfigs of a topic, CreatePartitions).
+//! AlterConfigs and IncrementalAlterConfigs of a topic, CreatePartitions,
+//! DescribeProducers, DescribeLogDirs, OffsetDelete).
 //!
 //! Needs python3 with kafka-python (`python3 -m pip install kafka-python`;
 //! scripts/test installs it). A missing interpreter or module FAILS this
@@ -25,6 +26,12 @@ each_runtime! {
             rt,
             &[("num.partitions", "3"), ("log.segment.bytes", "104857600")],
         );
-        run_script(KAFKA_PYTHON, "admin.py", &["--bootstrap", &broker.bootstrap(), "--node-id", "0"]);
+        let data_dir = broker.data_dir();
+        let data_dir = data_dir.to_str().expect("a UTF-8 data directory");
+        run_script(
+            KAFKA_PYTHON,
+            "admin.py",
+            &["--bootstrap", &broker.bootstrap(), "--node-id", "0", "--data-dir", data_dir],
+        );
     }
 }
