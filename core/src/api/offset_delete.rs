@@ -114,9 +114,8 @@ fn check_group(cx: &Ctx<'_>, group: &str) -> Result<OffsetDeletion, ResponseErro
         return Err(ResponseError::InvalidGroupId);
     }
     match cx.groups.coordinator.offset_deletion(group) {
-        // A group known only by its offsets is an empty group (the
-        // coordinator learns of every such group at startup; this keeps
-        // the rule in one place should it not).
+        // A group known only by its offsets counts as empty, as it does
+        // for DeleteGroups (the coordinator loads such groups at startup).
         OffsetDeletion::UnknownGroup if has_offsets(cx, group) => Ok(OffsetDeletion::Any),
         OffsetDeletion::UnknownGroup => Err(ResponseError::GroupIdNotFound),
         OffsetDeletion::NonEmpty => Err(ResponseError::NonEmptyGroup),
