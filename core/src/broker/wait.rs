@@ -83,7 +83,7 @@ impl From<Response> for Answer {
 pub(crate) enum Until {
     /// Its appends are done: a log reaches an offset (the high watermark
     /// passes it) or a sync covers it (the recovery point passes it), or
-    /// the log failed or went away. Produce, OffsetCommit.
+    /// the log failed or went away. Produce, OffsetCommit, OffsetDelete.
     Appended,
     /// A log it reads has more, or the deadline passes. Fetch.
     Data {
