@@ -1,5 +1,6 @@
 //! RecordBatch v2 (magic 2): header parsing, client-batch validation, scans
-//! over a segment's bytes, and the `LogAppendTime` restamp.
+//! over a segment's bytes, and the `LogAppendTime` restamp. The records
+//! inside a batch are read by [`super::records`].
 //!
 //! Everything here reads untrusted bytes (a Produce request, a file that may
 //! be torn), so nothing indexes a slice directly or does unchecked
@@ -208,7 +209,7 @@ pub fn validate_client_batch(
         0 => {
             let body = records.get(HEADER_LEN..).unwrap_or_default();
             let mut count: i64 = 0;
-            for record in Records::new(body) {
+            for record in super::records::records(body) {
                 record.map_err(BatchError::Corrupt)?;
                 count += 1;
             }
@@ -313,114 +314,6 @@ impl Iterator for Scan<'_> {
     }
 }
 
-/// One record's fields that the log needs (offset and timestamp deltas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordInfo {
-    /// Offset relative to the batch's base offset.
-    pub offset_delta: i32,
-    /// Timestamp relative to the batch's base timestamp.
-    pub timestamp_delta: i64,
-}
-
-/// Iterates the records of an uncompressed batch's body (the bytes after
-/// the header), checking each record's framing. Yields an error and stops
-/// at the first record that does not parse.
-#[derive(Debug, Clone)]
-pub struct Records<'a> {
-    rest: &'a [u8],
-    failed: bool,
-}
-
-impl<'a> Records<'a> {
-    /// Records in an uncompressed batch body.
-    pub fn new(body: &'a [u8]) -> Self {
-        Self {
-            rest: body,
-            failed: false,
-        }
-    }
-}
-
-impl Iterator for Records<'_> {
-    type Item = Result<RecordInfo, &'static str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.rest.is_empty() {
-            return None;
-        }
-        let r = parse_record(&mut self.rest);
-        if r.is_err() {
-            self.failed = true;
-        }
-        Some(r)
-    }
-}
-
-fn parse_record(rest: &mut &[u8]) -> Result<RecordInfo, &'static str> {
-    const BAD: &str = "record does not parse";
-    let len = usize::try_from(varint(rest).ok_or(BAD)?).map_err(|_| BAD)?;
-    let mut rec = rest.get(..len).ok_or("record longer than its batch")?;
-    *rest = rest.get(len..).ok_or(BAD)?;
-    // attributes (unused in v2)
-    rec = rec.get(1..).ok_or(BAD)?;
-    let timestamp_delta = varlong(&mut rec).ok_or(BAD)?;
-    let offset_delta = i32::try_from(varint(&mut rec).ok_or(BAD)?).map_err(|_| BAD)?;
-    skip_bytes(&mut rec, true).ok_or(BAD)?; // key
-    skip_bytes(&mut rec, true).ok_or(BAD)?; // value
-    let headers = varint(&mut rec).ok_or(BAD)?;
-    if headers < 0 {
-        return Err(BAD);
-    }
-    for _ in 0..headers {
-        skip_bytes(&mut rec, false).ok_or(BAD)?; // header key: never null
-        skip_bytes(&mut rec, true).ok_or(BAD)?; // header value
-    }
-    if !rec.is_empty() {
-        return Err("record longer than its fields");
-    }
-    Ok(RecordInfo {
-        offset_delta,
-        timestamp_delta,
-    })
-}
-
-/// Skip a varint-length-prefixed byte string (-1 is null when allowed).
-fn skip_bytes(rec: &mut &[u8], nullable: bool) -> Option<()> {
-    let len = varint(rec)?;
-    if len == -1 && nullable {
-        return Some(());
-    }
-    let len = usize::try_from(len).ok()?;
-    *rec = rec.get(len..)?;
-    Some(())
-}
-
-/// A zigzag varint of at most 5 bytes (Kafka's `readVarint`).
-fn varint(buf: &mut &[u8]) -> Option<i64> {
-    let v = unsigned_varint(buf, 5)?;
-    let v = u32::try_from(v).ok()?;
-    Some(i64::from((v >> 1) as i32 ^ -((v & 1) as i32)))
-}
-
-/// A zigzag varlong of at most 10 bytes.
-fn varlong(buf: &mut &[u8]) -> Option<i64> {
-    let v = unsigned_varint(buf, 10)?;
-    Some((v >> 1) as i64 ^ -((v & 1) as i64))
-}
-
-fn unsigned_varint(buf: &mut &[u8], max_bytes: usize) -> Option<u64> {
-    let mut value: u64 = 0;
-    for i in 0..max_bytes {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        value |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
-        if b & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -480,14 +373,10 @@ pub(crate) mod tests {
         assert_eq!(h.record_count, 3);
         assert_eq!(h.max_timestamp, 1002);
         assert_eq!(h.total_len(), b.len() as u64);
-        let recs: Vec<_> = Records::new(&b[HEADER_LEN..]).map(Result::unwrap).collect();
-        assert_eq!(
-            recs[2],
-            RecordInfo {
-                offset_delta: 2,
-                timestamp_delta: 2
-            }
-        );
+        let recs: Vec<_> = super::super::records::records(&b[HEADER_LEN..])
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!((recs[2].offset_delta, recs[2].timestamp_delta), (2, 2));
     }
 
     #[test]

@@ -12,8 +12,9 @@ use bytes::{Bytes, BytesMut};
 use crate::config::TopicConfig;
 use crate::io::{IoId, SegId, SegmentViews};
 
-use super::batch::{self, BatchHeader, HEADER_LEN, Records};
+use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::index;
+use super::records;
 
 /// One batch of the active segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,7 +426,7 @@ fn exact_record(log: &[u8], f: &Found, timestamp: i64) -> Option<(u64, i64)> {
     if h.codec() != 0 || h.is_log_append_time() {
         return None;
     }
-    for r in Records::new(bytes.get(HEADER_LEN..)?) {
+    for r in records::records(bytes.get(HEADER_LEN..)?) {
         let r = r.ok()?;
         let ts = h.base_timestamp.checked_add(r.timestamp_delta)?;
         if ts >= timestamp {
