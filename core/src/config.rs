@@ -713,6 +713,13 @@ pub struct Config {
     /// (a compacted topic's key check, a topic's `compression.type`); a
     /// batch past it is refused with CORRUPT_MESSAGE.
     pub decompression_max_bytes: usize,
+    /// `log.cleaner.enable`: compacted topics are cleaned.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: how often the cleaner looks for logs due.
+    pub cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: the most bytes one pass's key map
+    /// holds; a log with more keys is cleaned over several passes.
+    pub cleaner_dedupe_buffer_bytes: usize,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -747,6 +754,9 @@ impl Default for Config {
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             decompression_max_bytes: 128 << 20,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: 128 << 20,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -812,6 +822,13 @@ impl Config {
             }
             "producer.id.expiration.ms" => {
                 self.producer_id_expiration_ms = parse_range(key, value, 1, i64::MAX)?
+            }
+            "log.cleaner.enable" => self.cleaner_enable = parse_bool(key, value)?,
+            "log.cleaner.backoff.ms" => {
+                self.cleaner_backoff_ms = parse_range(key, value, 1, u64::MAX / 2)?
+            }
+            "log.cleaner.dedupe.buffer.size" => {
+                self.cleaner_dedupe_buffer_bytes = parse_range(key, value, 1 << 10, 1 << 40)?
             }
             "log.decompression.max.bytes" => {
                 self.decompression_max_bytes = parse_range(key, value, 1024, 1 << 34)?

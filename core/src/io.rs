@@ -178,6 +178,38 @@ pub enum Command {
         /// Number of bytes.
         len: u64,
     },
+    /// Create a segment's three files under the log cleaner's names,
+    /// `<dir>/<base_offset>.log.cleaned`, `.index.cleaned` and
+    /// `.timeindex.cleaned` (emptying any left from before), open for
+    /// appending. Later commands name `seg` as any segment; `RemoveSegment`
+    /// deletes the `.cleaned` files until a [`Command::SwapCleaned`] makes
+    /// them the segment's.
+    CreateCleaned {
+        /// Answered by one [`Done`].
+        io: IoId,
+        /// The name later commands use.
+        seg: SegId,
+        /// The partition directory, relative to the data directory.
+        dir: String,
+        /// The base offset of the segment it replaces.
+        base_offset: u64,
+    },
+    /// Put the cleaned segment `seg` (written and synced) in place of
+    /// `replaces` (the segment of the same base offset), crash-safely:
+    /// rename `.log.cleaned` over `.log` and sync the directory — the swap
+    /// commits there — then the two index files, and sync the directory
+    /// again. `seg` keeps its open files, now under the final names;
+    /// `replaces` is closed once no `Send` still reads it (its files are
+    /// already gone, replaced). A crash at any point leaves either segment
+    /// whole: [`crate::layout::finish_swaps`] says what to do at startup.
+    SwapCleaned {
+        /// Answered by one [`Done`].
+        io: IoId,
+        /// The cleaned segment.
+        seg: SegId,
+        /// The segment it replaces.
+        replaces: SegId,
+    },
     /// Close and delete the segment's three files (retention, topic deletion).
     /// No `Send` naming the segment is in flight.
     RemoveSegment {
@@ -258,6 +290,8 @@ impl Command {
             | Command::Sync { io, .. }
             | Command::MapSegment { io, .. }
             | Command::Read { io, .. }
+            | Command::CreateCleaned { io, .. }
+            | Command::SwapCleaned { io, .. }
             | Command::RemoveSegment { io, .. }
             | Command::WriteFile { io, .. }
             | Command::RemoveFile { io, .. }

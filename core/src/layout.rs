@@ -35,6 +35,59 @@ pub fn parse_offset_file_name(name: &str, ext: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The suffix of a segment file the log cleaner is writing (`<offset>.log.cleaned`).
+pub const CLEANED: &str = "cleaned";
+
+/// `<dir>/<offset, 20 digits>.<ext>.cleaned`: a cleaned segment's file
+/// before its swap.
+pub fn cleaned_file_path(dir: &str, offset: u64, ext: &str) -> String {
+    format!("{dir}/{offset:020}.{ext}.{CLEANED}")
+}
+
+/// One file operation in a partition directory, by file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// Delete the file.
+    Remove(String),
+    /// Rename the first over the second.
+    Rename(String, String),
+}
+
+/// What a driver does at startup, before reading a partition directory
+/// whose files are `names`, to finish or undo a cleaned segment's swap (the
+/// protocol of [`crate::Command::SwapCleaned`]): a `<offset>.log.cleaned`
+/// still there means the swap never committed, so every `.cleaned` file of
+/// that offset goes and the old segment stands; without it the log was
+/// swapped, so the index files left under `.cleaned` names are renamed
+/// into place. The operations run in order; the directory is synced after.
+pub fn finish_swaps<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<FileOp> {
+    let mut cleaned: std::collections::BTreeMap<u64, Vec<&str>> = Default::default();
+    for name in names {
+        let Some(stem) = name.strip_suffix(CLEANED).and_then(|n| n.strip_suffix('.')) else {
+            continue;
+        };
+        if let Some((offset, ext)) = SEGMENT_FILES
+            .iter()
+            .find_map(|ext| parse_offset_file_name(stem, ext).map(|o| (o, *ext)))
+        {
+            cleaned.entry(offset).or_default().push(ext);
+        }
+    }
+    let mut ops = Vec::new();
+    for (offset, exts) in cleaned {
+        let committed = !exts.contains(&LOG);
+        for ext in SEGMENT_FILES.iter().filter(|e| exts.contains(e)) {
+            let from = format!("{}.{CLEANED}", offset_file_name(offset, ext));
+            ops.push(if committed {
+                FileOp::Rename(from, offset_file_name(offset, ext))
+            } else {
+                FileOp::Remove(from)
+            });
+        }
+    }
+    ops
+}
+
 /// `<topic>-<partition>`: a partition's directory.
 pub fn partition_dir(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
@@ -51,6 +104,32 @@ pub fn parse_partition_dir(dir: &str) -> Option<(&str, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unfinished_swaps_are_undone_and_committed_ones_finished() {
+        let names = [
+            "00000000000000000000.log",
+            "00000000000000000000.log.cleaned",
+            "00000000000000000000.index.cleaned",
+            "00000000000000000010.log",
+            "00000000000000000010.index",
+            "00000000000000000010.index.cleaned",
+            "00000000000000000010.timeindex.cleaned",
+            "00000000000000000020.log",
+            "junk.cleaned",
+        ];
+        let n = |o: u64, e: &str| offset_file_name(o, e);
+        assert_eq!(
+            finish_swaps(names),
+            [
+                FileOp::Remove(format!("{}.cleaned", n(0, LOG))),
+                FileOp::Remove(format!("{}.cleaned", n(0, INDEX))),
+                FileOp::Rename(format!("{}.cleaned", n(10, INDEX)), n(10, INDEX)),
+                FileOp::Rename(format!("{}.cleaned", n(10, TIME_INDEX)), n(10, TIME_INDEX)),
+            ]
+        );
+        assert!(finish_swaps(["00000000000000000000.log"]).is_empty());
+    }
 
     #[test]
     fn offset_names() {

@@ -12,7 +12,7 @@
 //! a disk can lie about `Sync` ([`SimDisk::lose_syncs`]), which a simulation
 //! must notice as lost acknowledged data.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::ErrorKind;
 use std::sync::Arc;
 
@@ -40,6 +40,11 @@ pub struct SimDisk {
     dirs: BTreeSet<String>,
     /// Open segments: their directory and base offset.
     segments: HashMap<SegId, (String, u64)>,
+    /// Open segments still under the cleaner's `.cleaned` names.
+    cleaned: HashSet<SegId>,
+    /// Fail the next `SwapCleaned` right after its log rename, as a crash
+    /// at that moment would leave it (fault injection).
+    break_next_swap: bool,
     /// File commands still to succeed before one fails, and the error it
     /// fails with (fault injection).
     fail_countdown: Option<(u64, IoError)>,
@@ -193,14 +198,46 @@ impl SimDisk {
                 )));
             }
             Command::RemoveSegment { seg, .. } => {
-                let (dir, base) = self
-                    .segments
-                    .remove(seg)
-                    .ok_or_else(|| err(ErrorKind::NotFound, format!("{seg:?} not open")))?;
-                for ext in EXTS {
-                    self.files
-                        .remove(&layout::offset_file_path(&dir, base, ext));
+                let paths = EXTS.map(|ext| self.seg_path(*seg, ext));
+                for p in paths {
+                    self.files.remove(&p?);
                 }
+                self.segments.remove(seg);
+                self.cleaned.remove(seg);
+            }
+            Command::CreateCleaned {
+                seg,
+                dir,
+                base_offset,
+                ..
+            } => {
+                self.dirs.insert(dir.clone());
+                for ext in EXTS {
+                    let path = layout::cleaned_file_path(dir, *base_offset, ext);
+                    self.files.insert(path, SimFile::default());
+                }
+                self.segments.insert(*seg, (dir.clone(), *base_offset));
+                self.cleaned.insert(*seg);
+            }
+            Command::SwapCleaned { seg, replaces, .. } => {
+                if !self.cleaned.contains(seg) {
+                    return Err(err(ErrorKind::NotFound, format!("{seg:?} is not cleaned")));
+                }
+                let (dir, base) = self.segments[seg].clone();
+                for ext in EXTS {
+                    let from = layout::cleaned_file_path(&dir, base, ext);
+                    let f = self
+                        .files
+                        .remove(&from)
+                        .ok_or_else(|| err(ErrorKind::NotFound, format!("{from} not found")))?;
+                    self.files
+                        .insert(layout::offset_file_path(&dir, base, ext), f);
+                    if ext == LOG && std::mem::take(&mut self.break_next_swap) {
+                        return Err(err(ErrorKind::Other, "stopped after the log rename"));
+                    }
+                }
+                self.cleaned.remove(seg);
+                self.segments.remove(replaces);
             }
             Command::WriteFile { path, bytes, .. } => {
                 if let Some((dir, _)) = path.rsplit_once('/') {
@@ -229,15 +266,36 @@ impl SimDisk {
         Ok(Completion::Unit)
     }
 
-    fn seg_file(&mut self, seg: SegId, ext: &str) -> Result<&mut SimFile, IoError> {
+    fn seg_path(&self, seg: SegId, ext: &str) -> Result<String, IoError> {
         let (dir, base) = self
             .segments
             .get(&seg)
             .ok_or_else(|| err(ErrorKind::NotFound, format!("{seg:?} not open")))?;
-        let path = layout::offset_file_path(dir, *base, ext);
+        Ok(if self.cleaned.contains(&seg) {
+            layout::cleaned_file_path(dir, *base, ext)
+        } else {
+            layout::offset_file_path(dir, *base, ext)
+        })
+    }
+
+    fn seg_file(&mut self, seg: SegId, ext: &str) -> Result<&mut SimFile, IoError> {
+        let path = self.seg_path(seg, ext)?;
         self.files
             .get_mut(&path)
             .ok_or_else(|| err(ErrorKind::NotFound, format!("{path} not found")))
+    }
+
+    /// The path of an open segment's log file, under the cleaner's name
+    /// until its swap.
+    pub fn log_path(&self, seg: SegId) -> Option<String> {
+        self.seg_path(seg, LOG).ok()
+    }
+
+    /// Make the next `SwapCleaned` stop, failed, right after it renamed the
+    /// log (a crash at the swap's commit point, once followed by
+    /// [`SimDisk::crash`]).
+    pub fn break_next_swap(&mut self) {
+        self.break_next_swap = true;
     }
 
     /// Lose everything not synced: each file is cut to its synced length.
@@ -254,6 +312,29 @@ impl SimDisk {
     /// its page cache) stays up.
     pub fn restart(&mut self) {
         self.segments.clear();
+        self.cleaned.clear();
+        // What a driver does first at startup: finish or undo swaps.
+        let dirs: Vec<String> = self.dirs.iter().cloned().collect();
+        for dir in dirs {
+            let prefix = format!("{dir}/");
+            let names: Vec<String> = self
+                .files
+                .keys()
+                .filter_map(|p| p.strip_prefix(&prefix).map(str::to_owned))
+                .collect();
+            for op in layout::finish_swaps(names.iter().map(String::as_str)) {
+                match op {
+                    layout::FileOp::Remove(name) => {
+                        self.files.remove(&format!("{prefix}{name}"));
+                    }
+                    layout::FileOp::Rename(from, to) => {
+                        if let Some(f) = self.files.remove(&format!("{prefix}{from}")) {
+                            self.files.insert(format!("{prefix}{to}"), f);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// What a driver would read off this disk at startup.

@@ -325,66 +325,24 @@ fn alter_configs_replaces_a_topics_settings() {
     }
 }
 
-/// A topic created with `configs`, one partition.
 fn create_with(
     sim: &mut Sim,
     c: conveyor_core::ConnId,
     name: &'static str,
     configs: &[(&'static str, &'static str)],
 ) {
-    let configs = configs
-        .iter()
-        .map(|&(k, v)| {
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(s(k))
-                .with_value(Some(s(v)))
-        })
-        .collect();
-    let req = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s(name)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(configs),
-    ]);
-    let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
-    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    common::create_topic(sim, c, name, 1, configs);
 }
 
 /// One batch of records with these keys (`None`: keyless), timestamps `ts`.
 fn keyed(keys: &[Option<&str>], ts: i64, compression: Compression) -> bytes::Bytes {
-    use kafka_protocol::records::*;
-    let records: Vec<Record> = keys
+    let values: Vec<String> = (0..keys.len()).map(|i| format!("v{i}")).collect();
+    let records: Vec<(Option<&str>, Option<&str>)> = keys
         .iter()
-        .enumerate()
-        .map(|(i, k)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: ts,
-            key: k.map(|k| bytes::Bytes::from(k.to_owned())),
-            value: Some(bytes::Bytes::from(format!("v{i}"))),
-            headers: Default::default(),
-        })
+        .zip(&values)
+        .map(|(k, v)| (*k, Some(v.as_str())))
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    common::keyed_batch(&records, ts, compression)
 }
 
 fn produce_acks(

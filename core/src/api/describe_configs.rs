@@ -395,6 +395,24 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "A producer idle this long is forgotten.",
         ),
         (
+            "log.cleaner.enable",
+            c.cleaner_enable.to_string(),
+            Boolean,
+            "Compacted topics are cleaned.",
+        ),
+        (
+            "log.cleaner.backoff.ms",
+            c.cleaner_backoff_ms.to_string(),
+            Long,
+            "How often the cleaner looks for logs due.",
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            c.cleaner_dedupe_buffer_bytes.to_string(),
+            Long,
+            "The most bytes a cleaning pass's key map holds.",
+        ),
+        (
             "log.decompression.max.bytes",
             c.decompression_max_bytes.to_string(),
             Long,

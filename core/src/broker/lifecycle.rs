@@ -14,6 +14,7 @@ use super::out::Owner;
 use super::producers::{PRODUCER_ID_BLOCK, Producers};
 use crate::io::{Command, DiskPartition, DiskState};
 use crate::layout;
+use crate::log::CleanerLimits;
 use crate::log::PartitionLog;
 use crate::time::{Instant, Now};
 
@@ -21,6 +22,7 @@ use crate::time::{Instant, Now};
 pub const ROOT_FILES: &[&str] = &[
     RECOVERY_POINTS,
     LOG_STARTS,
+    CLEANER_OFFSETS,
     CLEAN_SHUTDOWN,
     TOPIC_CONFIGS,
     BROKER_CONFIGS,
@@ -29,6 +31,8 @@ pub const ROOT_FILES: &[&str] = &[
 
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_STARTS: &str = "log-start-offset-checkpoint";
+/// Per compacted partition, the offset below which it is cleaned.
+const CLEANER_OFFSETS: &str = "cleaner-offset-checkpoint";
 /// Written last at a clean shutdown, removed at startup: while it exists the
 /// logs need no scan.
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
@@ -77,18 +81,25 @@ pub(super) struct State {
     next_checkpoint: Instant,
     next_retention: Instant,
     next_offsets_expiry: Instant,
+    next_clean: Instant,
     checkpoints_in_flight: usize,
     /// Some log's recovery point moved since the last checkpoint.
     pub(super) recovery_points_changed: bool,
 }
 
 impl State {
-    pub(super) fn new(now: Now, retention_interval: Duration, offsets_interval: Duration) -> Self {
+    pub(super) fn new(now: Now, config: &crate::Config) -> Self {
+        let ms = Duration::from_millis;
         Self {
             phase: Phase::Running,
             next_checkpoint: now.mono.saturating_add(CHECKPOINT_INTERVAL),
-            next_retention: now.mono.saturating_add(retention_interval),
-            next_offsets_expiry: now.mono.saturating_add(offsets_interval),
+            next_retention: now
+                .mono
+                .saturating_add(ms(config.retention_check_interval_ms)),
+            next_offsets_expiry: now
+                .mono
+                .saturating_add(ms(config.offsets_retention_check_interval_ms)),
+            next_clean: now.mono.saturating_add(ms(config.cleaner_backoff_ms)),
             checkpoints_in_flight: 0,
             recovery_points_changed: false,
         }
@@ -102,7 +113,8 @@ impl State {
         let next = self
             .next_checkpoint
             .min(self.next_retention)
-            .min(self.next_offsets_expiry);
+            .min(self.next_offsets_expiry)
+            .min(self.next_clean);
         (self.phase == Phase::Running).then_some(next)
     }
 }
@@ -212,6 +224,13 @@ impl Broker {
             let (mut cx, _) = self.parts();
             groups::expire_offsets(&mut cx);
         }
+        if self.lifecycle.phase == Phase::Running && self.now.mono >= self.lifecycle.next_clean {
+            let interval = Duration::from_millis(self.config.cleaner_backoff_ms);
+            self.lifecycle.next_clean = self.now.mono.saturating_add(interval);
+            if self.config.cleaner_enable {
+                self.start_cleaning();
+            }
+        }
         let st = &mut self.lifecycle;
         if st.phase != Phase::Running || self.now.mono < st.next_checkpoint {
             return;
@@ -220,6 +239,21 @@ impl Broker {
         if st.recovery_points_changed && st.checkpoints_in_flight == 0 {
             st.recovery_points_changed = false;
             self.write_checkpoints();
+        }
+    }
+
+    /// Start a cleaning pass on every compacted log that is due.
+    fn start_cleaning(&mut self) {
+        let limits = CleanerLimits {
+            dedupe_buffer_bytes: self.config.cleaner_dedupe_buffer_bytes,
+            decompression_max_bytes: self.config.decompression_max_bytes,
+        };
+        for key in self.logs.keys() {
+            self.logs
+                .run(&mut self.io, self.now, key, |log, now, ids, out| {
+                    log.start_cleaning(now, limits, ids, out)
+                });
+            self.logs.note_cleaner(key);
         }
     }
 
@@ -258,20 +292,27 @@ impl Broker {
     pub(super) fn write_checkpoints(&mut self) {
         let mut points = Vec::new();
         let mut starts = Vec::new();
+        let mut cleaned = Vec::new();
         for (name, topic) in self.logs.topics() {
             for (p, &key) in topic.partitions.iter().enumerate() {
                 if let Some(log) = self.logs.get(key) {
                     points.push((name.as_str(), p, log.recovery_point()));
                     starts.push((name.as_str(), p, log.log_start_offset()));
+                    if log.first_dirty_offset() > log.log_start_offset() {
+                        cleaned.push((name.as_str(), p, log.first_dirty_offset()));
+                    }
                 }
             }
         }
         let points = encode_checkpoint(&points);
         let starts = encode_checkpoint(&starts);
-        self.lifecycle.checkpoints_in_flight += 2;
+        let cleaned = encode_checkpoint(&cleaned);
+        self.lifecycle.checkpoints_in_flight += 3;
         self.io
             .write_file(FileJob::Checkpoint, RECOVERY_POINTS, points);
         self.io.write_file(FileJob::Checkpoint, LOG_STARTS, starts);
+        self.io
+            .write_file(FileJob::Checkpoint, CLEANER_OFFSETS, cleaned);
     }
 
     /// Rebuild topics and logs from what the driver read off disk.
@@ -284,6 +325,10 @@ impl Broker {
             .unwrap_or_default();
         let starts = root
             .get(LOG_STARTS)
+            .map(|b| parse_checkpoint(b))
+            .unwrap_or_default();
+        let cleaned = root
+            .get(CLEANER_OFFSETS)
             .map(|b| parse_checkpoint(b))
             .unwrap_or_default();
         self.producers = Producers::load(root.get(PRODUCER_ID_BLOCK).map(|b| &b[..]));
@@ -367,7 +412,11 @@ impl Broker {
                         if !had_metadata || known_id.is_none() {
                             write_partition_metadata(io, &dir, id);
                         }
-                        recovered.log
+                        let mut log = recovered.log;
+                        if let Some(&o) = cleaned.get(&at) {
+                            log.set_first_dirty_offset(o.min(log.log_end_offset()));
+                        }
+                        log
                     }
                     None => {
                         tracing::warn!(%dir, "partition directory missing; creating it empty");

@@ -42,6 +42,8 @@ pub(crate) struct Events {
     /// Some log's start moved by request (DeleteRecords): the checkpoint
     /// is due now, so a restart does not bring the records back.
     pub(crate) log_starts: bool,
+    /// Some log's cleaning pass finished: the cleaner checkpoint is due.
+    pub(crate) cleaned: bool,
 }
 
 /// Where a dynamic broker setting applies: every broker (the cluster-wide
@@ -151,6 +153,16 @@ impl Logs {
             self.events.recovery_points = true;
             // acks=-1 produces on flush.messages=1 topics wait for this.
             self.events.appended = true;
+        }
+        self.note_cleaner(key);
+    }
+
+    /// Record a finished cleaning pass of `key`'s log.
+    pub(crate) fn note_cleaner(&mut self, key: LogKey) {
+        if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
+            if log.take_cleaner_advanced() {
+                self.events.cleaned = true;
+            }
         }
     }
 

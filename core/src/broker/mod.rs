@@ -92,8 +92,7 @@ impl Broker {
     /// commands (truncations, index rebuilds, segment opens) come out of
     /// [`Broker::poll`] first.
     pub fn new(config: Config, now: Now, disk: DiskState) -> Self {
-        let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
-        let offsets_interval = Duration::from_millis(config.offsets_retention_check_interval_ms);
+        let lifecycle = lifecycle::State::new(now, &config);
         let group_config = GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -113,7 +112,7 @@ impl Broker {
             io: Io::default(),
             groups: Groups::new(group_config),
             producers: Producers::default(),
-            lifecycle: lifecycle::State::new(now, retention_interval, offsets_interval),
+            lifecycle,
             interest: Vec::new(),
         };
         broker.recover(disk);
@@ -389,7 +388,7 @@ impl Broker {
             if events.recovery_points {
                 self.lifecycle.recovery_points_changed = true;
             }
-            if events.log_starts {
+            if events.log_starts || events.cleaned {
                 self.checkpoint_soon();
             }
             if events.appended {

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod clean;
+mod cleaner;
 pub mod codec;
 pub mod index;
 mod partition;
@@ -25,6 +26,7 @@ mod recovery;
 mod retention;
 mod segment;
 
+pub use cleaner::CleanerLimits;
 pub use partition::{
     AppendError, AppendInfo, Appended, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered,
     TimeHit,

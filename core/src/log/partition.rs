@@ -119,6 +119,8 @@ pub(super) enum Pending {
     /// A producer-state snapshot write (or an old one's removal): a failure
     /// costs a longer replay at the next start, never data.
     Snapshot,
+    /// A log cleaner command (`cleaner.rs` handles its answer).
+    Clean(super::cleaner::CleanIo),
 }
 
 /// One partition's log.
@@ -147,6 +149,12 @@ pub struct PartitionLog {
     pub(super) producers: ProducerStates,
     /// Offsets of the producer-state snapshot files on disk, ascending.
     pub(super) snapshot_offsets: Vec<u64>,
+    /// The cleaning pass under way (`cleaner.rs`).
+    pub(super) cleaning: Option<super::cleaner::Cleaning>,
+    /// Offsets below this are cleaned (compacted topics).
+    pub(super) first_dirty: u64,
+    /// A cleaning pass finished since the broker last asked.
+    pub(super) cleaner_advanced: bool,
 }
 
 impl PartitionLog {
@@ -168,6 +176,9 @@ impl PartitionLog {
             unflushed_since: None,
             producers: ProducerStates::default(),
             snapshot_offsets: Vec::new(),
+            cleaning: None,
+            first_dirty: start,
+            cleaner_advanced: false,
         }
     }
 
@@ -304,7 +315,12 @@ impl PartitionLog {
     }
 
     pub(super) fn segment_index(&self, seg: SegId) -> Option<usize> {
-        self.segments.binary_search_by_key(&seg, |s| s.id).ok()
+        // Ids grow with base offsets, except for a segment the cleaner
+        // put in place of an older one.
+        self.segments
+            .binary_search_by_key(&seg, |s| s.id)
+            .ok()
+            .or_else(|| self.segments.iter().position(|s| s.id == seg))
     }
 
     /// Append one client batch that passed [`super::batch::validate_client_batch`]
@@ -553,6 +569,10 @@ impl PartitionLog {
         let Some(kind) = self.pending.remove(&io) else {
             return event;
         };
+        if let Pending::Clean(k) = kind {
+            event.failed = self.clean_done(k, result, ids, out);
+            return event;
+        }
         let completion = match result {
             Ok(c) => c,
             Err(e) if kind == Pending::Snapshot => {
@@ -601,7 +621,8 @@ impl PartitionLog {
             | Pending::Remove
             | Pending::RemoveFile
             | Pending::RemoveDir
-            | Pending::Snapshot => {}
+            | Pending::Snapshot
+            | Pending::Clean(_) => {}
         }
         event
     }
@@ -733,6 +754,7 @@ impl PartitionLog {
         if self.segments.iter().any(|s| s.pins > 0) {
             return false;
         }
+        self.abandon_cleaning(ids, out);
         for seg in std::mem::take(&mut self.segments).into_iter().map(|s| s.id) {
             self.emit(
                 Command::RemoveSegment { io: ids.io(), seg },
@@ -753,6 +775,11 @@ impl PartitionLog {
     /// The partition is offline after a storage error (sticky).
     pub fn offline(&self) -> Option<&IoError> {
         self.offline.as_ref()
+    }
+
+    /// Take the partition offline (sticky).
+    pub(super) fn set_offline(&mut self, e: IoError) {
+        self.offline.get_or_insert(e);
     }
 
     /// Number of segments (sealed and active).

@@ -65,7 +65,8 @@ impl PartitionLog {
             let by_size = excess != i64::MIN && excess - s.size as i64 >= 0;
             // Wholly below a log start that DeleteRecords moved.
             let by_start = s.end <= self.log_start;
-            if !(by_time || by_size || by_start) || s.pins > 0 || s.end > self.hwm {
+            let cleaning = self.cleaning_base() == Some(s.base);
+            if !(by_time || by_size || by_start) || s.pins > 0 || s.end > self.hwm || cleaning {
                 break;
             }
             if excess != i64::MIN {

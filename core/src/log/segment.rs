@@ -215,7 +215,7 @@ impl Segment {
         }
     }
 
-    fn log(&self) -> &[u8] {
+    pub(super) fn log(&self) -> &[u8] {
         match &self.views {
             Some(v) => {
                 let log = (*v.log).as_ref();

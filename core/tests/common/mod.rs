@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use conveyor_core::sim::SimDisk;
-use conveyor_core::{Broker, Command, Config, ConnId, Done, Now, Part, Poll, SegId};
+use conveyor_core::{Broker, Command, Config, ConnId, Done, Now, Part, Poll};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -24,8 +24,6 @@ pub struct Sim {
     pub broker: Broker,
     pub disk: SimDisk,
     pub now: Now,
-    /// Segment id → its log file's path, learnt from `OpenSegment`.
-    pub segs: HashMap<SegId, String>,
     /// Bytes written to each connection.
     pub wire: HashMap<ConnId, BytesMut>,
     pub closed: Vec<ConnId>,
@@ -43,14 +41,15 @@ impl Sim {
         Self::with_disk(config, SimDisk::default())
     }
 
-    pub fn with_disk(config: Config, disk: SimDisk) -> Self {
+    pub fn with_disk(config: Config, mut disk: SimDisk) -> Self {
         let now = Now::new(conveyor_core::Instant::from_nanos(1), 1_700_000_000_000);
+        // A new process: open files are gone, unfinished swaps settled.
+        disk.restart();
         let state = disk.disk_state();
         let mut sim = Self {
             broker: Broker::new(config, now, state),
             disk,
             now,
-            segs: HashMap::new(),
             wire: HashMap::new(),
             closed: Vec::new(),
             next_corr: 1,
@@ -64,9 +63,16 @@ impl Sim {
 
     /// Drain the broker, executing every command at once.
     pub fn run(&mut self) {
+        let stopped = self.run_until(|_| false);
+        debug_assert!(stopped.is_none());
+    }
+
+    /// Drain the broker like [`Sim::run`], but stop at the first command
+    /// `stop` picks, returning it unexecuted (a crash just before it).
+    pub fn run_until(&mut self, stop: impl Fn(&Command) -> bool) -> Option<Command> {
         for _ in 0..100_000 {
             match self.broker.poll() {
-                Poll::Wait(_) => return,
+                Poll::Wait(_) => return None,
                 Poll::ReadInterest { conn, read } => {
                     self.interest.push((conn, read));
                     if read {
@@ -80,15 +86,8 @@ impl Sim {
                     }
                 }
                 Poll::Command(cmd) => {
-                    if let Command::OpenSegment {
-                        seg,
-                        dir,
-                        base_offset,
-                        ..
-                    } = &cmd
-                    {
-                        self.segs
-                            .insert(*seg, format!("{dir}/{base_offset:020}.log"));
+                    if stop(&cmd) {
+                        return Some(cmd);
                     }
                     let done = match &cmd {
                         Command::Send { io, conn, parts } => {
@@ -97,10 +96,12 @@ impl Sim {
                                 match part {
                                     Part::Bytes(b) => out.put_slice(b),
                                     Part::File { seg, pos, len } => {
-                                        let file = self
+                                        let path = self
                                             .disk
-                                            .file(&self.segs[seg])
-                                            .expect("a sent segment exists");
+                                            .log_path(*seg)
+                                            .expect("a sent segment is open");
+                                        let file =
+                                            self.disk.file(&path).expect("a sent segment exists");
                                         let (pos, len) = (*pos as usize, *len as usize);
                                         out.put_slice(&file[pos..pos + len]);
                                     }
@@ -290,4 +291,71 @@ pub fn values_of(records: &Bytes) -> Vec<(i64, String)> {
         }
     }
     out
+}
+
+/// One batch of records `(key, value)` (either null), timestamps `ts`.
+pub fn keyed_batch(
+    records: &[(Option<&str>, Option<&str>)],
+    ts: i64,
+    compression: Compression,
+) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: ts,
+            key: k.map(|k| Bytes::from(k.to_owned())),
+            value: v.map(|v| Bytes::from(v.to_owned())),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Create `name` with `partitions` and these topic configs; it must work.
+pub fn create_topic(
+    sim: &mut Sim,
+    conn: ConnId,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    let s = |v: &str| StrBytes::from_string(v.to_owned());
+    let configs = configs
+        .iter()
+        .map(|&(k, v)| {
+            create_topics_request::CreatableTopicConfig::default()
+                .with_name(s(k))
+                .with_value(Some(s(v)))
+        })
+        .collect();
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(configs),
+    ]);
+    let corr = sim.send(conn, ApiKey::CreateTopics, 7, &req);
+    let r: CreateTopicsResponse = sim.recv(conn, ApiKey::CreateTopics, 7, corr);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 }

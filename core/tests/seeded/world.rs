@@ -443,7 +443,9 @@ impl World {
             | Command::Sync { seg, .. }
             | Command::MapSegment { seg, .. }
             | Command::Read { seg, .. }
-            | Command::RemoveSegment { seg, .. } => Some(*seg),
+            | Command::RemoveSegment { seg, .. }
+            | Command::CreateCleaned { seg, .. }
+            | Command::SwapCleaned { seg, .. } => Some(*seg),
             _ => None,
         };
         let pk = seg

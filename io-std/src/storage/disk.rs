@@ -170,7 +170,39 @@ pub fn read_disk_state(root: &Path) -> io::Result<DiskState> {
     Ok(state)
 }
 
+/// Finish or undo the log cleaner's swaps in one partition directory
+/// ([`layout::finish_swaps`]) before its segments are read.
+fn finish_swaps(path: &Path) -> io::Result<()> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(path).map_err(|e| with_path(path, e))? {
+        let entry = entry.map_err(|e| with_path(path, e))?;
+        if let Some(n) = entry.file_name().to_str() {
+            names.push(n.to_owned());
+        }
+    }
+    let ops = layout::finish_swaps(names.iter().map(String::as_str));
+    if ops.is_empty() {
+        return Ok(());
+    }
+    for op in ops {
+        match op {
+            layout::FileOp::Remove(name) => {
+                tracing::info!(dir = %path.display(), file = %name, "removing an unfinished cleaned segment");
+                let p = path.join(name);
+                fs::remove_file(&p).map_err(|e| with_path(&p, e))?;
+            }
+            layout::FileOp::Rename(from, to) => {
+                tracing::info!(dir = %path.display(), file = %to, "finishing a cleaned segment's swap");
+                let (f, t) = (path.join(from), path.join(to));
+                fs::rename(&f, &t).map_err(|e| with_path(&f, e))?;
+            }
+        }
+    }
+    File::open(path)?.sync_all()
+}
+
 fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
+    finish_swaps(path)?;
     let meta_path = path.join(PARTITION_METADATA);
     let metadata = read_optional(&meta_path).map_err(|e| with_path(&meta_path, e))?;
     let mut segments = Vec::new();
@@ -233,6 +265,40 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x", "t-0/../../x", "."] {
             assert!(resolve(root, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn unfinished_swaps_are_settled_before_reading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        fs::create_dir(&dir).unwrap();
+        let name = |o: u64, ext: &str| segment_file_name(o, ext);
+        // Base 0: never committed (its log is still `.cleaned`).
+        fs::write(dir.join(name(0, layout::LOG)), b"old").unwrap();
+        fs::write(
+            dir.join(format!("{}.cleaned", name(0, layout::LOG))),
+            b"half",
+        )
+        .unwrap();
+        // Base 10: committed, the index renames left to do.
+        fs::write(dir.join(name(10, layout::LOG)), b"new").unwrap();
+        fs::write(dir.join(name(10, layout::INDEX)), b"old index").unwrap();
+        fs::write(
+            dir.join(format!("{}.cleaned", name(10, layout::INDEX))),
+            b"new index",
+        )
+        .unwrap();
+        let state = read_disk_state(tmp.path()).unwrap();
+        let p = &state.partitions[0];
+        assert_eq!(p.segments.len(), 2);
+        assert_eq!(bytes(&p.segments[0].views.log), b"old");
+        assert_eq!(bytes(&p.segments[1].views.index), b"new index");
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".cleaned"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

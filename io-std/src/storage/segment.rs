@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
@@ -29,10 +30,25 @@ pub(crate) struct SegmentFiles {
     /// The directory and base offset, to delete the files by name.
     dir: PathBuf,
     base_offset: u64,
+    /// Still under the cleaner's `.cleaned` names (before its swap).
+    cleaned: AtomicBool,
 }
 
 impl SegmentFiles {
     fn paths(&self) -> [PathBuf; 3] {
+        let cleaned = self.cleaned.load(Ordering::Acquire);
+        conveyor_core::layout::SEGMENT_FILES.map(|ext| {
+            let name = segment_file_name(self.base_offset, ext);
+            if cleaned {
+                self.dir
+                    .join(format!("{name}.{}", conveyor_core::layout::CLEANED))
+            } else {
+                self.dir.join(name)
+            }
+        })
+    }
+
+    fn final_paths(&self) -> [PathBuf; 3] {
         conveyor_core::layout::SEGMENT_FILES
             .map(|ext| self.dir.join(segment_file_name(self.base_offset, ext)))
     }
@@ -77,6 +93,7 @@ impl SegTable {
             timeindex: scratch(),
             dir: PathBuf::new(),
             base_offset: 0,
+            cleaned: AtomicBool::new(false),
         };
         self.insert(seg, files);
     }
@@ -124,6 +141,7 @@ pub(crate) fn is_slow(cmd: &Command) -> bool {
             | Command::RemoveFile { .. }
             | Command::RemoveDir { .. }
             | Command::OpenSegment { create: true, .. }
+            | Command::SwapCleaned { .. }
     )
 }
 
@@ -376,6 +394,35 @@ impl DiskExec {
                 create,
                 ..
             } => self.open_segment(seg, &dir, base_offset, create)?,
+            Command::CreateCleaned {
+                seg,
+                dir,
+                base_offset,
+                ..
+            } => self.create_cleaned(seg, &dir, base_offset)?,
+            Command::SwapCleaned { seg, replaces, .. } => {
+                let new = self.segs.get(seg)?;
+                if !new.cleaned.load(Ordering::Acquire) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{seg:?} is not a cleaned segment"),
+                    ));
+                }
+                // The log first: once its rename is durable the swap has
+                // happened (the old log's inode lives on for any reader
+                // that still has it open).
+                let (from, to) = (new.paths(), new.final_paths());
+                fs::rename(&from[0], &to[0])?;
+                sync_dir(&new.dir)?;
+                new.cleaned.store(false, Ordering::Release);
+                for (f, t) in from.iter().zip(&to).skip(1) {
+                    fs::rename(f, t)?;
+                }
+                sync_dir(&new.dir)?;
+                drop(new);
+                // Closed once no `sendfile` reads it; nothing to delete.
+                drop(self.segs.remove(replaces)?);
+            }
             Command::Append { seg, parts, .. } => {
                 // The log is opened with O_APPEND: every write lands at the end.
                 write_all_vectored(&self.segs.get(seg)?.log, &parts)?
@@ -493,6 +540,7 @@ impl DiskExec {
             timeindex: open(conveyor_core::layout::TIME_INDEX, false)?,
             dir: dir.clone(),
             base_offset,
+            cleaned: AtomicBool::new(false),
         };
         if create {
             // Make the new names durable, as a later Sync covers only the
@@ -502,6 +550,34 @@ impl DiskExec {
                 sync_parent(&dir)?;
             }
         }
+        self.segs.insert(seg, files);
+        Ok(())
+    }
+
+    /// A cleaned segment's files, created empty under `.cleaned` names.
+    fn create_cleaned(&self, seg: SegId, dir: &str, base_offset: u64) -> io::Result<()> {
+        let dir = resolve(&self.root, dir)?;
+        let open = |ext: &str| {
+            let name = segment_file_name(base_offset, ext);
+            let path = dir.join(format!("{name}.{}", conveyor_core::layout::CLEANED));
+            // Appends land at the end, as for any segment; a file left by
+            // an earlier attempt starts empty.
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|f| f.set_len(0).map(|()| f))
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        };
+        let files = SegmentFiles {
+            log: open(conveyor_core::layout::LOG)?,
+            index: open(conveyor_core::layout::INDEX)?,
+            timeindex: open(conveyor_core::layout::TIME_INDEX)?,
+            dir,
+            base_offset,
+            cleaned: AtomicBool::new(true),
+        };
         self.segs.insert(seg, files);
         Ok(())
     }
@@ -602,6 +678,74 @@ mod tests {
             base_offset: 100,
             create,
         }
+    }
+
+    #[test]
+    fn a_cleaned_segment_swaps_in_under_the_old_names() {
+        let mut f = Fixture::new();
+        f.ok(open(true));
+        f.ok(|io| Command::Append {
+            io,
+            seg: SEG,
+            parts: vec![Bytes::from_static(b"old old old")],
+        });
+        let new = SegId(2);
+        let create = |io| Command::CreateCleaned {
+            io,
+            seg: new,
+            dir: "t-0".into(),
+            base_offset: 100,
+        };
+        f.ok(create);
+        // Leftovers of an earlier attempt are emptied.
+        f.ok(|io| Command::Append {
+            io,
+            seg: new,
+            parts: vec![Bytes::from_static(b"junk")],
+        });
+        f.ok(create);
+        f.ok(|io| Command::Append {
+            io,
+            seg: new,
+            parts: vec![Bytes::from_static(b"new")],
+        });
+        f.ok(|io| Command::WriteIndex {
+            io,
+            seg: new,
+            offset_index: Bytes::from_static(&[7; 8]),
+            time_index: Bytes::new(),
+        });
+        f.ok(|io| Command::Sync { io, seg: new });
+        assert_eq!(f.read(&format!("{LOG}.cleaned")), b"new");
+        assert_eq!(f.read(LOG), b"old old old", "nothing swapped yet");
+        f.ok(|io| Command::SwapCleaned {
+            io,
+            seg: new,
+            replaces: SEG,
+        });
+        assert_eq!(f.read(LOG), b"new");
+        assert_eq!(f.read(INDEX), [7u8; 8]);
+        assert!(!f.root.join(format!("{LOG}.cleaned")).exists());
+        assert!(!f.root.join(format!("{TIMEINDEX}.cleaned")).exists());
+        // The new segment goes on under its final names; the old is closed.
+        f.ok(|io| Command::Append {
+            io,
+            seg: new,
+            parts: vec![Bytes::from_static(b"!")],
+        });
+        assert_eq!(f.read(LOG), b"new!");
+        assert!(f.run(|io| Command::Sync { io, seg: SEG }).is_err());
+        assert!(
+            f.run(|io| Command::SwapCleaned {
+                io,
+                seg: new,
+                replaces: SEG
+            })
+            .is_err(),
+            "a segment swaps once"
+        );
+        f.ok(|io| Command::RemoveSegment { io, seg: new });
+        assert!(!f.root.join(LOG).exists());
     }
 
     #[test]

@@ -1,0 +1,310 @@
+//! The log cleaner on a live broker: a compacted topic's sealed segments
+//! are cleaned to each key's latest record at its original offset,
+//! tombstones go after `delete.retention.ms`, reads during and after see
+//! offsets that only increase, and a crash before, at or after a swap's
+//! commit point restarts into a whole log (the old segment or the new).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Sim, create_topic, keyed_batch};
+use conveyor_core::log::batch::{self, BatchHeader};
+use conveyor_core::sim::SimDisk;
+use conveyor_core::{Command, Config, ConnId};
+use kafka_protocol::messages::*;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+const TOPIC: &str = "table";
+const KEYS: usize = 20;
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+/// A record as read back: offset, key, value (`None`: tombstone).
+type Row = (i64, String, Option<String>);
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.set("log.cleaner.backoff.ms", "1000").unwrap();
+    c
+}
+
+fn start(disk: SimDisk) -> (Sim, ConnId) {
+    let mut sim = Sim::with_disk(config(), disk);
+    let c = sim.open(1);
+    (sim, c)
+}
+
+/// The compacted topic; every produce synced (`flush.messages=1`), so a
+/// crash keeps every acknowledged record and only the cleaner's own
+/// ordering of writes, syncs and renames is on trial.
+fn new_topic(sim: &mut Sim, c: ConnId) {
+    create_topic(
+        sim,
+        c,
+        TOPIC,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "4096"),
+            ("delete.retention.ms", "60000"),
+            ("flush.messages", "1"),
+        ],
+    );
+}
+
+/// Produce `n` batches of ten records, record `i` with key `k{i % KEYS}`
+/// and value `v{i}`, except that keys in `tombstone` get a null value at
+/// their last record; returns what was written.
+fn produce(sim: &mut Sim, c: ConnId, from: usize, n: usize, tombstone: &[usize]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let last = from + n * 10;
+    for b in 0..n {
+        let recs: Vec<(String, Option<String>)> = (0..10)
+            .map(|j| {
+                let i = from + b * 10 + j;
+                let k = i % KEYS;
+                let dead = tombstone.contains(&k) && i + KEYS >= last;
+                (format!("k{k}"), (!dead).then(|| format!("v{i}")))
+            })
+            .collect();
+        let refs: Vec<(Option<&str>, Option<&str>)> = recs
+            .iter()
+            .map(|(k, v)| (Some(k.as_str()), v.as_deref()))
+            .collect();
+        let now = sim.now.wall_ms;
+        let codec = CODECS[(from / 10 + b) % CODECS.len()];
+        let corr = sim.produce(c, TOPIC, 0, keyed_batch(&refs, now, codec));
+        let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        for (j, (k, v)) in recs.into_iter().enumerate() {
+            rows.push((p.base_offset + j as i64, k, v));
+        }
+    }
+    rows
+}
+
+/// Every record from offset 0 on, fetched batch by batch; batch offsets
+/// must only increase and every batch must be whole.
+fn read_all(sim: &mut Sim, c: ConnId) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut offset = 0i64;
+    for _ in 0..10_000 {
+        let corr = sim.send(c, ApiKey::Fetch, 12, &Sim::fetch_req(TOPIC, offset, 0));
+        let f: FetchResponse = sim.recv(c, ApiKey::Fetch, 12, corr);
+        let p = &f.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "fetch at {offset}");
+        let bytes = p.records.clone().unwrap_or_default();
+        if bytes.is_empty() {
+            return rows;
+        }
+        for (pos, h) in batch::scan(&bytes, 0) {
+            let whole = bytes.slice(pos..pos + h.total_len() as usize);
+            assert_eq!(batch::crc_of(&whole), Some(h.crc), "a whole batch");
+            assert!(h.last_offset() >= offset, "offsets only increase");
+            let mut buf = whole.clone();
+            for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
+                for r in set.records {
+                    if r.offset < offset {
+                        continue;
+                    }
+                    let s = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+                    rows.push((r.offset, s(r.key).unwrap(), s(r.value)));
+                }
+            }
+            offset = h.last_offset() + 1;
+        }
+    }
+    panic!("the log never ended");
+}
+
+/// The base offset of the active (last) segment, from the files.
+fn active_base(sim: &Sim) -> i64 {
+    sim.disk
+        .paths()
+        .iter()
+        .filter_map(|p| {
+            p.strip_prefix(&format!("{TOPIC}-0/"))?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap()
+}
+
+/// What cleaning everything below `end` leaves of `rows`: each key's last
+/// record below `end` (a tombstone only while `tombstones` keep), and
+/// everything from `end` on.
+fn cleaned(rows: &[Row], end: i64, tombstones: bool) -> Vec<Row> {
+    let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+    for (o, k, _) in rows.iter().filter(|r| r.0 < end) {
+        latest.insert(k, *o);
+    }
+    rows.iter()
+        .filter(|(o, k, v)| *o >= end || (latest[k.as_str()] == *o && (v.is_some() || tombstones)))
+        .cloned()
+        .collect()
+}
+
+fn is_swap(cmd: &Command) -> bool {
+    matches!(cmd, Command::SwapCleaned { .. })
+}
+
+#[test]
+fn compaction_keeps_the_latest_per_key_and_drops_old_tombstones() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let rows = produce(&mut sim, c, 0, 40, &[3]);
+    assert_eq!(read_all(&mut sim, c), rows, "nothing cleaned yet");
+    let end = active_base(&sim);
+    assert!(end > 100, "several sealed segments");
+
+    sim.advance(Duration::from_millis(1500));
+    let after = read_all(&mut sim, c);
+    assert_eq!(after, cleaned(&rows, end, true));
+    assert!(
+        after.len() < rows.len(),
+        "{} of {}",
+        after.len(),
+        rows.len()
+    );
+    assert!(
+        sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")),
+        "every swap finished"
+    );
+
+    // Past delete.retention.ms, with new dirty segments, the next pass
+    // drops the tombstone of k3 too.
+    sim.now = sim.now.advance(Duration::from_secs(120));
+    let more = produce(&mut sim, c, 400, 40, &[]);
+    let mut all = after.clone();
+    all.extend(more);
+    let end2 = active_base(&sim);
+    sim.advance(Duration::from_millis(1500));
+    let twice = read_all(&mut sim, c);
+    assert_eq!(twice, cleaned(&all, end2, false));
+    let tombstone = rows
+        .iter()
+        .find(|r| r.2.is_none())
+        .expect("k3's tombstone")
+        .0;
+    assert!(after.iter().any(|r| r.0 == tombstone), "kept while young");
+    assert!(twice.iter().all(|r| r.0 != tombstone), "gone once old");
+
+    // A clean restart keeps it all, and the cleaner's checkpoint.
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    assert!(sim.disk.file("cleaner-offset-checkpoint").is_some());
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    assert_eq!(read_all(&mut sim, c), twice);
+}
+
+#[test]
+fn a_crash_before_the_swap_keeps_the_old_segment() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let swap = sim.run_until(is_swap);
+    assert!(swap.is_some(), "cleaning reached a swap");
+    assert!(sim.disk.paths().iter().any(|p| p.ends_with(".log.cleaned")));
+    sim.disk.crash();
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    assert_eq!(read_all(&mut sim, c), rows, "the old segments, whole");
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    // The next pass cleans after all.
+    let end = active_base(&sim);
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
+}
+
+#[test]
+fn a_crash_at_the_commit_point_finishes_the_swap() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+    sim.disk.break_next_swap();
+    sim.advance(Duration::from_millis(1500));
+    // The swap stopped after the log's rename: the partition is offline
+    // until a restart finishes it.
+    assert!(
+        sim.disk
+            .paths()
+            .iter()
+            .any(|p| p.ends_with(".index.cleaned"))
+    );
+    let now = sim.now.wall_ms;
+    let corr = sim.produce(
+        c,
+        TOPIC,
+        0,
+        keyed_batch(&[(Some("k"), Some("v"))], now, Compression::None),
+    );
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 56,
+        "KAFKA_STORAGE_ERROR"
+    );
+    sim.disk.crash();
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    // The first segment is the cleaned one; later ones were not reached.
+    let got = read_all(&mut sim, c);
+    let want = cleaned(&rows, end, true);
+    assert!(got.len() < rows.len(), "one segment lost its old records");
+    assert!(
+        want.iter().all(|r| got.contains(r)),
+        "every key's latest survives"
+    );
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    // And a later pass completes the cleaning.
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), want);
+}
+
+#[test]
+fn headers_and_indexes_of_a_cleaned_segment_line_up() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    produce(&mut sim, c, 0, 40, &[]);
+    sim.advance(Duration::from_millis(1500));
+    for path in sim.disk.paths() {
+        let Some(stem) = path.strip_suffix(".log") else {
+            continue;
+        };
+        let log = sim.disk.file(&path).unwrap();
+        let mut end = 0;
+        let mut last = -1;
+        for (pos, h) in batch::scan(log, 0) {
+            let b = BatchHeader::parse(&log[pos..]).unwrap();
+            assert_eq!(
+                batch::crc_of(&log[pos..pos + h.total_len() as usize]),
+                Some(b.crc)
+            );
+            assert!(h.base_offset > last);
+            last = h.last_offset();
+            end = pos + h.total_len() as usize;
+        }
+        assert_eq!(end, log.len(), "{path} holds whole batches only");
+        let index = sim.disk.file(&format!("{stem}.index")).unwrap();
+        assert_eq!(index.len() % 8, 0);
+        for e in index.chunks(8) {
+            let pos = u32::from_be_bytes(e[4..8].try_into().unwrap()) as usize;
+            assert!(
+                BatchHeader::parse(&log[pos..]).is_some(),
+                "{path}: index entry at a batch"
+            );
+        }
+    }
+}
