@@ -687,6 +687,9 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`: `__consumer_offsets` segments roll
+    /// at this size, so the cleaner can compact all but the newest.
+    pub offsets_topic_segment_bytes: u64,
     /// `offset.metadata.max.bytes`: the longest metadata string an offset
     /// commit may carry.
     pub offset_metadata_max_bytes: usize,
@@ -745,6 +748,7 @@ impl Default for Config {
             fetch_max_wait_cap_ms: 30_000,
             retention_check_interval_ms: 300_000,
             offsets_topic_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
             offset_metadata_max_bytes: 4096,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -797,6 +801,9 @@ impl Config {
             }
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_partitions = parse_range(key, value, 1, 1000)?
+            }
+            "offsets.topic.segment.bytes" => {
+                self.offsets_topic_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
             "offset.metadata.max.bytes" => {
                 self.offset_metadata_max_bytes = parse_range(key, value, 0, 1 << 20)?

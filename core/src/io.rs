@@ -194,21 +194,28 @@ pub enum Command {
         /// The base offset of the segment it replaces.
         base_offset: u64,
     },
-    /// Put the cleaned segment `seg` (written and synced) in place of
-    /// `replaces` (the segment of the same base offset), crash-safely:
-    /// rename `.log.cleaned` over `.log` and sync the directory — the swap
-    /// commits there — then the two index files, and sync the directory
-    /// again. `seg` keeps its open files, now under the final names;
-    /// `replaces` is closed once no `Send` still reads it (its files are
-    /// already gone, replaced). A crash at any point leaves either segment
-    /// whole: [`crate::layout::finish_swaps`] says what to do at startup.
+    /// Put the cleaned segment `seg` (written and synced) in place of the
+    /// consecutive segments `replaces`, the first of which has its base
+    /// offset, crash-safely:
+    /// 1. with more than one, write `<dir>/<base>.swap` listing the others'
+    ///    base offsets ([`crate::layout::encode_swap_manifest`]) atomically;
+    /// 2. rename `.log.cleaned` over `.log` and sync the directory — the
+    ///    swap commits here;
+    /// 3. rename the two index files into place;
+    /// 4. delete the other replaced segments' files, once no `Send` still
+    ///    reads them, and close the first's;
+    /// 5. sync the directory, delete the manifest, sync again.
+    ///
+    /// `seg` keeps its open files, now under the final names. A crash at
+    /// any point leaves the old segments or the new one whole, never both:
+    /// [`crate::layout::finish_swaps`] says what to do at startup.
     SwapCleaned {
         /// Answered by one [`Done`].
         io: IoId,
         /// The cleaned segment.
         seg: SegId,
-        /// The segment it replaces.
-        replaces: SegId,
+        /// The segments it replaces, oldest first.
+        replaces: Vec<SegId>,
     },
     /// Close and delete the segment's three files (retention, topic deletion).
     /// No `Send` naming the segment is in flight.

@@ -53,16 +53,64 @@ pub enum FileOp {
     Rename(String, String),
 }
 
+/// The extension of a swap's manifest, `<offset>.swap`: the base offsets of
+/// the other segments a cleaned segment replaces, written before the swap
+/// commits so a crash after it still knows which files to delete.
+pub const SWAP: &str = "swap";
+
+/// A swap manifest's content: version 0, the count, one base offset a line.
+pub fn encode_swap_manifest(bases: &[u64]) -> String {
+    let mut s = format!("0\n{}\n", bases.len());
+    for b in bases {
+        s.push_str(&format!("{b}\n"));
+    }
+    s
+}
+
+/// The base offsets a swap manifest lists; `None` for anything else.
+pub fn parse_swap_manifest(bytes: &[u8]) -> Option<Vec<u64>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "0" {
+        return None;
+    }
+    let n: usize = lines.next()?.parse().ok()?;
+    let bases: Vec<u64> = lines.map(|l| l.parse().ok()).collect::<Option<_>>()?;
+    (bases.len() == n).then_some(bases)
+}
+
 /// What a driver does at startup, before reading a partition directory
-/// whose files are `names`, to finish or undo a cleaned segment's swap (the
-/// protocol of [`crate::Command::SwapCleaned`]): a `<offset>.log.cleaned`
-/// still there means the swap never committed, so every `.cleaned` file of
-/// that offset goes and the old segment stands; without it the log was
-/// swapped, so the index files left under `.cleaned` names are renamed
-/// into place. The operations run in order; the directory is synced after.
-pub fn finish_swaps<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<FileOp> {
-    let mut cleaned: std::collections::BTreeMap<u64, Vec<&str>> = Default::default();
+/// whose files are `names`, to finish or undo the log cleaner's swaps (the
+/// protocol of [`crate::Command::SwapCleaned`]); `manifest` reads the swap
+/// manifest of an offset, if there is one.
+///
+/// A `<offset>.log.cleaned` still there means the swap never committed:
+/// every `.cleaned` file of that offset goes, and its manifest, and the old
+/// segments stand. Without it the log was swapped: the index files left
+/// under `.cleaned` names are renamed into place and the segments the
+/// manifest lists are deleted, then the manifest. A manifest that does not
+/// parse (a torn write never renamed into place cannot be one) is left for
+/// the operator, with the segments it would name. The operations run in
+/// order; the directory is synced after.
+pub fn finish_swaps<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    manifest: impl Fn(u64) -> Option<Vec<u8>>,
+) -> Vec<FileOp> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut cleaned: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    let mut swaps: BTreeSet<u64> = BTreeSet::new();
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    let mut ops = Vec::new();
     for name in names {
+        present.insert(name.to_owned());
+        if let Some(o) = parse_offset_file_name(name, SWAP) {
+            swaps.insert(o);
+            continue;
+        }
+        if name.ends_with(&format!(".{SWAP}.tmp")) {
+            ops.push(FileOp::Remove(name.to_owned()));
+            continue;
+        }
         let Some(stem) = name.strip_suffix(CLEANED).and_then(|n| n.strip_suffix('.')) else {
             continue;
         };
@@ -73,8 +121,9 @@ pub fn finish_swaps<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<FileOp>
             cleaned.entry(offset).or_default().push(ext);
         }
     }
-    let mut ops = Vec::new();
-    for (offset, exts) in cleaned {
+    let offsets: BTreeSet<u64> = cleaned.keys().chain(&swaps).copied().collect();
+    for offset in offsets {
+        let exts = cleaned.get(&offset).cloned().unwrap_or_default();
         let committed = !exts.contains(&LOG);
         for ext in SEGMENT_FILES.iter().filter(|e| exts.contains(e)) {
             let from = format!("{}.{CLEANED}", offset_file_name(offset, ext));
@@ -84,6 +133,23 @@ pub fn finish_swaps<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<FileOp>
                 FileOp::Remove(from)
             });
         }
+        if !swaps.contains(&offset) {
+            continue;
+        }
+        if committed {
+            let Some(bases) = manifest(offset).as_deref().and_then(parse_swap_manifest) else {
+                continue;
+            };
+            for base in bases.into_iter().filter(|&b| b != offset) {
+                for ext in SEGMENT_FILES {
+                    let name = offset_file_name(base, ext);
+                    if present.contains(&name) {
+                        ops.push(FileOp::Remove(name));
+                    }
+                }
+            }
+        }
+        ops.push(FileOp::Remove(offset_file_name(offset, SWAP)));
     }
     ops
 }
@@ -107,28 +173,56 @@ mod tests {
 
     #[test]
     fn unfinished_swaps_are_undone_and_committed_ones_finished() {
-        let names = [
-            "00000000000000000000.log",
-            "00000000000000000000.log.cleaned",
-            "00000000000000000000.index.cleaned",
-            "00000000000000000010.log",
-            "00000000000000000010.index",
-            "00000000000000000010.index.cleaned",
-            "00000000000000000010.timeindex.cleaned",
-            "00000000000000000020.log",
-            "junk.cleaned",
-        ];
         let n = |o: u64, e: &str| offset_file_name(o, e);
+        let c = |o: u64, e: &str| format!("{}.cleaned", offset_file_name(o, e));
+        let names = [
+            // 0: never committed, with a manifest.
+            n(0, LOG),
+            c(0, LOG),
+            c(0, INDEX),
+            n(0, SWAP),
+            n(5, LOG),
+            // 10: committed; replaced 10 and 20; indexes still to rename.
+            n(10, LOG),
+            n(10, INDEX),
+            c(10, INDEX),
+            c(10, TIME_INDEX),
+            n(10, SWAP),
+            n(20, LOG),
+            n(20, INDEX),
+            // 30: committed, one segment, no manifest.
+            n(30, LOG),
+            c(30, INDEX),
+            n(40, LOG),
+            "junk.cleaned".to_owned(),
+            format!("{}.tmp", n(50, SWAP)),
+        ];
+        let manifest = |o: u64| match o {
+            0 => Some(encode_swap_manifest(&[0, 5]).into_bytes()),
+            10 => Some(encode_swap_manifest(&[10, 20]).into_bytes()),
+            _ => None,
+        };
         assert_eq!(
-            finish_swaps(names),
+            finish_swaps(names.iter().map(String::as_str), manifest),
             [
-                FileOp::Remove(format!("{}.cleaned", n(0, LOG))),
-                FileOp::Remove(format!("{}.cleaned", n(0, INDEX))),
-                FileOp::Rename(format!("{}.cleaned", n(10, INDEX)), n(10, INDEX)),
-                FileOp::Rename(format!("{}.cleaned", n(10, TIME_INDEX)), n(10, TIME_INDEX)),
+                FileOp::Remove(format!("{}.tmp", n(50, SWAP))),
+                FileOp::Remove(c(0, LOG)),
+                FileOp::Remove(c(0, INDEX)),
+                FileOp::Remove(n(0, SWAP)),
+                FileOp::Rename(c(10, INDEX), n(10, INDEX)),
+                FileOp::Rename(c(10, TIME_INDEX), n(10, TIME_INDEX)),
+                FileOp::Remove(n(20, LOG)),
+                FileOp::Remove(n(20, INDEX)),
+                FileOp::Remove(n(10, SWAP)),
+                FileOp::Rename(c(30, INDEX), n(30, INDEX)),
             ]
         );
-        assert!(finish_swaps(["00000000000000000000.log"]).is_empty());
+        assert!(finish_swaps([n(0, LOG).as_str()], |_| None).is_empty());
+        assert_eq!(parse_swap_manifest(b"0\n2\n1\n"), None);
+        assert_eq!(
+            parse_swap_manifest(encode_swap_manifest(&[3, 4]).as_bytes()),
+            Some(vec![3, 4])
+        );
     }
 
     #[test]

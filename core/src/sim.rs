@@ -224,6 +224,19 @@ impl SimDisk {
                     return Err(err(ErrorKind::NotFound, format!("{seg:?} is not cleaned")));
                 }
                 let (dir, base) = self.segments[seg].clone();
+                let others: Vec<(SegId, u64)> = replaces
+                    .iter()
+                    .filter_map(|r| Some((*r, self.segments.get(r)?.1)))
+                    .filter(|(_, b)| *b != base)
+                    .collect();
+                let manifest = layout::offset_file_path(&dir, base, layout::SWAP);
+                if !others.is_empty() {
+                    let bases: Vec<u64> = others.iter().map(|(_, b)| *b).collect();
+                    let data = layout::encode_swap_manifest(&bases).into_bytes();
+                    let synced = data.len();
+                    self.files
+                        .insert(manifest.clone(), SimFile { data, synced });
+                }
                 for ext in EXTS {
                     let from = layout::cleaned_file_path(&dir, base, ext);
                     let f = self
@@ -236,8 +249,16 @@ impl SimDisk {
                         return Err(err(ErrorKind::Other, "stopped after the log rename"));
                     }
                 }
+                for (_, b) in &others {
+                    for ext in EXTS {
+                        self.files.remove(&layout::offset_file_path(&dir, *b, ext));
+                    }
+                }
+                self.files.remove(&manifest);
                 self.cleaned.remove(seg);
-                self.segments.remove(replaces);
+                for r in replaces {
+                    self.segments.remove(r);
+                }
             }
             Command::WriteFile { path, bytes, .. } => {
                 if let Some((dir, _)) = path.rsplit_once('/') {
@@ -322,7 +343,12 @@ impl SimDisk {
                 .keys()
                 .filter_map(|p| p.strip_prefix(&prefix).map(str::to_owned))
                 .collect();
-            for op in layout::finish_swaps(names.iter().map(String::as_str)) {
+            let manifest = |o: u64| {
+                self.file(&layout::offset_file_path(&dir, o, layout::SWAP))
+                    .map(<[u8]>::to_vec)
+            };
+            let ops = layout::finish_swaps(names.iter().map(String::as_str), manifest);
+            for op in ops {
                 match op {
                     layout::FileOp::Remove(name) => {
                         self.files.remove(&format!("{prefix}{name}"));

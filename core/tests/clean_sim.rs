@@ -308,3 +308,170 @@ fn headers_and_indexes_of_a_cleaned_segment_line_up() {
         }
     }
 }
+
+fn log_files(sim: &Sim, dir: &str) -> usize {
+    sim.disk
+        .paths()
+        .iter()
+        .filter(|p| p.starts_with(&format!("{dir}/")) && p.ends_with(".log"))
+        .count()
+}
+
+#[test]
+fn small_cleaned_segments_merge_and_a_crash_at_the_merge_commit_recovers() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    // Several sealed segments, each cleaned on its own by the first pass.
+    let mut rows = produce(&mut sim, c, 0, 120, &[]);
+    sim.advance(Duration::from_millis(1500));
+    let first = read_all(&mut sim, c);
+    let before = log_files(&sim, "table-0");
+    assert!(before > 4, "{before} segments");
+    rows = first;
+    rows.extend(produce(&mut sim, c, 1200, 40, &[]));
+    let end = active_base(&sim);
+    let want = cleaned(&rows, end, true);
+
+    // The second pass merges the small cleaned segments; stop its first
+    // swap right at the commit point, then lose power.
+    sim.disk.break_next_swap();
+    sim.advance(Duration::from_millis(1500));
+    let listing: Vec<(String, usize)> = sim
+        .disk
+        .paths()
+        .into_iter()
+        .map(|p| {
+            let n = sim.disk.file(&p).map_or(0, <[u8]>::len);
+            (p, n)
+        })
+        .collect();
+    assert!(
+        sim.disk.paths().iter().any(|p| p.ends_with(".swap")),
+        "a manifest for the merge: {listing:?}"
+    );
+    sim.disk.crash();
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    assert!(
+        sim.disk
+            .paths()
+            .iter()
+            .all(|p| !p.ends_with(".cleaned") && !p.ends_with(".swap"))
+    );
+    let got = read_all(&mut sim, c);
+    assert!(
+        got.windows(2).all(|w| w[0].0 < w[1].0),
+        "no segment overlaps another"
+    );
+    assert!(
+        want.iter().all(|r| got.contains(r)),
+        "every key's latest survives"
+    );
+    assert!(
+        got.iter().all(|r| rows.contains(r)),
+        "nothing appears that was not written"
+    );
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), want);
+    assert!(log_files(&sim, "table-0") < before, "segments merged");
+}
+
+#[test]
+fn consumer_offsets_stay_small_under_frequent_commits() {
+    let mut config = config();
+    config.set("offsets.topic.num.partitions", "1").unwrap();
+    config.set("offsets.topic.segment.bytes", "4096").unwrap();
+    let mut sim = Sim::with_disk(config.clone(), SimDisk::default());
+    let c = sim.open(1);
+    create_topic(&mut sim, c, "t", 1, &[]);
+    let commit = |offset: i64| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str("g"),
+            ))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(
+                        kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                    ))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ]),
+            ])
+    };
+    let size = |sim: &Sim| -> usize {
+        sim.disk
+            .paths()
+            .iter()
+            .filter(|p| p.starts_with("__consumer_offsets-0/"))
+            .map(|p| sim.disk.file(p).map_or(0, <[u8]>::len))
+            .sum()
+    };
+    let mut largest = 0;
+    for i in 0..5_000i64 {
+        let corr = sim.send(c, ApiKey::OffsetCommit, 8, &commit(i));
+        let r: OffsetCommitResponse = sim.recv(c, ApiKey::OffsetCommit, 8, corr);
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        if i % 250 == 249 {
+            sim.advance(Duration::from_millis(1500));
+            largest = largest.max(size(&sim));
+        }
+    }
+    let written = 5_000 * 80;
+    assert!(
+        largest < 32 * 1024,
+        "__consumer_offsets reached {largest} bytes for {written} written"
+    );
+    // The latest commit survives cleaning and a restart.
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    let mut sim = Sim::with_disk(config, std::mem::take(&mut sim.disk));
+    let c = sim.open(1);
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(
+            kafka_protocol::protocol::StrBytes::from_static_str("g"),
+        ))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                ))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let corr = sim.send(c, ApiKey::OffsetFetch, 7, &req);
+    let r: OffsetFetchResponse = sim.recv(c, ApiKey::OffsetFetch, 7, corr);
+    assert_eq!(r.topics[0].partitions[0].committed_offset, 4_999);
+}
+
+#[test]
+fn an_io_error_while_cleaning_abandons_only_the_pass() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+    // The cleaned segment's Append fails (its creation is the first
+    // file command of the pass).
+    sim.disk.fail_after(1);
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), rows, "the log as it was");
+    assert!(
+        sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")),
+        "the attempt's files went"
+    );
+    // Still online, and the next pass cleans.
+    let now = sim.now.wall_ms;
+    let corr = sim.produce(
+        c,
+        TOPIC,
+        0,
+        keyed_batch(&[(Some("k0"), Some("late"))], now, Compression::None),
+    );
+    let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let mut all = rows.clone();
+    all.push((rows.len() as i64, "k0".into(), Some("late".into())));
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), cleaned(&all, end, true));
+}

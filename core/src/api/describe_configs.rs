@@ -347,6 +347,12 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "Partitions of __consumer_offsets.",
         ),
         (
+            "offsets.topic.segment.bytes",
+            c.offsets_topic_segment_bytes.to_string(),
+            Int,
+            "__consumer_offsets segments roll at this size.",
+        ),
+        (
             "offset.metadata.max.bytes",
             c.offset_metadata_max_bytes.to_string(),
             Int,

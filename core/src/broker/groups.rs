@@ -178,7 +178,13 @@ pub(crate) fn ensure_offsets_topic(cx: &mut Ctx<'_>) -> bool {
     }
     let partitions = cx.config.offsets_topic_partitions;
     tracing::info!(partitions, "creating {OFFSETS_TOPIC}");
-    let overrides = vec![("cleanup.policy".to_owned(), "compact".to_owned())];
+    let overrides = vec![
+        ("cleanup.policy".to_owned(), "compact".to_owned()),
+        (
+            "segment.bytes".to_owned(),
+            cx.config.offsets_topic_segment_bytes.to_string(),
+        ),
+    ];
     cx.logs
         .create_topic(cx.io, cx.now, OFFSETS_TOPIC, partitions, overrides);
     true

@@ -1,18 +1,19 @@
 //! Running the log cleaner on one partition: a pass plans what to clean
 //! ([`super::clean::plan`]), maps the dirty part's keys, then cleans the
-//! sealed segments one at a time, oldest first. Each segment that loses
-//! records is rewritten as its own replacement under the cleaner's names
-//! (`CreateCleaned`, `Append`, `WriteIndex`, `Sync`, `MapSegment`); once
-//! all of that is answered, reads move to the new segment at once and the
-//! files are swapped (`SwapCleaned`, crash-safe: see [`Command::SwapCleaned`]).
-//! A segment's base offset and end never change, so the log's offsets,
-//! high watermark and recovery point stay as they were.
+//! sealed segments a group at a time, oldest first: consecutive segments
+//! whose bytes fit one segment are rewritten as one replacement under the
+//! cleaner's names (`CreateCleaned`, `Append`, `WriteIndex`, `Sync`,
+//! `MapSegment`); once all of that is answered, reads move to the new
+//! segment at once and the files are swapped (`SwapCleaned`, crash-safe:
+//! see [`Command::SwapCleaned`]). A group's first base offset and its end
+//! never change, so the log's offsets, high watermark and recovery point
+//! stay as they were, and small cleaned segments merge over passes.
 //!
 //! A failure before the swap only abandons the pass (the old segment is
 //! whole); a failed swap leaves the files in an unknown state, so the
 //! partition goes offline and the next start finishes or undoes the swap.
 //!
-//! Limits, for now: the cleaning of one segment runs in one go on the
+//! Limits, for now: the cleaning of one group runs in one go on the
 //! broker's thread and holds the cleaned copy in memory until it is
 //! written (at most `segment.bytes`).
 
@@ -50,11 +51,12 @@ pub(super) struct Cleaning {
     pub(super) stats: Cleaned,
 }
 
-/// One segment's replacement on its way in.
+/// A replacement for consecutive segments on its way in.
 #[derive(Debug)]
 struct Step {
     new: SegId,
-    old: SegId,
+    /// The segments it replaces, oldest first.
+    old: Vec<SegId>,
     base: u64,
     end: u64,
     size: u64,
@@ -168,48 +170,75 @@ impl PartitionLog {
         true
     }
 
-    /// The base offset of the segment being replaced, which retention
-    /// must leave alone until the swap.
-    pub(super) fn cleaning_base(&self) -> Option<u64> {
-        self.cleaning.as_ref()?.step.as_ref().map(|s| s.base)
+    /// The offsets of the segments being replaced, which retention must
+    /// leave alone until the swap.
+    pub(super) fn cleaning_range(&self) -> Option<std::ops::Range<u64>> {
+        let step = self.cleaning.as_ref()?.step.as_ref()?;
+        Some(step.base..step.end)
     }
 
-    /// Clean segments from `next` on until one needs rewriting (its
-    /// commands are emitted) or the pass is done.
+    /// Clean groups of segments from `next` on until one needs rewriting
+    /// (its commands are emitted) or the pass is done. A group is
+    /// consecutive sealed segments whose bytes fit one segment
+    /// (`segment.bytes`), so small cleaned segments merge over passes, as
+    /// Kafka's `groupSegmentsBySize` does.
     fn clean_next(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
         let sealed = self.segments.len().saturating_sub(1);
-        while let Some(s) = self.segments[..sealed]
-            .iter()
-            .find(|s| s.base >= c.next && s.end <= c.end)
-        {
-            c.next = s.end;
-            let log = s.log();
-            let mut batches: Vec<Bytes> = Vec::new();
-            let stats = match clean::clean_segment(log, &c.map, &c.rules, true, &mut batches) {
-                Ok(stats) => stats,
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir, base = s.base, error = e, "cleaner skips a segment it cannot read");
-                    continue;
+        let segs = &self.segments[..sealed];
+        while let Some(first) = segs.iter().position(|s| s.base >= c.next && s.end <= c.end) {
+            let mut last = first;
+            let mut size = segs[first].size;
+            while let Some(n) = segs.get(last + 1) {
+                let fits = n.end <= c.end
+                    && size + n.size <= self.config.segment_bytes
+                    && n.end - segs[first].base <= i32::MAX as u64;
+                if !fits {
+                    break;
                 }
-            };
-            c.stats.records_in += stats.records_in;
-            c.stats.records_out += stats.records_out;
-            c.stats.bytes_in += stats.bytes_in;
-            c.stats.bytes_out += stats.bytes_out;
-            if stats.bytes_out == stats.bytes_in {
+                size += n.size;
+                last += 1;
+            }
+            c.next = segs[last].end;
+            let mut batches: Vec<Bytes> = Vec::new();
+            let mut group = Cleaned::default();
+            let mut unreadable = None;
+            for (k, s) in segs.iter().enumerate().take(last + 1).skip(first) {
+                match clean::clean_segment(s.log(), &c.map, &c.rules, k == last, &mut batches) {
+                    Ok(stats) => {
+                        group.records_in += stats.records_in;
+                        group.records_out += stats.records_out;
+                        group.bytes_in += stats.bytes_in;
+                        group.bytes_out += stats.bytes_out;
+                    }
+                    Err(e) => {
+                        unreadable = Some((s.base, e));
+                        break;
+                    }
+                }
+            }
+            if let Some((base, e)) = unreadable {
+                tracing::warn!(dir = %self.dir, base, error = e, "cleaner skips segments it cannot read");
+                continue;
+            }
+            c.stats.records_in += group.records_in;
+            c.stats.records_out += group.records_out;
+            c.stats.bytes_in += group.bytes_in;
+            c.stats.bytes_out += group.bytes_out;
+            if first == last && group.bytes_out == group.bytes_in {
                 continue;
             }
             let data: Bytes = batches.concat().into();
-            let rebuilt = s.rebuild_index(&data, self.config.index_interval_bytes);
+            let head = &segs[first];
+            let rebuilt = head.rebuild_index(&data, self.config.index_interval_bytes);
             let new = ids.seg();
             let step = Step {
                 new,
-                old: s.id,
-                base: s.base,
-                end: s.end,
+                old: segs[first..=last].iter().map(|s| s.id).collect(),
+                base: head.base,
+                end: segs[last].end,
                 size: data.len() as u64,
                 views: None,
                 outstanding: 5,
@@ -222,7 +251,7 @@ impl PartitionLog {
                     io: ids.io(),
                     seg: new,
                     dir: self.dir.clone(),
-                    base_offset: s.base,
+                    base_offset: head.base,
                 },
                 Command::Append {
                     io: ids.io(),
@@ -303,17 +332,27 @@ impl PartitionLog {
         if step.outstanding > 0 || step.swapping {
             return None;
         }
-        let old = step.old;
         let installed = if step.failed {
             None
         } else {
+            // The replaced segments, still in place and all sealed.
+            let n = step.old.len();
             let active = self.segments.len().saturating_sub(1);
-            self.segments[..active].iter().position(|s| s.id == old)
+            self.segments[..active]
+                .iter()
+                .position(|s| s.id == step.old[0])
+                .filter(|&i| {
+                    i + n <= active
+                        && self.segments[i..i + n]
+                            .iter()
+                            .map(|s| s.id)
+                            .eq(step.old.iter().copied())
+                })
         };
         match installed {
             Some(i) => {
                 let step = self.cleaning.as_mut()?.step.as_mut()?;
-                let old = &self.segments[i];
+                let n = step.old.len();
                 let mut s = Segment::new(step.new, step.base);
                 s.size = step.size;
                 s.end = step.end;
@@ -321,23 +360,23 @@ impl PartitionLog {
                 s.max_ts_rel = step.rebuilt.max_ts_rel;
                 s.index = step.rebuilt.index.clone();
                 s.views = step.views.take();
-                s.first_append_wall = old.first_append_wall;
+                s.first_append_wall = self.segments[i].first_append_wall;
                 s.synced_end = step.end;
                 s.sealed = true;
                 // Reads go to the new files from now on; the old ones stay
                 // open for sends already reading them.
-                self.segments[i] = s;
+                self.segments.splice(i..i + n, [s]);
                 step.swapping = true;
                 let io = ids.io();
                 self.pending.insert(io, Pending::Clean(CleanIo::Swap));
                 out.push(Command::SwapCleaned {
                     io,
                     seg: step.new,
-                    replaces: step.old,
+                    replaces: step.old.clone(),
                 });
             }
             None => {
-                // Failed, or retention took the old segment meanwhile.
+                // Failed, or retention took an old segment meanwhile.
                 let new = step.new;
                 let failed = step.failed;
                 self.discard(new, ids, out);

@@ -65,7 +65,7 @@ impl PartitionLog {
             let by_size = excess != i64::MIN && excess - s.size as i64 >= 0;
             // Wholly below a log start that DeleteRecords moved.
             let by_start = s.end <= self.log_start;
-            let cleaning = self.cleaning_base() == Some(s.base);
+            let cleaning = self.cleaning_range().is_some_and(|r| r.contains(&s.base));
             if !(by_time || by_size || by_start) || s.pins > 0 || s.end > self.hwm || cleaning {
                 break;
             }

@@ -180,7 +180,8 @@ fn finish_swaps(path: &Path) -> io::Result<()> {
             names.push(n.to_owned());
         }
     }
-    let ops = layout::finish_swaps(names.iter().map(String::as_str));
+    let manifest = |o: u64| fs::read(path.join(segment_file_name(o, layout::SWAP))).ok();
+    let ops = layout::finish_swaps(names.iter().map(String::as_str), manifest);
     if ops.is_empty() {
         return Ok(());
     }

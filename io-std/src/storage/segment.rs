@@ -400,29 +400,7 @@ impl DiskExec {
                 base_offset,
                 ..
             } => self.create_cleaned(seg, &dir, base_offset)?,
-            Command::SwapCleaned { seg, replaces, .. } => {
-                let new = self.segs.get(seg)?;
-                if !new.cleaned.load(Ordering::Acquire) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("{seg:?} is not a cleaned segment"),
-                    ));
-                }
-                // The log first: once its rename is durable the swap has
-                // happened (the old log's inode lives on for any reader
-                // that still has it open).
-                let (from, to) = (new.paths(), new.final_paths());
-                fs::rename(&from[0], &to[0])?;
-                sync_dir(&new.dir)?;
-                new.cleaned.store(false, Ordering::Release);
-                for (f, t) in from.iter().zip(&to).skip(1) {
-                    fs::rename(f, t)?;
-                }
-                sync_dir(&new.dir)?;
-                drop(new);
-                // Closed once no `sendfile` reads it; nothing to delete.
-                drop(self.segs.remove(replaces)?);
-            }
+            Command::SwapCleaned { seg, replaces, .. } => self.swap_cleaned(seg, &replaces)?,
             Command::Append { seg, parts, .. } => {
                 // The log is opened with O_APPEND: every write lands at the end.
                 write_all_vectored(&self.segs.get(seg)?.log, &parts)?
@@ -551,6 +529,58 @@ impl DiskExec {
             }
         }
         self.segs.insert(seg, files);
+        Ok(())
+    }
+
+    /// [`Command::SwapCleaned`]'s steps, in its order.
+    fn swap_cleaned(&self, seg: SegId, replaces: &[SegId]) -> io::Result<()> {
+        let new = self.segs.get(seg)?;
+        if !new.cleaned.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{seg:?} is not a cleaned segment"),
+            ));
+        }
+        let mut others = Vec::new();
+        for r in replaces {
+            let old = self.segs.get(*r)?;
+            if old.base_offset != new.base_offset {
+                others.push((*r, old.base_offset));
+            }
+        }
+        let manifest = new.dir.join(segment_file_name(
+            new.base_offset,
+            conveyor_core::layout::SWAP,
+        ));
+        if !others.is_empty() {
+            let bases: Vec<u64> = others.iter().map(|(_, b)| *b).collect();
+            let text = conveyor_core::layout::encode_swap_manifest(&bases);
+            self.write_file(&manifest, text.as_bytes())?;
+        }
+        // The log first: once its rename is durable the swap has happened
+        // (the old log's inode lives on for any reader that has it open).
+        let (from, to) = (new.paths(), new.final_paths());
+        fs::rename(&from[0], &to[0])?;
+        sync_dir(&new.dir)?;
+        new.cleaned.store(false, Ordering::Release);
+        for (f, t) in from.iter().zip(&to).skip(1) {
+            fs::rename(f, t)?;
+        }
+        drop(new);
+        for r in replaces {
+            // Taken out once no `sendfile` reads it.
+            let old = self.segs.remove(*r)?;
+            if others.iter().any(|(o, _)| o == r) {
+                for path in old.paths() {
+                    remove_file_if_present(&path)?;
+                }
+            }
+        }
+        sync_dir(manifest.parent().unwrap_or(Path::new(".")))?;
+        if !others.is_empty() {
+            remove_file_if_present(&manifest)?;
+            sync_parent(&manifest)?;
+        }
         Ok(())
     }
 
@@ -721,7 +751,7 @@ mod tests {
         f.ok(|io| Command::SwapCleaned {
             io,
             seg: new,
-            replaces: SEG,
+            replaces: vec![SEG],
         });
         assert_eq!(f.read(LOG), b"new");
         assert_eq!(f.read(INDEX), [7u8; 8]);
@@ -739,7 +769,7 @@ mod tests {
             f.run(|io| Command::SwapCleaned {
                 io,
                 seg: new,
-                replaces: SEG
+                replaces: vec![SEG]
             })
             .is_err(),
             "a segment swaps once"
