@@ -150,7 +150,7 @@ fn plan(logs: &Logs, req: &FetchRequest) -> Plan {
                 error: 0,
                 high_watermark: -1,
                 log_start_offset: -1,
-                records: None,
+                records: Vec::new(),
             };
             let Some(key) = logs.find(name, p.partition) else {
                 data.error = ResponseError::UnknownTopicOrPartition.code();
@@ -170,17 +170,20 @@ fn plan(logs: &Logs, req: &FetchRequest) -> Plan {
             data.log_start_offset = log.log_start_offset() as i64;
             let offset = u64::try_from(p.fetch_offset).ok();
             let limit = (p.partition_max_bytes.max(0) as u64).min(budget);
-            match offset.map(|o| log.read(o, limit.max(1))) {
-                Some(Ok(Some(slice))) => {
-                    // Past the first region, respect the budget strictly.
-                    if slice.len <= budget || plan.bytes == 0 {
-                        budget = budget.saturating_sub(slice.len);
-                        plan.bytes += slice.len;
-                        plan.pins.push((key, slice.seg));
-                        data.records = Some((slice.seg, slice.pos, slice.len));
+            match offset.map(|o| log.read_regions(o, limit.max(1))) {
+                Some(Ok(slices)) if !slices.is_empty() => {
+                    let len: u64 = slices.iter().map(|s| s.len).sum();
+                    // Past the first partition, respect the budget strictly.
+                    if len <= budget || plan.bytes == 0 {
+                        budget = budget.saturating_sub(len);
+                        plan.bytes += len;
+                        for slice in slices {
+                            plan.pins.push((key, slice.seg));
+                            data.records.push((slice.seg, slice.pos, slice.len));
+                        }
                     }
                 }
-                Some(Ok(None)) => {}
+                Some(Ok(_)) => {}
                 Some(Err(ReadError::OffsetOutOfRange)) | None => {
                     data.error = ResponseError::OffsetOutOfRange.code();
                     plan.errors = true;

@@ -37,6 +37,50 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// Like [`PartitionLog::read`], but running on into the following
+    /// segments while the budget allows: whole batches from the one holding
+    /// `offset` (the first always, KIP-74), then, each time a segment's
+    /// visible batches are all taken, the next segment's from its start,
+    /// while the total stays within `max_bytes`. A log of many small
+    /// segments (a compacted one's) is read in one response, not one
+    /// segment per fetch.
+    pub fn read_regions(&self, offset: u64, max_bytes: u64) -> Result<Vec<ReadSlice>, ReadError> {
+        let Some(first) = self.read(offset, max_bytes)? else {
+            return Ok(Vec::new());
+        };
+        let mut total = first.len;
+        let mut out = vec![first];
+        let mut i = self.segments.partition_point(|s| s.end <= offset);
+        while let Some(s) = self.segments.get(i) {
+            let last = out.last().copied().unwrap_or(first);
+            // All of this segment is below the high watermark and was
+            // taken, and the budget has room.
+            if s.end >= self.hwm || total >= max_bytes {
+                break;
+            }
+            let whole = s.id == last.seg && last.pos + last.len >= s.size;
+            if !whole {
+                break;
+            }
+            let Some(next) = self.segments.get(i + 1) else {
+                break;
+            };
+            match next.read(next.base, self.hwm, max_bytes - total) {
+                Some((pos, len)) if len <= max_bytes - total && len > 0 => {
+                    total += len;
+                    out.push(ReadSlice {
+                        seg: next.id,
+                        pos,
+                        len,
+                    });
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
     /// Bytes visible from `offset` to the high watermark (for `min_bytes`):
     /// an estimate that is exact at batch boundaries.
     pub fn visible_bytes_from(&self, offset: u64) -> u64 {

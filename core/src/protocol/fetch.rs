@@ -22,8 +22,9 @@ pub struct PartitionData {
     pub high_watermark: i64,
     /// The log start offset.
     pub log_start_offset: i64,
-    /// The records region, if any.
-    pub records: Option<(SegId, u64, u64)>,
+    /// The records: regions of segment files, in order (several when a
+    /// read runs on past a segment's end).
+    pub records: Vec<(SegId, u64, u64)>,
 }
 
 /// One topic's entry in a Fetch response.
@@ -81,13 +82,13 @@ pub fn encode(
             if version >= 11 {
                 w.cur.put_i32(-1); // preferred read replica: always -1
             }
-            let len = p.records.map_or(0, |(_, _, len)| len);
+            let len: u64 = p.records.iter().map(|r| r.2).sum();
             if flexible {
                 put_uvarint(&mut w.cur, len + 1);
             } else {
                 w.cur.put_i32(len as i32);
             }
-            if let Some((seg, pos, len)) = p.records.filter(|r| r.2 > 0) {
+            for &(seg, pos, len) in p.records.iter().filter(|r| r.2 > 0) {
                 w.file(seg, pos, len);
             }
             if flexible {
@@ -177,14 +178,14 @@ mod tests {
                     error: 0,
                     high_watermark: 42,
                     log_start_offset: 0,
-                    records: Some((SegId(3), 100, 300)),
+                    records: vec![(SegId(3), 100, 200), (SegId(4), 0, 100)],
                 },
                 PartitionData {
                     index: 1,
                     error: 1,
                     high_watermark: -1,
                     log_start_offset: -1,
-                    records: None,
+                    records: Vec::new(),
                 },
             ],
         }];
