@@ -723,6 +723,9 @@ pub struct Config {
     /// `log.cleaner.dedupe.buffer.size`: the most bytes one pass's key map
     /// holds; a log with more keys is cleaned over several passes.
     pub cleaner_dedupe_buffer_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: the most bytes a second the
+    /// cleaner reads (`u64::MAX`: no limit, Kafka's default).
+    pub cleaner_io_max_bytes_per_second: u64,
     /// The defaults for every topic (`log.segment.bytes`, `log.retention.ms`, …).
     pub topic_defaults: TopicConfig,
 }
@@ -761,6 +764,7 @@ impl Default for Config {
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 128 << 20,
+            cleaner_io_max_bytes_per_second: u64::MAX,
             topic_defaults: TopicConfig::default(),
         }
     }
@@ -833,6 +837,15 @@ impl Config {
             "log.cleaner.enable" => self.cleaner_enable = parse_bool(key, value)?,
             "log.cleaner.backoff.ms" => {
                 self.cleaner_backoff_ms = parse_range(key, value, 1, u64::MAX / 2)?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                let rate: f64 = parse_range(key, value, 1.0, f64::MAX)?;
+                // Kafka's default is Double.MAX_VALUE: no limit.
+                self.cleaner_io_max_bytes_per_second = if rate >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    rate as u64
+                };
             }
             "log.cleaner.dedupe.buffer.size" => {
                 self.cleaner_dedupe_buffer_bytes = parse_range(key, value, 1 << 10, 1 << 40)?

@@ -475,3 +475,57 @@ fn an_io_error_while_cleaning_abandons_only_the_pass() {
     sim.advance(Duration::from_millis(1500));
     assert_eq!(read_all(&mut sim, c), cleaned(&all, end, true));
 }
+
+#[test]
+fn a_large_segment_is_cleaned_in_throttled_pieces() {
+    let mut config = config();
+    config
+        .set("log.cleaner.io.max.bytes.per.second", "1048576")
+        .unwrap();
+    let mut sim = Sim::with_disk(config, SimDisk::default());
+    let c = sim.open(1);
+    create_topic(
+        &mut sim,
+        c,
+        TOPIC,
+        1,
+        &[("cleanup.policy", "compact"), ("segment.bytes", "4194304")],
+    );
+    // About 5 MiB: a 4 MiB sealed segment of 1 KiB values over 50 keys.
+    let pad = "x".repeat(1000);
+    let mut rows = Vec::new();
+    for b in 0..100 {
+        let recs: Vec<(String, String)> = (0..50)
+            .map(|j| (format!("k{j}"), format!("{}-{pad}", b * 50 + j)))
+            .collect();
+        let refs: Vec<(Option<&str>, Option<&str>)> = recs
+            .iter()
+            .map(|(k, v)| (Some(k.as_str()), Some(v.as_str())))
+            .collect();
+        let now = sim.now.wall_ms;
+        let corr = sim.produce(c, TOPIC, 0, keyed_batch(&refs, now, Compression::None));
+        let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+        let base = r.responses[0].partition_responses[0].base_offset;
+        for (j, (k, v)) in recs.into_iter().enumerate() {
+            rows.push((base + j as i64, k, Some(v)));
+        }
+    }
+    let end = active_base(&sim);
+    assert!(end > 3000, "one large sealed segment, up to {end}");
+    let want = cleaned(&rows, end, true);
+    let mut waited = Duration::ZERO;
+    sim.advance(Duration::from_millis(1000));
+    while read_all(&mut sim, c) != want {
+        assert!(
+            waited < Duration::from_secs(20),
+            "not cleaned after {waited:?}"
+        );
+        sim.advance(Duration::from_millis(250));
+        waited += Duration::from_millis(250);
+    }
+    // 4 MiB at 1 MiB/s: at least three more seconds after the first piece.
+    assert!(
+        waited >= Duration::from_secs(3),
+        "cleaned in {waited:?}: not throttled"
+    );
+}

@@ -271,7 +271,7 @@ fn broker(
 
 /// The broker settings described, as (name, value, type, documentation).
 fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'static str)> {
-    use ConfigType::{Boolean, Int, List, Long};
+    use ConfigType::{Boolean, Double, Int, List, Long};
     let voters = c
         .quorum_voters
         .iter()
@@ -411,6 +411,16 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             c.cleaner_backoff_ms.to_string(),
             Long,
             "How often the cleaner looks for logs due.",
+        ),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            if c.cleaner_io_max_bytes_per_second == u64::MAX {
+                "1.7976931348623157E308".to_owned()
+            } else {
+                c.cleaner_io_max_bytes_per_second.to_string()
+            },
+            Double,
+            "The most bytes a second the cleaner reads.",
         ),
         (
             "log.cleaner.dedupe.buffer.size",

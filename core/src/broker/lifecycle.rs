@@ -247,6 +247,7 @@ impl Broker {
         let limits = CleanerLimits {
             dedupe_buffer_bytes: self.config.cleaner_dedupe_buffer_bytes,
             decompression_max_bytes: self.config.decompression_max_bytes,
+            io_max_bytes_per_second: self.config.cleaner_io_max_bytes_per_second,
         };
         for key in self.logs.keys() {
             self.logs

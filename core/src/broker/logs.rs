@@ -136,8 +136,10 @@ impl Logs {
         id: IoId,
         result: Result<Completion, IoError>,
     ) {
-        let Some(event) = self.run(io, now, key, |log, _, ids, out| {
-            log.handle_done(id, result, ids, out)
+        let Some(event) = self.run(io, now, key, |log, now, ids, out| {
+            let event = log.handle_done(id, result, ids, out);
+            log.continue_cleaning(now, ids, out);
+            event
         }) else {
             return;
         };

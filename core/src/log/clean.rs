@@ -156,63 +156,100 @@ pub fn clean_segment(
     keep_last: bool,
     out: &mut Vec<Bytes>,
 ) -> Result<Cleaned, CleanError> {
+    clean_batches(log, 0, usize::MAX, map, rules, keep_last, out).map(|(_, stats)| stats)
+}
+
+/// [`clean_segment`] a piece at a time: the batches from byte `pos` on,
+/// stopping after the batch that takes the input read past `budget` bytes
+/// (or at the end). Returns the position to go on from (the segment's
+/// length once done) and what this piece did.
+pub fn clean_batches(
+    log: &[u8],
+    pos: usize,
+    budget: usize,
+    map: &KeyMap,
+    rules: &Rules,
+    keep_last: bool,
+    out: &mut Vec<Bytes>,
+) -> Result<(usize, Cleaned), CleanError> {
     let mut stats = Cleaned::default();
-    let batches: Vec<(usize, BatchHeader)> = batch::scan(log, 0).collect();
     let mut kept = Vec::new();
-    for (i, &(pos, h)) in batches.iter().enumerate() {
-        let whole = &log[pos..pos + h.total_len() as usize];
+    let mut at = pos;
+    for (p, h) in batch::scan(log, pos) {
+        let end = p + h.total_len() as usize;
+        let whole = &log[p..end];
+        at = end;
         stats.bytes_in += whole.len() as u64;
-        let last = keep_last && i + 1 == batches.len();
-        if h.is_control() {
-            stats.bytes_out += whole.len() as u64;
-            out.push(Bytes::copy_from_slice(whole));
-            continue;
+        let last = keep_last && end == log.len();
+        if let Some(b) = clean_batch(whole, &h, map, rules, last, &mut kept, &mut stats)? {
+            stats.bytes_out += b.len() as u64;
+            out.push(b);
         }
-        let body = records::body(whole, &h, rules.decompression_limit)?;
-        kept.clear();
-        let mut count: i32 = 0;
-        let mut total: u64 = 0;
-        let mut max_ts = i64::MIN;
-        for r in records::records(&body) {
-            let r = r?;
-            total += 1;
-            let offset = offset_of(&h, r.offset_delta)?;
-            let Some(key) = r.key else { continue };
-            if map.latest(key).is_some_and(|latest| latest > offset) {
-                continue;
-            }
-            let expired = h.max_timestamp.saturating_add(rules.delete_retention_ms) < rules.now_ms;
-            if r.tombstone && expired {
-                continue;
-            }
-            kept.extend_from_slice(r.raw);
-            count += 1;
-            max_ts = max_ts.max(h.base_timestamp.saturating_add(r.timestamp_delta));
+        if stats.bytes_in >= budget as u64 {
+            break;
         }
-        stats.records_in += total;
-        stats.records_out += count as u64;
-        let producer_keeps = h.producer_id >= 0
-            && rules
-                .producer_last
-                .get(&h.producer_id)
-                .is_some_and(|&o| i64::try_from(o).is_ok_and(|o| o == h.last_offset()));
-        let b = if u64::try_from(count).is_ok_and(|c| c == total) {
-            Bytes::copy_from_slice(whole)
-        } else if count == 0 && !(last || producer_keeps) {
-            continue;
-        } else {
-            let how = Rebuild {
-                codec: Codec::from_attributes(h.attributes).ok_or("unknown compression codec")?,
-                levels: rules.levels,
-                count,
-                max_timestamp: max_ts,
-            };
-            records::rebuild(&h, &kept, how)?
-        };
-        stats.bytes_out += b.len() as u64;
-        out.push(b);
     }
-    Ok(stats)
+    if at < log.len() && stats.bytes_in < budget as u64 {
+        return Err("segment holds bytes that are not whole batches");
+    }
+    Ok((at, stats))
+}
+
+/// One batch's survivors: the batch as it was, rebuilt with fewer records,
+/// an empty header (`keep` or a producer's last batch), or nothing.
+fn clean_batch(
+    whole: &[u8],
+    h: &BatchHeader,
+    map: &KeyMap,
+    rules: &Rules,
+    keep: bool,
+    kept: &mut Vec<u8>,
+    stats: &mut Cleaned,
+) -> Result<Option<Bytes>, CleanError> {
+    if h.is_control() {
+        return Ok(Some(Bytes::copy_from_slice(whole)));
+    }
+    let body = records::body(whole, h, rules.decompression_limit)?;
+    kept.clear();
+    let mut count: i32 = 0;
+    let mut total: u64 = 0;
+    let mut max_ts = i64::MIN;
+    let expired = h.max_timestamp.saturating_add(rules.delete_retention_ms) < rules.now_ms;
+    for r in records::records(&body) {
+        let r = r?;
+        total += 1;
+        let offset = offset_of(h, r.offset_delta)?;
+        let Some(key) = r.key else { continue };
+        if map.latest(key).is_some_and(|latest| latest > offset) {
+            continue;
+        }
+        if r.tombstone && expired {
+            continue;
+        }
+        kept.extend_from_slice(r.raw);
+        count += 1;
+        max_ts = max_ts.max(h.base_timestamp.saturating_add(r.timestamp_delta));
+    }
+    stats.records_in += total;
+    stats.records_out += count as u64;
+    let producer_keeps = h.producer_id >= 0
+        && rules
+            .producer_last
+            .get(&h.producer_id)
+            .is_some_and(|&o| i64::try_from(o).is_ok_and(|o| o == h.last_offset()));
+    if u64::try_from(count).is_ok_and(|c| c == total) {
+        return Ok(Some(Bytes::copy_from_slice(whole)));
+    }
+    if count == 0 && !(keep || producer_keeps) {
+        return Ok(None);
+    }
+    let how = Rebuild {
+        codec: Codec::from_attributes(h.attributes).ok_or("unknown compression codec")?,
+        levels: rules.levels,
+        count,
+        max_timestamp: max_ts,
+    };
+    records::rebuild(h, kept, how).map(Some)
 }
 
 /// One segment as the planner sees it.
@@ -403,6 +440,15 @@ mod tests {
             for (i, s) in segments.iter().enumerate() {
                 clean_segment(s, &map, &rules, i == last, &mut out).unwrap();
             }
+            // A piece at a time gives the same batches.
+            let mut pieces = Vec::new();
+            for (i, s) in segments.iter().enumerate() {
+                let mut pos = 0;
+                while pos < s.len() {
+                    pos = clean_batches(s, pos, cuts[0] * 40, &map, &rules, i == last, &mut pieces).unwrap().0;
+                }
+            }
+            prop_assert_eq!(&pieces, &out);
             let mut expected: BTreeMap<u8, (u64, bool)> = BTreeMap::new();
             for (i, (k, t)) in ops.iter().enumerate() {
                 if let Some(k) = k {

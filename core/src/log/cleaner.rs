@@ -2,20 +2,22 @@
 //! ([`super::clean::plan`]), maps the dirty part's keys, then cleans the
 //! sealed segments a group at a time, oldest first: consecutive segments
 //! whose bytes fit one segment are rewritten as one replacement under the
-//! cleaner's names (`CreateCleaned`, `Append`, `WriteIndex`, `Sync`,
-//! `MapSegment`); once all of that is answered, reads move to the new
-//! segment at once and the files are swapped (`SwapCleaned`, crash-safe:
-//! see [`Command::SwapCleaned`]). A group's first base offset and its end
-//! never change, so the log's offsets, high watermark and recovery point
-//! stay as they were, and small cleaned segments merge over passes.
+//! cleaner's names (`CreateCleaned`, then `Append` and `WriteIndex` a piece
+//! at a time, then `Sync` and `MapSegment`); once all of that is answered,
+//! reads move to the new segment at once and the files are swapped
+//! (`SwapCleaned`, crash-safe: see [`Command::SwapCleaned`]). A group's
+//! first base offset and its end never change, so the log's offsets, high
+//! watermark and recovery point stay as they were, and small cleaned
+//! segments merge over passes.
 //!
-//! A failure before the swap only abandons the pass (the old segment is
+//! Off the request path: a piece is at most [`PIECE_BYTES`] of input,
+//! cleaned when the previous piece's `Append` is answered, so requests are
+//! served between pieces and memory holds one piece;
+//! `log.cleaner.io.max.bytes.per.second` spaces the pieces out.
+//!
+//! A failure before the swap only abandons the pass (the old segments are
 //! whole); a failed swap leaves the files in an unknown state, so the
 //! partition goes offline and the next start finishes or undoes the swap.
-//!
-//! Limits, for now: the cleaning of one group runs in one go on the
-//! broker's thread and holds the cleaned copy in memory until it is
-//! written (at most `segment.bytes`).
 
 use bytes::Bytes;
 
@@ -25,7 +27,10 @@ use crate::time::Now;
 
 use super::clean::{self, Cleaned, KeyMap, Policy, Rules, SegmentInfo};
 use super::partition::{PartitionLog, Pending};
-use super::segment::{Rebuilt, Segment};
+use super::segment::Segment;
+
+/// Input bytes cleaned at a time, between which other work is done.
+pub const PIECE_BYTES: usize = 1 << 20;
 
 /// The broker's cleaner settings, for one pass.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +39,8 @@ pub struct CleanerLimits {
     pub dedupe_buffer_bytes: usize,
     /// `log.decompression.max.bytes`.
     pub decompression_max_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second` (`u64::MAX`: no limit).
+    pub io_max_bytes_per_second: u64,
 }
 
 /// A cleaning pass over one log.
@@ -41,12 +48,19 @@ pub struct CleanerLimits {
 pub(super) struct Cleaning {
     map: KeyMap,
     rules: Rules,
+    limits: CleanerLimits,
     /// Segments with a base offset below this are done.
     next: u64,
     /// The pass cleans segments ending at or below this; the first dirty
     /// offset when it is done.
     end: u64,
     step: Option<Step>,
+    /// When the pass started (wall clock), and the input bytes read since:
+    /// the throttle's account.
+    started_ms: i64,
+    read: u64,
+    /// The next piece waits for this wall-clock time (the throttle).
+    resume_at: Option<i64>,
     /// What the pass did so far.
     pub(super) stats: Cleaned,
 }
@@ -59,11 +73,19 @@ struct Step {
     old: Vec<SegId>,
     base: u64,
     end: u64,
-    size: u64,
-    rebuilt: Rebuilt,
+    /// The replacement as written so far: its batches and index state.
+    building: Segment,
+    /// Where the next piece starts: which replaced segment, which byte.
+    at: (usize, usize),
+    /// What this group's cleaning did.
+    stats: Cleaned,
     views: Option<SegmentViews>,
     /// Commands not yet answered.
     outstanding: u32,
+    /// A piece's `Append` is in flight.
+    piece_in_flight: bool,
+    /// Every piece is written; `Sync` and `MapSegment` are issued.
+    written: bool,
     failed: bool,
     swapping: bool,
 }
@@ -161,9 +183,13 @@ impl PartitionLog {
         self.cleaning = Some(Cleaning {
             map,
             rules,
+            limits,
             next: self.segments[0].base,
             end,
             step: None,
+            started_ms: now.wall_ms,
+            read: 0,
+            resume_at: None,
             stats: Cleaned::default(),
         });
         self.clean_next(ids, out);
@@ -177,18 +203,18 @@ impl PartitionLog {
         Some(step.base..step.end)
     }
 
-    /// Clean groups of segments from `next` on until one needs rewriting
-    /// (its commands are emitted) or the pass is done. A group is
-    /// consecutive sealed segments whose bytes fit one segment
-    /// (`segment.bytes`), so small cleaned segments merge over passes, as
-    /// Kafka's `groupSegmentsBySize` does.
+    /// Start the next group of segments from `next` on (its first piece
+    /// is emitted), or finish the pass. A group is consecutive sealed
+    /// segments whose bytes fit one segment (`segment.bytes`), so small
+    /// cleaned segments merge over passes, as Kafka's
+    /// `groupSegmentsBySize` does.
     fn clean_next(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
         let sealed = self.segments.len().saturating_sub(1);
         let segs = &self.segments[..sealed];
-        while let Some(first) = segs.iter().position(|s| s.base >= c.next && s.end <= c.end) {
+        if let Some(first) = segs.iter().position(|s| s.base >= c.next && s.end <= c.end) {
             let mut last = first;
             let mut size = segs[first].size;
             while let Some(n) = segs.get(last + 1) {
@@ -202,82 +228,31 @@ impl PartitionLog {
                 last += 1;
             }
             c.next = segs[last].end;
-            let mut batches: Vec<Bytes> = Vec::new();
-            let mut group = Cleaned::default();
-            let mut unreadable = None;
-            for (k, s) in segs.iter().enumerate().take(last + 1).skip(first) {
-                match clean::clean_segment(s.log(), &c.map, &c.rules, k == last, &mut batches) {
-                    Ok(stats) => {
-                        group.records_in += stats.records_in;
-                        group.records_out += stats.records_out;
-                        group.bytes_in += stats.bytes_in;
-                        group.bytes_out += stats.bytes_out;
-                    }
-                    Err(e) => {
-                        unreadable = Some((s.base, e));
-                        break;
-                    }
-                }
-            }
-            if let Some((base, e)) = unreadable {
-                tracing::warn!(dir = %self.dir, base, error = e, "cleaner skips segments it cannot read");
-                continue;
-            }
-            c.stats.records_in += group.records_in;
-            c.stats.records_out += group.records_out;
-            c.stats.bytes_in += group.bytes_in;
-            c.stats.bytes_out += group.bytes_out;
-            if first == last && group.bytes_out == group.bytes_in {
-                continue;
-            }
-            let data: Bytes = batches.concat().into();
-            let head = &segs[first];
-            let rebuilt = head.rebuild_index(&data, self.config.index_interval_bytes);
             let new = ids.seg();
-            let step = Step {
+            c.step = Some(Step {
                 new,
                 old: segs[first..=last].iter().map(|s| s.id).collect(),
-                base: head.base,
+                base: segs[first].base,
                 end: segs[last].end,
-                size: data.len() as u64,
+                building: Segment::new(new, segs[first].base),
+                at: (0, 0),
+                stats: Cleaned::default(),
                 views: None,
-                outstanding: 5,
+                outstanding: 1,
+                piece_in_flight: false,
+                written: false,
                 failed: false,
                 swapping: false,
-                rebuilt,
-            };
-            let cmds = [
-                Command::CreateCleaned {
-                    io: ids.io(),
-                    seg: new,
-                    dir: self.dir.clone(),
-                    base_offset: head.base,
-                },
-                Command::Append {
-                    io: ids.io(),
-                    seg: new,
-                    parts: vec![data],
-                },
-                Command::WriteIndex {
-                    io: ids.io(),
-                    seg: new,
-                    offset_index: step.rebuilt.offset_index.clone(),
-                    time_index: step.rebuilt.time_index.clone(),
-                },
-                Command::Sync {
-                    io: ids.io(),
-                    seg: new,
-                },
-            ];
-            c.step = Some(step);
-            for cmd in cmds {
-                self.pending
-                    .insert(cmd.io(), Pending::Clean(CleanIo::Write));
-                out.push(cmd);
-            }
+            });
             let io = ids.io();
-            self.pending.insert(io, Pending::Clean(CleanIo::Map));
-            out.push(Command::MapSegment { io, seg: new });
+            self.pending.insert(io, Pending::Clean(CleanIo::Write));
+            out.push(Command::CreateCleaned {
+                io,
+                seg: new,
+                dir: self.dir.clone(),
+                base_offset: segs[first].base,
+            });
+            self.clean_piece(ids, out);
             return;
         }
         // Done: everything below `end` is clean.
@@ -296,6 +271,176 @@ impl PartitionLog {
         );
     }
 
+    /// Clean the group's next piece and emit its writes; once the group is
+    /// all read, emit its `Sync` and `MapSegment`.
+    fn clean_piece(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(c) = self.cleaning.as_mut() else {
+            return;
+        };
+        let Some(step) = c.step.as_mut() else {
+            return;
+        };
+        let interval = self.config.index_interval_bytes;
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut offset_index = Vec::new();
+        let mut time_index = Vec::new();
+        let mut read = 0usize;
+        while !step.written && read < PIECE_BYTES {
+            let (k, pos) = step.at;
+            let Some(s) = step
+                .old
+                .get(k)
+                .and_then(|id| self.segments.iter().find(|s| s.id == *id))
+            else {
+                // Retention took a replaced segment meanwhile.
+                step.failed = true;
+                break;
+            };
+            let keep_last = k + 1 == step.old.len();
+            let mut batches = Vec::new();
+            let budget = PIECE_BYTES - read.min(PIECE_BYTES - 1);
+            let r = clean::clean_batches(
+                s.log(),
+                pos,
+                budget,
+                &c.map,
+                &c.rules,
+                keep_last,
+                &mut batches,
+            );
+            let (next, stats) = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir, base = s.base, error = e, "cleaner cannot read a segment; pass abandoned");
+                    step.failed = true;
+                    break;
+                }
+            };
+            read += stats.bytes_in as usize;
+            step.stats.records_in += stats.records_in;
+            step.stats.records_out += stats.records_out;
+            step.stats.bytes_in += stats.bytes_in;
+            step.stats.bytes_out += stats.bytes_out;
+            for b in batches {
+                let h = super::batch::BatchHeader::parse(&b);
+                let (Some(h), Ok(len)) = (h, u32::try_from(b.len())) else {
+                    step.failed = true;
+                    break;
+                };
+                let last = u64::try_from(h.last_offset()).unwrap_or(0);
+                if let Some((o, t)) = step.building.push(len, last, h.max_timestamp, interval, 0) {
+                    offset_index.extend_from_slice(&o);
+                    time_index.extend_from_slice(&t);
+                }
+                parts.push(b);
+            }
+            step.at = if next >= s.log().len() {
+                (k + 1, 0)
+            } else {
+                (k, next)
+            };
+            if step.at.0 == step.old.len() {
+                step.written = true;
+            }
+        }
+        c.read += read as u64;
+        c.stats.bytes_in += read as u64;
+        if step.failed {
+            if step.outstanding == 0 {
+                self.settle_step(ids, out);
+            }
+            return;
+        }
+        let mut emit = |cmd: Command, kind: CleanIo, step: &mut Step| {
+            step.outstanding += 1;
+            self.pending.insert(cmd.io(), Pending::Clean(kind));
+            out.push(cmd);
+        };
+        if !parts.is_empty() {
+            step.piece_in_flight = true;
+            emit(
+                Command::Append {
+                    io: ids.io(),
+                    seg: step.new,
+                    parts,
+                },
+                CleanIo::Write,
+                step,
+            );
+        }
+        if !offset_index.is_empty() || !time_index.is_empty() {
+            emit(
+                Command::WriteIndex {
+                    io: ids.io(),
+                    seg: step.new,
+                    offset_index: offset_index.into(),
+                    time_index: time_index.into(),
+                },
+                CleanIo::Write,
+                step,
+            );
+        }
+        if step.written {
+            emit(
+                Command::Sync {
+                    io: ids.io(),
+                    seg: step.new,
+                },
+                CleanIo::Write,
+                step,
+            );
+            emit(
+                Command::MapSegment {
+                    io: ids.io(),
+                    seg: step.new,
+                },
+                CleanIo::Map,
+                step,
+            );
+        }
+        // The throttle: the next piece no sooner than the rate allows.
+        let rate = c.limits.io_max_bytes_per_second;
+        if rate != u64::MAX && rate > 0 {
+            let wait = i64::try_from(c.read.saturating_mul(1000) / rate).unwrap_or(i64::MAX);
+            c.resume_at = Some(c.started_ms.saturating_add(wait));
+        }
+        if !step.piece_in_flight && !step.written {
+            // A piece whose records all went wrote nothing, so no answer
+            // will call for the next: a timer does, at once.
+            c.resume_at.get_or_insert(i64::MIN);
+        }
+    }
+
+    /// Called after a command of this log was answered, with the time: go
+    /// on with the group's next piece if its last one is written and the
+    /// throttle allows.
+    pub fn continue_cleaning(&mut self, now: Now, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(c) = self.cleaning.as_mut() else {
+            return;
+        };
+        if c.resume_at.is_some_and(|t| t > now.wall_ms) {
+            return;
+        }
+        c.resume_at = None;
+        let ready = c
+            .step
+            .as_ref()
+            .is_some_and(|s| !s.piece_in_flight && !s.written && !s.failed);
+        if ready {
+            self.clean_piece(ids, out);
+        }
+    }
+
+    /// When the throttle lets the next piece go (for the broker's timer).
+    pub(super) fn cleaner_deadline_ms(&self) -> Option<i64> {
+        let c = self.cleaning.as_ref()?;
+        let waiting = c
+            .step
+            .as_ref()
+            .is_some_and(|s| !s.piece_in_flight && !s.written);
+        c.resume_at.filter(|_| waiting)
+    }
+
     /// A cleaner command answered. Returns the error that took the
     /// partition offline, if this did.
     pub(super) fn clean_done(
@@ -305,9 +450,11 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Option<IoError> {
+        if kind == CleanIo::Discard {
+            return None;
+        }
         let step = self.cleaning.as_mut().and_then(|c| c.step.as_mut())?;
         match (kind, result) {
-            (CleanIo::Discard, _) => return None,
             (CleanIo::Swap, Ok(_)) => {
                 self.cleaning.as_mut().map(|c| c.step.take());
                 self.clean_next(ids, out);
@@ -329,10 +476,24 @@ impl PartitionLog {
             (_, Ok(_)) => {}
         }
         step.outstanding = step.outstanding.saturating_sub(1);
-        if step.outstanding > 0 || step.swapping {
-            return None;
+        if kind == CleanIo::Write {
+            // Appends of one segment are answered in order; the piece is
+            // written once nothing but a later command is left.
+            step.piece_in_flight = step.piece_in_flight && step.outstanding > 0 && !step.failed;
         }
-        let installed = if step.failed {
+        if step.outstanding == 0 && !step.swapping && (step.written || step.failed) {
+            self.settle_step(ids, out);
+        }
+        None
+    }
+
+    /// The group is written (or failed): swap it in, or throw it away.
+    fn settle_step(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(step) = self.cleaning.as_mut().and_then(|c| c.step.as_mut()) else {
+            return;
+        };
+        let unchanged = step.old.len() == 1 && step.stats.bytes_out == step.stats.bytes_in;
+        let installed = if step.failed || unchanged {
             None
         } else {
             // The replaced segments, still in place and all sealed.
@@ -349,17 +510,25 @@ impl PartitionLog {
                             .eq(step.old.iter().copied())
                 })
         };
+        if let Some(c) = self.cleaning.as_mut() {
+            if let Some(step) = c.step.as_ref() {
+                c.stats.records_in += step.stats.records_in;
+                c.stats.records_out += step.stats.records_out;
+                c.stats.bytes_out += step.stats.bytes_out;
+            }
+        }
+        let Some(step) = self.cleaning.as_mut().and_then(|c| c.step.as_mut()) else {
+            return;
+        };
         match installed {
             Some(i) => {
-                let step = self.cleaning.as_mut()?.step.as_mut()?;
                 let n = step.old.len();
-                let mut s = Segment::new(step.new, step.base);
-                s.size = step.size;
+                let mut s =
+                    std::mem::replace(&mut step.building, Segment::new(step.new, step.base));
                 s.end = step.end;
-                s.max_ts = step.rebuilt.max_ts;
-                s.max_ts_rel = step.rebuilt.max_ts_rel;
-                s.index = step.rebuilt.index.clone();
-                s.views = step.views.take();
+                if let Some(views) = step.views.take() {
+                    s.mapped(views);
+                }
                 s.first_append_wall = self.segments[i].first_append_wall;
                 s.synced_end = step.end;
                 s.sealed = true;
@@ -376,9 +545,8 @@ impl PartitionLog {
                 });
             }
             None => {
-                // Failed, or retention took an old segment meanwhile.
-                let new = step.new;
-                let failed = step.failed;
+                // Failed, unchanged, or retention took an old segment.
+                let (new, failed) = (step.new, step.failed);
                 self.discard(new, ids, out);
                 if failed {
                     self.cleaning = None;
@@ -388,7 +556,6 @@ impl PartitionLog {
                 }
             }
         }
-        None
     }
 
     /// Delete a cleaned segment that will not be swapped in.
@@ -401,10 +568,10 @@ impl PartitionLog {
     /// Stop a pass (the partition is being deleted): a replacement not yet
     /// swapped in goes.
     pub(super) fn abandon_cleaning(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
-        if let Some(step) = self.cleaning.take().and_then(|c| c.step) {
-            if !step.swapping {
-                self.discard(step.new, ids, out);
-            }
+        if let Some(step) = self.cleaning.take().and_then(|c| c.step)
+            && !step.swapping
+        {
+            self.discard(step.new, ids, out);
         }
     }
 

@@ -706,10 +706,10 @@ impl PartitionLog {
             .unflushed_since
             .filter(|_| self.config.flush_ms != i64::MAX)
             .map(|t| t.saturating_add(self.config.flush_ms));
-        match (roll, flush) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [roll, flush, self.cleaner_deadline_ms()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Time passed: roll an expired active segment; sync when `flush.ms`
@@ -728,6 +728,7 @@ impl PartitionLog {
         if flush_due {
             self.flush(ids, out);
         }
+        self.continue_cleaning(now, ids, out);
     }
 
     /// Sync everything (clean shutdown): emits a `Sync` for every segment with
