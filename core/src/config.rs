@@ -380,7 +380,7 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         "cleanup.policy",
         "log.cleanup.policy",
         ConfigType::List,
-        "delete: old segments go by retention.ms and retention.bytes; compact: the latest record per key is kept (no cleaner runs yet: compacted topics keep everything, but refuse keyless records).",
+        "delete: old segments go by retention.ms and retention.bytes; compact: the log cleaner keeps the latest record per key (keyless records are refused); both may be set.",
     ),
     setting(
         "compression.type",
@@ -410,7 +410,7 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         "delete.retention.ms",
         "log.cleaner.delete.retention.ms",
         ConfigType::Long,
-        "How long a compacted topic keeps a tombstone (no cleaner runs yet).",
+        "How long the cleaner keeps a tombstone (a null value) after its batch was written.",
     ),
     inert(
         "file.delete.delay.ms",
@@ -451,7 +451,7 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         "max.compaction.lag.ms",
         "log.cleaner.max.compaction.lag.ms",
         ConfigType::Long,
-        "Records older than this make a compacted log due for cleaning (no cleaner runs yet).",
+        "A dirty record older than this makes a compacted log due for cleaning, whatever its dirty ratio.",
     ),
     setting(
         "flush.messages",
@@ -499,13 +499,13 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         "min.cleanable.dirty.ratio",
         "log.cleaner.min.cleanable.ratio",
         ConfigType::Double,
-        "The share of a compacted log not yet cleaned at which it is cleaned (no cleaner runs yet).",
+        "The share of a compacted log not yet cleaned at which the cleaner cleans it.",
     ),
     setting(
         "min.compaction.lag.ms",
         "log.cleaner.min.compaction.lag.ms",
         ConfigType::Long,
-        "Records younger than this are never compacted away (no cleaner runs yet).",
+        "A segment holding a record younger than this is not cleaned yet.",
     ),
     setting(
         "min.insync.replicas",

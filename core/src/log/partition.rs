@@ -140,7 +140,7 @@ pub struct PartitionLog {
     /// The high watermark is the end of the answered prefix.
     appends: VecDeque<(IoId, u64, bool)>,
     offline: Option<IoError>,
-    deleted: bool,
+    pub(super) deleted: bool,
     /// Records appended since the last flush (`flush.messages`).
     unflushed_messages: u64,
     /// Wall time of the first append since the last flush (`flush.ms`).
@@ -743,34 +743,6 @@ impl PartitionLog {
         for i in first..self.segments.len() {
             self.request_sync(i, ids, out);
         }
-    }
-
-    /// Remove every segment and the directory (topic deletion), once no
-    /// segment is pinned. Returns false while pins remain; call again after
-    /// an `unpin`.
-    pub fn delete(&mut self, ids: &mut Ids, out: &mut Vec<Command>) -> bool {
-        if self.deleted {
-            return true;
-        }
-        if self.segments.iter().any(|s| s.pins > 0) {
-            return false;
-        }
-        self.abandon_cleaning(ids, out);
-        for seg in std::mem::take(&mut self.segments).into_iter().map(|s| s.id) {
-            self.emit(
-                Command::RemoveSegment { io: ids.io(), seg },
-                Pending::Remove,
-                out,
-            );
-        }
-        let dir = self.dir.clone();
-        self.emit(
-            Command::RemoveDir { io: ids.io(), dir },
-            Pending::RemoveDir,
-            out,
-        );
-        self.deleted = true;
-        true
     }
 
     /// The partition is offline after a storage error (sticky).

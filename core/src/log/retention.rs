@@ -7,7 +7,8 @@
 //! by DeleteRecords) goes too. A segment pinned by a `Send` in flight
 //! stops the sweep there; the next sweep takes it. An active segment that is
 //! itself past `retention.ms` is rolled first, as Kafka does, so an idle
-//! topic's data does expire.
+//! topic's data does expire. Segments the cleaner is replacing stay until
+//! their swap. Deleting a partition removes every segment here too.
 
 use crate::config::CleanupPolicy;
 use crate::io::{Command, Ids};
@@ -17,6 +18,34 @@ use super::ReadError;
 use super::partition::{PartitionLog, Pending};
 
 impl PartitionLog {
+    /// Remove every segment and the directory (topic deletion), once no
+    /// segment is pinned. Returns false while pins remain; call again after
+    /// an `unpin`.
+    pub fn delete(&mut self, ids: &mut Ids, out: &mut Vec<Command>) -> bool {
+        if self.deleted {
+            return true;
+        }
+        if self.segments.iter().any(|s| s.pins > 0) {
+            return false;
+        }
+        self.abandon_cleaning(ids, out);
+        for seg in std::mem::take(&mut self.segments).into_iter().map(|s| s.id) {
+            self.emit(
+                Command::RemoveSegment { io: ids.io(), seg },
+                Pending::Remove,
+                out,
+            );
+        }
+        let dir = self.dir.clone();
+        self.emit(
+            Command::RemoveDir { io: ids.io(), dir },
+            Pending::RemoveDir,
+            out,
+        );
+        self.deleted = true;
+        true
+    }
+
     /// DeleteRecords: move the log start up to `offset` (the high
     /// watermark at most); the segments wholly below it go with the next
     /// retention sweep. The new log start, or `OffsetOutOfRange` past the
@@ -36,7 +65,8 @@ impl PartitionLog {
             return false;
         }
         if self.config.cleanup_policy == CleanupPolicy::Compact {
-            // Compacted topics keep everything until a cleaner exists.
+            // Compact-only topics are not trimmed by time or size: the
+            // cleaner bounds them.
             return false;
         }
         let retention_ms = self.config.retention_ms;

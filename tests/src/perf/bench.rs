@@ -66,6 +66,10 @@ enum Workload {
     SingleRecord,
     /// Produce at a fixed rate with linger.ms=0, consume in parallel.
     E2e { rate: f64 },
+    /// [`Workload::E2e`] while the log cleaner works through `fill` bytes
+    /// of a compacted topic written just before (1 KiB records over 1,000
+    /// keys, 64 MiB segments). Not run on the mock, which has no cleaner.
+    E2eWhileCleaning { rate: f64, fill: u64 },
 }
 
 const MATRIX: &[Workload] = &[
@@ -142,6 +146,10 @@ const MATRIX: &[Workload] = &[
     },
     Workload::SingleRecord,
     Workload::E2e { rate: 10_000.0 },
+    Workload::E2eWhileCleaning {
+        rate: 10_000.0,
+        fill: 1 << 30,
+    },
 ];
 
 impl Workload {
@@ -169,6 +177,10 @@ impl Workload {
             Workload::E2e { rate } => {
                 format!("e2e at {rate:.0} records/s (100 B, linger.ms=0, acks=1)")
             }
+            Workload::E2eWhileCleaning { rate, fill } => format!(
+                "e2e at {rate:.0} records/s while the cleaner compacts a {} MiB topic",
+                fill >> 20
+            ),
         }
     }
 }
@@ -235,6 +247,42 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
             opts.progress = Duration::ZERO;
             produce::run(&opts, &bootstrap).map(|p| Measured::Produce(p, None))
         }
+        Workload::E2eWhileCleaning { .. } if target.is_mock() => {
+            Err("not measured: the mock cluster has no cleaner".to_owned())
+        }
+        Workload::E2eWhileCleaning { rate, fill } => {
+            let filled = unique_topic("compacted");
+            target.create_topic_with(
+                &filled,
+                1,
+                &[
+                    ("cleanup.policy", "compact"),
+                    ("segment.bytes", "67108864"),
+                    ("min.cleanable.dirty.ratio", "0.01"),
+                ],
+            )?;
+            let mut fopts = ProduceOpts::new(&filled, fill / 1024, 1024);
+            fopts.keys = Some(1_000);
+            fopts.progress = Duration::ZERO;
+            let filling = produce::run(&fopts, &bootstrap);
+            // The broker runs with log.cleaner.backoff.ms=1000 in the bench:
+            // its cleaner starts within a second, during the measurement.
+            let measured = filling.and_then(|_| {
+                target.create_topic(&topic, 1)?;
+                let mut popts = ProduceOpts::new(&topic, 0, 100);
+                popts.linger_ms = "0".into();
+                popts.progress = Duration::ZERO;
+                let opts = E2eOpts {
+                    produce: popts,
+                    rate,
+                    duration: secs(seconds.max(10.0)),
+                    consumer_overrides: Vec::new(),
+                };
+                e2e::run(&opts, &bootstrap).map(Measured::E2e)
+            });
+            target.delete_topic(&filled);
+            measured
+        }
         Workload::E2e { rate } => {
             target.create_topic(&topic, 1)?;
             let mut popts = ProduceOpts::new(&topic, 0, 100);
@@ -257,6 +305,33 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
     };
     target.delete_topic(&topic);
     outcome
+}
+
+/// The cleaner's passes in a broker log (its `cleaned` lines): how many,
+/// and the records and bytes they read and kept.
+fn cleaner_passes(log: &str) -> String {
+    let field = |line: &str, name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let (mut n, mut rin, mut rout, mut bin, mut bout) = (0, 0, 0, 0, 0);
+    for line in log
+        .lines()
+        .filter(|l| l.contains(" cleaned ") && l.contains("records_in="))
+    {
+        n += 1;
+        rin += field(line, "records_in");
+        rout += field(line, "records_out");
+        bin += field(line, "bytes_in");
+        bout += field(line, "bytes_out");
+    }
+    format!(
+        "{n} passes finished: {rin} records read, {rout} kept; {} MB read, {} MB written",
+        bin / 1_000_000,
+        bout / 1_000_000
+    )
 }
 
 fn describe(m: &Result<Measured, String>) -> String {
@@ -305,6 +380,8 @@ impl Broker {
                 .arg(data_dir)
                 .arg("--runtime")
                 .arg(runtime);
+            // The cleaning workload wants the cleaner to start at once.
+            cmd.arg("--set").arg("log.cleaner.backoff.ms=1000");
             for kv in &opts.broker_settings {
                 cmd.arg("--set").arg(kv);
             }
@@ -590,6 +667,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         let mut rss = None;
         let mut sampled = None;
         let mut exit = String::new();
+        let mut cleaning = None;
         match Broker::start(opts, rt, &data, log) {
             Err(e) => {
                 eprintln!("== runtime {rt}: {e}");
@@ -608,6 +686,11 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                         )),
                     };
                     eprintln!("    {}", describe(&m));
+                    if matches!(w, Workload::E2eWhileCleaning { .. }) {
+                        let passes = cleaner_passes(&broker.log_text());
+                        eprintln!("    cleaner: {passes}");
+                        cleaning = Some(passes);
+                    }
                     if let Some(a) = broker.anon_window_kib() {
                         eprintln!("    broker RssAnon peak {}", mib(a));
                     }
@@ -642,7 +725,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
             }
         }
         let _ = fs::remove_dir_all(&data);
-        per_runtime.push((rt.clone(), results, rss, sampled, exit));
+        per_runtime.push((rt.clone(), results, rss, sampled, exit, cleaning));
     }
 
     // The table.
@@ -661,12 +744,26 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         "-".into(),
         "-".into(),
     );
-    for (rt, results, rss, sampled, exit) in &per_runtime {
+    for (rt, results, rss, sampled, exit, cleaning) in &per_runtime {
+        let plain_e2e = MATRIX
+            .iter()
+            .position(|w| matches!(w, Workload::E2e { .. }));
         for (i, w) in MATRIX.iter().enumerate() {
             let m = &results[i];
-            let b = mock[i].as_ref();
+            let b = match w {
+                Workload::E2eWhileCleaning { .. } => plain_e2e.and_then(|j| results.get(j)),
+                _ => mock[i].as_ref(),
+            };
             let name = format!("{rt}: {}", w.name());
             add_rows(&mut t, &name, *w, m, b, write_mb, sendfile_mb);
+        }
+        if let Some(c) = cleaning {
+            t.row(
+                format!("{rt}: what the cleaner did during the cleaning workload"),
+                c.clone(),
+                "-".into(),
+                "-".into(),
+            );
         }
         t.row(
             format!("{rt}: broker peak RSS (VmHWM) over the whole matrix"),
@@ -761,10 +858,16 @@ fn add_rows(
     };
     let mock = mock.and_then(|r| r.as_ref().ok());
     match (w, m) {
-        (Workload::E2e { .. }, Measured::E2e(e)) => {
+        (Workload::E2e { .. } | Workload::E2eWhileCleaning { .. }, Measured::E2e(e)) => {
             let base = match mock {
                 Some(Measured::E2e(b)) => Some(b),
                 _ => None,
+            };
+            // The cleaning row's baseline is the same runtime's plain e2e.
+            let base_name = if matches!(w, Workload::E2eWhileCleaning { .. }) {
+                "without cleaning"
+            } else {
+                "mock"
             };
             let lat = |h: &super::hist::Histogram| {
                 format!(
@@ -784,7 +887,9 @@ fn add_rows(
             t.row(
                 format!("{name}: produce-to-ack latency"),
                 format!("{}{lost}", lat(&e.ack_latency)),
-                base.map_or("-".into(), |b| format!("{} (mock)", lat(&b.ack_latency))),
+                base.map_or("-".into(), |b| {
+                    format!("{} ({base_name})", lat(&b.ack_latency))
+                }),
                 base.map_or("-".into(), |b| {
                     ratio(
                         e.ack_latency.quantile(0.99) as f64,
@@ -795,7 +900,9 @@ fn add_rows(
             t.row(
                 format!("{name}: produce-to-consume latency"),
                 lat(&e.e2e_latency),
-                base.map_or("-".into(), |b| format!("{} (mock)", lat(&b.e2e_latency))),
+                base.map_or("-".into(), |b| {
+                    format!("{} ({base_name})", lat(&b.e2e_latency))
+                }),
                 base.map_or("-".into(), |b| {
                     ratio(
                         e.e2e_latency.quantile(0.99) as f64,

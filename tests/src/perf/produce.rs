@@ -47,6 +47,8 @@ pub struct ProduceOpts {
     pub progress: Duration,
     /// Extra librdkafka settings, `key=value`.
     pub overrides: Vec<String>,
+    /// Record `i` gets key `k{i % keys}` (`None`: keyless records).
+    pub keys: Option<u64>,
 }
 
 impl ProduceOpts {
@@ -66,6 +68,7 @@ impl ProduceOpts {
             max_time: None,
             progress: Duration::from_secs(5),
             overrides: Vec::new(),
+            keys: None,
         }
     }
 
@@ -366,7 +369,11 @@ pub fn run(opts: &ProduceOpts, bootstrap: &str) -> Result<ProduceResult, String>
             let due = start + Duration::from_secs_f64(sent as f64 / rate);
             sleep_until(due);
         }
-        let record = BaseRecord::with_opaque_to(&opts.topic, ctx.stamp()).payload(&value[..]);
+        let key = opts.keys.map(|n| format!("k{}", sent % n.max(1)));
+        let mut record = BaseRecord::with_opaque_to(&opts.topic, ctx.stamp()).payload(&value[..]);
+        if let Some(k) = &key {
+            record = record.key(k.as_bytes());
+        }
         send(&producer, record, Duration::from_secs(30), poll_here)?;
         sent += 1;
         window_sent += 1;
