@@ -96,21 +96,58 @@ pub type CleanError = &'static str;
 /// when the map filled part-way: the segment is not mapped whole, and
 /// cleaning must stop before it.
 pub fn map_segment(map: &mut KeyMap, log: &[u8], limit: usize) -> Result<bool, CleanError> {
-    for (pos, h) in batch::scan(log, 0) {
-        if h.is_control() {
-            continue;
-        }
-        let body = records::body(&log[pos..], &h, limit)?;
-        for r in records::records(&body) {
-            let r = r?;
-            let Some(key) = r.key else { continue };
-            let offset = offset_of(&h, r.offset_delta)?;
-            if !map.insert(key, offset) {
-                return Ok(false);
-            }
+    let mut pos = 0;
+    while pos < log.len() {
+        match map_batches(map, log, pos, usize::MAX, limit)? {
+            Mapped::Full => return Ok(false),
+            Mapped::To(next) => pos = next,
         }
     }
     Ok(true)
+}
+
+/// How far [`map_batches`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapped {
+    /// Every batch before this byte position is mapped.
+    To(usize),
+    /// The map filled in the middle of the piece.
+    Full,
+}
+
+/// [`map_segment`] a piece at a time: the batches from byte `pos` on,
+/// stopping after the batch that takes the input read past `budget`.
+pub fn map_batches(
+    map: &mut KeyMap,
+    log: &[u8],
+    pos: usize,
+    budget: usize,
+    limit: usize,
+) -> Result<Mapped, CleanError> {
+    let mut read = 0usize;
+    let mut at = pos;
+    for (p, h) in batch::scan(log, pos) {
+        at = p + h.total_len() as usize;
+        read += h.total_len() as usize;
+        if !h.is_control() {
+            let body = records::body(&log[p..], &h, limit)?;
+            for r in records::records(&body) {
+                let r = r?;
+                let Some(key) = r.key else { continue };
+                let offset = offset_of(&h, r.offset_delta)?;
+                if !map.insert(key, offset) {
+                    return Ok(Mapped::Full);
+                }
+            }
+        }
+        if read >= budget {
+            return Ok(Mapped::To(at));
+        }
+    }
+    if at < log.len() {
+        return Err("segment holds bytes that are not whole batches");
+    }
+    Ok(Mapped::To(at))
 }
 
 fn offset_of(h: &BatchHeader, delta: i32) -> Result<u64, CleanError> {

@@ -54,6 +54,11 @@ pub(super) struct Cleaning {
     /// The pass cleans segments ending at or below this; the first dirty
     /// offset when it is done.
     end: u64,
+    /// Where the dirty part (mapped into `map`) starts.
+    first_dirty: u64,
+    /// While the keys are being mapped: the segment (by base offset) and
+    /// byte position the next piece starts at.
+    mapping: Option<(u64, usize)>,
     step: Option<Step>,
     /// When the pass started (wall clock), and the input bytes read since:
     /// the throttle's account.
@@ -144,29 +149,6 @@ impl PartitionLog {
             // A segment sealed a moment ago is not mapped yet.
             return false;
         }
-        let mut map = KeyMap::new(limits.dedupe_buffer_bytes);
-        let mut end = plan.end;
-        for s in sealed.iter().filter(|s| s.end > first_dirty) {
-            match clean::map_segment(&mut map, s.log(), limits.decompression_max_bytes) {
-                Ok(true) => {}
-                Ok(false) => {
-                    end = s.base;
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir, base = s.base, error = e, "cleaner cannot read a segment; not cleaning");
-                    return false;
-                }
-            }
-        }
-        if end <= first_dirty {
-            tracing::warn!(
-                dir = %self.dir,
-                bytes = limits.dedupe_buffer_bytes,
-                "log.cleaner.dedupe.buffer.size holds less than one segment's keys; not cleaning"
-            );
-            return false;
-        }
         let producer_last = self
             .producers
             .iter()
@@ -179,21 +161,91 @@ impl PartitionLog {
             decompression_limit: limits.decompression_max_bytes,
             levels: self.config.compression_levels,
         };
-        tracing::debug!(dir = %self.dir, first_dirty, end, keys = map.len(), "cleaning");
+        tracing::debug!(dir = %self.dir, first_dirty, end = plan.end, "cleaning");
         self.cleaning = Some(Cleaning {
-            map,
+            map: KeyMap::new(limits.dedupe_buffer_bytes),
             rules,
             limits,
             next: self.segments[0].base,
-            end,
+            end: plan.end,
+            first_dirty,
+            mapping: Some((0, 0)),
             step: None,
             started_ms: now.wall_ms,
             read: 0,
             resume_at: None,
             stats: Cleaned::default(),
         });
-        self.clean_next(ids, out);
+        self.map_piece(ids, out);
         true
+    }
+
+    /// Map the next piece of the dirty part's keys; once all of it is
+    /// mapped, start cleaning. Between pieces a timer due at once lets the
+    /// broker serve what is waiting.
+    fn map_piece(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(c) = self.cleaning.as_mut() else {
+            return;
+        };
+        let Some(mut cursor) = c.mapping else {
+            return;
+        };
+        let sealed = self.segments.len().saturating_sub(1);
+        let mut read = 0usize;
+        let done = loop {
+            if read >= PIECE_BYTES {
+                break false;
+            }
+            // The next dirty segment from the cursor on (retention may
+            // have taken the one it named).
+            let Some(s) = self.segments[..sealed]
+                .iter()
+                .find(|s| s.base >= cursor.0 && s.end > c.first_dirty && s.end <= c.end)
+            else {
+                break true;
+            };
+            let pos = if s.base == cursor.0 { cursor.1 } else { 0 };
+            let log = s.log();
+            let limit = c.limits.decompression_max_bytes;
+            match clean::map_batches(&mut c.map, log, pos, PIECE_BYTES - read, limit) {
+                Ok(clean::Mapped::To(next)) => {
+                    read += next.saturating_sub(pos);
+                    cursor = if next >= log.len() {
+                        (s.end, 0)
+                    } else {
+                        (s.base, next)
+                    };
+                }
+                Ok(clean::Mapped::Full) => {
+                    // Clean only what was mapped whole.
+                    c.end = s.base;
+                    break true;
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir, base = s.base, error = e, "cleaner cannot read a segment; not cleaning");
+                    self.cleaning = None;
+                    return;
+                }
+            }
+        };
+        c.read += read as u64;
+        if !done {
+            c.mapping = Some(cursor);
+            c.resume_at.get_or_insert(i64::MIN);
+            return;
+        }
+        c.mapping = None;
+        if c.end <= c.first_dirty {
+            tracing::warn!(
+                dir = %self.dir,
+                bytes = c.limits.dedupe_buffer_bytes,
+                "log.cleaner.dedupe.buffer.size holds less than one segment's keys; not cleaning"
+            );
+            self.cleaning = None;
+            return;
+        }
+        tracing::debug!(dir = %self.dir, keys = c.map.len(), end = c.end, "cleaner mapped the dirty part");
+        self.clean_next(ids, out);
     }
 
     /// The offsets of the segments being replaced, which retention must
@@ -422,6 +474,10 @@ impl PartitionLog {
             return;
         }
         c.resume_at = None;
+        if c.mapping.is_some() {
+            self.map_piece(ids, out);
+            return;
+        }
         let ready = c
             .step
             .as_ref()
@@ -434,10 +490,10 @@ impl PartitionLog {
     /// When the throttle lets the next piece go (for the broker's timer).
     pub(super) fn cleaner_deadline_ms(&self) -> Option<i64> {
         let c = self.cleaning.as_ref()?;
-        let waiting = c
-            .step
-            .as_ref()
-            .is_some_and(|s| !s.piece_in_flight && !s.written);
+        let waiting = c.mapping.is_some()
+            || c.step
+                .as_ref()
+                .is_some_and(|s| !s.piece_in_flight && !s.written);
         c.resume_at.filter(|_| waiting)
     }
 
