@@ -30,7 +30,7 @@ use super::partition::{PartitionLog, Pending};
 use super::segment::Segment;
 
 /// Input bytes cleaned at a time, between which other work is done.
-pub const PIECE_BYTES: usize = 1 << 20;
+pub const PIECE_BYTES: usize = 256 << 10;
 
 /// The broker's cleaner settings, for one pass.
 #[derive(Debug, Clone, Copy)]

@@ -114,11 +114,22 @@ fn unsigned_varint(buf: &mut &[u8], max_bytes: usize) -> Option<u64> {
 
 /// The uncompressed records of a whole batch (`batch` starts at its
 /// header), at most `limit` bytes of them.
-pub fn body(batch: &[u8], header: &BatchHeader, limit: usize) -> Result<Vec<u8>, CodecError> {
+/// Borrowed when the batch is uncompressed.
+pub fn body<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+    limit: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, CodecError> {
     let codec = Codec::from_attributes(header.attributes).ok_or("unknown compression codec")?;
     let end = usize::try_from(header.total_len()).map_err(|_| "batch too long")?;
     let data = batch.get(HEADER_LEN..end).ok_or("batch truncated")?;
-    codec::decompress(codec, data, limit)
+    if codec == Codec::None {
+        if data.len() > limit {
+            return Err("decompressed records exceed the broker's limit");
+        }
+        return Ok(std::borrow::Cow::Borrowed(data));
+    }
+    codec::decompress(codec, data, limit).map(std::borrow::Cow::Owned)
 }
 
 /// What a rebuilt batch holds.
