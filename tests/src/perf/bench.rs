@@ -66,10 +66,13 @@ enum Workload {
     SingleRecord,
     /// Produce at a fixed rate with linger.ms=0, consume in parallel.
     E2e { rate: f64 },
-    /// [`Workload::E2e`] while the log cleaner works through `fill` bytes
-    /// of a compacted topic written just before (1 KiB records over 1,000
-    /// keys, 64 MiB segments). Not run on the mock, which has no cleaner.
-    E2eWhileCleaning { rate: f64, fill: u64 },
+    /// [`Workload::E2e`] right after `fill` bytes were written to another
+    /// topic (1 KiB records over 1,000 keys, 64 MiB segments): with
+    /// `compact`, a compacted one that the log cleaner works through
+    /// during the measurement; without, a plain one, the baseline that
+    /// carries the same write-back and page-cache load. Not run on the
+    /// mock, which has no cleaner.
+    E2eWhileCleaning { rate: f64, fill: u64, compact: bool },
 }
 
 const MATRIX: &[Workload] = &[
@@ -149,6 +152,12 @@ const MATRIX: &[Workload] = &[
     Workload::E2eWhileCleaning {
         rate: 10_000.0,
         fill: 1 << 30,
+        compact: false,
+    },
+    Workload::E2eWhileCleaning {
+        rate: 10_000.0,
+        fill: 1 << 30,
+        compact: true,
     },
 ];
 
@@ -177,8 +186,20 @@ impl Workload {
             Workload::E2e { rate } => {
                 format!("e2e at {rate:.0} records/s (100 B, linger.ms=0, acks=1)")
             }
-            Workload::E2eWhileCleaning { rate, fill } => format!(
+            Workload::E2eWhileCleaning {
+                rate,
+                fill,
+                compact: true,
+            } => format!(
                 "e2e at {rate:.0} records/s while the cleaner compacts a {} MiB topic",
+                fill >> 20
+            ),
+            Workload::E2eWhileCleaning {
+                rate,
+                fill,
+                compact: false,
+            } => format!(
+                "e2e at {rate:.0} records/s after writing a {} MiB topic (nothing to clean)",
                 fill >> 20
             ),
         }
@@ -250,13 +271,18 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
         Workload::E2eWhileCleaning { .. } if target.is_mock() => {
             Err("not measured: the mock cluster has no cleaner".to_owned())
         }
-        Workload::E2eWhileCleaning { rate, fill } => {
-            let filled = unique_topic("compacted");
+        Workload::E2eWhileCleaning {
+            rate,
+            fill,
+            compact,
+        } => {
+            let filled = unique_topic("filled");
+            let policy = if compact { "compact" } else { "delete" };
             target.create_topic_with(
                 &filled,
                 1,
                 &[
-                    ("cleanup.policy", "compact"),
+                    ("cleanup.policy", policy),
                     ("segment.bytes", "67108864"),
                     ("min.cleanable.dirty.ratio", "0.01"),
                 ],
@@ -686,7 +712,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                         )),
                     };
                     eprintln!("    {}", describe(&m));
-                    if matches!(w, Workload::E2eWhileCleaning { .. }) {
+                    if matches!(w, Workload::E2eWhileCleaning { compact: true, .. }) {
                         let passes = cleaner_passes(&broker.log_text());
                         eprintln!("    cleaner: {passes}");
                         cleaning = Some(passes);
@@ -747,11 +773,14 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
     for (rt, results, rss, sampled, exit, cleaning) in &per_runtime {
         let plain_e2e = MATRIX
             .iter()
-            .position(|w| matches!(w, Workload::E2e { .. }));
+            .position(|w| matches!(w, Workload::E2eWhileCleaning { compact: false, .. }));
         for (i, w) in MATRIX.iter().enumerate() {
             let m = &results[i];
             let b = match w {
-                Workload::E2eWhileCleaning { .. } => plain_e2e.and_then(|j| results.get(j)),
+                Workload::E2eWhileCleaning { compact: true, .. } => {
+                    plain_e2e.and_then(|j| results.get(j))
+                }
+                Workload::E2eWhileCleaning { .. } => None,
                 _ => mock[i].as_ref(),
             };
             let name = format!("{rt}: {}", w.name());
@@ -863,9 +892,10 @@ fn add_rows(
                 Some(Measured::E2e(b)) => Some(b),
                 _ => None,
             };
-            // The cleaning row's baseline is the same runtime's plain e2e.
+            // The cleaning row's baseline is the same fill with nothing
+            // to clean, on the same runtime.
             let base_name = if matches!(w, Workload::E2eWhileCleaning { .. }) {
-                "without cleaning"
+                "same fill, no cleaning"
             } else {
                 "mock"
             };
