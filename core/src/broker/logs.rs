@@ -157,6 +157,10 @@ impl Logs {
             self.events.appended = true;
         }
         self.note_cleaner(key);
+        // A deleted topic's log may have waited for this (a swap).
+        if self.doomed.contains(&key) {
+            self.reap_doomed(io, now);
+        }
     }
 
     /// Record a finished cleaning pass of `key`'s log.

@@ -631,6 +631,14 @@ impl PartitionLog {
         }
     }
 
+    /// Whether a cleaned segment's swap is in flight.
+    pub(super) fn cleaning_swaps(&self) -> bool {
+        self.cleaning
+            .as_ref()
+            .and_then(|c| c.step.as_ref())
+            .is_some_and(|s| s.swapping)
+    }
+
     /// Offsets below this have been cleaned (`cleaner-offset-checkpoint`).
     pub fn first_dirty_offset(&self) -> u64 {
         self.first_dirty.max(self.log_start)

@@ -19,13 +19,15 @@ use super::partition::{PartitionLog, Pending};
 
 impl PartitionLog {
     /// Remove every segment and the directory (topic deletion), once no
-    /// segment is pinned. Returns false while pins remain; call again after
-    /// an `unpin`.
+    /// segment is pinned and no cleaned segment is being swapped in.
+    /// Returns false while either holds; call again after an `unpin` or
+    /// the swap's answer.
     pub fn delete(&mut self, ids: &mut Ids, out: &mut Vec<Command>) -> bool {
         if self.deleted {
             return true;
         }
-        if self.segments.iter().any(|s| s.pins > 0) {
+        // A swap in flight renames files under the segments: wait for it.
+        if self.segments.iter().any(|s| s.pins > 0) || self.cleaning_swaps() {
             return false;
         }
         self.abandon_cleaning(ids, out);

@@ -141,7 +141,6 @@ pub(crate) fn is_slow(cmd: &Command) -> bool {
             | Command::RemoveFile { .. }
             | Command::RemoveDir { .. }
             | Command::OpenSegment { create: true, .. }
-            | Command::SwapCleaned { .. }
     )
 }
 
@@ -218,29 +217,70 @@ pub(crate) fn spawn_segment_writer(
 
 /// The sequential segment writer's executor: every file command in issue
 /// order, except that a `Sync` is handed to the fsync worker once the
-/// commands before it are done, and answered from there.
+/// commands before it are done, and a `SwapCleaned` (its renames, deletions
+/// and directory fsyncs) to the swap worker, each answered from there, so
+/// appends never wait behind them. The core issues nothing for a swap's
+/// segments until it is answered.
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
     exec: DiskExec,
     commit: GroupCommit,
+    swaps: Option<Sender<Command>>,
+    swapper: Option<JoinHandle<()>>,
 }
 
 impl SegmentWriter {
-    /// An executor with its fsync worker, which answers `Sync`s to `report`.
+    /// An executor with its fsync and swap workers, which answer to
+    /// `report`.
     pub(crate) fn start(
         exec: DiskExec,
         report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
     ) -> io::Result<SegmentWriter> {
-        let commit = GroupCommit::start(report, exec.flush_threads)?;
-        Ok(SegmentWriter { exec, commit })
+        let commit = GroupCommit::start(report.clone(), exec.flush_threads)?;
+        let (tx, rx) = mpsc::channel::<Command>();
+        let swap_exec = exec.clone();
+        let mut report = report;
+        let swapper = crate::spawn("conveyor-swaps", move || {
+            while let Ok(cmd) = rx.recv() {
+                report(vec![swap_exec.execute(cmd)]);
+            }
+        })?;
+        Ok(SegmentWriter {
+            exec,
+            commit,
+            swaps: Some(tx),
+            swapper: Some(swapper),
+        })
     }
 
-    /// Execute `cmd`, or hand it over (`None`: answered by the fsync
-    /// worker).
+    /// Execute `cmd`, or hand it over (`None`: answered by a worker).
     pub(crate) fn execute(&self, cmd: Command) -> Option<Done> {
         match cmd {
             Command::Sync { io, seg } => self.commit.hand(io, seg, &self.exec.segs),
+            cmd @ Command::SwapCleaned { .. } => {
+                let io = cmd.io();
+                match self.swaps.as_ref().map(|tx| tx.send(cmd)) {
+                    Some(Ok(())) => None,
+                    Some(Err(mpsc::SendError(cmd))) => Some(self.exec.execute(cmd)),
+                    None => Some(Done {
+                        io,
+                        result: Err(IoError::from(io::Error::other("the swap worker is gone"))),
+                    }),
+                }
+            }
             cmd => Some(self.exec.execute(cmd)),
+        }
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        // Swaps already handed over finish before the writer is gone.
+        drop(self.swaps.take());
+        if let Some(h) = self.swapper.take()
+            && h.join().is_err()
+        {
+            tracing::error!("the swap worker panicked");
         }
     }
 }
@@ -350,7 +390,7 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 /// Executes file commands under one data directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DiskExec {
     root: PathBuf,
     segs: Arc<SegTable>,
