@@ -410,16 +410,16 @@ fn consumer_offsets_stay_small_under_frequent_commits() {
             .sum()
     };
     let mut largest = 0;
-    for i in 0..5_000i64 {
+    for i in 0..100_000i64 {
         let corr = sim.send(c, ApiKey::OffsetCommit, 8, &commit(i));
         let r: OffsetCommitResponse = sim.recv(c, ApiKey::OffsetCommit, 8, corr);
         assert_eq!(r.topics[0].partitions[0].error_code, 0);
-        if i % 250 == 249 {
+        if i % 2_500 == 2_499 {
             sim.advance(Duration::from_millis(1500));
             largest = largest.max(size(&sim));
         }
     }
-    let written = 5_000 * 80;
+    let written = 100_000 * 80;
     assert!(
         largest < 32 * 1024,
         "__consumer_offsets reached {largest} bytes for {written} written"
@@ -442,7 +442,7 @@ fn consumer_offsets_stay_small_under_frequent_commits() {
         ]));
     let corr = sim.send(c, ApiKey::OffsetFetch, 7, &req);
     let r: OffsetFetchResponse = sim.recv(c, ApiKey::OffsetFetch, 7, corr);
-    assert_eq!(r.topics[0].partitions[0].committed_offset, 4_999);
+    assert_eq!(r.topics[0].partitions[0].committed_offset, 99_999);
 }
 
 #[test]

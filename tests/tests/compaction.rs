@@ -3,7 +3,11 @@
 //! to each key's latest value, which a consumer reading from the beginning
 //! sees at its original offset (offsets only increase; the gaps are
 //! skipped); the cleaned log survives a restart. One run, on the default
-//! runtime, cleans 1,000,000 records over 1,000 keys.
+//! runtime, cleans 1,000,000 records over 1,000 keys; another SIGKILLs the
+//! `conveyor` binary three times while it cleans.
+//!
+//! The binary test needs `conveyor` built first (`cargo build -p
+//! conveyor-server`; scripts/test does this).
 //!
 //! Run: `cargo test -p conveyor-tests --test compaction`.
 
@@ -15,7 +19,7 @@ use conveyor_tests::client::{
     assign, block_on, client_config, consumer, consumer_config, producer, producer_config, send,
     wait_acked,
 };
-use conveyor_tests::{Runtime, TestBroker, each_runtime, segment_files, unique_topic};
+use conveyor_tests::{ChildBroker, Runtime, TestBroker, each_runtime, segment_files, unique_topic};
 use rdkafka::Offset;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -160,4 +164,77 @@ each_runtime! {
 #[test]
 fn a_million_records_over_a_thousand_keys() {
     compact(Runtime::Mio, 1_000_000, 1_000);
+}
+
+/// SIGKILL the broker at several points while it cleans (pieces throttled
+/// so each kill lands mid-pass), restarting on the same data each time:
+/// every restart reads a whole log — each key's latest value, offsets only
+/// increasing, nothing that was not written — and the cleaning finishes.
+#[test]
+fn sigkill_while_cleaning_restarts_into_a_whole_log() {
+    let dir = tempfile::Builder::new()
+        .prefix("conveyor-compaction-")
+        .tempdir()
+        .expect("temporary directory");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data directory");
+    let settings = [
+        ("log.cleaner.backoff.ms", "100"),
+        ("log.cleaner.io.max.bytes.per.second", "2000000"),
+    ];
+    let (n, keys) = (300_000, 1_000);
+    let topic = unique_topic("killed");
+    let mut broker = ChildBroker::spawn(Runtime::Mio, &data, &settings);
+    create_compacted(&broker.bootstrap(), &topic);
+    produce(&broker.bootstrap(), &topic, n, keys);
+    let mut latest: HashMap<String, String> = HashMap::new();
+    for i in 0..n {
+        latest.insert(format!("k{}", i % keys), format!("v{i}"));
+    }
+    let check = |rows: &[(i64, String, String)], what: &str| {
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        for (_, k, v) in rows {
+            let i: usize = v[1..].parse().expect("a value written here");
+            assert_eq!(
+                k,
+                &format!("k{}", i % keys),
+                "{what}: {k}={v} was never written"
+            );
+            last.insert(k, v);
+        }
+        assert_eq!(last.len(), keys, "{what}: every key survives");
+        for (k, v) in &latest {
+            assert_eq!(
+                last.get(k.as_str()),
+                Some(&v.as_str()),
+                "{what}: the latest value of {k}"
+            );
+        }
+    };
+    for (round, wait_ms) in [300u64, 700, 1100].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let status = broker.kill9();
+        assert!(!status.success(), "killed, not exited");
+        broker = ChildBroker::spawn(Runtime::Mio, &data, &settings);
+        let rows = read_all(&broker.bootstrap(), &topic);
+        check(&rows, &format!("after kill {}", round + 1));
+    }
+    // Left alone, the cleaning finishes.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let rows = read_all(&broker.bootstrap(), &topic);
+        let end = active_base(&data, &topic);
+        let mut seen = HashMap::new();
+        if rows
+            .iter()
+            .filter(|r| r.0 < end)
+            .all(|r| seen.insert(r.1.clone(), ()).is_none())
+        {
+            check(&rows, "cleaned");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not cleaned within {TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    broker.terminate();
 }

@@ -274,11 +274,12 @@ fn clean_batch(
             .producer_last
             .get(&h.producer_id)
             .is_some_and(|&o| i64::try_from(o).is_ok_and(|o| o == h.last_offset()));
+    if count == 0 && !(keep || producer_keeps) {
+        // Nothing survives (an empty batch a pass kept before included).
+        return Ok(None);
+    }
     if u64::try_from(count).is_ok_and(|c| c == total) {
         return Ok(Some(Bytes::copy_from_slice(whole)));
-    }
-    if count == 0 && !(keep || producer_keeps) {
-        return Ok(None);
     }
     let how = Rebuild {
         codec: Codec::from_attributes(h.attributes).ok_or("unknown compression codec")?,

@@ -34,6 +34,8 @@ pub struct Sim {
     pub paused: std::collections::HashSet<ConnId>,
     /// Every read interest change the broker output, in order.
     pub interest: Vec<(ConnId, bool)>,
+    /// The deadline the broker last asked to be woken at.
+    pub deadline: Option<conveyor_core::Instant>,
 }
 
 impl Sim {
@@ -56,6 +58,7 @@ impl Sim {
             rbuf: HashMap::new(),
             paused: Default::default(),
             interest: Vec::new(),
+            deadline: None,
         };
         sim.run();
         sim
@@ -72,7 +75,10 @@ impl Sim {
     pub fn run_until(&mut self, stop: impl Fn(&Command) -> bool) -> Option<Command> {
         for _ in 0..100_000 {
             match self.broker.poll() {
-                Poll::Wait(_) => return None,
+                Poll::Wait(deadline) => {
+                    self.deadline = deadline;
+                    return None;
+                }
                 Poll::ReadInterest { conn, read } => {
                     self.interest.push((conn, read));
                     if read {
@@ -122,10 +128,22 @@ impl Sim {
         panic!("the broker never went idle");
     }
 
+    /// Move time on by `d`, then serve every deadline that is due, as a
+    /// driver does (a deadline at or before now is served at once).
     pub fn advance(&mut self, d: Duration) {
         self.now = self.now.advance(d);
         self.broker.handle_timeout(self.now);
         self.run();
+        for _ in 0..100_000 {
+            match self.deadline {
+                Some(t) if t <= self.now.mono => {
+                    self.broker.handle_timeout(self.now);
+                    self.run();
+                }
+                _ => return,
+            }
+        }
+        panic!("the broker kept asking to be woken at once");
     }
 
     pub fn open(&mut self, id: u64) -> ConnId {

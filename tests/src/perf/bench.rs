@@ -73,6 +73,10 @@ enum Workload {
     /// carries the same write-back and page-cache load. Not run on the
     /// mock, which has no cleaner.
     E2eWhileCleaning { rate: f64, fill: u64, compact: bool },
+    /// Produce 1 KiB records uncompressed to a topic whose
+    /// `compression.type` is `codec`: the broker rewrites every batch. Its
+    /// baseline is the same produce to a plain topic. Not run on the mock.
+    Recompress { codec: &'static str },
 }
 
 const MATRIX: &[Workload] = &[
@@ -147,6 +151,7 @@ const MATRIX: &[Workload] = &[
         consume: false,
         fsync: true,
     },
+    Workload::Recompress { codec: "zstd" },
     Workload::SingleRecord,
     Workload::E2e { rate: 10_000.0 },
     Workload::E2eWhileCleaning {
@@ -186,6 +191,9 @@ impl Workload {
             Workload::E2e { rate } => {
                 format!("e2e at {rate:.0} records/s (100 B, linger.ms=0, acks=1)")
             }
+            Workload::Recompress { codec } => format!(
+                "produce 1024 B, 1 partition, acks=1, topic compression.type={codec} (the broker recompresses)"
+            ),
             Workload::E2eWhileCleaning {
                 rate,
                 fill,
@@ -264,6 +272,16 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
             // A short local queue: the broker's request rate paces the
             // sender, and the backlog left at the deadline drains quickly.
             opts.overrides = vec!["queue.buffering.max.messages=10000".into()];
+            opts.max_time = Some(secs(seconds));
+            opts.progress = Duration::ZERO;
+            produce::run(&opts, &bootstrap).map(|p| Measured::Produce(p, None))
+        }
+        Workload::Recompress { .. } if target.is_mock() => {
+            Err("not measured: the mock cluster does not recompress".to_owned())
+        }
+        Workload::Recompress { codec } => {
+            target.create_topic_with(&topic, 1, &[("compression.type", codec)])?;
+            let mut opts = ProduceOpts::new(&topic, u64::MAX, 1024);
             opts.max_time = Some(secs(seconds));
             opts.progress = Duration::ZERO;
             produce::run(&opts, &bootstrap).map(|p| Measured::Produce(p, None))
@@ -771,6 +789,17 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         "-".into(),
     );
     for (rt, results, rss, sampled, exit, cleaning) in &per_runtime {
+        let plain_1k = MATRIX.iter().position(|w| {
+            matches!(
+                w,
+                Workload::Produce {
+                    size: 1024,
+                    partitions: 1,
+                    acks: "1",
+                    ..
+                }
+            )
+        });
         let plain_e2e = MATRIX
             .iter()
             .position(|w| matches!(w, Workload::E2eWhileCleaning { compact: false, .. }));
@@ -780,6 +809,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                 Workload::E2eWhileCleaning { compact: true, .. } => {
                     plain_e2e.and_then(|j| results.get(j))
                 }
+                Workload::Recompress { .. } => plain_1k.and_then(|j| results.get(j)),
                 Workload::E2eWhileCleaning { .. } => None,
                 _ => mock[i].as_ref(),
             };
@@ -940,6 +970,32 @@ fn add_rows(
                     ) + " (p99)"
                 }),
             );
+        }
+        (Workload::Recompress { .. }, Measured::Produce(p, _)) => {
+            // The baseline is the same produce to a plain topic.
+            let base = match mock {
+                Some(Measured::Produce(b, _)) => Some(b),
+                _ => None,
+            };
+            let figure = format!(
+                "{} ({:.0} MB/s), p99 {} ms",
+                rec_rate(p.records_per_sec()),
+                p.mb_per_sec(),
+                ms(p.latency.quantile(0.99) as f64)
+            );
+            match base {
+                Some(b) => t.row(
+                    name,
+                    figure,
+                    format!(
+                        "{} ({:.0} MB/s) plain topic",
+                        rec_rate(b.records_per_sec()),
+                        b.mb_per_sec()
+                    ),
+                    ratio(p.mb_per_sec(), b.mb_per_sec()),
+                ),
+                None => t.row(name, figure, "-".into(), "-".into()),
+            }
         }
         (_, Measured::Produce(p, c)) => {
             let (base_p, base_c) = match mock {
