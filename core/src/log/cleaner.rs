@@ -70,6 +70,19 @@ pub(super) struct Cleaning {
     pub(super) stats: Cleaned,
 }
 
+impl Cleaning {
+    /// When the bytes read so far allow the next piece under
+    /// `log.cleaner.io.max.bytes.per.second`; `None` without a limit.
+    fn throttled_until(&self) -> Option<i64> {
+        let rate = self.limits.io_max_bytes_per_second;
+        if rate == u64::MAX || rate == 0 {
+            return None;
+        }
+        let wait = i64::try_from(self.read.saturating_mul(1000) / rate).unwrap_or(i64::MAX);
+        Some(self.started_ms.saturating_add(wait))
+    }
+}
+
 /// A replacement for consecutive segments on its way in.
 #[derive(Debug)]
 struct Step {
@@ -231,7 +244,8 @@ impl PartitionLog {
         c.read += read as u64;
         if !done {
             c.mapping = Some(cursor);
-            c.resume_at.get_or_insert(i64::MIN);
+            // The throttle covers reading for the map too.
+            c.resume_at = Some(c.throttled_until().unwrap_or(i64::MIN));
             return;
         }
         c.mapping = None;
@@ -450,13 +464,12 @@ impl PartitionLog {
                 step,
             );
         }
+        let idle = !step.piece_in_flight && !step.written;
         // The throttle: the next piece no sooner than the rate allows.
-        let rate = c.limits.io_max_bytes_per_second;
-        if rate != u64::MAX && rate > 0 {
-            let wait = i64::try_from(c.read.saturating_mul(1000) / rate).unwrap_or(i64::MAX);
-            c.resume_at = Some(c.started_ms.saturating_add(wait));
+        if let Some(t) = c.throttled_until() {
+            c.resume_at = Some(t);
         }
-        if !step.piece_in_flight && !step.written {
+        if idle {
             // A piece whose records all went wrote nothing, so no answer
             // will call for the next: a timer does, at once.
             c.resume_at.get_or_insert(i64::MIN);
