@@ -282,6 +282,8 @@ fn run_workload(target: &Target, w: Workload, seconds: f64) -> Result<Measured, 
         Workload::Recompress { codec } => {
             target.create_topic_with(&topic, 1, &[("compression.type", codec)])?;
             let mut opts = ProduceOpts::new(&topic, u64::MAX, 1024);
+            // Text that compresses as text does, not one value repeated.
+            opts.varied = true;
             opts.max_time = Some(secs(seconds));
             opts.progress = Duration::ZERO;
             produce::run(&opts, &bootstrap).map(|p| Measured::Produce(p, None))
@@ -712,6 +714,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         let mut sampled = None;
         let mut exit = String::new();
         let mut cleaning = None;
+        let mut cpu: Vec<Option<f64>> = Vec::new();
         match Broker::start(opts, rt, &data, log) {
             Err(e) => {
                 eprintln!("== runtime {rt}: {e}");
@@ -722,6 +725,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                 for w in MATRIX {
                     eprintln!("== conveyor --runtime {rt}: {}", w.name());
                     broker.anon_window_kib();
+                    let cpu_before = super::rss::cpu_seconds(broker.child.id());
                     let m = match broker.exited() {
                         None => run_workload(&target, *w, seconds),
                         Some(status) => Err(format!(
@@ -730,6 +734,8 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
                         )),
                     };
                     eprintln!("    {}", describe(&m));
+                    let cpu_after = super::rss::cpu_seconds(broker.child.id());
+                    cpu.push(cpu_before.zip(cpu_after).map(|(a, b)| b - a));
                     if matches!(w, Workload::E2eWhileCleaning { compact: true, .. }) {
                         let passes = cleaner_passes(&broker.log_text());
                         eprintln!("    cleaner: {passes}");
@@ -769,7 +775,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
             }
         }
         let _ = fs::remove_dir_all(&data);
-        per_runtime.push((rt.clone(), results, rss, sampled, exit, cleaning));
+        per_runtime.push((rt.clone(), results, rss, sampled, exit, cleaning, cpu));
     }
 
     // The table.
@@ -788,7 +794,7 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         "-".into(),
         "-".into(),
     );
-    for (rt, results, rss, sampled, exit, cleaning) in &per_runtime {
+    for (rt, results, rss, sampled, exit, cleaning, cpu) in &per_runtime {
         let plain_1k = MATRIX.iter().position(|w| {
             matches!(
                 w,
@@ -815,6 +821,26 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
             };
             let name = format!("{rt}: {}", w.name());
             add_rows(&mut t, &name, *w, m, b, write_mb, sendfile_mb);
+        }
+        // The broker's CPU per GB produced, with and without recompressing.
+        let per_gb = |i: Option<usize>| -> Option<f64> {
+            let i = i?;
+            let Some(Ok(Measured::Produce(p, _))) = results.get(i) else {
+                return None;
+            };
+            let secs = cpu.get(i).copied().flatten()?;
+            (p.bytes > 0).then(|| secs / (p.bytes as f64 / 1e9))
+        };
+        let recompress = MATRIX
+            .iter()
+            .position(|w| matches!(w, Workload::Recompress { .. }));
+        if let (Some(a), Some(b)) = (per_gb(recompress), per_gb(plain_1k)) {
+            t.row(
+                format!("{rt}: broker CPU per GB produced, topic compression.type=zstd"),
+                format!("{a:.2} s/GB"),
+                format!("{b:.2} s/GB plain topic"),
+                ratio(a, b),
+            );
         }
         if let Some(c) = cleaning {
             t.row(

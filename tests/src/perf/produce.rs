@@ -49,6 +49,10 @@ pub struct ProduceOpts {
     pub overrides: Vec<String>,
     /// Record `i` gets key `k{i % keys}` (`None`: keyless records).
     pub keys: Option<u64>,
+    /// Each record's value differs (a window of a larger pseudo-random
+    /// text), so compression sees realistic data rather than one value
+    /// repeated.
+    pub varied: bool,
 }
 
 impl ProduceOpts {
@@ -69,6 +73,7 @@ impl ProduceOpts {
             progress: Duration::from_secs(5),
             overrides: Vec::new(),
             keys: None,
+            varied: false,
         }
     }
 
@@ -347,7 +352,14 @@ pub fn run(opts: &ProduceOpts, bootstrap: &str) -> Result<ProduceResult, String>
     // between sends and a poller thread takes the reports.
     let poller = opts.rate.map(|_| Poller::start(&producer));
     let poll_here = poller.is_none();
-    let value = super::payload(opts.record_size, 0x5EED);
+    // Varied values: windows of a 16 MiB pseudo-random text, none
+    // overlapping the next, so a batch holds no repeats.
+    const POOL: usize = 16 << 20;
+    let value = if opts.varied {
+        super::payload(POOL + opts.record_size, 0x5EED)
+    } else {
+        super::payload(opts.record_size, 0x5EED)
+    };
     let start = Instant::now();
     let deadline = opts.max_time.map(|d| start + d);
     let mut progress = Progress::new(opts.progress);
@@ -370,7 +382,13 @@ pub fn run(opts: &ProduceOpts, bootstrap: &str) -> Result<ProduceResult, String>
             sleep_until(due);
         }
         let key = opts.keys.map(|n| format!("k{}", sent % n.max(1)));
-        let mut record = BaseRecord::with_opaque_to(&opts.topic, ctx.stamp()).payload(&value[..]);
+        let at = if opts.varied {
+            (sent as usize).wrapping_mul(opts.record_size + 97) % POOL
+        } else {
+            0
+        };
+        let bytes = &value[at..at + opts.record_size];
+        let mut record = BaseRecord::with_opaque_to(&opts.topic, ctx.stamp()).payload(bytes);
         if let Some(k) = &key {
             record = record.key(k.as_bytes());
         }
