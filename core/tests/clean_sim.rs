@@ -529,3 +529,28 @@ fn a_large_segment_is_cleaned_in_throttled_pieces() {
         "cleaned in {waited:?}: not throttled"
     );
 }
+
+#[test]
+fn a_clean_shutdown_mid_pass_leaves_a_whole_log() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let create = sim
+        .run_until(|cmd| matches!(cmd, Command::CreateCleaned { .. }))
+        .expect("a pass started");
+    let done = sim.disk.execute(&create);
+    sim.broker.handle_done(sim.now, done);
+    // Shut down with the group's writes in flight: the pass stops, its
+    // files go, the broker stops.
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    assert!(sim.broker.is_stopped());
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    assert_eq!(read_all(&mut sim, c), rows, "the log as written");
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
+}

@@ -137,6 +137,9 @@ impl Broker {
         for key in self.logs.keys() {
             self.logs
                 .run(&mut self.io, self.now, key, |log, _, ids, out| {
+                    // A pass not yet swapping stops here (its cleaned files
+                    // go); the next start cleans again.
+                    log.stop_cleaning(ids, out);
                     log.flush(ids, out);
                     // So the next start loads producer state instead of
                     // replaying the log for it.

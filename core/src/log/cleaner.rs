@@ -135,8 +135,14 @@ impl PartitionLog {
             return false;
         }
         let first_dirty = self.first_dirty.max(self.log_start);
-        let infos: Vec<SegmentInfo> = self
+        // Only what every append has reached (below the high watermark);
+        // the segment after them counts as the active one.
+        let visible = self
             .segments
+            .iter()
+            .take_while(|s| s.end <= self.hwm)
+            .count();
+        let infos: Vec<SegmentInfo> = self.segments[..(visible + 1).min(self.segments.len())]
             .iter()
             .map(|s| SegmentInfo {
                 base: s.base,
@@ -641,6 +647,22 @@ impl PartitionLog {
             && !step.swapping
         {
             self.discard(step.new, ids, out);
+        }
+    }
+
+    /// Stop the pass at a clean shutdown, unless a swap is in flight (it
+    /// finishes, and the pass with it).
+    pub fn stop_cleaning(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        if !self.cleaning_swaps() {
+            self.abandon_cleaning(ids, out);
+            return;
+        }
+        // No group after the one swapping: the pass ends with it (all
+        // below its end is clean, groups going oldest first).
+        if let Some(c) = self.cleaning.as_mut()
+            && let Some(step) = c.step.as_ref()
+        {
+            c.end = step.end;
         }
     }
 
