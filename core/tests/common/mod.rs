@@ -264,10 +264,25 @@ impl Sim {
 }
 
 pub fn batch(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
+    let records = values.iter().enumerate().map(|(i, v)| {
+        let key = Bytes::from(format!("k{i}"));
+        (
+            Some(key),
+            Some(Bytes::from(v.to_string())),
+            timestamp + i as i64,
+        )
+    });
+    encode_batch(records, compression)
+}
+
+/// One batch of `(key, value, timestamp)` records, offsets from 0.
+fn encode_batch(
+    records: impl Iterator<Item = (Option<Bytes>, Option<Bytes>, i64)>,
+    compression: Compression,
+) -> Bytes {
+    let records: Vec<Record> = records
         .enumerate()
-        .map(|(i, v)| Record {
+        .map(|(i, (key, value, timestamp))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -280,9 +295,9 @@ pub fn batch(values: &[&str], timestamp: i64, compression: Compression) -> Bytes
             // changes; this keeps every record in one batch whose base
             // sequence is -1 (no idempotent producer).
             sequence: i as i32 - 1,
-            timestamp: timestamp + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(v.to_string())),
+            timestamp,
+            key,
+            value,
             headers: IndexMap::new(),
         })
         .collect();
@@ -317,36 +332,11 @@ pub fn keyed_batch(
     ts: i64,
     compression: Compression,
 ) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: ts,
-            key: k.map(|k| Bytes::from(k.to_owned())),
-            value: v.map(|v| Bytes::from(v.to_owned())),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
+    let owned = |f: &Option<&str>| f.map(|f| Bytes::from(f.to_owned()));
+    encode_batch(
+        records.iter().map(|(k, v)| (owned(k), owned(v), ts)),
+        compression,
     )
-    .unwrap();
-    buf.freeze()
 }
 
 /// Create `name` with `partitions` and these topic configs; it must work.
