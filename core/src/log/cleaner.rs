@@ -98,10 +98,9 @@ struct Step {
     /// What this group's cleaning did.
     stats: Cleaned,
     views: Option<SegmentViews>,
-    /// Commands not yet answered.
+    /// Commands not yet answered: while any is, the next piece waits
+    /// (its answer calls for it).
     outstanding: u32,
-    /// A piece's `Append` is in flight.
-    piece_in_flight: bool,
     /// Every piece is written; `Sync` and `MapSegment` are issued.
     written: bool,
     failed: bool,
@@ -311,7 +310,6 @@ impl PartitionLog {
                 stats: Cleaned::default(),
                 views: None,
                 outstanding: 1,
-                piece_in_flight: false,
                 written: false,
                 failed: false,
                 swapping: false,
@@ -429,7 +427,6 @@ impl PartitionLog {
             out.push(cmd);
         };
         if !parts.is_empty() {
-            step.piece_in_flight = true;
             emit(
                 Command::Append {
                     io: ids.io(),
@@ -470,7 +467,7 @@ impl PartitionLog {
                 step,
             );
         }
-        let idle = !step.piece_in_flight && !step.written;
+        let idle = step.outstanding == 0 && !step.written;
         // The throttle: the next piece no sooner than the rate allows.
         if let Some(t) = c.throttled_until() {
             c.resume_at = Some(t);
@@ -500,7 +497,7 @@ impl PartitionLog {
         let ready = c
             .step
             .as_ref()
-            .is_some_and(|s| !s.piece_in_flight && !s.written && !s.failed);
+            .is_some_and(|s| s.outstanding == 0 && !s.written && !s.failed);
         if ready {
             self.clean_piece(ids, out);
         }
@@ -512,7 +509,7 @@ impl PartitionLog {
         let waiting = c.mapping.is_some()
             || c.step
                 .as_ref()
-                .is_some_and(|s| !s.piece_in_flight && !s.written);
+                .is_some_and(|s| s.outstanding == 0 && !s.written);
         c.resume_at.filter(|_| waiting)
     }
 
@@ -551,11 +548,6 @@ impl PartitionLog {
             (_, Ok(_)) => {}
         }
         step.outstanding = step.outstanding.saturating_sub(1);
-        if kind == CleanIo::Write {
-            // Appends of one segment are answered in order; the piece is
-            // written once nothing but a later command is left.
-            step.piece_in_flight = step.piece_in_flight && step.outstanding > 0 && !step.failed;
-        }
         if step.outstanding == 0 && !step.swapping && (step.written || step.failed) {
             self.settle_step(ids, out);
         }
