@@ -18,6 +18,8 @@ use conveyor_core::{Command, Completion, Done, IoError, IoId, SegId, SegmentView
 
 use crate::storage::disk::{map, resolve, segment_file_name};
 
+mod cleaned;
+
 /// The most buffers handed to one `writev` (Linux's `IOV_MAX`).
 pub(crate) const IOV_MAX: usize = 1024;
 
@@ -572,87 +574,7 @@ impl DiskExec {
         Ok(())
     }
 
-    /// [`Command::SwapCleaned`]'s steps, in its order.
-    fn swap_cleaned(&self, seg: SegId, replaces: &[SegId]) -> io::Result<()> {
-        let new = self.segs.get(seg)?;
-        if !new.cleaned.load(Ordering::Acquire) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{seg:?} is not a cleaned segment"),
-            ));
-        }
-        let mut others = Vec::new();
-        for r in replaces {
-            let old = self.segs.get(*r)?;
-            if old.base_offset != new.base_offset {
-                others.push((*r, old.base_offset));
-            }
-        }
-        let manifest = new.dir.join(segment_file_name(
-            new.base_offset,
-            conveyor_core::layout::SWAP,
-        ));
-        if !others.is_empty() {
-            let bases: Vec<u64> = others.iter().map(|(_, b)| *b).collect();
-            let text = conveyor_core::layout::encode_swap_manifest(&bases);
-            self.write_file(&manifest, text.as_bytes())?;
-        }
-        // The log first: once its rename is durable the swap has happened
-        // (the old log's inode lives on for any reader that has it open).
-        let (from, to) = (new.paths(), new.final_paths());
-        fs::rename(&from[0], &to[0])?;
-        sync_dir(&new.dir)?;
-        new.cleaned.store(false, Ordering::Release);
-        for (f, t) in from.iter().zip(&to).skip(1) {
-            fs::rename(f, t)?;
-        }
-        drop(new);
-        for r in replaces {
-            // Taken out once no `sendfile` reads it.
-            let old = self.segs.remove(*r)?;
-            if others.iter().any(|(o, _)| o == r) {
-                for path in old.paths() {
-                    remove_file_if_present(&path)?;
-                }
-            }
-        }
-        sync_dir(manifest.parent().unwrap_or(Path::new(".")))?;
-        if !others.is_empty() {
-            remove_file_if_present(&manifest)?;
-            sync_parent(&manifest)?;
-        }
-        Ok(())
-    }
-
-    /// A cleaned segment's files, created empty under `.cleaned` names.
-    fn create_cleaned(&self, seg: SegId, dir: &str, base_offset: u64) -> io::Result<()> {
-        let dir = resolve(&self.root, dir)?;
-        let open = |ext: &str| {
-            let name = segment_file_name(base_offset, ext);
-            let path = dir.join(format!("{name}.{}", conveyor_core::layout::CLEANED));
-            // Appends land at the end, as for any segment; a file left by
-            // an earlier attempt starts empty.
-            OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .open(&path)
-                .and_then(|f| f.set_len(0).map(|()| f))
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-        };
-        let files = SegmentFiles {
-            log: open(conveyor_core::layout::LOG)?,
-            index: open(conveyor_core::layout::INDEX)?,
-            timeindex: open(conveyor_core::layout::TIME_INDEX)?,
-            dir,
-            base_offset,
-            cleaned: AtomicBool::new(true),
-        };
-        self.segs.insert(seg, files);
-        Ok(())
-    }
-
-    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    pub(super) fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
