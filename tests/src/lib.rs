@@ -15,6 +15,7 @@
 //!   every delivery report, consumers and a tiny `block_on` for the admin API.
 //! - [`raw`]: a hand-written Kafka request encoder and response reader for
 //!   malformed-input tests, independent of the broker's own codec.
+//! - [`external`]: running another program (a client harness) to an `OK`.
 //! - [`python`]: the Python clients (kafka-python, confluent-kafka) and the
 //!   runner for the scripts in `tests/python/`.
 
@@ -31,6 +32,7 @@ use conveyor_io_std::{Options, Running, Stats};
 use tempfile::TempDir;
 
 pub mod client;
+pub mod external;
 pub mod groups;
 pub mod python;
 pub mod raw;

@@ -6,11 +6,11 @@
 //! runs with a time limit, its stdout and stderr kept together, and passes
 //! only if it exits 0 and prints a line `OK`.
 
-use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::external::run_until_ok;
 
 /// How long one script may run before it is killed and the test fails.
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -74,38 +74,7 @@ pub fn run_script(client: PythonClient, script: &str, args: &[&str]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python")
         .join(script);
-    let logs = tempfile::tempdir().expect("temporary directory");
-    let out_path = logs.path().join("script.out");
-    let out = File::create(&out_path).expect("create output file");
-    let mut child = Command::new("python3")
-        .arg(&path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().expect("clone file")))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("spawn python3");
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => {
-            assert!(
-                output.contains("\nOK"),
-                "{script} exited 0 without OK:\n{output}"
-            );
-        }
-        Some(s) => panic!("{script} failed ({s}):\n{output}"),
-        None => panic!("{script} did not finish in {SCRIPT_TIMEOUT:?}:\n{output}"),
-    }
+    let mut command = Command::new("python3");
+    command.arg(&path).args(args);
+    run_until_ok(command, script, SCRIPT_TIMEOUT);
 }
