@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::log::{Job, JobOutput};
+
 /// Names one command; exactly one [`Done`] answers it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IoId(pub u64);
@@ -178,6 +180,15 @@ pub enum Command {
         /// Number of bytes.
         len: u64,
     },
+    /// Run CPU work off the thread that runs the core ([`Job::run`], pure)
+    /// and answer with [`Completion::Computed`]. Not a file command: it
+    /// waits for nothing, and nothing waits for it but its own `Done`.
+    Compute {
+        /// Answered by one [`Done`].
+        io: IoId,
+        /// The work.
+        job: Job,
+    },
     /// Create a segment's three files under the log cleaner's names,
     /// `<dir>/<base_offset>.log.cleaned`, `.index.cleaned` and
     /// `.timeindex.cleaned` (emptying any left from before), open for
@@ -297,6 +308,7 @@ impl Command {
             | Command::Sync { io, .. }
             | Command::MapSegment { io, .. }
             | Command::Read { io, .. }
+            | Command::Compute { io, .. }
             | Command::CreateCleaned { io, .. }
             | Command::SwapCleaned { io, .. }
             | Command::RemoveSegment { io, .. }
@@ -340,6 +352,8 @@ pub enum Completion {
     Mapped(SegmentViews),
     /// The answer to [`Command::Read`].
     Read(Bytes),
+    /// The answer to [`Command::Compute`].
+    Computed(JobOutput),
 }
 
 /// Why a command failed. Kept `Clone + PartialEq` so tests can inject and

@@ -114,4 +114,5 @@ pub use io::{
     Command, Completion, ConnId, DiskPartition, DiskSegment, DiskState, Done, IoError, IoId, Part,
     SegId, SegmentViews, View,
 };
+pub use log::{Job, JobOutput};
 pub use time::{Instant, Now};

@@ -52,6 +52,8 @@ pub struct SimDisk {
     lose_syncs: bool,
     /// File commands executed so far.
     executed: u64,
+    /// `Compute` jobs run so far.
+    jobs_run: u64,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> IoError {
@@ -68,6 +70,14 @@ impl SimDisk {
         let io = cmd.io();
         if matches!(cmd, Command::Send { .. } | Command::Close { .. }) {
             return Done::ok(io);
+        }
+        if let Command::Compute { job, .. } = cmd {
+            // CPU work, not a file command: run at once, never failed.
+            self.jobs_run += 1;
+            return Done {
+                io,
+                result: Ok(Completion::Computed(job.clone().run())),
+            };
         }
         self.executed += 1;
         if let Some((n, error)) = self.fail_countdown.take() {
@@ -104,6 +114,11 @@ impl SimDisk {
     /// lost in a crash.
     pub fn lose_syncs(&mut self, lose: bool) {
         self.lose_syncs = lose;
+    }
+
+    /// `Compute` jobs run so far.
+    pub fn jobs_run(&self) -> u64 {
+        self.jobs_run
     }
 
     /// File commands executed so far (to pick a point for [`SimDisk::fail_after`]).
@@ -277,7 +292,7 @@ impl SimDisk {
                 self.dirs.remove(dir);
                 self.segments.retain(|_, (d, _)| d != dir);
             }
-            Command::Send { .. } | Command::Close { .. } => {}
+            Command::Send { .. } | Command::Close { .. } | Command::Compute { .. } => {}
             Command::Connect { addr, .. } => {
                 // The network is the harness's (core/tests/peers_sim.rs).
                 let message = format!("a simulated disk connects nowhere ({addr})");

@@ -554,3 +554,85 @@ fn a_clean_shutdown_mid_pass_leaves_a_whole_log() {
     sim.advance(Duration::from_millis(1500));
     assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
 }
+
+fn is_job(cmd: &Command) -> bool {
+    matches!(cmd, Command::Compute { .. })
+}
+
+/// The cleaner reads segments only in jobs the driver runs
+/// (`Command::Compute`), one at a time per pass: while one is held, the
+/// broker answers produces and fetches and asks for no other; once it is
+/// answered the pass goes on.
+#[test]
+fn cleaning_runs_as_jobs_and_requests_are_answered_while_one_is_out() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let mut rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let job = sim.run_until(is_job).expect("a pass asked for a job");
+    let before = sim.disk.jobs_run();
+
+    rows.extend(produce(&mut sim, c, 400, 3, &[]));
+    assert_eq!(read_all(&mut sim, c), rows, "served, uncleaned, meanwhile");
+    sim.advance(Duration::from_millis(100));
+    assert_eq!(
+        sim.disk.jobs_run(),
+        before,
+        "no second job while one is out"
+    );
+
+    let done = sim.disk.execute(&job);
+    sim.broker.handle_done(sim.now, done);
+    sim.advance(Duration::from_millis(1500));
+    assert!(sim.disk.jobs_run() > before + 1, "the pass went on in jobs");
+    assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
+}
+
+/// A job the driver fails abandons only the pass; an answer that comes
+/// after the pass stopped (a clean shutdown) is dropped, and shutdown waits
+/// for it.
+#[test]
+fn a_failed_job_abandons_the_pass_and_a_late_answer_is_dropped() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let job = sim.run_until(is_job).expect("a pass asked for a job");
+    let error = conveyor_core::IoError {
+        kind: std::io::ErrorKind::Other,
+        message: "worker gone".into(),
+    };
+    sim.broker.handle_done(
+        sim.now,
+        conveyor_core::Done {
+            io: job.io(),
+            result: Err(error),
+        },
+    );
+    sim.run();
+    assert_eq!(read_all(&mut sim, c), rows, "the log as written");
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+
+    // The next pass: shut down while its first job is out.
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let job = sim
+        .run_until(is_job)
+        .expect("the next pass asked for a job");
+    sim.broker.shutdown(sim.now);
+    sim.run();
+    assert!(!sim.broker.is_stopped(), "shutdown waits for the job");
+    let done = sim.disk.execute(&job);
+    sim.broker.handle_done(sim.now, done);
+    sim.run();
+    assert!(sim.broker.is_stopped());
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    assert_eq!(read_all(&mut sim, c), rows, "the log as written");
+    sim.advance(Duration::from_millis(1500));
+    assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
+}

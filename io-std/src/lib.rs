@@ -264,14 +264,13 @@ pub fn start(opts: Options) -> io::Result<Running> {
     let local_addr = p.local_addr;
     let segs = Arc::new(SegTable::default());
     let (seg_tx, seg_rx) = mpsc::channel();
-    let flush_threads = p.broker.config().flush_threads;
+    let exec = DiskExec::new(p.data_dir, segs.clone()).with_threads(p.broker.config());
     let shared = Shared::new(p.broker, p.clock, seg_tx, Arc::clone(&segs));
     let stats = Arc::clone(&shared.stats);
 
     let mut threads = Threads::new(Arc::clone(&shared), local_addr, p.lock);
     // From here on, dropping `threads` on an error stops what was started.
     let s = Arc::clone(&shared);
-    let exec = DiskExec::new(p.data_dir, segs).with_flush_threads(flush_threads);
     let writer = SegmentWriter::start(exec, move |mut dones| {
         runtime::report_dones(&s, &mut dones);
     })?;

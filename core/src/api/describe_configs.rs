@@ -341,6 +341,12 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "Fsyncs run at once.",
         ),
         (
+            "log.cleaner.threads",
+            c.cleaner_threads.to_string(),
+            Int,
+            "Cleaner jobs run at once, off the request path.",
+        ),
+        (
             "offsets.topic.num.partitions",
             c.offsets_topic_partitions.to_string(),
             Int,

@@ -116,6 +116,9 @@ pub struct Config {
     pub decompression_max_bytes: usize,
     /// `log.cleaner.enable`: compacted topics are cleaned.
     pub cleaner_enable: bool,
+    /// `log.cleaner.threads`: how many of the cleaner's jobs (mapping keys,
+    /// cleaning a piece) the driver runs at once, on threads of their own.
+    pub cleaner_threads: usize,
     /// `log.cleaner.backoff.ms`: how often the cleaner looks for logs due.
     pub cleaner_backoff_ms: u64,
     /// `log.cleaner.dedupe.buffer.size`: the most bytes one pass's key map
@@ -160,6 +163,7 @@ impl Default for Config {
             producer_id_expiration_ms: 86_400_000,
             decompression_max_bytes: 128 << 20,
             cleaner_enable: true,
+            cleaner_threads: 1,
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 128 << 20,
             cleaner_io_max_bytes_per_second: u64::MAX,
@@ -233,6 +237,7 @@ impl Config {
                 self.producer_id_expiration_ms = parse_range(key, value, 1, i64::MAX)?
             }
             "log.cleaner.enable" => self.cleaner_enable = parse_bool(key, value)?,
+            "log.cleaner.threads" => self.cleaner_threads = parse_range(key, value, 1, 64)?,
             "log.cleaner.backoff.ms" => {
                 self.cleaner_backoff_ms = parse_range(key, value, 1, u64::MAX / 2)?
             }

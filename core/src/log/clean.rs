@@ -39,7 +39,7 @@ use super::records::{self, Rebuild};
 const ENTRY_OVERHEAD: usize = 48;
 
 /// The latest offset of each key in a range of the log.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeyMap {
     latest: HashMap<Box<[u8]>, u64>,
     bytes: usize,

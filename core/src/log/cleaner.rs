@@ -10,27 +10,31 @@
 //! watermark and recovery point stay as they were, and small cleaned
 //! segments merge over passes.
 //!
-//! Off the request path: a piece is at most [`PIECE_BYTES`] of input,
-//! cleaned when the previous piece's `Append` is answered, so requests are
-//! served between pieces and memory holds one piece;
+//! Off the request path: a piece is at most [`PIECE_BYTES`](super::PIECE_BYTES) of input, read
+//! by a [`Job`] the driver runs on a thread of its own
+//! ([`Command::Compute`]), never by the thread that runs the core. One job
+//! is in flight per pass; a cleaning piece's job follows the previous
+//! piece's `Append`, so memory holds one piece;
 //! `log.cleaner.io.max.bytes.per.second` spaces the pieces out.
 //!
 //! A failure before the swap only abandons the pass (the old segments are
 //! whole); a failed swap leaves the files in an unknown state, so the
 //! partition goes offline and the next start finishes or undoes the swap.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::config::CleanupPolicy;
-use crate::io::{Command, Completion, Ids, IoError, SegId, SegmentViews};
+use crate::io::{Command, Completion, Ids, IoError, IoId, SegId, SegmentViews};
 use crate::time::Now;
 
 use super::clean::{self, Cleaned, KeyMap, Policy, Rules, SegmentInfo};
+use super::job::{
+    CleanJob, CleanOutput, Input, Job, JobOutput, MapJob, MapOutcome, MapOutput, Output, Work,
+};
 use super::partition::{PartitionLog, Pending};
 use super::segment::Segment;
-
-/// Input bytes cleaned at a time, between which other work is done.
-pub const PIECE_BYTES: usize = 256 << 10;
 
 /// The broker's cleaner settings, for one pass.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +50,10 @@ pub struct CleanerLimits {
 /// A cleaning pass over one log.
 #[derive(Debug)]
 pub(super) struct Cleaning {
-    map: KeyMap,
-    rules: Rules,
+    /// Shared with the job in flight; a mapping job takes it along and
+    /// gives it back with its output.
+    map: Arc<KeyMap>,
+    rules: Arc<Rules>,
     limits: CleanerLimits,
     /// Segments with a base offset below this are done.
     next: u64,
@@ -66,6 +72,8 @@ pub(super) struct Cleaning {
     read: u64,
     /// The next piece waits for this wall-clock time (the throttle).
     resume_at: Option<i64>,
+    /// The job in flight, whose answer the next piece waits for.
+    computing: Option<IoId>,
     /// What the pass did so far.
     pub(super) stats: Cleaned,
 }
@@ -98,8 +106,8 @@ struct Step {
     /// What this group's cleaning did.
     stats: Cleaned,
     views: Option<SegmentViews>,
-    /// Commands not yet answered: while any is, the next piece waits
-    /// (its answer calls for it).
+    /// Writes not yet answered: while any is, the next piece waits (its
+    /// answer calls for it).
     outstanding: u32,
     /// Every piece is written; `Sync` and `MapSegment` are issued.
     written: bool,
@@ -110,6 +118,8 @@ struct Step {
 /// Which cleaner command a `Done` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CleanIo {
+    /// A piece's [`Job`].
+    Compute,
     Write,
     Map,
     Swap,
@@ -181,8 +191,8 @@ impl PartitionLog {
         };
         tracing::debug!(dir = %self.dir, first_dirty, end = plan.end, "cleaning");
         self.cleaning = Some(Cleaning {
-            map: KeyMap::new(limits.dedupe_buffer_bytes),
-            rules,
+            map: Arc::new(KeyMap::new(limits.dedupe_buffer_bytes)),
+            rules: Arc::new(rules),
             limits,
             next: self.segments[0].base,
             end: plan.end,
@@ -192,66 +202,64 @@ impl PartitionLog {
             started_ms: now.wall_ms,
             read: 0,
             resume_at: None,
+            computing: None,
             stats: Cleaned::default(),
         });
         self.map_piece(ids, out);
         true
     }
 
-    /// Map the next piece of the dirty part's keys; once all of it is
-    /// mapped, start cleaning. Between pieces a timer due at once lets the
-    /// broker serve what is waiting.
+    /// Hand the next piece of the dirty part's keys to a job.
     fn map_piece(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
-        let Some(mut cursor) = c.mapping else {
+        let Some(cursor) = c.mapping else {
             return;
         };
         let sealed = self.segments.len().saturating_sub(1);
-        let mut read = 0usize;
-        let done = loop {
-            if read >= PIECE_BYTES {
-                break false;
-            }
-            // The next dirty segment from the cursor on (retention may
-            // have taken the one it named).
-            let Some(s) = self.segments[..sealed]
-                .iter()
-                .find(|s| s.base >= cursor.0 && s.end > c.first_dirty && s.end <= c.end)
-            else {
-                break true;
-            };
-            let pos = if s.base == cursor.0 { cursor.1 } else { 0 };
-            let log = s.log();
-            let limit = c.limits.decompression_max_bytes;
-            match clean::map_batches(&mut c.map, log, pos, PIECE_BYTES - read, limit) {
-                Ok(clean::Mapped::To(next)) => {
-                    read += next.saturating_sub(pos);
-                    cursor = if next >= log.len() {
-                        (s.end, 0)
-                    } else {
-                        (s.base, next)
-                    };
-                }
-                Ok(clean::Mapped::Full) => {
-                    // Clean only what was mapped whole.
-                    c.end = s.base;
-                    break true;
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir, base = s.base, error = e, "cleaner cannot read a segment; not cleaning");
-                    self.cleaning = None;
-                    return;
-                }
-            }
-        };
-        c.read += read as u64;
-        if !done {
-            c.mapping = Some(cursor);
-            // The throttle covers reading for the map too.
-            c.resume_at = Some(c.throttled_until().unwrap_or(i64::MIN));
+        // The dirty segments from the cursor on (retention may have taken
+        // the one it named).
+        let segments = self.segments[..sealed]
+            .iter()
+            .filter(|s| s.base >= cursor.0 && s.end > c.first_dirty && s.end <= c.end)
+            .filter_map(job_input)
+            .collect();
+        let job = Job::new(Work::Map(MapJob {
+            map: std::mem::take(&mut c.map),
+            segments,
+            cursor,
+            limit: c.limits.decompression_max_bytes,
+        }));
+        let io = ids.io();
+        c.computing = Some(io);
+        self.pending.insert(io, Pending::Clean(CleanIo::Compute));
+        out.push(Command::Compute { io, job });
+    }
+
+    /// A mapping piece is back: go on mapping, or, once all of the dirty
+    /// part is mapped, start cleaning.
+    fn mapped(&mut self, o: MapOutput, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(c) = self.cleaning.as_mut() else {
             return;
+        };
+        c.map = o.map;
+        c.read += o.read as u64;
+        match o.outcome {
+            MapOutcome::More(cursor) => {
+                c.mapping = Some(cursor);
+                // The throttle covers reading for the map too.
+                c.resume_at = c.throttled_until();
+                return;
+            }
+            MapOutcome::Done => {}
+            // Clean only what was mapped whole.
+            MapOutcome::Full(base) => c.end = c.end.min(base),
+            MapOutcome::Failed(base, error) => {
+                tracing::warn!(dir = %self.dir, base, error, "cleaner cannot read a segment; not cleaning");
+                self.cleaning = None;
+                return;
+            }
         }
         c.mapping = None;
         if c.end <= c.first_dirty {
@@ -341,9 +349,39 @@ impl PartitionLog {
         );
     }
 
-    /// Clean the group's next piece and emit its writes; once the group is
-    /// all read, emit its `Sync` and `MapSegment`.
+    /// Hand the group's next piece to a job.
     fn clean_piece(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        let Some(c) = self.cleaning.as_mut() else {
+            return;
+        };
+        let Some(step) = c.step.as_ref() else {
+            return;
+        };
+        let segments = step
+            .old
+            .iter()
+            .map(|id| {
+                self.segments
+                    .iter()
+                    .find(|s| s.id == *id)
+                    .and_then(job_input)
+            })
+            .collect();
+        let job = Job::new(Work::Clean(CleanJob {
+            map: Arc::clone(&c.map),
+            rules: Arc::clone(&c.rules),
+            segments,
+            at: step.at,
+        }));
+        let io = ids.io();
+        c.computing = Some(io);
+        self.pending.insert(io, Pending::Clean(CleanIo::Compute));
+        out.push(Command::Compute { io, job });
+    }
+
+    /// A cleaning piece is back: index its batches and emit its writes;
+    /// once the group is all read, emit its `Sync` and `MapSegment`.
+    fn cleaned(&mut self, o: CleanOutput, ids: &mut Ids, out: &mut Vec<Command>) {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
@@ -351,81 +389,45 @@ impl PartitionLog {
             return;
         };
         let interval = self.config.index_interval_bytes;
-        let mut parts: Vec<Bytes> = Vec::new();
+        let read = o.stats.bytes_in;
+        c.read += read;
+        c.stats.bytes_in += read;
+        step.stats.records_in += o.stats.records_in;
+        step.stats.records_out += o.stats.records_out;
+        step.stats.bytes_in += o.stats.bytes_in;
+        step.stats.bytes_out += o.stats.bytes_out;
+        if let Some(error) = &o.failed {
+            tracing::warn!(dir = %self.dir, error, "cleaner cannot clean a group; pass abandoned");
+            step.failed = true;
+        }
         let mut offset_index = Vec::new();
         let mut time_index = Vec::new();
-        let mut read = 0usize;
-        while !step.written && read < PIECE_BYTES {
-            let (k, pos) = step.at;
-            let Some(s) = step
-                .old
-                .get(k)
-                .and_then(|id| self.segments.iter().find(|s| s.id == *id))
-            else {
-                // Retention took a replaced segment meanwhile.
+        for b in &o.batches {
+            let h = super::batch::BatchHeader::parse(b);
+            let (Some(h), Ok(len)) = (h, u32::try_from(b.len())) else {
                 step.failed = true;
                 break;
             };
-            let keep_last = k + 1 == step.old.len();
-            let mut batches = Vec::new();
-            let budget = PIECE_BYTES - read.min(PIECE_BYTES - 1);
-            let r = clean::clean_batches(
-                s.log(),
-                pos,
-                budget,
-                &c.map,
-                &c.rules,
-                keep_last,
-                &mut batches,
-            );
-            let (next, stats) = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir, base = s.base, error = e, "cleaner cannot read a segment; pass abandoned");
-                    step.failed = true;
-                    break;
-                }
-            };
-            read += stats.bytes_in as usize;
-            step.stats.records_in += stats.records_in;
-            step.stats.records_out += stats.records_out;
-            step.stats.bytes_in += stats.bytes_in;
-            step.stats.bytes_out += stats.bytes_out;
-            for b in batches {
-                let h = super::batch::BatchHeader::parse(&b);
-                let (Some(h), Ok(len)) = (h, u32::try_from(b.len())) else {
-                    step.failed = true;
-                    break;
-                };
-                let last = u64::try_from(h.last_offset()).unwrap_or(0);
-                if let Some((o, t)) = step.building.push(len, last, h.max_timestamp, interval, 0) {
-                    offset_index.extend_from_slice(&o);
-                    time_index.extend_from_slice(&t);
-                }
-                parts.push(b);
-            }
-            step.at = if next >= s.log().len() {
-                (k + 1, 0)
-            } else {
-                (k, next)
-            };
-            if step.at.0 == step.old.len() {
-                step.written = true;
+            let last = u64::try_from(h.last_offset()).unwrap_or(0);
+            if let Some((o, t)) = step.building.push(len, last, h.max_timestamp, interval, 0) {
+                offset_index.extend_from_slice(&o);
+                time_index.extend_from_slice(&t);
             }
         }
-        c.read += read as u64;
-        c.stats.bytes_in += read as u64;
         if step.failed {
             if step.outstanding == 0 {
                 self.settle_step(ids, out);
             }
             return;
         }
+        step.at = o.at;
+        step.written = step.at.0 >= step.old.len();
         let mut emit = |cmd: Command, kind: CleanIo, step: &mut Step| {
             step.outstanding += 1;
             self.pending.insert(cmd.io(), Pending::Clean(kind));
             out.push(cmd);
         };
+        let parts: Vec<Bytes> = o.batches;
         if !parts.is_empty() {
             emit(
                 Command::Append {
@@ -467,16 +469,11 @@ impl PartitionLog {
                 step,
             );
         }
-        let idle = step.outstanding == 0 && !step.written;
-        // The throttle: the next piece no sooner than the rate allows.
-        if let Some(t) = c.throttled_until() {
-            c.resume_at = Some(t);
-        }
-        if idle {
-            // A piece whose records all went wrote nothing, so no answer
-            // will call for the next: a timer does, at once.
-            c.resume_at.get_or_insert(i64::MIN);
-        }
+        // The throttle: the next piece no sooner than the rate allows. A
+        // piece whose records all went wrote nothing, so no answer will
+        // call for the next; `continue_cleaning`, right after this answer,
+        // does.
+        c.resume_at = c.throttled_until();
     }
 
     /// Called after a command of this log was answered, with the time: go
@@ -486,7 +483,7 @@ impl PartitionLog {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
-        if c.resume_at.is_some_and(|t| t > now.wall_ms) {
+        if c.computing.is_some() || c.resume_at.is_some_and(|t| t > now.wall_ms) {
             return;
         }
         c.resume_at = None;
@@ -506,10 +503,11 @@ impl PartitionLog {
     /// When the throttle lets the next piece go (for the broker's timer).
     pub(super) fn cleaner_deadline_ms(&self) -> Option<i64> {
         let c = self.cleaning.as_ref()?;
-        let waiting = c.mapping.is_some()
-            || c.step
-                .as_ref()
-                .is_some_and(|s| s.outstanding == 0 && !s.written);
+        let waiting = c.computing.is_none()
+            && (c.mapping.is_some()
+                || c.step
+                    .as_ref()
+                    .is_some_and(|s| s.outstanding == 0 && !s.written));
         c.resume_at.filter(|_| waiting)
     }
 
@@ -517,13 +515,19 @@ impl PartitionLog {
     /// partition offline, if this did.
     pub(super) fn clean_done(
         &mut self,
+        io: IoId,
         kind: CleanIo,
         result: Result<Completion, IoError>,
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Option<IoError> {
-        if kind == CleanIo::Discard {
-            return None;
+        match kind {
+            CleanIo::Discard => return None,
+            CleanIo::Compute => {
+                self.computed(io, result, ids, out);
+                return None;
+            }
+            CleanIo::Write | CleanIo::Map | CleanIo::Swap => {}
         }
         let step = self.cleaning.as_mut().and_then(|c| c.step.as_mut())?;
         match (kind, result) {
@@ -552,6 +556,41 @@ impl PartitionLog {
             self.settle_step(ids, out);
         }
         None
+    }
+
+    /// A job is back. An answer to a pass that has since stopped is
+    /// dropped; a job the driver could not run abandons the pass.
+    fn computed(
+        &mut self,
+        io: IoId,
+        result: Result<Completion, IoError>,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(c) = self.cleaning.as_mut().filter(|c| c.computing == Some(io)) else {
+            return;
+        };
+        c.computing = None;
+        match result {
+            Ok(Completion::Computed(JobOutput(Output::Map(o)))) => self.mapped(o, ids, out),
+            Ok(Completion::Computed(JobOutput(Output::Clean(o)))) => self.cleaned(o, ids, out),
+            other => {
+                let error = match other {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "a job answered with something else".to_owned(),
+                };
+                tracing::warn!(dir = %self.dir, error, "cleaner job failed; pass abandoned");
+                match c.step.as_mut() {
+                    Some(step) => {
+                        step.failed = true;
+                        if step.outstanding == 0 {
+                            self.settle_step(ids, out);
+                        }
+                    }
+                    None => self.cleaning = None,
+                }
+            }
+        }
     }
 
     /// The group is written (or failed): swap it in, or throw it away.
@@ -685,4 +724,15 @@ impl PartitionLog {
     pub fn is_cleaning(&self) -> bool {
         self.cleaning.is_some()
     }
+}
+
+/// What a job reads of a segment: its mapped log, if it is mapped.
+fn job_input(s: &Segment) -> Option<Input> {
+    let views = s.views.as_ref()?;
+    Some(Input {
+        base: s.base,
+        end: s.end,
+        log: Arc::clone(&views.log),
+        size: usize::try_from(s.size).unwrap_or(usize::MAX),
+    })
 }

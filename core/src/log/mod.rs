@@ -17,6 +17,7 @@ pub mod clean;
 mod cleaner;
 pub mod codec;
 pub mod index;
+mod job;
 mod partition;
 pub mod policy;
 pub mod producers;
@@ -27,6 +28,7 @@ mod retention;
 mod segment;
 
 pub use cleaner::CleanerLimits;
+pub use job::{Job, JobOutput, PIECE_BYTES};
 pub use partition::{
     AppendError, AppendInfo, Appended, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered,
     TimeHit,

@@ -570,7 +570,7 @@ impl PartitionLog {
             return event;
         };
         if let Pending::Clean(k) = kind {
-            event.failed = self.clean_done(k, result, ids, out);
+            event.failed = self.clean_done(io, k, result, ids, out);
             return event;
         }
         let completion = match result {

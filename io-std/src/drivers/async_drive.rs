@@ -136,8 +136,7 @@ pub fn start<R: AsyncRuntime>(
     let (finished_tx, finished_rx) = std::sync::mpsc::channel::<Vec<String>>();
 
     let events = ev_tx.clone();
-    let flush_threads = p.broker.config().flush_threads;
-    let exec = DiskExec::new(p.data_dir, Arc::clone(&segs)).with_flush_threads(flush_threads);
+    let exec = DiskExec::new(p.data_dir, Arc::clone(&segs)).with_threads(p.broker.config());
     let writer = SegmentWriter::start(exec, move |d| {
         // Unbounded: fails only once the driver is gone.
         let _ = events.try_send(Event::Done(d));

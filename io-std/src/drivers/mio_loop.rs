@@ -64,8 +64,7 @@ pub(crate) fn start(p: Prepared) -> io::Result<Running> {
 
     let (done_tx, done_rx) = mpsc::channel();
     let w = Arc::clone(&waker);
-    let exec = DiskExec::new(data_dir, Arc::clone(&segs))
-        .with_flush_threads(broker.config().flush_threads);
+    let exec = DiskExec::new(data_dir, Arc::clone(&segs)).with_threads(broker.config());
     let (seg_tx, seg_writer) = spawn_segment_writer(exec, move |dones| {
         // The loop is gone only after the broker stopped: nothing waits for
         // these any more.

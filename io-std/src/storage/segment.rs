@@ -17,6 +17,7 @@ use conveyor_core::sync::{Pin, PinTable, Removed, SyncHandoff};
 use conveyor_core::{Command, Completion, Done, IoError, IoId, SegId, SegmentViews};
 
 use crate::storage::disk::{map, resolve, segment_file_name};
+use crate::storage::workers::Workers;
 
 mod cleaned;
 
@@ -219,16 +220,17 @@ pub(crate) fn spawn_segment_writer(
 
 /// The sequential segment writer's executor: every file command in issue
 /// order, except that a `Sync` is handed to the fsync worker once the
-/// commands before it are done, and a `SwapCleaned` (its renames, deletions
-/// and directory fsyncs) to the swap worker, each answered from there, so
+/// commands before it are done, a `SwapCleaned` (its renames, deletions
+/// and directory fsyncs) to the swap worker, and a `Compute` (the
+/// cleaner's CPU work) to the cleaner workers, each answered from there, so
 /// appends never wait behind them. The core issues nothing for a swap's
 /// segments until it is answered.
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
     exec: DiskExec,
     commit: GroupCommit,
-    swaps: Option<Sender<Command>>,
-    swapper: Option<JoinHandle<()>>,
+    swaps: Workers,
+    jobs: Workers,
 }
 
 impl SegmentWriter {
@@ -239,19 +241,14 @@ impl SegmentWriter {
         report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
     ) -> io::Result<SegmentWriter> {
         let commit = GroupCommit::start(report.clone(), exec.flush_threads)?;
-        let (tx, rx) = mpsc::channel::<Command>();
-        let swap_exec = exec.clone();
-        let mut report = report;
-        let swapper = crate::spawn("conveyor-swaps", move || {
-            while let Ok(cmd) = rx.recv() {
-                report(vec![swap_exec.execute(cmd)]);
-            }
-        })?;
+        let run = |exec: DiskExec| move |cmd| exec.execute(cmd);
+        let swaps = Workers::start("swaps", 1, run(exec.clone()), report.clone())?;
+        let jobs = Workers::start("cleaner", exec.cleaner_threads, run(exec.clone()), report)?;
         Ok(SegmentWriter {
             exec,
             commit,
-            swaps: Some(tx),
-            swapper: Some(swapper),
+            swaps,
+            jobs,
         })
     }
 
@@ -259,30 +256,9 @@ impl SegmentWriter {
     pub(crate) fn execute(&self, cmd: Command) -> Option<Done> {
         match cmd {
             Command::Sync { io, seg } => self.commit.hand(io, seg, &self.exec.segs),
-            cmd @ Command::SwapCleaned { .. } => {
-                let io = cmd.io();
-                match self.swaps.as_ref().map(|tx| tx.send(cmd)) {
-                    Some(Ok(())) => None,
-                    Some(Err(mpsc::SendError(cmd))) => Some(self.exec.execute(cmd)),
-                    None => Some(Done {
-                        io,
-                        result: Err(IoError::from(io::Error::other("the swap worker is gone"))),
-                    }),
-                }
-            }
+            cmd @ Command::SwapCleaned { .. } => self.swaps.hand(cmd),
+            cmd @ Command::Compute { .. } => self.jobs.hand(cmd),
             cmd => Some(self.exec.execute(cmd)),
-        }
-    }
-}
-
-impl Drop for SegmentWriter {
-    fn drop(&mut self) {
-        // Swaps already handed over finish before the writer is gone.
-        drop(self.swaps.take());
-        if let Some(h) = self.swapper.take()
-            && h.join().is_err()
-        {
-            tracing::error!("the swap worker panicked");
         }
     }
 }
@@ -398,6 +374,8 @@ pub(crate) struct DiskExec {
     segs: Arc<SegTable>,
     /// Fsync workers of the segment writer built on it.
     flush_threads: usize,
+    /// Cleaner workers of the segment writer built on it.
+    cleaner_threads: usize,
 }
 
 impl DiskExec {
@@ -406,13 +384,15 @@ impl DiskExec {
             root,
             segs,
             flush_threads: DEFAULT_FLUSH_THREADS,
+            cleaner_threads: 1,
         }
     }
 
-    /// How many fsync workers a segment writer on it runs
-    /// (`log.flush.threads`).
-    pub(crate) fn with_flush_threads(mut self, n: usize) -> Self {
-        self.flush_threads = n.max(1);
+    /// How many fsync and cleaner workers a segment writer on it runs
+    /// (`log.flush.threads`, `log.cleaner.threads`).
+    pub(crate) fn with_threads(mut self, config: &conveyor_core::Config) -> Self {
+        self.flush_threads = config.flush_threads.max(1);
+        self.cleaner_threads = config.cleaner_threads.max(1);
         self
     }
 
@@ -521,6 +501,8 @@ impl DiskExec {
                     _ => sync_parent(&path)?,
                 }
             }
+            // CPU work (a cleaner worker runs it), not a file command.
+            Command::Compute { job, .. } => return Ok(Completion::Computed(job.run())),
             Command::Send { .. } | Command::Close { .. } | Command::Connect { .. } => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
