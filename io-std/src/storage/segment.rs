@@ -242,8 +242,9 @@ impl SegmentWriter {
     ) -> io::Result<SegmentWriter> {
         let commit = GroupCommit::start(report.clone(), exec.flush_threads)?;
         let run = |exec: DiskExec| move |cmd| exec.execute(cmd);
-        let swaps = Workers::start("swaps", 1, run(exec.clone()), report.clone())?;
-        let jobs = Workers::start("cleaner", exec.cleaner_threads, run(exec.clone()), report)?;
+        let swaps = Workers::start("swaps", 1, 0, run(exec.clone()), report.clone())?;
+        let (n, nice) = (exec.cleaner_threads, CLEANER_NICE);
+        let jobs = Workers::start("cleaner", n, nice, run(exec.clone()), report)?;
         Ok(SegmentWriter {
             exec,
             commit,
@@ -282,6 +283,10 @@ pub(crate) struct GroupCommit {
     handoff: Arc<SyncHandoff<SegId, SyncRequest>>,
     workers: Vec<JoinHandle<()>>,
 }
+
+/// The nice value of the cleaner's workers: background work, which yields
+/// the CPU to the threads that answer requests.
+const CLEANER_NICE: i32 = 10;
 
 /// Fsync workers when none are configured (`log.flush.threads`).
 pub(crate) const DEFAULT_FLUSH_THREADS: usize = 4;

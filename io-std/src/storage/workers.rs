@@ -3,6 +3,11 @@
 //! so nothing queued behind it waits for it. The segment writer hands
 //! `SwapCleaned` (renames, deletions, directory fsyncs) to one swap worker
 //! and the cleaner's `Compute` jobs to `log.cleaner.threads` workers.
+//!
+//! A pool may run at a lower CPU priority (a higher nice value) than the
+//! threads that serve requests: the cleaner's jobs are background work,
+//! and on a machine with few cores they would otherwise take turns with the
+//! broker's thread and delay answers.
 
 use std::io;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -22,10 +27,12 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// `n` threads named `conveyor-<what>-<i>`, each running `run` on the
-    /// commands handed over and reporting its answer to `report`.
+    /// commands handed over and reporting its answer to `report`, at nice
+    /// value `nice` (0: the process's own).
     pub(crate) fn start(
         what: &'static str,
         n: usize,
+        nice: i32,
         run: impl Fn(Command) -> Done + Clone + Send + 'static,
         report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
     ) -> io::Result<Workers> {
@@ -40,6 +47,7 @@ impl Workers {
             let (rx, run, mut report) = (Arc::clone(&rx), run.clone(), report.clone());
             // On an error, dropping `workers` stops the threads started.
             let thread = crate::spawn(&format!("conveyor-{what}-{i}"), move || {
+                lower_priority(what, nice);
                 while let Some(cmd) = next(&rx) {
                     report(vec![run(cmd)]);
                 }
@@ -63,6 +71,19 @@ impl Workers {
                 )))),
             }),
         }
+    }
+}
+
+/// Give the calling thread nice value `nice` (on Linux a thread's own:
+/// `setpriority` on its thread id). Raising it needs no privilege; where it
+/// fails the thread runs at the normal priority.
+fn lower_priority(what: &str, nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        tracing::debug!(what, error = %e, "worker keeps the normal priority");
     }
 }
 
