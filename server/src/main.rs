@@ -4,6 +4,7 @@
 //! the chosen runtime, and shuts down cleanly on SIGINT or SIGTERM.
 
 mod config;
+mod logtool;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -41,6 +42,47 @@ enum Command {
     /// the --config file, each --set in order, then --listen, --data-dir
     /// and --runtime. Set RUST_LOG (default `info`) to choose what is logged.
     Serve(ServeArgs),
+    /// Read a data directory's segment files offline.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Print segments and indexes as kafka-dump-log does: every batch
+    /// (offsets, producer, codec, CRC), every index entry, and with
+    /// --records every record.
+    Dump(DumpArgs),
+    /// Check segments and indexes: whole batches, CRCs, offsets in order,
+    /// records that parse, index entries that point at batches. Prints one
+    /// line per file; exits 1 naming the file and byte position of each
+    /// problem.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DumpArgs {
+    /// Segment files (`.log`, `.index`, `.timeindex`), partition
+    /// directories or a data directory.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Also print every record: offset, timestamp, sizes, header keys, key
+    /// and value (as text; other bytes as \xNN).
+    #[arg(long)]
+    records: bool,
+    /// The most bytes one batch's records may decompress to.
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20)]
+    max_batch_bytes: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Segment files, partition directories or a data directory.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The most bytes one batch's records may decompress to.
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20)]
+    max_batch_bytes: usize,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -76,6 +118,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Log(cmd)) => return log_command(cmd),
         None => ServeArgs::default(),
     };
     init_logging();
@@ -86,6 +129,60 @@ fn main() -> ExitCode {
     match serve(config, listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+/// Exit code for a log that fails `log verify`.
+const EXIT_CORRUPT: u8 = 1;
+
+fn log_command(cmd: LogCommand) -> ExitCode {
+    let (LogCommand::Dump(DumpArgs { paths, .. }) | LogCommand::Verify(VerifyArgs { paths, .. })) =
+        &cmd;
+    let files = match logtool::segment_files(paths) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    match cmd {
+        LogCommand::Dump(args) => {
+            let opts = logtool::DumpOptions {
+                records: args.records,
+                max_batch_bytes: args.max_batch_bytes,
+            };
+            let mut out = std::io::stdout().lock();
+            for f in files {
+                if let Err(e) = logtool::dump(&f, opts, &mut out) {
+                    return fail(EXIT_RUNTIME, &e);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        LogCommand::Verify(args) => {
+            let mut bad = 0;
+            for f in &files {
+                match logtool::verify(f, args.max_batch_bytes) {
+                    Ok(c) => {
+                        let offsets = c.offsets.map_or("no offsets".to_owned(), |(a, b)| {
+                            format!("offsets {a}..={b}")
+                        });
+                        let noun = if c.path.extension().is_some_and(|e| e == "log") {
+                            "batches"
+                        } else {
+                            "entries"
+                        };
+                        println!("ok {}: {} {noun}, {offsets}", c.path.display(), c.entries);
+                    }
+                    Err(p) => {
+                        bad += 1;
+                        println!("CORRUPT {p}");
+                    }
+                }
+            }
+            if bad > 0 {
+                eprintln!("error: {bad} of {} files failed verification", files.len());
+                return ExitCode::from(EXIT_CORRUPT);
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

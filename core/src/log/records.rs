@@ -25,8 +25,27 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     /// Whether the value is null (a tombstone).
     pub tombstone: bool,
+    /// The value; `None` for a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// How many headers the record has.
+    pub header_count: usize,
+    /// The headers as stored, after their count (see [`Record::headers`]).
+    headers_raw: &'a [u8],
     /// The whole record as stored, length prefix included.
     pub raw: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The record's headers, key and value (`None`: a null value), in
+    /// order; they were checked when the record was parsed.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + use<'a> {
+        let mut rest = self.headers_raw;
+        (0..self.header_count).map_while(move |_| {
+            let key = bytes_field(&mut rest, false)??;
+            let value = bytes_field(&mut rest, true)?;
+            Some((key, value))
+        })
+    }
 }
 
 /// The records of an uncompressed body, each checked for framing; stops at
@@ -57,10 +76,8 @@ fn parse<'a>(rest: &mut &'a [u8]) -> Result<Record<'a>, &'static str> {
     let offset_delta = i32::try_from(varint(&mut rec).ok_or(BAD)?).map_err(|_| BAD)?;
     let key = bytes_field(&mut rec, true).ok_or(BAD)?;
     let value = bytes_field(&mut rec, true).ok_or(BAD)?;
-    let headers = varint(&mut rec).ok_or(BAD)?;
-    if headers < 0 {
-        return Err(BAD);
-    }
+    let headers = usize::try_from(varint(&mut rec).ok_or(BAD)?).map_err(|_| BAD)?;
+    let headers_raw = rec;
     for _ in 0..headers {
         bytes_field(&mut rec, false).ok_or(BAD)?;
         bytes_field(&mut rec, true).ok_or(BAD)?;
@@ -73,6 +90,9 @@ fn parse<'a>(rest: &mut &'a [u8]) -> Result<Record<'a>, &'static str> {
         timestamp_delta,
         key,
         tombstone: value.is_none(),
+        value,
+        header_count: headers,
+        headers_raw,
         raw,
     })
 }
