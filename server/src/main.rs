@@ -32,6 +32,17 @@ const EXIT_RUNTIME: u8 = 1;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line: timestamp, level, target, fields) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,12 +127,12 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Log(cmd)) => return log_command(cmd),
         None => ServeArgs::default(),
     };
-    init_logging();
     let (config, listen) = match configure(&args) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_CONFIG, &e),
@@ -191,15 +202,19 @@ fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // Fails only when a global subscriber is already set, and then logs
     // still go somewhere.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// The effective configuration (defaults, file, `--set`s, then flags) and

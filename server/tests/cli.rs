@@ -130,3 +130,37 @@ fn sigterm_shuts_down_cleanly() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(data.join(".kafka_cleanshutdown").exists());
 }
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tmp.path().join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .args(["--log-format", "json", "serve", "--listen", &addr])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let logs: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| !l.starts_with("error: "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let start = logs
+        .iter()
+        .find(|v| v["message"] == "starting conveyor 0.1.0")
+        .unwrap_or_else(|| panic!("the start line in:\n{err}"));
+    assert_eq!(start["level"], "INFO");
+    assert_eq!(
+        start["listen"],
+        addr.as_str(),
+        "fields are keys of their own"
+    );
+    assert!(start["timestamp"].is_string());
+    // The one-line error for people stays as it is.
+    assert!(error_line(&o).contains(&addr));
+}
