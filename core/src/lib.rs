@@ -103,6 +103,7 @@ pub mod group;
 pub mod io;
 pub mod layout;
 pub mod log;
+pub mod metrics;
 mod protocol;
 pub mod sim;
 pub mod sync;

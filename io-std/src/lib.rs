@@ -107,6 +107,7 @@
 mod drivers;
 pub mod embed;
 mod host;
+mod metrics;
 mod rbuf;
 mod storage;
 
@@ -123,6 +124,7 @@ use std::time::Duration;
 
 use conveyor_core::Broker;
 
+pub use metrics::MetricsServer;
 pub use storage::disk::read_disk_state;
 pub use storage::send::Stats;
 
@@ -180,6 +182,8 @@ impl ShutdownHandle {
 pub struct Running {
     local_addr: SocketAddr,
     stats: Arc<Stats>,
+    /// Stopped after the runtime.
+    metrics: Option<MetricsServer>,
     handle: ShutdownHandle,
     /// Stops the runtime and joins what it started; taken by the first stop.
     stop: Option<StopFn>,
@@ -205,9 +209,16 @@ pub(crate) struct Prepared {
     pub(crate) local_addr: SocketAddr,
     pub(crate) broker: Broker,
     pub(crate) clock: Clock,
-    pub(crate) data_dir: PathBuf,
     /// Holds the data directory's lock until the runtime is gone.
     pub(crate) lock: File,
+    /// The runtime's counters, which the metrics show too.
+    pub(crate) stats: Arc<Stats>,
+    /// The open segments' files, shared by the writer and the senders.
+    pub(crate) segs: Arc<SegTable>,
+    /// The segment writer's executor over the data directory.
+    pub(crate) exec: DiskExec,
+    /// The metrics endpoint, serving already (`metrics.listen`).
+    pub(crate) metrics: Option<MetricsServer>,
 }
 
 /// Bind, lock and read the data directory, recover the broker.
@@ -238,19 +249,31 @@ pub(crate) fn prepare(opts: Options) -> io::Result<Prepared> {
         )
     })?;
     let clock = Clock::new();
-    let broker = Broker::new(
+    let mut broker = Broker::new(
         config,
         conveyor_core::Now::new(clock.mono(), Clock::wall_ms()),
         disk,
     );
+    let stats = Arc::new(Stats::default());
+    let segs = Arc::new(SegTable::default());
+    let fsync = metrics::fsync_histogram();
+    let exec = DiskExec::new(data_dir, Arc::clone(&segs))
+        .with_threads(broker.config())
+        .with_fsync_histogram(fsync.clone());
+    let registry = broker.take_metrics();
+    let plan = metrics::Plan::new(&broker.config().metrics_listen, registry, &fsync);
+    let metrics = plan.serve(Arc::clone(&stats))?;
     tracing::info!(addr = %local_addr, advertised = %advertised, "listening");
     Ok(Prepared {
         listener,
         local_addr,
         broker,
         clock,
-        data_dir,
         lock,
+        stats,
+        segs,
+        exec,
+        metrics,
     })
 }
 
@@ -262,11 +285,10 @@ pub(crate) fn prepare(opts: Options) -> io::Result<Prepared> {
 pub fn start(opts: Options) -> io::Result<Running> {
     let p = prepare(opts)?;
     let local_addr = p.local_addr;
-    let segs = Arc::new(SegTable::default());
     let (seg_tx, seg_rx) = mpsc::channel();
-    let exec = DiskExec::new(p.data_dir, segs.clone()).with_threads(p.broker.config());
-    let shared = Shared::new(p.broker, p.clock, seg_tx, Arc::clone(&segs));
-    let stats = Arc::clone(&shared.stats);
+    let exec = p.exec;
+    let stats = p.stats;
+    let shared = Shared::new(p.broker, p.clock, seg_tx, p.segs, Arc::clone(&stats));
 
     let mut threads = Threads::new(Arc::clone(&shared), local_addr, p.lock);
     // From here on, dropping `threads` on an error stops what was started.
@@ -293,7 +315,8 @@ pub fn start(opts: Options) -> io::Result<Running> {
         stats,
         ShutdownHandle::default(),
         Box::new(move || threads.stop()),
-    ))
+    )
+    .with_metrics(p.metrics))
 }
 
 /// Start the `mio` runtime: bind, recover the data directory and serve every
@@ -334,6 +357,7 @@ impl Running {
         Running {
             local_addr,
             stats,
+            metrics: None,
             handle,
             stop: Some(stop),
         }
@@ -342,6 +366,17 @@ impl Running {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Serve `metrics` while running; stopped after the runtime.
+    pub fn with_metrics(mut self, metrics: Option<MetricsServer>) -> Running {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where the metrics are served (`metrics.listen`), if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
     }
 
     /// Counters of the runtime's work.
@@ -375,6 +410,7 @@ impl Running {
         };
         self.handle.shutdown();
         let result = stop();
+        drop(self.metrics.take());
         match &result {
             Ok(()) => tracing::info!("stopped"),
             Err(e) => tracing::error!(error = %e, "unclean shutdown"),

@@ -14,6 +14,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 /// The data directory with no configuration.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 
+/// Where `conveyor serve` serves its metrics unless told otherwise
+/// (`metrics.listen`; empty turns them off). Redpanda's port.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
+
 /// Kafka settings that a stock single-node `server.properties` carries but
 /// that mean nothing here (thread pools, KRaft controller wiring, socket
 /// buffer tuning): accepted and ignored, with a warning.
@@ -125,7 +129,10 @@ impl Default for ServerConfig {
             // per second, lowest latency and memory of the four.
             runtime: Runtime::Mio,
             advertised: None,
-            broker: Config::default(),
+            broker: Config {
+                metrics_listen: DEFAULT_METRICS_LISTEN.to_owned(),
+                ..Config::default()
+            },
             warnings: Vec::new(),
         }
     }

@@ -112,6 +112,9 @@ fn sigterm_shuts_down_cleanly() {
             "127.0.0.1:0",
             "--data-dir",
             data.to_str().unwrap(),
+            // Not the default port, which another test may hold.
+            "--set",
+            "metrics.listen=127.0.0.1:0",
         ])
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())

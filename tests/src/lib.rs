@@ -93,6 +93,8 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("num.partitions", "3"),
     ("auto.create.topics.enable", "true"),
+    // Every test broker serves its metrics, on a port of its own.
+    ("metrics.listen", "127.0.0.1:0"),
 ];
 
 fn merged_settings(extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -186,6 +188,13 @@ impl TestBroker {
     /// The runtime's counters.
     pub fn stats(&self) -> Arc<Stats> {
         self.running().stats()
+    }
+
+    /// Where the broker serves its metrics.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.running()
+            .metrics_addr()
+            .expect("test brokers serve metrics (metrics.listen)")
     }
 
     /// Clean shutdown; the data directory stays.

@@ -68,7 +68,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let plan = plan(cx.logs, &req);
     let wait_ms = i64::from(req.max_wait_ms.max(0)).min(cx.config.fetch_max_wait_cap_ms);
     if plan.errors || plan.bytes >= min_bytes(&req) || wait_ms == 0 {
-        return respond(cx.logs, request.version, request.correlation_id, plan).into();
+        return respond(cx, request.version, request.correlation_id, plan).into();
     }
     let deadline = cx
         .now
@@ -112,7 +112,7 @@ impl Waiter for Pending {
             }
             Wake::Appended | Wake::Read(..) => false,
         };
-        ready.then(|| respond(cx.logs, self.version, self.correlation_id, plan))
+        ready.then(|| respond(cx, self.version, self.correlation_id, plan))
     }
 }
 
@@ -197,9 +197,18 @@ fn plan(logs: &Logs, req: &FetchRequest) -> Plan {
 }
 
 /// Pin the plan's segments and frame the response.
-fn respond(logs: &mut Logs, version: i16, correlation_id: i32, plan: Plan) -> Response {
+fn respond(cx: &mut Ctx<'_>, version: i16, correlation_id: i32, plan: Plan) -> Response {
     for &(key, seg) in &plan.pins {
-        logs.pin(key, seg);
+        cx.logs.pin(key, seg);
+    }
+    for t in &plan.topics {
+        let bytes = t
+            .partitions
+            .iter()
+            .flat_map(|p| &p.records)
+            .map(|r| r.2)
+            .sum();
+        cx.metrics.fetched(&String::from_utf8_lossy(&t.name), bytes);
     }
     // No fetch sessions: session id 0 tells the client none was made, so
     // it keeps sending full fetch requests.

@@ -194,6 +194,7 @@ fn append_one(
     })?;
     let limit = cx.config.decompression_max_bytes;
     let (records, header) = policy::apply(records, header, config, cx.now.wall_ms, limit)?;
+    let (bytes, count) = (records.len() as u64, header.record_count.max(0) as u64);
     let appended = cx
         .logs
         .run(cx.io, cx.now, key, |log, now, ids, out| {
@@ -201,7 +202,10 @@ fn append_one(
         })
         .ok_or_else(unknown)?;
     match appended {
-        Ok(a) => Ok((key, a)),
+        Ok(a) => {
+            cx.metrics.produced(topic, bytes, count);
+            Ok((key, a))
+        }
         Err(AppendError::Producer(e)) => {
             tracing::debug!(
                 topic,

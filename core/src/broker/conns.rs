@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 
+use kafka_protocol::messages::ApiKey;
+
 use super::logs::Pins;
 use super::out::{Io, Owner};
 use super::wait::{Until, Waiter};
@@ -20,6 +22,9 @@ pub(crate) struct Slot {
     /// The request frame's size, counted in `held_bytes` until the slot's
     /// response leaves.
     bytes: u64,
+    /// The request's API and when it was read, for its latency.
+    api: ApiKey,
+    read_at: Instant,
 }
 
 #[derive(Debug)]
@@ -87,6 +92,9 @@ pub(crate) struct Conns {
     dirty: Vec<ConnId>,
     /// Whether `held_bytes` was at its limit when the driver was last told.
     held_full: bool,
+    /// The API and read time of each response that left since the broker
+    /// last asked ([`Conns::take_answered`]).
+    answered: Vec<(ApiKey, Instant)>,
 }
 
 impl Conns {
@@ -99,7 +107,19 @@ impl Conns {
             max_conns,
             dirty: Vec::new(),
             held_full: false,
+            answered: Vec::new(),
         }
+    }
+
+    /// Connections open (admitted or closing).
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The API and read time of each response that left since the last
+    /// call, in the order they left.
+    pub(crate) fn take_answered(&mut self) -> Vec<(ApiKey, Instant)> {
+        std::mem::take(&mut self.answered)
     }
 
     /// A new connection; `false` when `max.connections` are open already,
@@ -196,14 +216,15 @@ impl Conns {
         self.conns.get(&conn).map(|c| c.next_seq)
     }
 
-    /// Append a slot for a request of `bytes` and send whatever is now in
-    /// order; the state comes back when the connection is gone.
+    /// Append a slot for a request of `api` and `bytes`, read at
+    /// `read_at`, and send whatever is now in order; the state comes back
+    /// when the connection is gone.
     pub(crate) fn push(
         &mut self,
         io: &mut Io,
         conn: ConnId,
         state: SlotState,
-        bytes: u64,
+        (api, bytes, read_at): (ApiKey, u64, Instant),
     ) -> Result<u64, SlotState> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Err(state);
@@ -211,7 +232,13 @@ impl Conns {
         let seq = c.next_seq;
         c.next_seq += 1;
         self.held_bytes += bytes;
-        c.queue.push_back(Slot { seq, state, bytes });
+        c.queue.push_back(Slot {
+            seq,
+            state,
+            bytes,
+            api,
+            read_at,
+        });
         self.dirty.push(conn);
         self.flush(io, conn);
         Ok(seq)
@@ -294,6 +321,7 @@ impl Conns {
             };
             self.held_bytes -= slot.bytes;
             self.dirty.push(conn);
+            self.answered.push((slot.api, slot.read_at));
             if let SlotState::Ready(parts, pins) = slot.state {
                 let io_id = io.next_io();
                 let cmd = Command::Send {

@@ -44,6 +44,8 @@ pub(crate) struct Events {
     pub(crate) log_starts: bool,
     /// Some log's cleaning pass finished: the cleaner checkpoint is due.
     pub(crate) cleaned: bool,
+    /// The bytes each pass that finished read and wrote.
+    pub(crate) passes: Vec<(u64, u64)>,
 }
 
 /// Where a dynamic broker setting applies: every broker (the cluster-wide
@@ -166,8 +168,9 @@ impl Logs {
     /// Record a finished cleaning pass of `key`'s log.
     pub(crate) fn note_cleaner(&mut self, key: LogKey) {
         if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
-            if log.take_cleaner_advanced() {
+            if let Some(stats) = log.take_cleaner_advanced() {
                 self.events.cleaned = true;
+                self.events.passes.push((stats.bytes_in, stats.bytes_out));
             }
         }
     }

@@ -33,6 +33,7 @@ use crate::api;
 use crate::config::Config;
 use crate::group::GroupConfig;
 use crate::io::{Command, ConnId, DiskState, Done, Part};
+use crate::metrics::{LagLabels, Metrics, PartitionLabels, PartitionState};
 use crate::protocol::{self, Frame, HeaderError};
 use crate::time::{Instant, Now};
 use conns::{Conns, SlotState};
@@ -85,6 +86,7 @@ pub struct Broker {
     lifecycle: lifecycle::State,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
+    metrics: Metrics,
 }
 
 impl Broker {
@@ -114,6 +116,7 @@ impl Broker {
             producers: Producers::default(),
             lifecycle,
             interest: Vec::new(),
+            metrics: Metrics::new(),
         };
         broker.recover(disk);
         // The first connects to peers, behind recovery's commands.
@@ -132,6 +135,12 @@ impl Broker {
         &self.config
     }
 
+    /// The broker's metrics ([`crate::metrics`]), once: the driver adds its
+    /// own and serves them. The broker keeps counting into them.
+    pub fn take_metrics(&mut self) -> Option<prometheus_client::registry::Registry> {
+        self.metrics.take_registry()
+    }
+
     /// A connection opened. Beyond `max.connections` (or while shutting
     /// down) it gets a [`Command::Close`] at once.
     pub fn handle_open(&mut self, now: Now, conn: ConnId) {
@@ -140,6 +149,7 @@ impl Broker {
         if admitted && self.lifecycle.shutting_down() {
             self.conns.close(&mut self.io, conn);
         }
+        self.metrics.connections(admitted, self.conns.len());
     }
 
     /// A connection closed (by the peer, an error, or a `Close` command).
@@ -151,6 +161,7 @@ impl Broker {
         }
         self.groups.cancel_conn(conn);
         let pins = self.conns.remove(conn);
+        self.metrics.connections(false, self.conns.len());
         self.logs.unpin_all(&mut self.io, self.now, &pins);
         self.settle();
     }
@@ -167,6 +178,7 @@ impl Broker {
                 Frame::Partial => return,
                 Frame::Invalid(len) => {
                     tracing::debug!(?conn, len, "invalid frame length; closing");
+                    self.metrics.rejected("invalid_frame_length");
                     buf.clear();
                     self.conns.close(&mut self.io, conn);
                     return;
@@ -258,11 +270,61 @@ impl Broker {
         }
         match self.interest.pop() {
             Some((conn, read)) => Poll::ReadInterest { conn, read },
-            None => Poll::Wait(self.next_deadline()),
+            None => {
+                if self.metrics.refresh_due(self.now.mono) {
+                    self.refresh_metrics();
+                }
+                Poll::Wait(self.next_deadline())
+            }
         }
     }
 
+    /// Set the state gauges from the logs and the committed offsets.
+    fn refresh_metrics(&mut self) {
+        let mut partitions = Vec::new();
+        for (name, topic) in self.logs.topics() {
+            for (p, &key) in topic.partitions.iter().enumerate() {
+                let Some(log) = self.logs.get(key) else {
+                    continue;
+                };
+                let labels = PartitionLabels {
+                    topic: name.clone(),
+                    partition: i32::try_from(p).unwrap_or(i32::MAX),
+                };
+                let state = PartitionState {
+                    log_start: log.log_start_offset(),
+                    log_end: log.log_end_offset(),
+                    high_watermark: log.high_watermark(),
+                    size_bytes: log.size_bytes(),
+                    segments: log.segment_count() as u64,
+                };
+                partitions.push((labels, state));
+            }
+        }
+        let mut lag = Vec::new();
+        for (group, offsets) in &self.groups.committed {
+            for ((topic, partition), c) in offsets {
+                let Some(log) = self
+                    .logs
+                    .find(topic, *partition)
+                    .and_then(|k| self.logs.get(k))
+                else {
+                    continue;
+                };
+                let hw = i64::try_from(log.high_watermark()).unwrap_or(i64::MAX);
+                let labels = LagLabels {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                lag.push((labels, hw.saturating_sub(c.offset.max(0)).max(0)));
+            }
+        }
+        self.metrics.refresh(self.now.mono, partitions, lag);
+    }
+
     fn tick(&mut self, now: Now) {
+        self.metrics.touch();
         // Time never goes backwards, even if a driver's clocks do.
         if now.mono > self.now.mono {
             self.now.mono = now.mono;
@@ -284,6 +346,9 @@ impl Broker {
         if let Some(d) = self.peers.next_deadline() {
             consider(d);
         }
+        if let Some(d) = self.metrics.deadline() {
+            consider(d);
+        }
         for log in self.logs.iter() {
             if let Some(wall) = log.next_deadline_wall_ms() {
                 let wait = u64::try_from(wall.saturating_sub(self.now.wall_ms)).unwrap_or(0);
@@ -303,6 +368,7 @@ impl Broker {
             logs: &mut self.logs,
             groups: &mut self.groups,
             producers: &mut self.producers,
+            metrics: &mut self.metrics,
         };
         (cx, &mut self.conns)
     }
@@ -320,15 +386,17 @@ impl Broker {
                 ..
             }) => {
                 let frame = api::api_versions_unsupported(correlation_id);
-                self.place(conn, Answer::Frame(frame), bytes);
+                self.place(conn, Answer::Frame(frame), (ApiKey::ApiVersions, bytes));
                 return;
             }
             Err(e) => {
                 tracing::debug!(?conn, error = ?e, "unroutable request; closing");
+                self.metrics.rejected("unsupported_api_or_version");
                 self.conns.close(&mut self.io, conn);
                 return;
             }
         };
+        self.metrics.request(request.key, request.version);
         if let Some(id) = &request.client_id {
             self.conns.note_client(conn, id);
         }
@@ -342,25 +410,33 @@ impl Broker {
             client_id: conns.client_id(conn),
         };
         let answer = (spec.handle)(&mut cx, &request, origin);
-        self.place(conn, answer, bytes);
+        self.place(conn, answer, (request.key, bytes));
     }
 
-    /// Give a handler's answer its slot in `conn`'s response order.
-    fn place(&mut self, conn: ConnId, answer: Answer, bytes: u64) {
+    /// Give a handler's answer to a request of `api` and `bytes` its slot
+    /// in `conn`'s response order.
+    fn place(&mut self, conn: ConnId, answer: Answer, (api, bytes): (ApiKey, u64)) {
         let state = match answer {
             Answer::Frame(f) => SlotState::Ready(vec![Part::Bytes(f)], Vec::new()),
             Answer::Parts(parts, pins) => SlotState::Ready(parts, pins),
             Answer::Silent => SlotState::Silent,
             Answer::Wait(w) => SlotState::Waiting(w.until(), w),
             Answer::Parked => SlotState::Parked,
-            Answer::Close => return self.conns.close(&mut self.io, conn),
+            Answer::Close => {
+                self.metrics.rejected("closed_by_handler");
+                return self.conns.close(&mut self.io, conn);
+            }
             Answer::Malformed => {
                 tracing::debug!(?conn, "malformed request body; closing");
+                self.metrics.rejected("malformed");
                 return self.conns.close(&mut self.io, conn);
             }
         };
         let appends = state.until() == Some(Until::Appended);
-        match self.conns.push(&mut self.io, conn, state, bytes) {
+        match self
+            .conns
+            .push(&mut self.io, conn, state, (api, bytes, self.now.mono))
+        {
             Ok(_) if appends => self.wake_appends_on(conn),
             Ok(_) => {}
             Err(state) => {
@@ -384,6 +460,9 @@ impl Broker {
     fn settle(&mut self) {
         loop {
             let events = self.logs.take_events();
+            for (read, written) in &events.passes {
+                self.metrics.cleaned(*read, *written);
+            }
             let mut busy = events.appended || !events.data.is_empty();
             if events.recovery_points {
                 self.lifecycle.recovery_points_changed = true;
@@ -409,6 +488,10 @@ impl Broker {
                 self.fill(conn, seq, frame);
             }
             if !busy {
+                for (api, read_at) in self.conns.take_answered() {
+                    let took = self.now.mono.saturating_since(read_at);
+                    self.metrics.answered(api, took);
+                }
                 return;
             }
         }

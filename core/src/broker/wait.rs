@@ -27,6 +27,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) logs: &'a mut Logs,
     pub(crate) groups: &'a mut Groups,
     pub(crate) producers: &'a mut Producers,
+    pub(crate) metrics: &'a mut crate::metrics::Metrics,
 }
 
 /// Where a request came from: its connection, the place its answer takes

@@ -116,6 +116,11 @@ pub struct Config {
     pub decompression_max_bytes: usize,
     /// `log.cleaner.enable`: compacted topics are cleaned.
     pub cleaner_enable: bool,
+    /// `metrics.listen`: where the driver serves the metrics
+    /// ([`crate::metrics`]) over HTTP, `host:port`; empty (the default
+    /// here, for an embedded broker) serves none. `conveyor serve`
+    /// defaults it to `127.0.0.1:9644`.
+    pub metrics_listen: String,
     /// `log.cleaner.threads`: how many of the cleaner's jobs (mapping keys,
     /// cleaning a piece) the driver runs at once, on threads of their own.
     pub cleaner_threads: usize,
@@ -164,6 +169,7 @@ impl Default for Config {
             decompression_max_bytes: 128 << 20,
             cleaner_enable: true,
             cleaner_threads: 1,
+            metrics_listen: String::new(),
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 128 << 20,
             cleaner_io_max_bytes_per_second: u64::MAX,
@@ -238,6 +244,18 @@ impl Config {
             }
             "log.cleaner.enable" => self.cleaner_enable = parse_bool(key, value)?,
             "log.cleaner.threads" => self.cleaner_threads = parse_range(key, value, 1, 64)?,
+            "metrics.listen" => {
+                let v = value.trim();
+                if !v.is_empty() && v.parse::<core::net::SocketAddr>().is_err() {
+                    return Err(ConfigError {
+                        key: key.to_owned(),
+                        reason: format!(
+                            "{v:?} is not host:port (an IP address and a port), nor empty"
+                        ),
+                    });
+                }
+                v.clone_into(&mut self.metrics_listen);
+            }
             "log.cleaner.backoff.ms" => {
                 self.cleaner_backoff_ms = parse_range(key, value, 1, u64::MAX / 2)?
             }

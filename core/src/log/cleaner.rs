@@ -338,7 +338,7 @@ impl PartitionLog {
             return;
         };
         self.first_dirty = self.first_dirty.max(c.end);
-        self.cleaner_advanced = true;
+        self.cleaner_advanced = Some(c.stats);
         tracing::info!(
             dir = %self.dir,
             records_in = c.stats.records_in,
@@ -715,8 +715,9 @@ impl PartitionLog {
         self.first_dirty = offset;
     }
 
-    /// Whether a pass finished since the last call (the checkpoint is due).
-    pub fn take_cleaner_advanced(&mut self) -> bool {
+    /// What the pass that finished since the last call did, if one did
+    /// (the checkpoint is due).
+    pub fn take_cleaner_advanced(&mut self) -> Option<Cleaned> {
         std::mem::take(&mut self.cleaner_advanced)
     }
 

@@ -153,8 +153,9 @@ pub struct PartitionLog {
     pub(super) cleaning: Option<super::cleaner::Cleaning>,
     /// Offsets below this are cleaned (compacted topics).
     pub(super) first_dirty: u64,
-    /// A cleaning pass finished since the broker last asked.
-    pub(super) cleaner_advanced: bool,
+    /// What the cleaning pass that finished since the broker last asked
+    /// did.
+    pub(super) cleaner_advanced: Option<super::clean::Cleaned>,
 }
 
 impl PartitionLog {
@@ -178,7 +179,7 @@ impl PartitionLog {
             snapshot_offsets: Vec::new(),
             cleaning: None,
             first_dirty: start,
-            cleaner_advanced: false,
+            cleaner_advanced: None,
         }
     }
 

@@ -36,7 +36,7 @@ use futures_lite::future;
 use crate::drivers::mio_loop::IO_LOOP_BOUND;
 use crate::drivers::threads::finish;
 use crate::host::{Host, Link, fail};
-use crate::storage::segment::{DONE_BATCH, DiskExec, SegTable, SegmentWriter, run_all};
+use crate::storage::segment::{DONE_BATCH, SegTable, SegmentWriter, run_all};
 use crate::storage::send::{SendCursor, Stats};
 use crate::{Options, Running, SHUTDOWN_TIMEOUT, ShutdownHandle, prepare};
 
@@ -128,16 +128,15 @@ pub fn start<R: AsyncRuntime>(
     let p = prepare(opts)?;
     p.listener.set_nonblocking(true)?;
     let listener = rt.listener(p.listener)?;
-    let segs = Arc::new(SegTable::default());
-    let stats = Arc::new(Stats::default());
+    let segs = Arc::clone(&p.segs);
+    let stats = Arc::clone(&p.stats);
     let (ev_tx, ev_rx) = async_channel::unbounded::<Event<R::Stream>>();
     let (seg_tx, seg_rx) = async_channel::unbounded::<Command>();
     let (stop_accept_tx, stop_accept_rx) = async_channel::bounded::<()>(1);
     let (finished_tx, finished_rx) = std::sync::mpsc::channel::<Vec<String>>();
 
     let events = ev_tx.clone();
-    let exec = DiskExec::new(p.data_dir, Arc::clone(&segs)).with_threads(p.broker.config());
-    let writer = SegmentWriter::start(exec, move |d| {
+    let writer = SegmentWriter::start(p.exec, move |d| {
         // Unbounded: fails only once the driver is gone.
         let _ = events.try_send(Event::Done(d));
     })?;
@@ -189,7 +188,8 @@ pub fn start<R: AsyncRuntime>(
         stats,
         ShutdownHandle::default(),
         Box::new(stop),
-    ))
+    )
+    .with_metrics(p.metrics))
 }
 
 /// What the driver hears about.

@@ -21,7 +21,7 @@ use mio::{Events, Interest, Token, Waker};
 use crate::drivers::threads::{finish, join};
 use crate::host::{Host, Link, error};
 use crate::rbuf;
-use crate::storage::segment::{DiskExec, SegTable, spawn_segment_writer};
+use crate::storage::segment::{SegTable, spawn_segment_writer};
 use crate::storage::send::{SendCursor, Stats};
 use crate::{Prepared, Running, SHUTDOWN_TIMEOUT, ShutdownHandle};
 
@@ -50,8 +50,11 @@ pub(crate) fn start(p: Prepared) -> io::Result<Running> {
         local_addr,
         broker,
         clock,
-        data_dir,
         lock,
+        stats,
+        segs,
+        exec,
+        metrics,
     } = p;
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
@@ -59,12 +62,8 @@ pub(crate) fn start(p: Prepared) -> io::Result<Running> {
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let segs = Arc::new(SegTable::default());
-    let stats = Arc::new(Stats::default());
-
     let (done_tx, done_rx) = mpsc::channel();
     let w = Arc::clone(&waker);
-    let exec = DiskExec::new(data_dir, Arc::clone(&segs)).with_threads(broker.config());
     let (seg_tx, seg_writer) = spawn_segment_writer(exec, move |dones| {
         // The loop is gone only after the broker stopped: nothing waits for
         // these any more.
@@ -118,7 +117,8 @@ pub(crate) fn start(p: Prepared) -> io::Result<Running> {
         stats,
         ShutdownHandle::default(),
         Box::new(stop_fn),
-    ))
+    )
+    .with_metrics(metrics))
 }
 
 /// What waits to go out on a connection, in issue order.

@@ -87,6 +87,7 @@ impl Shared {
         clock: Clock,
         seg_tx: Sender<Command>,
         segs: Arc<SegTable>,
+        stats: Arc<crate::Stats>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -97,7 +98,7 @@ impl Shared {
             progress: Condvar::new(),
             deadline: Deadline::new(),
             clock,
-            stats: Arc::default(),
+            stats,
             segs,
             threads: Mutex::default(),
         })

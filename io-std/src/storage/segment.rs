@@ -18,6 +18,7 @@ use conveyor_core::{Command, Completion, Done, IoError, IoId, SegId, SegmentView
 
 use crate::storage::disk::{map, resolve, segment_file_name};
 use crate::storage::workers::Workers;
+use prometheus_client::metrics::histogram::Histogram;
 
 mod cleaned;
 
@@ -240,7 +241,11 @@ impl SegmentWriter {
         exec: DiskExec,
         report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
     ) -> io::Result<SegmentWriter> {
-        let commit = GroupCommit::start(report.clone(), exec.flush_threads)?;
+        let commit = GroupCommit::start(
+            report.clone(),
+            exec.flush_threads,
+            exec.fsync_seconds.clone(),
+        )?;
         let run = |exec: DiskExec| move |cmd| exec.execute(cmd);
         let swaps = Workers::start("swaps", 1, 0, run(exec.clone()), report.clone())?;
         let (n, nice) = (exec.cleaner_threads, CLEANER_NICE);
@@ -295,6 +300,7 @@ impl GroupCommit {
     fn start(
         report: impl FnMut(Vec<Done>) + Clone + Send + 'static,
         threads: usize,
+        fsync_seconds: Option<Histogram>,
     ) -> io::Result<GroupCommit> {
         let handoff = Arc::new(SyncHandoff::<SegId, SyncRequest>::new());
         let mut commit = GroupCommit {
@@ -304,10 +310,18 @@ impl GroupCommit {
         for n in 0..threads.max(1) {
             let h = Arc::clone(&commit.handoff);
             let mut report = report.clone();
+            let fsync_seconds = fsync_seconds.clone();
             // On an error, dropping `commit` stops the workers started.
             let worker = crate::spawn(&format!("conveyor-fsync-{n}"), move || {
                 h.serve(
-                    |_seg, req| req.files.sync().map_err(IoError::from),
+                    |_seg, req| {
+                        let started = std::time::Instant::now();
+                        let r = req.files.sync().map_err(IoError::from);
+                        if let Some(h) = &fsync_seconds {
+                            h.observe(started.elapsed().as_secs_f64());
+                        }
+                        r
+                    },
                     |_seg, req, result| {
                         if let Err(e) = &result {
                             tracing::warn!(error = %e, "file command failed");
@@ -381,6 +395,8 @@ pub(crate) struct DiskExec {
     flush_threads: usize,
     /// Cleaner workers of the segment writer built on it.
     cleaner_threads: usize,
+    /// Where its fsync workers record each `fdatasync`'s time.
+    fsync_seconds: Option<Histogram>,
 }
 
 impl DiskExec {
@@ -390,7 +406,14 @@ impl DiskExec {
             segs,
             flush_threads: DEFAULT_FLUSH_THREADS,
             cleaner_threads: 1,
+            fsync_seconds: None,
         }
+    }
+
+    /// Record each fsync's time in `h` (the metrics' `fsync_seconds`).
+    pub(crate) fn with_fsync_histogram(mut self, h: Histogram) -> Self {
+        self.fsync_seconds = Some(h);
+        self
     }
 
     /// How many fsync and cleaner workers a segment writer on it runs
