@@ -1,0 +1,291 @@
+package conveyor.compat;
+
+import java.time.Duration;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.AlterConfigsOptions;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ConfigEntry.ConfigSource;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.ConsumerGroupListing;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
+import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.ListTopicsOptions;
+import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.GroupType;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicCollection;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.InvalidConfigurationException;
+import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidReplicationFactorException;
+import org.apache.kafka.common.errors.OffsetOutOfRangeException;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+
+/**
+ * Admin against the one-node broker: the cluster; topics created (with
+ * configs), listed, described by name and by id, and deleted; a topic's
+ * configs described, altered incrementally and described back; partitions
+ * added; records deleted with the low watermark following; a group listed,
+ * described and its offsets listed, then deleted. Each answer's values are
+ * checked, and the errors Kafka gives for requests it refuses.
+ */
+final class AdminChecks {
+    static final String CONFIGURED = "java-admin-configured";
+    static final String PLAIN = "java-admin-plain";
+    static final String GROUP = "java-admin-group";
+
+    private AdminChecks() {}
+
+    static void run(String bootstrap) throws Exception {
+        try (Admin admin = Clients.admin(bootstrap)) {
+            cluster(admin, bootstrap);
+            Uuid id = topics(admin);
+            configs(admin);
+            partitions(admin);
+            records(admin, bootstrap);
+            groups(admin, bootstrap);
+            deletion(admin, id);
+        }
+    }
+
+    private static void cluster(Admin admin, String bootstrap) throws Exception {
+        DescribeClusterResult c = admin.describeCluster();
+        Collection<Node> nodes = c.nodes().get();
+        int port = Integer.parseInt(bootstrap.substring(bootstrap.lastIndexOf(':') + 1));
+        Check.equal(nodes.size(), 1, "describeCluster nodes " + nodes);
+        Node node = nodes.iterator().next();
+        Check.equal(node.id(), 0, "node id");
+        Check.equal(node.host(), "127.0.0.1", "node host");
+        Check.equal(node.port(), port, "node port");
+        Check.equal(c.controller().get().id(), 0, "controller id");
+        String clusterId = c.clusterId().get();
+        Check.that(clusterId != null && !clusterId.isEmpty(), "cluster id %s", clusterId);
+        Check.say("admin: describeCluster: node %s, controller 0, cluster id %s", node, clusterId);
+    }
+
+    private static Uuid topics(Admin admin) throws Exception {
+        NewTopic configured = new NewTopic(CONFIGURED, 4, (short) 1)
+                .configs(Map.of("retention.ms", "3600000", "cleanup.policy", "compact"));
+        NewTopic plain = new NewTopic(PLAIN, 1, (short) 1);
+        CreateTopicsResult created = admin.createTopics(List.of(configured, plain));
+        created.all().get();
+        Uuid id = created.topicId(CONFIGURED).get();
+        Check.that(id != null && !id.equals(Uuid.ZERO_UUID), "created topic id %s", id);
+        Check.equal(created.numPartitions(CONFIGURED).get(), 4, "created partitions");
+        Check.equal(created.replicationFactor(CONFIGURED).get(), 1, "created replication factor");
+        ConfigEntry retention = created.config(CONFIGURED).get().get("retention.ms");
+        Check.equal(retention.value(), "3600000", "created retention.ms");
+        Check.equal(retention.source(), ConfigSource.DYNAMIC_TOPIC_CONFIG, "created retention.ms source");
+        Check.say("admin: createTopics %s (4 partitions, id %s, retention.ms=3600000 from the topic) and %s",
+                CONFIGURED, id, PLAIN);
+
+        Check.failsWith(TopicExistsException.class, "creating " + PLAIN + " again",
+                () -> admin.createTopics(List.of(new NewTopic(PLAIN, 1, (short) 1))).all().get());
+        Check.failsWith(InvalidReplicationFactorException.class, "replication factor 3 on one broker",
+                () -> admin.createTopics(List.of(new NewTopic("java-admin-rf3", 1, (short) 3))).all().get());
+        admin.createTopics(List.of(new NewTopic("java-admin-validate", 2, (short) 1)),
+                new CreateTopicsOptions().validateOnly(true)).all().get();
+        Set<String> names = admin.listTopics().names().get();
+        Check.that(names.containsAll(Set.of(CONFIGURED, PLAIN)), "listTopics %s", names);
+        Check.that(!names.contains("java-admin-validate") && !names.contains("java-admin-rf3"),
+                "listTopics shows a topic that was only validated or refused: %s", names);
+        Check.that(names.stream().noneMatch(n -> n.startsWith("__")), "listTopics shows internal topics: %s", names);
+        Check.say("admin: TopicExists and InvalidReplicationFactor refused, validateOnly created nothing; listTopics %s", names);
+
+        Map<String, TopicDescription> described = admin.describeTopics(List.of(CONFIGURED, PLAIN)).allTopicNames().get();
+        TopicDescription d = described.get(CONFIGURED);
+        Check.equal(d.name(), CONFIGURED, "described name");
+        Check.equal(d.topicId(), id, "described topic id");
+        Check.equal(d.isInternal(), false, "described internal");
+        Check.equal(d.partitions().size(), 4, "described partitions");
+        for (int p = 0; p < 4; p++) {
+            TopicPartitionInfo info = d.partitions().get(p);
+            Check.equal(info.partition(), p, "partition index");
+            Check.equal(info.leader().id(), 0, "leader of " + p);
+            Check.equal(info.replicas().stream().map(Node::id).toList(), List.of(0), "replicas of " + p);
+            Check.equal(info.isr().stream().map(Node::id).toList(), List.of(0), "isr of " + p);
+        }
+        Check.equal(described.get(PLAIN).partitions().size(), 1, "partitions of " + PLAIN);
+        Map<Uuid, TopicDescription> byId = admin.describeTopics(TopicCollection.ofTopicIds(List.of(id))).allTopicIds().get();
+        Check.equal(byId.get(id).name(), CONFIGURED, "topic described by id");
+        Check.failsWith(UnknownTopicOrPartitionException.class, "describing a topic that does not exist",
+                () -> admin.describeTopics(List.of("java-admin-missing")).allTopicNames().get());
+        Check.say("admin: describeTopics by name and by id: 4 partitions, leader, replicas and isr node 0; unknown topic refused");
+        return id;
+    }
+
+    private static Map<String, ConfigEntry> topicConfig(Admin admin, String topic) throws Exception {
+        ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        Config config = admin.describeConfigs(List.of(r)).all().get().get(r);
+        Map<String, ConfigEntry> entries = new java.util.HashMap<>();
+        config.entries().forEach(e -> entries.put(e.name(), e));
+        return entries;
+    }
+
+    private static void checkEntry(Map<String, ConfigEntry> c, String name, String value, ConfigSource source) {
+        ConfigEntry e = c.get(name);
+        Check.that(e != null, "describeConfigs has no %s", name);
+        Check.equal(e.value(), value, name + " value");
+        Check.equal(e.source(), source, name + " source");
+        Check.equal(e.isDefault(), source == ConfigSource.DEFAULT_CONFIG, name + " isDefault");
+    }
+
+    private static void configs(Admin admin) throws Exception {
+        Map<String, ConfigEntry> c = topicConfig(admin, CONFIGURED);
+        checkEntry(c, "retention.ms", "3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        checkEntry(c, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        checkEntry(c, "max.message.bytes", "1048588", ConfigSource.DEFAULT_CONFIG);
+        checkEntry(c, "min.insync.replicas", "1", ConfigSource.DEFAULT_CONFIG);
+        Check.that(c.size() > 20, "describeConfigs answered only %d topic settings", c.size());
+        Check.say("admin: describeConfigs of %s: %d settings, retention.ms and cleanup.policy from the topic, the rest defaults",
+                CONFIGURED, c.size());
+
+        ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, CONFIGURED);
+        admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("max.message.bytes", "65536"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.APPEND)))).all().get();
+        c = topicConfig(admin, CONFIGURED);
+        checkEntry(c, "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        checkEntry(c, "max.message.bytes", "65536", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        checkEntry(c, "cleanup.policy", "compact,delete", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        Check.say("admin: incrementalAlterConfigs SET retention.ms, SET max.message.bytes, APPEND cleanup.policy: described back");
+
+        admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("max.message.bytes", ""), AlterConfigOp.OpType.DELETE),
+                new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.SUBTRACT)))).all().get();
+        c = topicConfig(admin, CONFIGURED);
+        checkEntry(c, "max.message.bytes", "1048588", ConfigSource.DEFAULT_CONFIG);
+        checkEntry(c, "cleanup.policy", "delete", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        checkEntry(c, "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+
+        admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("retention.ms", "1"), AlterConfigOp.OpType.SET))),
+                new AlterConfigsOptions().validateOnly(true)).all().get();
+        Check.failsWith(InvalidConfigurationException.class, "retention.ms=soon",
+                () -> admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
+                        new ConfigEntry("retention.ms", "soon"), AlterConfigOp.OpType.SET)))).all().get());
+        Check.failsWith(InvalidConfigurationException.class, "a setting Kafka does not have",
+                () -> admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
+                        new ConfigEntry("no.such.setting", "1"), AlterConfigOp.OpType.SET)))).all().get());
+        checkEntry(topicConfig(admin, CONFIGURED), "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
+        Check.say("admin: DELETE back to the default, SUBTRACT from a list; validateOnly, a bad value and an unknown key changed nothing");
+    }
+
+    private static void partitions(Admin admin) throws Exception {
+        admin.createPartitions(Map.of(PLAIN, NewPartitions.increaseTo(3))).all().get();
+        TopicDescription d = admin.describeTopics(List.of(PLAIN)).allTopicNames().get().get(PLAIN);
+        Check.equal(d.partitions().stream().map(TopicPartitionInfo::partition).toList(), List.of(0, 1, 2),
+                "partitions of " + PLAIN + " after increaseTo(3)");
+        Check.failsWith(InvalidPartitionsException.class, "shrinking " + PLAIN + " to 2",
+                () -> admin.createPartitions(Map.of(PLAIN, NewPartitions.increaseTo(2))).all().get());
+        Check.failsWith(InvalidPartitionsException.class, "growing " + PLAIN + " to the count it has",
+                () -> admin.createPartitions(Map.of(PLAIN, NewPartitions.increaseTo(3))).all().get());
+        Check.say("admin: createPartitions grew %s from 1 to 3; shrinking and staying refused", PLAIN);
+    }
+
+    private static void records(Admin admin, String bootstrap) throws Exception {
+        TopicPartition tp = new TopicPartition(PLAIN, 0);
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, "gzip")) {
+            for (int i = 0; i < 10; i++) {
+                producer.send(new ProducerRecord<>(PLAIN, 0, Clients.bytes("r" + i), Clients.bytes("v" + i)));
+            }
+            producer.flush();
+        }
+        admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(4))).all().get();
+        Check.equal(admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).partitionResult(tp).get().offset(), 4L,
+                "earliest offset after deleteRecords before 4");
+        long lowWatermark = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(6)))
+                .lowWatermarks().get(tp).get().lowWatermark();
+        Check.equal(lowWatermark, 6L, "low watermark answered by deleteRecords before 6");
+        Check.equal(admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).partitionResult(tp).get().offset(), 6L,
+                "earliest after deleting before 6");
+        Check.equal(admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get().offset(), 10L,
+                "latest after deleting");
+        Check.failsWith(OffsetOutOfRangeException.class, "deleting past the high watermark",
+                () -> admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(20))).all().get());
+        try (KafkaConsumer<byte[], byte[]> c = Clients.consumer(Clients.consumerProps(bootstrap, null, "java-admin-reader"))) {
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            Check.equal(c.position(tp), 6L, "a consumer's beginning after deleteRecords");
+            List<ConsumerRecord<byte[], byte[]>> rest = Clients.pollExactly(c, 4, Duration.ofSeconds(30));
+            Check.equal(rest.stream().map(r -> Clients.string(r.key())).toList(), List.of("r6", "r7", "r8", "r9"),
+                    "records left after deleteRecords");
+        }
+        Check.say("admin: deleteRecords before 4 then 6: low watermark 6, latest 10, a consumer reads r6..r9; past the end refused");
+    }
+
+    @SuppressWarnings("deprecation") // listConsumerGroups: the API asked for by name; listGroups is its successor.
+    private static void groups(Admin admin, String bootstrap) throws Exception {
+        TopicPartition tp = new TopicPartition(PLAIN, 0);
+        try (KafkaConsumer<byte[], byte[]> c = Clients.consumer(Clients.consumerProps(bootstrap, GROUP, "java-admin-member"))) {
+            c.subscribe(List.of(PLAIN));
+            Clients.pollExactly(c, 4, Duration.ofSeconds(30));
+            c.commitSync(Map.of(tp, new OffsetAndMetadata(10, "all read")));
+
+            Collection<ConsumerGroupListing> listed = admin.listConsumerGroups().all().get();
+            ConsumerGroupListing mine = listed.stream().filter(l -> l.groupId().equals(GROUP)).findFirst()
+                    .orElseThrow(() -> new AssertionError("listConsumerGroups lacks " + GROUP + ": " + listed));
+            Check.equal(mine.groupState(), Optional.of(GroupState.STABLE), "listed state");
+            Check.equal(mine.type(), Optional.of(GroupType.CLASSIC), "listed type");
+            Check.equal(mine.isSimpleConsumerGroup(), false, "listed simple");
+
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(GROUP)).describedGroups().get(GROUP).get();
+            Check.equal(d.groupState(), GroupState.STABLE, "described state");
+            Check.equal(d.partitionAssignor(), "range", "described assignor (the first of the client's list)");
+            Check.equal(d.members().size(), 1, "described members " + d.members());
+            MemberDescription m = d.members().iterator().next();
+            Check.equal(m.clientId(), "java-admin-member", "member client id");
+            Check.equal(m.assignment().topicPartitions(),
+                    Set.of(tp, new TopicPartition(PLAIN, 1), new TopicPartition(PLAIN, 2)), "member assignment");
+            Check.equal(Group.stripEpochs(admin.listConsumerGroupOffsets(GROUP).partitionsToOffsetAndMetadata().get()),
+                    Map.of(tp, new OffsetAndMetadata(10, "all read")), "listConsumerGroupOffsets");
+            Check.say("admin: listConsumerGroups, describeConsumerGroups (Stable, range, one member owning %s-0..2) and listConsumerGroupOffsets (%s-0 at 10)",
+                    PLAIN, PLAIN);
+        }
+        ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(GROUP)).describedGroups().get(GROUP).get();
+        Check.equal(d.groupState(), GroupState.EMPTY, "state after the member closed");
+        Check.equal(d.members().size(), 0, "members after the member closed");
+        admin.deleteConsumerGroups(List.of(GROUP)).all().get();
+        Collection<ConsumerGroupListing> listed = admin.listConsumerGroups().all().get();
+        Check.that(listed.stream().noneMatch(l -> l.groupId().equals(GROUP)), "deleted group still listed: %s", listed);
+        Check.equal(admin.listConsumerGroupOffsets(GROUP).partitionsToOffsetAndMetadata().get(), Map.of(),
+                "offsets of the deleted group");
+        Check.say("admin: the group is Empty after its member closed, then deleted: no longer listed, no offsets");
+    }
+
+    private static void deletion(Admin admin, Uuid id) throws Exception {
+        admin.deleteTopics(List.of(CONFIGURED)).all().get();
+        Set<String> names = admin.listTopics(new ListTopicsOptions().listInternal(true)).names().get();
+        Check.that(!names.contains(CONFIGURED) && names.contains(PLAIN), "listTopics after deleting %s: %s", CONFIGURED, names);
+        Check.failsWith(UnknownTopicOrPartitionException.class, "describing the deleted topic",
+                () -> admin.describeTopics(List.of(CONFIGURED)).allTopicNames().get());
+        Check.failsWith(UnknownTopicOrPartitionException.class, "deleting it again",
+                () -> admin.deleteTopics(List.of(CONFIGURED)).all().get());
+        Check.say("admin: deleteTopics %s (id %s): gone from listTopics and describeTopics; a second delete refused", CONFIGURED, id);
+    }
+}

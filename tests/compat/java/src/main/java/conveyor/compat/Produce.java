@@ -1,0 +1,151 @@
+package conveyor.compat;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Future;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.DescribeProducersResult.PartitionProducerState;
+import org.apache.kafka.clients.admin.ProducerState;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeader;
+import org.apache.kafka.common.record.TimestampType;
+
+/**
+ * The idempotent producer with acks=all, once per codec: keyed records with
+ * headers and explicit timestamps, every send's metadata checked, then every
+ * record read back and compared, and the broker's producer state described.
+ *
+ * Topic {@code java-produce-CODEC} gets {@link #RECORDS} records; record i
+ * goes to partition i % 3 and so lands at offset i / 3. The Rust test reads
+ * these topics' segments afterwards to check each batch's codec and producer id.
+ */
+final class Produce {
+    static final List<String> CODECS = List.of("none", "gzip", "snappy", "lz4", "zstd");
+    static final int PARTITIONS = 3;
+    static final int RECORDS = 3000;
+
+    private Produce() {}
+
+    static void run(String bootstrap) throws Exception {
+        try (Admin admin = Clients.admin(bootstrap)) {
+            for (String codec : CODECS) {
+                roundTrip(admin, bootstrap, codec);
+            }
+        }
+    }
+
+    static byte[] key(int i) {
+        // Every 50th record has no key.
+        return i % 50 == 0 ? null : Clients.bytes("key-" + i);
+    }
+
+    static byte[] value(int i) {
+        // Every 97th record is a tombstone; the rest are text of varied length.
+        return i % 97 == 0 ? null : Clients.bytes("value " + i + " " + "abcdefghij".repeat(i % 40));
+    }
+
+    static List<Header> headers(int i) {
+        List<Header> h = new ArrayList<>();
+        h.add(new RecordHeader("idx", Clients.bytes(Integer.toString(i))));
+        if (i % 3 == 0) {
+            h.add(new RecordHeader("empty", new byte[0]));
+        }
+        if (i % 5 == 0) {
+            h.add(new RecordHeader("nil", null));
+        }
+        if (i % 7 == 0) {
+            // A repeated header name: order and both values must survive.
+            h.add(new RecordHeader("idx", Clients.bytes("again")));
+        }
+        return h;
+    }
+
+    private static void roundTrip(Admin admin, String bootstrap, String codec) throws Exception {
+        String topic = "java-produce-" + codec;
+        Clients.createTopic(admin, topic, PARTITIONS, Map.of());
+        // Explicit timestamps an hour back, one millisecond apart: far from
+        // the broker's clock, so an overwritten timestamp shows.
+        long base = System.currentTimeMillis() - 3_600_000L;
+
+        List<Future<RecordMetadata>> sent = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, codec)) {
+            for (int i = 0; i < RECORDS; i++) {
+                sent.add(producer.send(new ProducerRecord<>(topic, i % PARTITIONS, base + i, key(i), value(i), headers(i))));
+            }
+            producer.flush();
+        }
+        for (int i = 0; i < RECORDS; i++) {
+            RecordMetadata m = sent.get(i).get();
+            String what = codec + " send " + i;
+            Check.equal(m.topic(), topic, what + " topic");
+            Check.equal(m.partition(), i % PARTITIONS, what + " partition");
+            Check.equal(m.offset(), (long) (i / PARTITIONS), what + " offset");
+            Check.equal(m.timestamp(), base + i, what + " timestamp");
+            Check.equal(m.serializedKeySize(), key(i) == null ? -1 : key(i).length, what + " key size");
+        }
+        Check.say("produce %s: %d sends acknowledged (acks=all, idempotent), each at partition i%%3, offset i/3, its own timestamp",
+                codec, RECORDS);
+
+        // The broker's idempotence state: one producer per partition, its
+        // last sequence the partition's last record.
+        List<TopicPartition> partitions = new ArrayList<>();
+        for (int p = 0; p < PARTITIONS; p++) {
+            partitions.add(new TopicPartition(topic, p));
+        }
+        Map<TopicPartition, PartitionProducerState> states = admin.describeProducers(partitions).all().get();
+        long producerId = -1;
+        for (TopicPartition tp : partitions) {
+            List<ProducerState> active = states.get(tp).activeProducers();
+            Check.equal(active.size(), 1, codec + " " + tp + " active producers " + active);
+            ProducerState s = active.get(0);
+            Check.that(s.producerId() >= 0, "%s %s: producer id %d", codec, tp, s.producerId());
+            Check.that(producerId == -1 || producerId == s.producerId(),
+                    "%s %s: producer id %d, other partitions %d", codec, tp, s.producerId(), producerId);
+            producerId = s.producerId();
+            Check.equal(s.lastSequence(), RECORDS / PARTITIONS - 1, codec + " " + tp + " last sequence");
+            int last = RECORDS - PARTITIONS + tp.partition();
+            Check.equal(s.lastTimestamp(), base + last, codec + " " + tp + " last timestamp");
+        }
+        Check.say("produce %s: DescribeProducers shows producer %d on every partition, last sequence %d",
+                codec, producerId, RECORDS / PARTITIONS - 1);
+
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                Clients.consumer(Clients.consumerProps(bootstrap, null, "java-reader-" + codec))) {
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            Map<TopicPartition, Long> ends = consumer.endOffsets(partitions);
+            for (TopicPartition tp : partitions) {
+                Check.equal(ends.get(tp), (long) (RECORDS / PARTITIONS), codec + " end offset of " + tp);
+            }
+            boolean[] seen = new boolean[RECORDS];
+            for (ConsumerRecord<byte[], byte[]> r : Clients.pollExactly(consumer, RECORDS, Duration.ofSeconds(60))) {
+                int i = (int) r.offset() * PARTITIONS + r.partition();
+                String what = codec + " record " + r.partition() + "@" + r.offset();
+                Check.that(i < RECORDS && !seen[i], "%s: unexpected or repeated", what);
+                seen[i] = true;
+                Check.equal(r.key(), key(i), what + " key");
+                Check.equal(r.value(), value(i), what + " value");
+                Check.equal(r.timestamp(), base + i, what + " timestamp");
+                Check.equal(r.timestampType(), TimestampType.CREATE_TIME, what + " timestamp type");
+                List<Header> got = List.of(r.headers().toArray());
+                List<Header> want = headers(i);
+                Check.equal(got.size(), want.size(), what + " header count " + got);
+                for (int h = 0; h < want.size(); h++) {
+                    Check.equal(got.get(h).key(), want.get(h).key(), what + " header " + h + " key");
+                    Check.equal(got.get(h).value(), want.get(h).value(), what + " header " + h + " value");
+                }
+            }
+        }
+        Check.say("produce %s: all %d records read back with the same keys, values, headers and timestamps",
+                codec, RECORDS);
+    }
+}
