@@ -19,17 +19,20 @@ import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.ListTopicsOptions;
+import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.ReplicaInfo;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.Node;
@@ -42,6 +45,7 @@ import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
+import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
@@ -64,7 +68,9 @@ final class AdminChecks {
         try (Admin admin = Clients.admin(bootstrap)) {
             cluster(admin, bootstrap);
             Uuid id = topics(admin);
-            configs(admin);
+            configs(admin, bootstrap);
+            brokerConfigs(admin);
+            logDirs(admin);
             partitions(admin);
             records(admin, bootstrap);
             groups(admin, bootstrap);
@@ -154,7 +160,7 @@ final class AdminChecks {
         Check.equal(e.isDefault(), source == ConfigSource.DEFAULT_CONFIG, name + " isDefault");
     }
 
-    private static void configs(Admin admin) throws Exception {
+    private static void configs(Admin admin, String bootstrap) throws Exception {
         Map<String, ConfigEntry> c = topicConfig(admin, CONFIGURED);
         checkEntry(c, "retention.ms", "3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
         checkEntry(c, "cleanup.policy", "compact", ConfigSource.DYNAMIC_TOPIC_CONFIG);
@@ -174,6 +180,7 @@ final class AdminChecks {
         checkEntry(c, "max.message.bytes", "65536", ConfigSource.DYNAMIC_TOPIC_CONFIG);
         checkEntry(c, "cleanup.policy", "compact,delete", ConfigSource.DYNAMIC_TOPIC_CONFIG);
         Check.say("admin: incrementalAlterConfigs SET retention.ms, SET max.message.bytes, APPEND cleanup.policy: described back");
+        enforced(bootstrap);
 
         admin.incrementalAlterConfigs(Map.of(r, List.of(
                 new AlterConfigOp(new ConfigEntry("max.message.bytes", ""), AlterConfigOp.OpType.DELETE),
@@ -194,6 +201,53 @@ final class AdminChecks {
                         new ConfigEntry("no.such.setting", "1"), AlterConfigOp.OpType.SET)))).all().get());
         checkEntry(topicConfig(admin, CONFIGURED), "retention.ms", "7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG);
         Check.say("admin: DELETE back to the default, SUBTRACT from a list; validateOnly, a bad value and an unknown key changed nothing");
+    }
+
+    /** The altered max.message.bytes is in force: a larger record is refused by the broker, a smaller one kept. */
+    private static void enforced(String bootstrap) throws Exception {
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, "none")) {
+            // Keyed: the topic is compacted.
+            Check.failsWith(RecordTooLargeException.class, "a 100 KB record where max.message.bytes is 65536",
+                    () -> producer.send(new ProducerRecord<>(CONFIGURED, 0, Clients.bytes("big"), new byte[100_000])).get());
+            RecordMetadata small = producer.send(new ProducerRecord<>(CONFIGURED, 0, Clients.bytes("small"), new byte[1000])).get();
+            Check.equal(small.offset(), 0L, "offset of the record that fits");
+        }
+        Check.say("admin: with max.message.bytes=65536 the broker refuses a 100 KB record (RecordTooLarge) and keeps a 1 KB one");
+    }
+
+    /** This broker's settings: one the test broker was started with, one left at Kafka's default. */
+    private static void brokerConfigs(Admin admin) throws Exception {
+        ConfigResource r = new ConfigResource(ConfigResource.Type.BROKER, "0");
+        Config config = admin.describeConfigs(List.of(r)).all().get().get(r);
+        ConfigEntry partitions = config.get("num.partitions");
+        Check.that(partitions != null, "broker configs lack num.partitions: %s", config);
+        Check.equal(partitions.value(), "3", "broker num.partitions");
+        Check.equal(partitions.source(), ConfigSource.STATIC_BROKER_CONFIG, "broker num.partitions source");
+        ConfigEntry maxBytes = config.get("message.max.bytes");
+        Check.that(maxBytes != null, "broker configs lack message.max.bytes: %s", config);
+        Check.equal(maxBytes.value(), "1048588", "broker message.max.bytes");
+        Check.equal(maxBytes.source(), ConfigSource.DEFAULT_CONFIG, "broker message.max.bytes source");
+        Check.say("admin: describeConfigs of broker 0: num.partitions=3 from its configuration, message.max.bytes=1048588 Kafka's default");
+    }
+
+    /** DescribeLogDirs: one directory holding every partition of the topics, the written one not empty. */
+    private static void logDirs(Admin admin) throws Exception {
+        Map<Integer, Map<String, LogDirDescription>> all = admin.describeLogDirs(List.of(0)).allDescriptions().get();
+        Check.equal(all.keySet(), Set.of(0), "brokers with log dirs");
+        Map<String, LogDirDescription> dirs = all.get(0);
+        Check.equal(dirs.size(), 1, "log dirs of broker 0 " + dirs.keySet());
+        LogDirDescription dir = dirs.values().iterator().next();
+        Check.equal(dir.error(), null, "log dir error");
+        Map<TopicPartition, ReplicaInfo> replicas = dir.replicaInfos();
+        for (int p = 0; p < 4; p++) {
+            Check.that(replicas.containsKey(new TopicPartition(CONFIGURED, p)), "log dir lacks %s-%d: %s", CONFIGURED, p,
+                    replicas.keySet());
+        }
+        long size = replicas.get(new TopicPartition(CONFIGURED, 0)).size();
+        Check.that(size > 1000, "size of %s-0, which holds a 1 KB record: %d", CONFIGURED, size);
+        Check.equal(replicas.get(new TopicPartition(CONFIGURED, 1)).size(), 0L, "size of the empty " + CONFIGURED + "-1");
+        Check.say("admin: describeLogDirs: one directory %s, %s-0 %d bytes, the empty partitions 0",
+                dirs.keySet().iterator().next(), CONFIGURED, size);
     }
 
     private static void partitions(Admin admin) throws Exception {
@@ -237,6 +291,16 @@ final class AdminChecks {
                     "records left after deleteRecords");
         }
         Check.say("admin: deleteRecords before 4 then 6: low watermark 6, latest 10, a consumer reads r6..r9; past the end refused");
+        TopicPartition other = new TopicPartition(PLAIN, 2);
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, "none")) {
+            for (int i = 0; i < 3; i++) {
+                producer.send(new ProducerRecord<>(PLAIN, 2, Clients.bytes("x" + i), Clients.bytes("x"))).get();
+            }
+        }
+        long all = admin.deleteRecords(Map.of(other, RecordsToDelete.beforeOffset(-1)))
+                .lowWatermarks().get(other).get().lowWatermark();
+        Check.equal(all, 3L, "low watermark after deleting before -1 (the high watermark)");
+        Check.say("admin: deleteRecords before -1 empties %s up to its high watermark 3", other);
     }
 
     @SuppressWarnings("deprecation") // listConsumerGroups: the API asked for by name; listGroups is its successor.
@@ -270,6 +334,19 @@ final class AdminChecks {
         ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(GROUP)).describedGroups().get(GROUP).get();
         Check.equal(d.groupState(), GroupState.EMPTY, "state after the member closed");
         Check.equal(d.members().size(), 0, "members after the member closed");
+
+        TopicPartition tp1 = new TopicPartition(PLAIN, 1);
+        admin.alterConsumerGroupOffsets(GROUP, Map.of(tp, new OffsetAndMetadata(7, "moved"), tp1, new OffsetAndMetadata(0)))
+                .all().get();
+        Check.equal(Group.stripEpochs(admin.listConsumerGroupOffsets(GROUP).partitionsToOffsetAndMetadata().get()),
+                Map.of(tp, new OffsetAndMetadata(7, "moved"), tp1, new OffsetAndMetadata(0)),
+                "offsets after alterConsumerGroupOffsets");
+        admin.deleteConsumerGroupOffsets(GROUP, Set.of(tp1)).all().get();
+        Check.equal(Group.stripEpochs(admin.listConsumerGroupOffsets(GROUP).partitionsToOffsetAndMetadata().get()),
+                Map.of(tp, new OffsetAndMetadata(7, "moved")), "offsets after deleteConsumerGroupOffsets");
+        Check.say("admin: alterConsumerGroupOffsets of the Empty group (%s-0 to 7, %s-1 to 0) and deleteConsumerGroupOffsets of %s-1, listed back",
+                PLAIN, PLAIN, PLAIN);
+
         admin.deleteConsumerGroups(List.of(GROUP)).all().get();
         Collection<ConsumerGroupListing> listed = admin.listConsumerGroups().all().get();
         Check.that(listed.stream().noneMatch(l -> l.groupId().equals(GROUP)), "deleted group still listed: %s", listed);

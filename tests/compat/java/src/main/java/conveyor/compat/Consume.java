@@ -16,6 +16,7 @@ import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.common.TopicPartition;
 
 /**
@@ -125,6 +126,45 @@ final class Consume {
             Check.equal(found(edges.get(P0)), List.of(0L, base), "offsetsForTimes p0 before every record");
             Check.equal(edges.get(P1), null, "offsetsForTimes p1 after every record");
             Check.say("consume: offsetsForTimes answers %s, then %s", times, edges);
+        }
+
+        // Fetch limits far below a batch: each fetch still returns at least
+        // one whole batch (KIP-74), and every record comes in order.
+        Properties small = Clients.consumerProps(bootstrap, null, "java-small-fetch");
+        small.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, "1024");
+        small.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, "512");
+        try (KafkaConsumer<byte[], byte[]> c = Clients.consumer(small)) {
+            c.assign(List.of(P0));
+            c.seekToBeginning(List.of(P0));
+            List<ConsumerRecord<byte[], byte[]>> got = Clients.pollExactly(c, 200, Duration.ofSeconds(30));
+            for (int o = 0; o < 200; o++) {
+                checkRecord(got.get(o), 0, o, "record " + o + " read with fetch.max.bytes=1024");
+            }
+        }
+        Check.say("consume: fetch.max.bytes=1024 and max.partition.fetch.bytes=512 still read all 200 records of p0 in order");
+
+        // read_committed: without transactions the last stable offset is the high watermark.
+        Properties committed = Clients.consumerProps(bootstrap, null, "java-read-committed");
+        committed.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        try (KafkaConsumer<byte[], byte[]> c = Clients.consumer(committed)) {
+            c.assign(List.of(P1));
+            Check.equal(c.endOffsets(List.of(P1)).get(P1), 200L, "read_committed end offset of p1");
+            c.seekToBeginning(List.of(P1));
+            List<ConsumerRecord<byte[], byte[]>> got = Clients.pollExactly(c, 200, Duration.ofSeconds(30));
+            checkRecord(got.get(199), 1, 199, "last record read_committed");
+        }
+        Check.say("consume: a read_committed consumer sees end offset 200 on p1 and reads all of it");
+
+        // The admin client's offset queries: the largest timestamp, and by time.
+        try (Admin admin = Clients.admin(bootstrap)) {
+            var result = admin.listOffsets(Map.of(P0, OffsetSpec.maxTimestamp(), P1, OffsetSpec.forTimestamp(base + 10L * index(1, 50))));
+            var max = result.partitionResult(P0).get();
+            Check.equal(List.of(max.offset(), max.timestamp()), List.of(199L, base + 10L * index(0, 199)),
+                    "listOffsets maxTimestamp of p0");
+            var at = result.partitionResult(P1).get();
+            Check.equal(List.of(at.offset(), at.timestamp()), List.of(50L, base + 10L * index(1, 50)),
+                    "listOffsets forTimestamp of p1's record 50");
+            Check.say("consume: Admin.listOffsets maxTimestamp p0 -> 199, forTimestamp p1 -> 50");
         }
     }
 
