@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
@@ -16,6 +17,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.admin.MemberToRemove;
+import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -36,7 +39,9 @@ import org.apache.kafka.common.TopicPartition;
  * every record is consumed exactly once and by its partition's owner, the
  * commits and the broker's DescribeGroups agree with what the members see;
  * then one member leaves, the other two take over its partitions, and the
- * records produced after that are consumed exactly once by them.
+ * records produced after that are consumed exactly once by them. Then
+ * static members: one closes and comes back under its instance id without
+ * a rebalance, and both are removed by instance id.
  */
 final class Group {
     static final int PARTITIONS = 6;
@@ -49,7 +54,87 @@ final class Group {
         try (Admin admin = Clients.admin(bootstrap)) {
             rebalance(admin, bootstrap, "range", RangeAssignor.class.getName());
             rebalance(admin, bootstrap, "cooperative-sticky", CooperativeStickyAssignor.class.getName());
+            staticMembers(admin, bootstrap);
         }
+    }
+
+    /**
+     * Static membership (group.instance.id): a member that closes and comes
+     * back under the same instance id gets its partitions again without a
+     * rebalance of the other member; at the end both are removed by
+     * instance id (removeMembersFromConsumerGroup) and the group is Empty.
+     */
+    private static void staticMembers(Admin admin, String bootstrap) throws Exception {
+        String topic = "java-group-static";
+        String group = "java-group-static";
+        String assignor = RangeAssignor.class.getName();
+        Clients.createTopic(admin, topic, PARTITIONS, Map.of());
+        Ledger ledger = new Ledger();
+        // The first to join leads; the one restarted is not the leader.
+        Member a = new Member(bootstrap, group, topic, "static-a", assignor, ledger, "instance-a");
+        a.thread.start();
+        List<Member> members = new ArrayList<>(List.of(a));
+        try {
+            Check.eventually(SETTLE, "static-a owning every partition", () -> balanced(List.of(a), PARTITIONS));
+            Member b = new Member(bootstrap, group, topic, "static-b", assignor, ledger, "instance-b");
+            members.add(b);
+            b.thread.start();
+            Check.eventually(SETTLE, "two static members with three partitions each: " + describe(members),
+                    () -> balanced(members, 3));
+            checkDescribed(admin, group, "range", members);
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).describedGroups().get(group).get();
+            for (MemberDescription m : d.members()) {
+                Check.equal(m.groupInstanceId(), Optional.of(m.clientId().replace("static-", "instance-")),
+                        "instance id of " + m.clientId());
+            }
+            Check.say("group static: two static members, %s, instance ids described", describe(members));
+
+            int before = a.rebalances.get();
+            Set<TopicPartition> owned = b.assignment;
+            String oldId = b.memberId;
+            members.remove(b);
+            b.leave();
+            d = admin.describeConsumerGroups(List.of(group)).describedGroups().get(group).get();
+            Check.equal(d.members().size(), 2, "members after a static member closed (it sends no LeaveGroup)");
+            Member back = new Member(bootstrap, group, topic, "static-b", assignor, ledger, "instance-b");
+            members.add(back);
+            back.thread.start();
+            Check.eventually(SETTLE, "instance-b back with its partitions " + owned, () -> {
+                back.check();
+                return back.assignment.equals(owned);
+            });
+            Check.that(!back.memberId.isEmpty() && !back.memberId.equals(oldId),
+                    "instance-b came back as member %s, before %s", back.memberId, oldId);
+            // Several of static-a's heartbeats: a rebalance would have reached it.
+            Thread.sleep(1500);
+            a.check();
+            Check.equal(a.rebalances.get(), before, "rebalances static-a took part in while instance-b came back");
+            checkDescribed(admin, group, "range", members);
+            Check.say("group static: instance-b closed and came back as a new member id with %s, no rebalance for static-a",
+                    owned.stream().map(TopicPartition::partition).sorted().toList());
+
+            produce(bootstrap, topic, 0, PER_PHASE);
+            Check.eventually(SETTLE, PER_PHASE + " records consumed", () -> {
+                members.forEach(Member::check);
+                return ledger.consumedBy.size() >= PER_PHASE;
+            });
+            checkConsumed(ledger, members, 0, PER_PHASE, "static members");
+            checkCommitted(admin, group, topic, PER_PHASE / PARTITIONS);
+            Check.say("group static: %d records consumed exactly once by their partitions' owners", PER_PHASE);
+        } finally {
+            for (Member m : members) {
+                m.stop = true;
+            }
+        }
+        for (Member m : members) {
+            m.leave();
+        }
+        admin.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions(
+                List.of(new MemberToRemove("instance-a"), new MemberToRemove("instance-b")))).all().get();
+        ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).describedGroups().get(group).get();
+        Check.equal(d.groupState(), GroupState.EMPTY, group + " state after removing both instances");
+        Check.equal(d.members().size(), 0, group + " members after removing both instances");
+        Check.say("group static: removeMembersFromConsumerGroup by instance id leaves the group Empty");
     }
 
     /** Which member consumed each record (by key), and how often records were consumed. */
@@ -66,16 +151,28 @@ final class Group {
         final Ledger ledger;
         final String topic;
         volatile Set<TopicPartition> assignment = Set.of();
+        volatile String memberId = "";
+        /** onPartitionsAssigned calls: one per rebalance this member took part in. */
+        final AtomicInteger rebalances = new AtomicInteger();
         volatile boolean stop;
         volatile Throwable failure;
         final Thread thread;
 
         Member(String bootstrap, String group, String topic, String name, String assignor, Ledger ledger) {
+            this(bootstrap, group, topic, name, assignor, ledger, null);
+        }
+
+        /** A static member when {@code instanceId} is not null. */
+        Member(String bootstrap, String group, String topic, String name, String assignor, Ledger ledger,
+                String instanceId) {
             this.name = name;
             this.ledger = ledger;
             this.topic = topic;
             Properties p = Clients.consumerProps(bootstrap, group, name);
             p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+            if (instanceId != null) {
+                p.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, instanceId);
+            }
             this.consumer = Clients.consumer(p);
             this.thread = new Thread(this, name);
         }
@@ -90,7 +187,9 @@ final class Group {
                     }
 
                     @Override
-                    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {}
+                    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                        rebalances.incrementAndGet();
+                    }
                 });
                 while (!stop) {
                     var records = consumer.poll(Duration.ofMillis(100));
@@ -110,8 +209,10 @@ final class Group {
                         consumer.commitSync();
                     }
                     assignment = Set.copyOf(owned);
+                    memberId = consumer.groupMetadata().memberId();
                 }
-                // close() sends LeaveGroup, so the others rebalance at once.
+                // close() sends LeaveGroup, so the others rebalance at once
+                // (a static member's does not: it is expected back).
                 consumer.close();
             } catch (Throwable e) {
                 failure = e;

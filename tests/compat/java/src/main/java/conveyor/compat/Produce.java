@@ -40,7 +40,45 @@ final class Produce {
             for (String codec : CODECS) {
                 roundTrip(admin, bootstrap, codec);
             }
+            large(admin, bootstrap);
         }
+    }
+
+    /**
+     * Records of 600 KB (half the broker's message.max.bytes), uncompressed
+     * and zstd-compressed: each is a batch of its own, and a fetch of the
+     * consumer's default 1 MiB per partition holds one of them whole.
+     */
+    private static void large(Admin admin, String bootstrap) throws Exception {
+        String topic = "java-produce-large";
+        Clients.createTopic(admin, topic, 1, Map.of());
+        java.util.Random random = new java.util.Random(42);
+        List<byte[]> values = new ArrayList<>();
+        long offset = 0;
+        for (String codec : List.of("none", "zstd")) {
+            try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, codec)) {
+                for (int i = 0; i < 4; i++) {
+                    byte[] value = new byte[600_000];
+                    random.nextBytes(value);
+                    values.add(value);
+                    RecordMetadata m = producer.send(new ProducerRecord<>(topic, 0, Clients.bytes(codec + i), value)).get();
+                    Check.equal(m.offset(), offset++, "offset of large record " + codec + i);
+                }
+            }
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                Clients.consumer(Clients.consumerProps(bootstrap, null, "java-reader-large"))) {
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            List<ConsumerRecord<byte[], byte[]>> got = Clients.pollExactly(consumer, values.size(), Duration.ofSeconds(60));
+            for (int i = 0; i < values.size(); i++) {
+                Check.equal(got.get(i).offset(), (long) i, "large record " + i + " offset");
+                Check.equal(got.get(i).value(), values.get(i), "large record " + i + " value");
+            }
+        }
+        Check.say("produce: %d records of 600 KB (none and zstd) acknowledged in order and read back byte for byte",
+                values.size());
     }
 
     static byte[] key(int i) {
