@@ -277,6 +277,38 @@ fn list_offsets_earliest_latest_and_by_time() {
     assert_eq!(offset_at(99_999), -1);
 }
 
+/// DeleteTopics v6 by id: a known id deletes its topic and answers its
+/// name; the same id again (or any unknown one) is UNKNOWN_TOPIC_ID with a
+/// null name, as Kafka's controller answers; an unknown name stays
+/// UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn delete_topics_by_id_answers_unknown_ids() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let id = sim.metadata(c, "doomed").topics[0].topic_id;
+    let by_id = delete_topics_request::DeleteTopicState::default()
+        .with_name(None)
+        .with_topic_id(id);
+    let by_name = delete_topics_request::DeleteTopicState::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("never-was"))));
+    let req = DeleteTopicsRequest::default().with_topics(vec![by_id.clone()]);
+    let corr = sim.send(c, ApiKey::DeleteTopics, 6, &req);
+    let r: DeleteTopicsResponse = sim.recv(c, ApiKey::DeleteTopics, 6, corr);
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(
+        r.responses[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("doomed")
+    );
+    let req = DeleteTopicsRequest::default().with_topics(vec![by_id, by_name]);
+    let corr = sim.send(c, ApiKey::DeleteTopics, 6, &req);
+    let r: DeleteTopicsResponse = sim.recv(c, ApiKey::DeleteTopics, 6, corr);
+    assert_eq!(r.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(r.responses[0].name, None);
+    assert_eq!(r.responses[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
 /// Metadata v12 names topics by id alone (a null name), as the Java admin
 /// client's `describeTopics(TopicCollection.ofTopicIds(..))` does: a known
 /// id answers as its topic, an unknown one UNKNOWN_TOPIC_ID with the id
