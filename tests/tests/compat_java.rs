@@ -10,27 +10,34 @@
 //!   (none, gzip, snappy, lz4, zstd): keys, null keys and values, headers
 //!   (empty, null, repeated names), explicit timestamps; every send's
 //!   partition, offset and timestamp; DescribeProducers' state; every record
-//!   read back the same. Then this test reads the segments on disk: every
-//!   batch is in the codec asked for and carries the producer's id and
-//!   consecutive sequences.
+//!   read back the same; 600 KB records; a topic with compression.type=zstd
+//!   written uncompressed; a topic auto-created by a send. Then this test
+//!   reads the segments on disk: every batch is in the codec expected and
+//!   carries the producer's id and consecutive sequences.
 //! - `consumer`: assign() without a group, beginning and end offsets,
 //!   seekToBeginning and seekToEnd, seek, offsetsForTimes (exact, between
 //!   records, before and after all of them, an empty partition); commitSync
 //!   of chosen offsets with metadata and of the position, committed() read
-//!   back, and a subscribed member resuming where the commits say.
+//!   back, and a subscribed member resuming where the commits say; fetch
+//!   limits smaller than a batch; read_committed; Admin.listOffsets by the
+//!   largest timestamp and by time.
 //! - `group`: three classic-protocol members on a topic of six partitions,
 //!   with the eager range assignor and with the cooperative sticky one: two
 //!   partitions each, every record consumed exactly once by its partition's
 //!   owner, the commits and DescribeGroups agreeing with the members; one
-//!   leaves and the other two take its partitions and consume what follows.
+//!   leaves and the other two take its partitions and consume what follows;
+//!   static members (group.instance.id): one closes and comes back without
+//!   a rebalance, and both are removed by instance id.
 //! - `admin`: describeCluster; createTopics (with configs, answered back;
 //!   an existing topic, replication factor 3 and validateOnly), listTopics,
 //!   describeTopics by name and by id, deleteTopics; describeConfigs and
 //!   incrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT; validateOnly,
 //!   bad values) described back; createPartitions; deleteRecords with the
-//!   low watermark and a consumer following; listConsumerGroups,
-//!   describeConsumerGroups, listConsumerGroupOffsets and
-//!   deleteConsumerGroups.
+//!   low watermark and a consumer following; max.message.bytes enforced;
+//!   broker configs and log dirs described; listConsumerGroups, listGroups,
+//!   describeConsumerGroups, describeClassicGroups, listConsumerGroupOffsets,
+//!   alterConsumerGroupOffsets, deleteConsumerGroupOffsets and
+//!   deleteConsumerGroups; deleteTopics by name and by id.
 //!
 //! Needs `java` (17+) and `mvn`: `apt-get install -y maven
 //! default-jdk-headless` (scripts/test installs them). Missing, they FAIL
@@ -148,18 +155,18 @@ fn run_part(part: &str, broker: &TestBroker) {
     println!("{printed}");
 }
 
-/// The codecs the harness produces with (`Produce.CODECS`), by their
-/// RecordBatch attribute value.
-const CODECS: [(&str, i16); 5] = [
-    ("none", 0),
-    ("gzip", 1),
-    ("snappy", 2),
-    ("lz4", 3),
-    ("zstd", 4),
+/// The topics `Produce` writes that this test reads back from disk: name,
+/// partitions, records in each, and the codec their batches must be in (a
+/// RecordBatch attribute value): one topic per producer codec, and an
+/// uncompressed producer writing to a topic whose compression.type is zstd.
+const ON_DISK: [(&str, i32, i32, i16); 6] = [
+    ("java-produce-none", 3, 1000, 0),
+    ("java-produce-gzip", 3, 1000, 1),
+    ("java-produce-snappy", 3, 1000, 2),
+    ("java-produce-lz4", 3, 1000, 3),
+    ("java-produce-zstd", 3, 1000, 4),
+    ("java-produce-topic-zstd", 1, 500, 4),
 ];
-
-/// Records `Produce` writes to each partition of `java-produce-CODEC`.
-const RECORDS_PER_PARTITION: i32 = 1000;
 
 fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes(b[at..at + 2].try_into().expect("2 bytes"))
@@ -174,18 +181,17 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 }
 
 /// The batches the Java producer left on disk: RecordBatch v2 in the codec
-/// asked for, one producer id per topic, sequences consecutive from 0, and
-/// more than one record to a batch on average (so the codecs compressed
-/// batches, not single records).
+/// expected, one producer id per topic at epoch 0, sequences consecutive
+/// from 0 with the offsets, and more than one record to a batch on average
+/// (so the codecs compressed batches, not single records).
 fn check_batches_on_disk(broker: &TestBroker) {
-    for (codec, attribute) in CODECS {
-        let topic = format!("java-produce-{codec}");
+    for (topic, partitions, records, attribute) in ON_DISK {
         let mut producer_id = None;
-        for partition in 0..3 {
+        for partition in 0..partitions {
             let mut next_offset = 0i64;
             let mut next_sequence = 0i32;
             let mut batches = 0;
-            for path in segment_files(&broker.data_dir(), &topic, partition) {
+            for path in segment_files(&broker.data_dir(), topic, partition) {
                 let log = fs::read(&path).expect("read segment");
                 for b in batches_in(&log) {
                     let h = &log[b.pos..b.pos + 61];
@@ -204,12 +210,12 @@ fn check_batches_on_disk(broker: &TestBroker) {
                 }
             }
             assert_eq!(
-                next_sequence, RECORDS_PER_PARTITION,
+                next_sequence, records,
                 "{topic}-{partition}: records on disk"
             );
             assert!(
-                batches < RECORDS_PER_PARTITION / 2,
-                "{topic}-{partition}: {batches} batches for {RECORDS_PER_PARTITION} records"
+                batches < records / 2,
+                "{topic}-{partition}: {batches} batches for {records} records"
             );
         }
     }

@@ -10,6 +10,7 @@ import java.util.Set;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.AlterConfigsOptions;
+import org.apache.kafka.clients.admin.ClassicGroupDescription;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConfigEntry.ConfigSource;
@@ -18,6 +19,7 @@ import org.apache.kafka.clients.admin.ConsumerGroupListing;
 import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.MemberDescription;
@@ -33,6 +35,7 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.ClassicGroupState;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.Node;
@@ -47,6 +50,7 @@ import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
 /**
@@ -54,7 +58,8 @@ import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
  * configs), listed, described by name and by id, and deleted; a topic's
  * configs described, altered incrementally and described back; partitions
  * added; records deleted with the low watermark following; a group listed,
- * described and its offsets listed, then deleted. Each answer's values are
+ * described and its offsets listed, altered and deleted, then the group
+ * deleted; topics deleted by name and by id. Each answer's values are
  * checked, and the errors Kafka gives for requests it refuses.
  */
 final class AdminChecks {
@@ -330,6 +335,21 @@ final class AdminChecks {
                     Map.of(tp, new OffsetAndMetadata(10, "all read")), "listConsumerGroupOffsets");
             Check.say("admin: listConsumerGroups, describeConsumerGroups (Stable, range, one member owning %s-0..2) and listConsumerGroupOffsets (%s-0 at 10)",
                     PLAIN, PLAIN);
+
+            // The 4.x successors: listGroups (every type) and describeClassicGroups.
+            Collection<GroupListing> groups = admin.listGroups().all().get();
+            GroupListing group = groups.stream().filter(l -> l.groupId().equals(GROUP)).findFirst()
+                    .orElseThrow(() -> new AssertionError("listGroups lacks " + GROUP + ": " + groups));
+            Check.equal(group.type(), Optional.of(GroupType.CLASSIC), "listGroups type");
+            Check.equal(group.protocol(), "consumer", "listGroups protocol type");
+            Check.equal(group.groupState(), Optional.of(GroupState.STABLE), "listGroups state");
+            ClassicGroupDescription classic = admin.describeClassicGroups(List.of(GROUP)).all().get().get(GROUP);
+            Check.equal(classic.protocol(), "consumer", "describeClassicGroups protocol type");
+            Check.equal(classic.protocolData(), "range", "describeClassicGroups protocol");
+            Check.equal(classic.state(), ClassicGroupState.STABLE, "describeClassicGroups state");
+            Check.equal(classic.members().stream().map(MemberDescription::clientId).toList(), List.of("java-admin-member"),
+                    "describeClassicGroups members");
+            Check.say("admin: listGroups (classic, consumer, Stable) and describeClassicGroups (range, one member) agree");
         }
         ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(GROUP)).describedGroups().get(GROUP).get();
         Check.equal(d.groupState(), GroupState.EMPTY, "state after the member closed");
@@ -356,9 +376,18 @@ final class AdminChecks {
     }
 
     private static void deletion(Admin admin, Uuid id) throws Exception {
+        // By id (DeleteTopics v6): the plain topic.
+        Uuid plainId = admin.describeTopics(List.of(PLAIN)).allTopicNames().get().get(PLAIN).topicId();
+        admin.deleteTopics(TopicCollection.ofTopicIds(List.of(plainId))).all().get();
+        Check.failsWith(UnknownTopicOrPartitionException.class, "describing the topic deleted by id",
+                () -> admin.describeTopics(List.of(PLAIN)).allTopicNames().get());
+        Check.failsWith(UnknownTopicIdException.class, "deleting an id that names no topic",
+                () -> admin.deleteTopics(TopicCollection.ofTopicIds(List.of(plainId))).all().get());
+        Check.say("admin: deleteTopics by id %s deleted %s; the id again refused (UnknownTopicId)", plainId, PLAIN);
+
         admin.deleteTopics(List.of(CONFIGURED)).all().get();
         Set<String> names = admin.listTopics(new ListTopicsOptions().listInternal(true)).names().get();
-        Check.that(!names.contains(CONFIGURED) && names.contains(PLAIN), "listTopics after deleting %s: %s", CONFIGURED, names);
+        Check.that(!names.contains(CONFIGURED) && !names.contains(PLAIN), "listTopics after deleting both: %s", names);
         Check.failsWith(UnknownTopicOrPartitionException.class, "describing the deleted topic",
                 () -> admin.describeTopics(List.of(CONFIGURED)).allTopicNames().get());
         Check.failsWith(UnknownTopicOrPartitionException.class, "deleting it again",

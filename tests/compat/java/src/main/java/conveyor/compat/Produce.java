@@ -41,7 +41,58 @@ final class Produce {
                 roundTrip(admin, bootstrap, codec);
             }
             large(admin, bootstrap);
+            topicCodec(admin, bootstrap);
+            autoCreated(bootstrap);
         }
+    }
+
+    /**
+     * A topic with compression.type=zstd written by an uncompressed
+     * producer: read back the same (the Rust test finds zstd batches on
+     * disk, still carrying the producer's id and sequences).
+     */
+    private static void topicCodec(Admin admin, String bootstrap) throws Exception {
+        String topic = "java-produce-topic-zstd";
+        Clients.createTopic(admin, topic, 1, Map.of("compression.type", "zstd"));
+        long base = System.currentTimeMillis() - 60_000L;
+        int count = 500;
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, "none")) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                sent.add(producer.send(new ProducerRecord<>(topic, 0, base + i, key(i), value(i), headers(i))));
+            }
+            producer.flush();
+            for (int i = 0; i < count; i++) {
+                Check.equal(sent.get(i).get().offset(), (long) i, "offset of record " + i + " in " + topic);
+            }
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                Clients.consumer(Clients.consumerProps(bootstrap, null, "java-reader-topic-zstd"))) {
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            List<ConsumerRecord<byte[], byte[]>> got = Clients.pollExactly(consumer, count, Duration.ofSeconds(60));
+            for (int i = 0; i < count; i++) {
+                ConsumerRecord<byte[], byte[]> r = got.get(i);
+                Check.equal(r.offset(), (long) i, topic + " record " + i + " offset");
+                Check.equal(r.key(), key(i), topic + " record " + i + " key");
+                Check.equal(r.value(), value(i), topic + " record " + i + " value");
+                Check.equal(r.timestamp(), base + i, topic + " record " + i + " timestamp");
+                Check.equal(r.headers().toArray().length, headers(i).size(), topic + " record " + i + " headers");
+            }
+        }
+        Check.say("produce: %d uncompressed records to a compression.type=zstd topic read back the same", count);
+    }
+
+    /** Sending to a topic that does not exist creates it with the broker's num.partitions (3). */
+    private static void autoCreated(String bootstrap) throws Exception {
+        String topic = "java-produce-auto";
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, "none")) {
+            RecordMetadata m = producer.send(new ProducerRecord<>(topic, Clients.bytes("k"), Clients.bytes("v"))).get();
+            Check.equal(m.offset(), 0L, "offset of the first record of an auto-created topic");
+            Check.equal(producer.partitionsFor(topic).size(), 3, "partitions of the auto-created topic");
+        }
+        Check.say("produce: a send to a missing topic auto-created it with 3 partitions");
     }
 
     /**
