@@ -46,7 +46,8 @@
 //! Run: `cargo test -p conveyor-tests --test compat_java -- --nocapture` to
 //! see every check the harness made.
 
-use std::fs;
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -99,6 +100,15 @@ fn build() -> Result<Harness, String> {
     let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat/java/pom.xml");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-java");
     let classpath_file = out.join("classpath");
+    // `cargo test` runs these tests in one process (the OnceLock), nextest
+    // each in its own: a lock on a file beside the output keeps two builds
+    // from writing the same classes at once. Held until `lock` is dropped.
+    fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
+    let lock = File::create(out.join(".build-lock")).map_err(|e| format!("build lock: {e}"))?;
+    // SAFETY: flock(2) on a descriptor `lock` owns for this whole function.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("flock: {}", std::io::Error::last_os_error()));
+    }
     let built = Command::new("mvn")
         .args(["-B", "-q", "-f"])
         .arg(&pom)
