@@ -11,14 +11,16 @@
 //!   (empty, null, repeated names), explicit timestamps; every send's
 //!   partition, offset and timestamp; DescribeProducers' state; every record
 //!   read back the same; 600 KB records; a topic with compression.type=zstd
-//!   written uncompressed; a topic auto-created by a send. Then this test
+//!   written uncompressed; a topic auto-created by a send; acks=0 and
+//!   acks=1 without idempotence. Then this test
 //!   reads the segments on disk: every batch is in the codec expected and
 //!   carries the producer's id and consecutive sequences.
 //! - `consumer`: assign() without a group, beginning and end offsets,
 //!   seekToBeginning and seekToEnd, seek, offsetsForTimes (exact, between
 //!   records, before and after all of them, an empty partition); commitSync
 //!   of chosen offsets with metadata and of the position, committed() read
-//!   back, and a subscribed member resuming where the commits say; fetch
+//!   back, metadata over offset.metadata.max.bytes refused, and a
+//!   subscribed member resuming where the commits say; fetch
 //!   limits smaller than a batch; read_committed; Admin.listOffsets by the
 //!   largest timestamp and by time.
 //! - `group`: three classic-protocol members on a topic of six partitions,
@@ -29,7 +31,9 @@
 //!   static members (group.instance.id): one closes and comes back without
 //!   a rebalance, and both are removed by instance id.
 //! - `admin`: describeCluster; createTopics (with configs, answered back;
-//!   an existing topic, replication factor 3 and validateOnly), listTopics,
+//!   with replica assignments; an existing topic, replication factor 3, an
+//!   assignment to another broker and validateOnly), listTopics (internal
+//!   `__consumer_offsets` too),
 //!   describeTopics by name and by id, deleteTopics; describeConfigs and
 //!   incrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT; validateOnly,
 //!   bad values) described back; createPartitions; deleteRecords with the

@@ -46,6 +46,7 @@ import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
 import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
@@ -120,12 +121,19 @@ final class AdminChecks {
                 () -> admin.createTopics(List.of(new NewTopic("java-admin-rf3", 1, (short) 3))).all().get());
         admin.createTopics(List.of(new NewTopic("java-admin-validate", 2, (short) 1)),
                 new CreateTopicsOptions().validateOnly(true)).all().get();
+        // Replicas assigned by hand: broker 0 only.
+        admin.createTopics(List.of(new NewTopic("java-admin-assigned", Map.of(0, List.of(0), 1, List.of(0))))).all().get();
+        Check.equal(admin.describeTopics(List.of("java-admin-assigned")).allTopicNames().get()
+                .get("java-admin-assigned").partitions().size(), 2, "partitions of a topic created with assignments");
+        Check.failsWith(InvalidReplicaAssignmentException.class, "an assignment naming broker 1",
+                () -> admin.createTopics(List.of(new NewTopic("java-admin-misassigned", Map.of(0, List.of(1))))).all().get());
         Set<String> names = admin.listTopics().names().get();
         Check.that(names.containsAll(Set.of(CONFIGURED, PLAIN)), "listTopics %s", names);
-        Check.that(!names.contains("java-admin-validate") && !names.contains("java-admin-rf3"),
+        Check.that(!names.contains("java-admin-validate") && !names.contains("java-admin-rf3")
+                && !names.contains("java-admin-misassigned"),
                 "listTopics shows a topic that was only validated or refused: %s", names);
         Check.that(names.stream().noneMatch(n -> n.startsWith("__")), "listTopics shows internal topics: %s", names);
-        Check.say("admin: TopicExists and InvalidReplicationFactor refused, validateOnly created nothing; listTopics %s", names);
+        Check.say("admin: replica assignments on broker 0 accepted, on broker 1 refused; TopicExists and InvalidReplicationFactor refused, validateOnly created nothing; listTopics %s", names);
 
         Map<String, TopicDescription> described = admin.describeTopics(List.of(CONFIGURED, PLAIN)).allTopicNames().get();
         TopicDescription d = described.get(CONFIGURED);
@@ -388,6 +396,12 @@ final class AdminChecks {
         admin.deleteTopics(List.of(CONFIGURED)).all().get();
         Set<String> names = admin.listTopics(new ListTopicsOptions().listInternal(true)).names().get();
         Check.that(!names.contains(CONFIGURED) && !names.contains(PLAIN), "listTopics after deleting both: %s", names);
+        // The groups used above made the offsets topic; it lists as internal.
+        Check.that(names.contains("__consumer_offsets"), "listTopics(listInternal) lacks __consumer_offsets: %s", names);
+        TopicDescription offsets = admin.describeTopics(List.of("__consumer_offsets")).allTopicNames().get()
+                .get("__consumer_offsets");
+        Check.equal(offsets.isInternal(), true, "__consumer_offsets internal");
+        Check.equal(offsets.partitions().size(), 50, "__consumer_offsets partitions (offsets.topic.num.partitions)");
         Check.failsWith(UnknownTopicOrPartitionException.class, "describing the deleted topic",
                 () -> admin.describeTopics(List.of(CONFIGURED)).allTopicNames().get());
         Check.failsWith(UnknownTopicOrPartitionException.class, "deleting it again",

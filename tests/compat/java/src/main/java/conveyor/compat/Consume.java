@@ -195,6 +195,11 @@ final class Consume {
             c.commitSync();
             Check.equal(c.committed(Set.of(P0)).get(P0).offset(), position, "committed p0 after commitSync()");
             Check.say("consume: commitSync() committed p0's position %d", position);
+            Check.failsWith(org.apache.kafka.common.errors.OffsetMetadataTooLarge.class,
+                    "committing 5000 bytes of metadata (offset.metadata.max.bytes is 4096)",
+                    () -> c.commitSync(Map.of(P0, new OffsetAndMetadata(1, "m".repeat(5000)))));
+            Check.equal(c.committed(Set.of(P0)).get(P0).offset(), position, "committed p0 after the refused commit");
+            Check.say("consume: a commit with 5000 bytes of metadata refused (OffsetMetadataTooLarge), the last commit kept");
             c.commitSync(Map.of(P2, new OffsetAndMetadata(0)));
             Check.equal(c.committed(Set.of(P2)).get(P2).offset(), 0L, "committed p2");
         }

@@ -43,6 +43,9 @@ final class Produce {
             large(admin, bootstrap);
             topicCodec(admin, bootstrap);
             autoCreated(bootstrap);
+            for (String acks : List.of("0", "1")) {
+                plainAcks(admin, bootstrap, acks);
+            }
         }
     }
 
@@ -82,6 +85,58 @@ final class Produce {
             }
         }
         Check.say("produce: %d uncompressed records to a compression.type=zstd topic read back the same", count);
+    }
+
+    /**
+     * A non-idempotent producer with acks=0 (the broker must not answer its
+     * produce requests: an answer would be taken for the next request's on
+     * the connection) or acks=1, in several flushes; every record read back
+     * in order.
+     */
+    private static void plainAcks(Admin admin, String bootstrap, String acks) throws Exception {
+        String topic = "java-produce-acks-" + acks;
+        Clients.createTopic(admin, topic, 1, Map.of());
+        java.util.Properties p = new java.util.Properties();
+        p.put(org.apache.kafka.clients.producer.ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(org.apache.kafka.clients.producer.ProducerConfig.ACKS_CONFIG, acks);
+        p.put(org.apache.kafka.clients.producer.ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
+        p.put(org.apache.kafka.clients.producer.ProducerConfig.LINGER_MS_CONFIG, "5");
+        p.put(org.apache.kafka.clients.producer.ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.ByteArraySerializer.class.getName());
+        p.put(org.apache.kafka.clients.producer.ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.ByteArraySerializer.class.getName());
+        int rounds = 10;
+        int each = 60;
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            for (int round = 0; round < rounds; round++) {
+                List<Future<RecordMetadata>> sent = new ArrayList<>();
+                for (int i = round * each; i < (round + 1) * each; i++) {
+                    sent.add(producer.send(new ProducerRecord<>(topic, 0, key(i), value(i))));
+                }
+                producer.flush();
+                // Metadata between rounds shares the connection with the produce requests.
+                Check.equal(producer.partitionsFor(topic).size(), 1, topic + " partitions");
+                for (int k = 0; k < each; k++) {
+                    long offset = sent.get(k).get().offset();
+                    // acks=0 learns no offset (-1).
+                    Check.equal(offset, acks.equals("0") ? -1L : (long) (round * each + k), topic + " send offset");
+                }
+            }
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                Clients.consumer(Clients.consumerProps(bootstrap, null, "java-reader-acks-" + acks))) {
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            List<ConsumerRecord<byte[], byte[]>> got = Clients.pollExactly(consumer, rounds * each, Duration.ofSeconds(60));
+            for (int i = 0; i < rounds * each; i++) {
+                Check.equal(got.get(i).offset(), (long) i, topic + " record " + i + " offset");
+                Check.equal(got.get(i).key(), key(i), topic + " record " + i + " key");
+                Check.equal(got.get(i).value(), value(i), topic + " record " + i + " value");
+            }
+        }
+        Check.say("produce: acks=%s without idempotence: %d records in %d flushes, all read back in order",
+                acks, rounds * each, rounds);
     }
 
     /** Sending to a topic that does not exist creates it with the broker's num.partitions (3). */
