@@ -277,6 +277,84 @@ fn list_offsets_earliest_latest_and_by_time() {
     assert_eq!(offset_at(99_999), -1);
 }
 
+/// DeleteTopics v6 by id: a known id deletes its topic and answers its
+/// name; the same id again (or any unknown one) is UNKNOWN_TOPIC_ID with a
+/// null name, as Kafka's controller answers; an unknown name stays
+/// UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn delete_topics_by_id_answers_unknown_ids() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let id = sim.metadata(c, "doomed").topics[0].topic_id;
+    let by_id = delete_topics_request::DeleteTopicState::default()
+        .with_name(None)
+        .with_topic_id(id);
+    let by_name = delete_topics_request::DeleteTopicState::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("never-was"))));
+    let req = DeleteTopicsRequest::default().with_topics(vec![by_id.clone()]);
+    let corr = sim.send(c, ApiKey::DeleteTopics, 6, &req);
+    let r: DeleteTopicsResponse = sim.recv(c, ApiKey::DeleteTopics, 6, corr);
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(
+        r.responses[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("doomed")
+    );
+    let req = DeleteTopicsRequest::default().with_topics(vec![by_id, by_name]);
+    let corr = sim.send(c, ApiKey::DeleteTopics, 6, &req);
+    let r: DeleteTopicsResponse = sim.recv(c, ApiKey::DeleteTopics, 6, corr);
+    assert_eq!(r.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(r.responses[0].name, None);
+    assert_eq!(r.responses[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
+/// Metadata v12 names topics by id alone (a null name), as the Java admin
+/// client's `describeTopics(TopicCollection.ofTopicIds(..))` does: a known
+/// id answers as its topic, an unknown one UNKNOWN_TOPIC_ID with the id
+/// echoed, and nothing is auto-created.
+#[test]
+fn metadata_answers_topics_named_by_id() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let id = sim.metadata(c, "by-id").topics[0].topic_id;
+    assert!(!id.is_nil());
+    let unknown = uuid::Uuid::from_u128(0x1234_5678);
+    let req = MetadataRequest::default()
+        .with_topics(Some(
+            [id, unknown]
+                .into_iter()
+                .map(|i| {
+                    metadata_request::MetadataRequestTopic::default()
+                        .with_name(None)
+                        .with_topic_id(i)
+                })
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(true);
+    let corr = sim.send(c, ApiKey::Metadata, 12, &req);
+    let r: MetadataResponse = sim.recv(c, ApiKey::Metadata, 12, corr);
+    assert_eq!(r.topics.len(), 2, "{r:?}");
+    let known = &r.topics[0];
+    assert_eq!(known.error_code, 0);
+    assert_eq!(known.topic_id, id);
+    assert_eq!(known.name.as_ref().map(|n| n.0.as_str()), Some("by-id"));
+    assert_eq!(known.partitions.len(), 1);
+    let missing = &r.topics[1];
+    assert_eq!(missing.error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(missing.topic_id, unknown);
+    assert_eq!(missing.name, None);
+    // Every topic: still only the one.
+    let corr = sim.send(
+        c,
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let all: MetadataResponse = sim.recv(c, ApiKey::Metadata, 12, corr);
+    assert_eq!(all.topics.len(), 1);
+}
+
 #[test]
 fn every_advertised_version_answers_with_a_decodable_response() {
     let mut sim = Sim::new(Config::default());

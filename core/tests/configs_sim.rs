@@ -631,3 +631,67 @@ fn dynamic_broker_settings_reach_every_topic_and_survive_a_restart() {
         ("120000".into(), 3)
     );
 }
+
+/// CreateTopics v5+ answers every setting of the topic it created (or, with
+/// `validate_only`, would create), with the values and sources
+/// DescribeConfigs then gives: Kafka's Java client reads them as
+/// `CreateTopicsResult.config`.
+#[test]
+fn create_topics_answers_the_new_topics_settings() {
+    let mut sim = Sim::new(Config::default());
+    let c = sim.open(1);
+    let topic = |name: &'static str| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(2)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s("3600000"))),
+            ])
+    };
+    for (validate_only, name) in [(true, "validated"), (false, "created")] {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![topic(name)])
+            .with_validate_only(validate_only);
+        let corr = sim.send(c, ApiKey::CreateTopics, 7, &req);
+        let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 7, corr);
+        let t = &r.topics[0];
+        assert_eq!(t.error_code, 0, "{name}");
+        let configs = t.configs.as_ref().expect("configs answered from v5");
+        let of = |key: &str| {
+            let c = configs
+                .iter()
+                .find(|c| c.name.as_str() == key)
+                .unwrap_or_else(|| panic!("{name}: {key} not answered"));
+            (
+                c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                c.config_source,
+            )
+        };
+        assert_eq!(of("retention.ms"), ("3600000".into(), 1), "{name}: own");
+        assert_eq!(
+            of("max.message.bytes"),
+            ("1048588".into(), 5),
+            "{name}: Kafka's default"
+        );
+        if !validate_only {
+            for answered in configs {
+                let key = answered.name.as_str();
+                let value = answered.value.as_ref().map(|v| v.to_string());
+                assert_eq!(
+                    described(&mut sim, c, name, key),
+                    (value.unwrap_or_default(), answered.config_source),
+                    "{key}: CreateTopics and DescribeConfigs differ"
+                );
+            }
+        }
+    }
+    // Before v5 the answer has no settings (the field does not exist).
+    let req = CreateTopicsRequest::default().with_topics(vec![topic("old")]);
+    let corr = sim.send(c, ApiKey::CreateTopics, 4, &req);
+    let r: CreateTopicsResponse = sim.recv(c, ApiKey::CreateTopics, 4, corr);
+    assert_eq!(r.topics[0].error_code, 0);
+    assert!(r.topics[0].configs.as_ref().is_none_or(Vec::is_empty));
+}

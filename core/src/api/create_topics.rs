@@ -1,14 +1,17 @@
 //! CreateTopics 2–7: new topics with a partition count and settings
 //! checked against Kafka's names and ranges; replication factor 1 (one
-//! broker).
+//! broker). From v5 each created (or validated) topic's answer carries its
+//! partition count, replication factor and every setting it has.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::ApiSpec;
+use super::{ApiSpec, describe_configs};
 use crate::broker::group_log::OFFSETS_TOPIC;
 use crate::broker::logs::Overrides;
 use crate::broker::valid_topic_name;
@@ -69,6 +72,12 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
                 if v >= 5 {
                     r.num_partitions = partitions;
                     r.replication_factor = 1;
+                    // Every setting the topic has (or would have), as
+                    // DescribeConfigs would answer: Kafka's clients read
+                    // them from here (the Java client's
+                    // `CreateTopicsResult.config`).
+                    let settings = describe_configs::topic_settings(cx, name, &overrides);
+                    r.configs = Some(settings.into_iter().map(created_config).collect());
                 }
                 if !req.validate_only {
                     tracing::info!(topic = name, partitions, "creating topic");
@@ -84,6 +93,15 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         response.topics.push(r);
     }
     super::respond(request, &response)
+}
+
+fn created_config(d: describe_configs::Described) -> CreatableTopicConfigs {
+    CreatableTopicConfigs::default()
+        .with_name(StrBytes::from_static_str(d.name))
+        .with_value(Some(StrBytes::from_string(d.value)))
+        .with_read_only(d.read_only)
+        .with_config_source(d.source)
+        .with_is_sensitive(false)
 }
 
 /// Check a CreateTopics entry; the partition count and the topic

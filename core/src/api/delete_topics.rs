@@ -1,5 +1,6 @@
 //! DeleteTopics 1–6: topics by name (or, from v6, by id) are removed at
-//! once; their files go when no send or read pins them.
+//! once; their files go when no send or read pins them. A name that names
+//! no topic is UNKNOWN_TOPIC_OR_PARTITION, an id UNKNOWN_TOPIC_ID.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -60,11 +61,14 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
                 .find(|(_, t)| t.id == id)
                 .map(|(n, _)| n.clone()),
         };
-        // Before v6 the name is the key and never null.
-        let mut r =
-            DeletableTopicResult::default().with_name(Some(name.clone().unwrap_or_default()));
+        // Before v6 the name is the key and never null; from v6 a topic
+        // asked for by id is answered by id, its name null until found.
+        let mut r = DeletableTopicResult::default();
         if v >= 6 {
+            r.name = name.clone();
             r.topic_id = id;
+        } else {
+            r.name = Some(name.clone().unwrap_or_default());
         }
         let found = resolved.and_then(|n| Some((cx.logs.topic(&n)?.id, n)));
         match found {
@@ -75,6 +79,15 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
                     r.name = Some(TopicName(StrBytes::from_string(n.clone())));
                 }
                 cx.logs.delete_topic(cx.io, cx.now, &n);
+            }
+            // An id that names no topic is UNKNOWN_TOPIC_ID, as Kafka's
+            // controller answers (the Java admin client's
+            // UnknownTopicIdException).
+            None if name.is_none() => {
+                r.error_code = ResponseError::UnknownTopicId.code();
+                r.error_message = Some(StrBytes::from_static_str(
+                    "This server does not host this topic ID.",
+                ));
             }
             None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
         }

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
-use crate::broker::logs::{Level, Logs};
+use crate::broker::logs::{Level, Logs, Overrides};
 use crate::broker::valid_topic_name;
 use crate::broker::wait::{Answer, Ctx, Origin};
 use crate::config::{Config, ConfigType, TOPIC_SETTINGS, TopicConfig, dynamic_broker_setting};
@@ -60,11 +60,11 @@ fn walk(r: &mut Reader<'_>, v: i16) -> Option<()> {
 /// One setting as described: name, value, source, type, documentation, and
 /// its synonyms in precedence order (the first is where the value comes
 /// from).
-struct Described {
-    name: &'static str,
-    value: String,
-    source: i8,
-    read_only: bool,
+pub(super) struct Described {
+    pub(super) name: &'static str,
+    pub(super) value: String,
+    pub(super) source: i8,
+    pub(super) read_only: bool,
     kind: ConfigType,
     doc: &'static str,
     synonyms: Vec<(&'static str, String, i8)>,
@@ -158,10 +158,15 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
         let message = format!("topic `{name}` does not exist");
         return Err((ResponseError::UnknownTopicOrPartition, message));
     }
-    let own = cx.logs.overrides_of(name);
-    let effective = cx.logs.topic_config(name, &own);
+    Ok(topic_settings(cx, name, &cx.logs.overrides_of(name)))
+}
+
+/// Every setting of topic `name` whose own settings are `own`, described:
+/// also what CreateTopics answers for a topic it creates (or would).
+pub(super) fn topic_settings(cx: &Ctx<'_>, name: &str, own: &Overrides) -> Vec<Described> {
+    let effective = cx.logs.topic_config(name, own);
     let kafka = TopicConfig::default();
-    Ok(TOPIC_SETTINGS
+    TOPIC_SETTINGS
         .iter()
         .filter_map(|s| {
             // A topic's own setting reads as it was given, as in Kafka.
@@ -196,7 +201,7 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
                 synonyms,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// The dynamic levels that set broker key `key`, most specific first, with

@@ -1,6 +1,6 @@
 //! Metadata 0–12: this broker, and the topics asked for (every topic when
-//! none are named), auto-creating unknown ones when the client and
-//! `auto.create.topics.enable` allow.
+//! none are named; by name, or from v12 by id), auto-creating unknown
+//! names when the client and `auto.create.topics.enable` allow.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -56,16 +56,33 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         return Answer::Malformed;
     };
     let v = request.version;
-    // v0 has no null: an empty list means every topic. v4+ lets the
-    // client ask that nothing be created.
-    let allow_create = v < 4 || req.allow_auto_topic_creation;
+    // v0 has no null: an empty list means every topic. From v12 a topic
+    // may be named by its id alone (the Java admin client's describeTopics
+    // by id): a known id answers as its topic, an unknown one
+    // UNKNOWN_TOPIC_ID, as Kafka's `KafkaApis` does.
+    let mut unknown_ids = Vec::new();
+    let mut by_id = false;
     let names: Vec<String> = match &req.topics {
-        Some(list) if !(v == 0 && list.is_empty()) => list
-            .iter()
-            .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_owned()))
-            .collect(),
+        Some(list) if !(v == 0 && list.is_empty()) => {
+            let mut names = Vec::new();
+            for t in list {
+                if v >= 12 && !t.topic_id.is_nil() {
+                    by_id = true;
+                    match cx.logs.topics().find(|(_, topic)| topic.id == t.topic_id) {
+                        Some((name, _)) => names.push(name.clone()),
+                        None => unknown_ids.push(t.topic_id),
+                    }
+                } else if let Some(name) = &t.name {
+                    names.push(name.0.as_str().to_owned());
+                }
+            }
+            names
+        }
         _ => cx.logs.topics().map(|(n, _)| n.clone()).collect(),
     };
+    // v4+ lets the client ask that nothing be created; nothing is
+    // created for a request naming topics by id, as in Kafka.
+    let allow_create = (v < 4 || req.allow_auto_topic_creation) && !by_id;
     let node = BrokerId(cx.config.node_id);
     let mut response = MetadataResponse::default().with_brokers(vec![
         MetadataResponseBroker::default()
@@ -143,6 +160,14 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             }
             t.partitions.push(p);
         }
+        response.topics.push(t);
+    }
+    for id in unknown_ids {
+        let t = MetadataResponseTopic::default()
+            .with_name(None)
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code())
+            .with_topic_authorized_operations(i32::MIN);
         response.topics.push(t);
     }
     super::respond(request, &response)
