@@ -1,0 +1,805 @@
+'use strict'
+// KafkaJS 2.2.4, unchanged, against a Conveyor broker.
+//
+// Every step checks the values the broker answered, not only that a call
+// returned:
+//   admin     createTopics (and an existing name, and validateOnly),
+//             listTopics, fetchTopicMetadata, describeCluster, describeConfigs
+//             (values and sources, synonyms, the broker resource), alterConfigs
+//             (replacing the topic's settings; validateOnly; bad values
+//             refused), createPartitions (and a shrink refused),
+//             fetchTopicOffsets, fetchTopicOffsetsByTimestamp,
+//             deleteTopicRecords, listGroups, describeGroups, fetchOffsets,
+//             setOffsets, resetOffsets, deleteGroups, deleteTopics;
+//   producer  acks -1, gzip, keys, headers, timestamps, each RecordMetadata's
+//             base offset; an idempotent producer (its producer id, epoch and
+//             sequences read back from the batches);
+//   consumer  every record read back with its key, value, headers and
+//             timestamp; a group of two members on a four-partition topic
+//             consuming every record exactly once, committing, the offsets
+//             read back; a member leaving, the other taking its partitions
+//             from the committed offsets; seek.
+//
+// Usage: node kafkajs.js --bootstrap 127.0.0.1:PORT
+// The broker runs with num.partitions=3, log.segment.bytes=104857600 and a
+// group's first rebalance not delayed. Exits 0 and prints OK when every check
+// passes. Run by tests/tests/compat_kafkajs.rs.
+
+const assert = require('node:assert/strict')
+const {
+  Kafka,
+  logLevel,
+  CompressionTypes,
+  ConfigResourceTypes,
+  ConfigSource,
+  AssignerProtocol,
+  Partitioners,
+} = require('kafkajs')
+const kafkajsVersion = require('kafkajs/package.json').version
+
+// What the test broker runs with (see the usage above).
+const NODE_ID = 0
+const BROKER_NUM_PARTITIONS = 3
+const BROKER_SEGMENT_BYTES = '104857600'
+// Kafka's defaults, as the broker answers them when nothing overrides them.
+const DEFAULT_RETENTION_MS = '604800000'
+
+// Every wait is bounded.
+const WAIT_MS = 20000
+
+function parseArgs() {
+  const i = process.argv.indexOf('--bootstrap')
+  if (i < 0 || !process.argv[i + 1]) {
+    console.error('usage: node kafkajs.js --bootstrap HOST:PORT')
+    process.exit(2)
+  }
+  return process.argv[i + 1]
+}
+
+const bootstrap = parseArgs()
+const [bootstrapHost, bootstrapPort] = bootstrap.split(':')
+const suffix = `${process.pid}-${Date.now()}`
+
+const started = Date.now()
+function ok(what) {
+  const at = ((Date.now() - started) / 1000).toFixed(1).padStart(5)
+  console.log(`[${at} s] ok: ${what}`)
+}
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+async function waitFor(what, probe, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs
+  let last
+  for (;;) {
+    last = await probe()
+    if (last.done) return last.value
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last saw ${JSON.stringify(last.seen)}`)
+    }
+    await sleep(100)
+  }
+}
+
+// A call that must fail with Kafka error `type` (KafkaJS puts it on the
+// error, or on each error of an aggregate).
+async function rejectsWith(type, what, call) {
+  let error
+  try {
+    await call()
+  } catch (e) {
+    error = e
+  }
+  assert.ok(error, `${what}: expected ${type}, the call succeeded`)
+  const types = [error.type, ...(error.errors || []).map(e => e.type), ...(error.groups || []).map(g => g.error && g.error.type)]
+  assert.ok(types.includes(type), `${what}: expected ${type}, got ${error.name}: ${error.message} (${JSON.stringify(types)})`)
+  ok(`${what} refused with ${type}`)
+}
+
+// Which version of each API KafkaJS chose, printed at the end: KafkaJS
+// speaks no flexible versions, so all of them are the pre-KIP-482 ones.
+const versionsUsed = new Map()
+function recordRequests(client) {
+  client.on(client.events.REQUEST, ({ payload }) => {
+    const seen = versionsUsed.get(payload.apiName) || new Set()
+    seen.add(payload.apiVersion)
+    versionsUsed.set(payload.apiName, seen)
+  })
+}
+
+const kafka = new Kafka({
+  clientId: 'conveyor-kafkajs',
+  brokers: [bootstrap],
+  logLevel: logLevel.WARN,
+  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+})
+
+const asString = b => (b === null || b === undefined ? null : b.toString())
+
+function headersAsStrings(headers) {
+  const out = {}
+  for (const [k, v] of Object.entries(headers || {})) {
+    out[k] = Array.isArray(v) ? v.map(asString) : asString(v)
+  }
+  return out
+}
+
+function configMap(resource) {
+  const out = {}
+  for (const entry of resource.configEntries) out[entry.configName] = entry
+  return out
+}
+
+async function topicConfigs(admin, topic, names) {
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: true,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }],
+  })
+  assert.equal(resources.length, 1)
+  assert.equal(resources[0].errorCode, 0, `describeConfigs ${topic}: error ${resources[0].errorCode}`)
+  assert.equal(resources[0].resourceName, topic)
+  return configMap(resources[0])
+}
+
+function checkEntry(entries, name, value, source) {
+  const entry = entries[name]
+  assert.ok(entry, `describeConfigs answered no ${name}: ${JSON.stringify(Object.keys(entries))}`)
+  assert.equal(entry.configValue, value, `${name} value`)
+  assert.equal(entry.configSource, source, `${name} source`)
+  assert.equal(entry.isDefault, source === ConfigSource.DEFAULT_CONFIG, `${name} isDefault`)
+  assert.equal(entry.isSensitive, false, `${name} isSensitive`)
+}
+
+async function offsetsOf(admin, topic) {
+  const offsets = await admin.fetchTopicOffsets(topic)
+  return Object.fromEntries(offsets.map(({ partition, offset, high, low }) => [partition, { offset, high, low }]))
+}
+
+async function committed(admin, groupId, topic) {
+  const answer = await admin.fetchOffsets({ groupId, topics: [topic] })
+  assert.equal(answer.length, 1)
+  assert.equal(answer[0].topic, topic)
+  return Object.fromEntries(answer[0].partitions.map(p => [p.partition, p.offset]))
+}
+
+function decodeAssignment(member) {
+  const decoded = AssignerProtocol.MemberAssignment.decode(member.memberAssignment)
+  return decoded ? decoded.assignment : {}
+}
+
+async function describeGroup(admin, groupId) {
+  const { groups } = await admin.describeGroups([groupId])
+  assert.equal(groups.length, 1)
+  assert.equal(groups[0].groupId, groupId)
+  assert.equal(groups[0].errorCode, 0)
+  return groups[0]
+}
+
+async function listGroupIds(admin) {
+  const { groups } = await admin.listGroups()
+  return new Map(groups.map(g => [g.groupId, g.protocolType]))
+}
+
+// --- admin: topics, metadata, cluster, configs, partitions ----------------
+
+async function adminTopics(admin, topic) {
+  assert.equal(
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'retention.ms', value: '86400000' }] }],
+    }),
+    true,
+    'createTopics of a new topic answers true'
+  )
+  assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] }), false)
+  ok('createTopics: created, and an existing name answered TOPIC_ALREADY_EXISTS (false)')
+
+  const defaulted = `kjs-default-${suffix}`
+  const validateOnly = `kjs-validate-${suffix}`
+  assert.equal(await admin.createTopics({ waitForLeaders: true, topics: [{ topic: defaulted }] }), true)
+  assert.equal(await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: validateOnly, numPartitions: 2 }] }), true)
+  const listed = await admin.listTopics()
+  assert.ok(listed.includes(topic) && listed.includes(defaulted), `listTopics: ${JSON.stringify(listed)}`)
+  assert.ok(!listed.includes(validateOnly), 'a validateOnly createTopics created the topic')
+  ok('listTopics lists the created topics and not the validateOnly one')
+
+  const { topics } = await admin.fetchTopicMetadata({ topics: [topic, defaulted] })
+  const byName = Object.fromEntries(topics.map(t => [t.name, t]))
+  for (const [name, count] of [
+    [topic, 3],
+    [defaulted, BROKER_NUM_PARTITIONS],
+  ]) {
+    const partitions = byName[name].partitions.slice().sort((a, b) => a.partitionId - b.partitionId)
+    assert.deepEqual(
+      partitions.map(p => p.partitionId),
+      [...Array(count).keys()],
+      `${name}: partition ids`
+    )
+    for (const p of partitions) {
+      assert.equal(p.partitionErrorCode, 0)
+      assert.equal(p.leader, NODE_ID)
+      assert.deepEqual(p.replicas, [NODE_ID])
+      assert.deepEqual(p.isr, [NODE_ID])
+    }
+  }
+  ok(`fetchTopicMetadata: 3 partitions (and the broker's ${BROKER_NUM_PARTITIONS} by default), leader, replicas and isr node ${NODE_ID}`)
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'fetchTopicMetadata of a topic that does not exist', () =>
+    admin.fetchTopicMetadata({ topics: [`kjs-missing-${suffix}`] })
+  )
+
+  const cluster = await admin.describeCluster()
+  assert.deepEqual(cluster.brokers, [{ nodeId: NODE_ID, host: bootstrapHost, port: Number(bootstrapPort) }])
+  assert.equal(cluster.controller, NODE_ID)
+  assert.ok(typeof cluster.clusterId === 'string' && cluster.clusterId.length > 0, `clusterId ${cluster.clusterId}`)
+  ok(`describeCluster: one broker ${NODE_ID} at ${bootstrap}, controller ${NODE_ID}, cluster id ${cluster.clusterId}`)
+
+  let entries = await topicConfigs(admin, topic, ['retention.ms', 'cleanup.policy', 'segment.bytes'])
+  assert.deepEqual(Object.keys(entries).sort(), ['cleanup.policy', 'retention.ms', 'segment.bytes'])
+  checkEntry(entries, 'retention.ms', '86400000', ConfigSource.TOPIC_CONFIG)
+  checkEntry(entries, 'cleanup.policy', 'delete', ConfigSource.DEFAULT_CONFIG)
+  checkEntry(entries, 'segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
+  assert.equal(entries['retention.ms'].readOnly, false)
+  const synonyms = entries['segment.bytes'].configSynonyms
+  assert.ok(
+    synonyms.some(s => s.configName === 'log.segment.bytes' && s.configValue === BROKER_SEGMENT_BYTES && s.configSource === ConfigSource.STATIC_BROKER_CONFIG),
+    `segment.bytes synonyms: ${JSON.stringify(synonyms)}`
+  )
+  ok('describeConfigs of the topic: its own retention.ms, the broker\'s segment.bytes (synonym log.segment.bytes), Kafka\'s default cleanup.policy')
+
+  const { resources: brokerResources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.BROKER, name: String(NODE_ID), configNames: ['num.partitions', 'log.segment.bytes'] }],
+  })
+  assert.equal(brokerResources[0].errorCode, 0)
+  const brokerEntries = configMap(brokerResources[0])
+  checkEntry(brokerEntries, 'num.partitions', String(BROKER_NUM_PARTITIONS), ConfigSource.STATIC_BROKER_CONFIG)
+  checkEntry(brokerEntries, 'log.segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
+  ok('describeConfigs of the broker: num.partitions and log.segment.bytes from its configuration')
+
+  const alter = (configEntries, validateOnly = false) =>
+    admin.alterConfigs({ validateOnly, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries }] })
+  await alter([{ name: 'retention.ms', value: '1000' }], true)
+  entries = await topicConfigs(admin, topic, ['retention.ms'])
+  checkEntry(entries, 'retention.ms', '86400000', ConfigSource.TOPIC_CONFIG)
+  ok('alterConfigs validateOnly changed nothing')
+  await alter([
+    { name: 'retention.ms', value: '172800000' },
+    { name: 'max.message.bytes', value: '2000000' },
+  ])
+  entries = await topicConfigs(admin, topic, ['retention.ms', 'max.message.bytes'])
+  checkEntry(entries, 'retention.ms', '172800000', ConfigSource.TOPIC_CONFIG)
+  checkEntry(entries, 'max.message.bytes', '2000000', ConfigSource.TOPIC_CONFIG)
+  // AlterConfigs replaces the topic's settings: one left out goes back to
+  // the default.
+  await alter([{ name: 'max.message.bytes', value: '3000000' }])
+  entries = await topicConfigs(admin, topic, ['retention.ms', 'max.message.bytes'])
+  checkEntry(entries, 'retention.ms', DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
+  checkEntry(entries, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
+  ok('alterConfigs: settings described back, and one left out reverted to Kafka\'s default')
+  await rejectsWith('INVALID_CONFIG', 'alterConfigs retention.ms=abc', () => alter([{ name: 'retention.ms', value: 'abc' }]))
+  await rejectsWith('INVALID_CONFIG', 'alterConfigs of an unknown key', () => alter([{ name: 'no.such.setting', value: '1' }]))
+  entries = await topicConfigs(admin, topic, ['max.message.bytes'])
+  checkEntry(entries, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
+
+  await admin.createPartitions({ topicPartitions: [{ topic, count: 5 }] })
+  const grown = await admin.fetchTopicMetadata({ topics: [topic] })
+  assert.deepEqual(grown.topics[0].partitions.map(p => p.partitionId).sort(), [0, 1, 2, 3, 4])
+  ok('createPartitions: 3 -> 5, described back by fetchTopicMetadata')
+  await rejectsWith('INVALID_PARTITIONS', 'createPartitions 5 -> 4', () =>
+    admin.createPartitions({ topicPartitions: [{ topic, count: 4 }] })
+  )
+  return defaulted
+}
+
+// --- producer: acks -1, gzip, keys, headers, timestamps -------------------
+
+const PARTITIONS = 5
+const SENDS = 3
+const PER_SEND = 10
+const PER_PARTITION = SENDS * PER_SEND
+// Record i of a partition is stamped BASE_TS + i seconds: ten minutes ago,
+// well inside retention.
+const BASE_TS = Date.now() - 600000
+
+function expectedRecord(p, i) {
+  return {
+    key: i === 0 ? null : `key-${p}-${i}`,
+    value: `value-${p}-${i}-${'x'.repeat(i * 7)}`,
+    headers: { index: String(i), partition: String(p), twice: ['first', `second-${i}`] },
+    timestamp: String(BASE_TS + i * 1000),
+  }
+}
+
+async function produceRecords(topic) {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+  recordRequests(producer)
+  await producer.connect()
+  for (let s = 0; s < SENDS; s++) {
+    const messages = []
+    for (let p = 0; p < PARTITIONS; p++) {
+      for (let j = 0; j < PER_SEND; j++) {
+        const r = expectedRecord(p, s * PER_SEND + j)
+        messages.push({ partition: p, key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })
+      }
+    }
+    const metadata = await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages })
+    assert.equal(metadata.length, PARTITIONS, `send ${s}: ${JSON.stringify(metadata)}`)
+    for (const m of metadata) {
+      assert.equal(m.topicName, topic)
+      assert.equal(m.errorCode, 0)
+      assert.equal(m.baseOffset, String(s * PER_SEND), `send ${s} partition ${m.partition} base offset`)
+      assert.equal(m.logAppendTime, '-1', 'CreateTime topics answer logAppendTime -1')
+      assert.equal(m.logStartOffset, '0')
+    }
+  }
+  await producer.disconnect()
+  ok(`produced ${PARTITIONS * PER_PARTITION} records (gzip, acks -1, keys, headers, timestamps), every base offset as expected`)
+}
+
+async function produceIdempotent(topic) {
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    // What KafkaJS asks of an idempotent producer; the test's time limit
+    // still bounds it.
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 2000 },
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
+  recordRequests(producer)
+  await producer.connect()
+  for (let s = 0; s < 3; s++) {
+    const messages = []
+    for (let p = 0; p < 2; p++) {
+      for (let j = 0; j < 20; j++) messages.push({ partition: p, key: `idem-${p}-${s * 20 + j}`, value: `v${s * 20 + j}` })
+    }
+    const metadata = await producer.send({ topic, acks: -1, messages })
+    assert.deepEqual(
+      metadata.map(m => [m.partition, m.errorCode, m.baseOffset]).sort(),
+      [
+        [0, 0, String(s * 20)],
+        [1, 0, String(s * 20)],
+      ]
+    )
+  }
+  await producer.disconnect()
+  ok('idempotent producer: 3 sends of 20 records to 2 partitions, every base offset as expected')
+}
+
+// --- a LogAppendTime topic: acks 1 and 0, a batch too large --------------
+
+const EDGE_MAX_MESSAGE_BYTES = 10000
+
+async function produceEdges(admin, topic) {
+  assert.equal(
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        {
+          topic,
+          numPartitions: 1,
+          configEntries: [
+            { name: 'message.timestamp.type', value: 'LogAppendTime' },
+            { name: 'max.message.bytes', value: String(EDGE_MAX_MESSAGE_BYTES) },
+          ],
+        },
+      ],
+    }),
+    true
+  )
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+  recordRequests(producer)
+  await producer.connect()
+  const before = Date.now()
+  const [first] = await producer.send({
+    topic,
+    acks: -1,
+    compression: CompressionTypes.GZIP,
+    messages: [
+      { key: 'a', value: '0', timestamp: '1000' },
+      { key: 'b', value: '1', timestamp: '2000' },
+    ],
+  })
+  const [second] = await producer.send({ topic, acks: 1, messages: [{ key: 'c', value: '2', timestamp: '3000' }] })
+  // acks 0: the broker must not answer; KafkaJS returns nothing.
+  assert.deepEqual(await producer.send({ topic, acks: 0, messages: [{ key: 'd', value: '3' }] }), [])
+  const [third] = await producer.send({ topic, acks: 1, messages: [{ key: 'e', value: '4' }] })
+  const after = Date.now()
+  assert.deepEqual([first.baseOffset, second.baseOffset, third.baseOffset], ['0', '2', '4'])
+  for (const m of [first, second, third]) {
+    const t = Number(m.logAppendTime)
+    assert.ok(t >= before - 1000 && t <= after + 1000, `logAppendTime ${t} not within [${before}, ${after}]`)
+  }
+  ok('LogAppendTime topic: acks -1, 1 and 0 appended at offsets 0-1, 2, 3 and 4; each RecordMetadata carries the broker\'s append time')
+  await rejectsWith('MESSAGE_TOO_LARGE', `a ${2 * EDGE_MAX_MESSAGE_BYTES}-byte batch on a topic with max.message.bytes=${EDGE_MAX_MESSAGE_BYTES}`, () =>
+    producer.send({ topic, acks: -1, messages: [{ key: 'big', value: require('node:crypto').randomBytes(2 * EDGE_MAX_MESSAGE_BYTES) }] })
+  )
+  await producer.disconnect()
+  return { appendTimes: [first, first, second, null, third].map(m => m && m.logAppendTime), before, after }
+}
+
+function checkEdges(edges, got) {
+  assert.deepEqual(got.map(m => [m.offset, asString(m.key), asString(m.value)]), [
+    ['0', 'a', '0'],
+    ['1', 'b', '1'],
+    ['2', 'c', '2'],
+    ['3', 'd', '3'],
+    ['4', 'e', '4'],
+  ])
+  got.forEach((m, i) => {
+    assert.equal(m.batchContext.timestampType, 1, 'LogAppendTime batches')
+    const want = edges.appendTimes[i]
+    if (want !== null) assert.equal(m.timestamp, want, `record ${i}: its batch's append time`)
+    const t = Number(m.timestamp)
+    assert.ok(t >= edges.before - 1000 && t <= edges.after + 1000, `record ${i} timestamp ${t}`)
+  })
+  ok('LogAppendTime records read back stamped with the append time answered, the producer\'s timestamps replaced; the batch too large is not there')
+}
+
+// --- a consumer reading everything back ------------------------------------
+
+async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
+  const groupId = `kjs-reader-${suffix}`
+  const consumer = kafka.consumer({ groupId, heartbeatInterval: 500, sessionTimeout: 6000, maxWaitTimeInMs: 500 })
+  recordRequests(consumer)
+  const seen = new Map()
+  const idem = []
+  const edgeRecords = []
+  const highWatermarks = {}
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic, idemTopic, edgeTopic], fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      highWatermarks[`${batch.topic}:${batch.partition}`] = batch.highWatermark
+      for (const message of batch.messages) {
+        if (batch.topic === idemTopic) {
+          idem.push({ partition: batch.partition, message })
+        } else if (batch.topic === edgeTopic) {
+          edgeRecords.push(message)
+        } else {
+          const id = `${batch.partition}:${message.offset}`
+          assert.ok(!seen.has(id), `record ${id} delivered twice`)
+          seen.set(id, message)
+        }
+      }
+    },
+  })
+  const total = PARTITIONS * PER_PARTITION
+  await waitFor(`${total} records, 120 idempotent ones and 5 LogAppendTime ones`, async () => ({
+    done: seen.size === total && idem.length === 120 && edgeRecords.length === 5,
+    seen: [seen.size, idem.length, edgeRecords.length],
+  }))
+  const wantHigh = { [`${edgeTopic}:0`]: '5', [`${idemTopic}:0`]: '60', [`${idemTopic}:1`]: '60' }
+  for (let p = 0; p < PARTITIONS; p++) wantHigh[`${topic}:${p}`] = String(PER_PARTITION)
+  assert.deepEqual(highWatermarks, wantHigh, 'the high watermark each fetch answered')
+  ok('every fetch answered the high watermark of its partition')
+  for (let p = 0; p < PARTITIONS; p++) {
+    for (let i = 0; i < PER_PARTITION; i++) {
+      const got = seen.get(`${p}:${i}`)
+      assert.ok(got, `partition ${p} offset ${i} not consumed`)
+      const want = expectedRecord(p, i)
+      assert.equal(asString(got.key), want.key, `${p}:${i} key`)
+      assert.equal(asString(got.value), want.value, `${p}:${i} value`)
+      assert.deepEqual(headersAsStrings(got.headers), want.headers, `${p}:${i} headers`)
+      assert.equal(got.timestamp, want.timestamp, `${p}:${i} timestamp`)
+      assert.equal(got.magicByte, 2)
+      assert.equal(got.batchContext.timestampType, 0, 'CreateTime')
+      assert.equal(got.batchContext.producerId, '-1', 'a plain producer has no producer id')
+      // One send is one batch per partition.
+      assert.equal(got.batchContext.firstOffset, String(i - (i % PER_SEND)), `${p}:${i} batch base offset`)
+    }
+  }
+  ok(`consumed all ${total} records back: keys (one null), values, repeated headers, timestamps, batch offsets`)
+
+  const producerIds = new Set(idem.map(r => r.message.batchContext.producerId))
+  assert.equal(producerIds.size, 1, `one producer id: ${JSON.stringify([...producerIds])}`)
+  const [producerId] = producerIds
+  assert.ok(Number(producerId) >= 0, `idempotent batches carry a producer id, got ${producerId}`)
+  for (const { partition, message } of idem) {
+    const i = Number(message.offset)
+    assert.equal(asString(message.key), `idem-${partition}-${i}`)
+    assert.equal(asString(message.value), `v${i}`)
+    assert.equal(message.batchContext.producerEpoch, 0)
+    assert.equal(message.batchContext.firstSequence, i - (i % 20), `${partition}:${i} batch first sequence`)
+  }
+  ok(`idempotent records read back: producer id ${producerId}, epoch 0, each batch's first sequence its base offset`)
+  checkEdges(edges, edgeRecords)
+
+  // While the member is up: listed, described, offsets committed and read back.
+  await consumer.commitOffsets(
+    [...Array(PARTITIONS).keys()].map(partition => ({ topic, partition, offset: String(PER_PARTITION) }))
+  )
+  assert.deepEqual(
+    await committed(admin, groupId, topic),
+    Object.fromEntries([...Array(PARTITIONS).keys()].map(p => [p, String(PER_PARTITION)]))
+  )
+  ok(`commitOffsets: ${PER_PARTITION} on each partition, read back by fetchOffsets`)
+  const groups = await listGroupIds(admin)
+  assert.equal(groups.get(groupId), 'consumer', `listGroups: ${JSON.stringify([...groups])}`)
+  const described = await describeGroup(admin, groupId)
+  assert.equal(described.state, 'Stable')
+  assert.equal(described.protocolType, 'consumer')
+  assert.equal(described.protocol, 'RoundRobinAssigner')
+  assert.equal(described.members.length, 1)
+  assert.equal(described.members[0].clientId, 'conveyor-kafkajs')
+  const assignment = decodeAssignment(described.members[0])
+  assert.deepEqual(assignment[topic].slice().sort(), [...Array(PARTITIONS).keys()])
+  assert.deepEqual(assignment[idemTopic].slice().sort(), [0, 1])
+  assert.deepEqual(assignment[edgeTopic], [0])
+  ok('listGroups and describeGroups: Stable, one member with every partition of the three topics')
+  await assert.rejects(admin.resetOffsets({ groupId, topic }), /must have no running instances, current state: Stable/)
+  ok('resetOffsets while the group runs refused: the group is Stable')
+  await consumer.disconnect()
+  const empty = await describeGroup(admin, groupId)
+  assert.equal(empty.state, 'Empty')
+  assert.deepEqual(empty.members, [])
+  ok('after the member left: describeGroups Empty, no members')
+  return groupId
+}
+
+// --- offsets: by time, records deleted, a group's offsets set and reset ----
+
+async function offsets(admin, topic, groupId) {
+  const all = await offsetsOf(admin, topic)
+  for (let p = 0; p < PARTITIONS; p++) {
+    assert.deepEqual(all[p], { offset: String(PER_PARTITION), high: String(PER_PARTITION), low: '0' }, `partition ${p}`)
+  }
+  ok(`fetchTopicOffsets: high ${PER_PARTITION}, low 0 on every partition`)
+
+  const byTime = async ts =>
+    Object.fromEntries((await admin.fetchTopicOffsetsByTimestamp(topic, ts)).map(p => [p.partition, p.offset]))
+  const every = offset => Object.fromEntries([...Array(PARTITIONS).keys()].map(p => [p, String(offset)]))
+  assert.deepEqual(await byTime(BASE_TS + 15000), every(15), 'the record stamped exactly then')
+  assert.deepEqual(await byTime(BASE_TS + 15500), every(16), 'the first record stamped after')
+  assert.deepEqual(await byTime(BASE_TS - 60000), every(0), 'before every record')
+  // No record that late: the broker answers -1 and KafkaJS the high watermark.
+  assert.deepEqual(await byTime(BASE_TS + 3600000), every(PER_PARTITION), 'after every record')
+  ok('fetchTopicOffsetsByTimestamp: the first record at or after the time, in the middle of gzip batches')
+
+  await admin.deleteTopicRecords({
+    topic,
+    partitions: [
+      { partition: 0, offset: '13' },
+      { partition: 1, offset: '-1' },
+    ],
+  })
+  const after = await offsetsOf(admin, topic)
+  assert.equal(after[0].low, '13')
+  assert.equal(after[1].low, String(PER_PARTITION))
+  assert.equal(after[2].low, '0')
+  assert.equal(after[0].high, String(PER_PARTITION))
+  ok('deleteTopicRecords: partition 0 below 13, partition 1 all (-1); the low watermarks follow')
+
+  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 2, offset: '7' }] })
+  assert.equal((await committed(admin, groupId, topic))[2], '7')
+  ok('setOffsets: 7 on partition 2, read back')
+  await admin.resetOffsets({ groupId, topic, earliest: true })
+  assert.deepEqual(await committed(admin, groupId, topic), every(-2))
+  ok('resetOffsets earliest: -2 committed on every partition')
+}
+
+// --- a group of two members ------------------------------------------------
+
+const GROUP_PARTITIONS = 4
+
+function member(groupId, name, topic, log) {
+  const consumer = kafka.consumer({
+    groupId,
+    heartbeatInterval: 300,
+    sessionTimeout: 6000,
+    rebalanceTimeout: 10000,
+    maxWaitTimeInMs: 300,
+  })
+  recordRequests(consumer)
+  const state = { name, consumer, assignment: [], memberId: null, joins: 0 }
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    state.assignment = (payload.memberAssignment[topic] || []).slice().sort()
+    state.memberId = payload.memberId
+    state.joins++
+  })
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    console.error(`${name} crashed: ${payload.error && payload.error.stack}`)
+  })
+  state.start = async () => {
+    await consumer.connect()
+    await consumer.subscribe({ topic, fromBeginning: true })
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        log.push({ member: name, partition, offset: Number(message.offset), key: asString(message.key), value: asString(message.value) })
+      },
+    })
+  }
+  return state
+}
+
+async function produceGroupRecords(topic, from, count) {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+  await producer.connect()
+  const messages = []
+  for (let p = 0; p < GROUP_PARTITIONS; p++) {
+    for (let i = from; i < from + count; i++) messages.push({ partition: p, key: `g-${p}-${i}`, value: `group record ${p}/${i}` })
+  }
+  const metadata = await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages })
+  for (const m of metadata) assert.equal(m.baseOffset, String(from), `partition ${m.partition} base offset`)
+  await producer.disconnect()
+}
+
+// Every (partition, offset) in `want` was delivered exactly once among
+// `entries`, with its key and value, and nothing else was.
+function exactlyOnce(entries, want, what) {
+  const ids = entries.map(e => `${e.partition}:${e.offset}`)
+  assert.equal(new Set(ids).size, ids.length, `${what}: a record delivered twice`)
+  assert.deepEqual(ids.slice().sort(), want.slice().sort(), `${what}: the records delivered`)
+  for (const e of entries) {
+    assert.equal(e.key, `g-${e.partition}-${e.offset}`)
+    assert.equal(e.value, `group record ${e.partition}/${e.offset}`)
+  }
+}
+
+const ids = (from, to) => {
+  const out = []
+  for (let p = 0; p < GROUP_PARTITIONS; p++) for (let i = from; i < to; i++) out.push(`${p}:${i}`)
+  return out
+}
+
+async function consumerGroup(admin, topic) {
+  assert.equal(await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: GROUP_PARTITIONS }] }), true)
+  const groupId = `kjs-group-${suffix}`
+  const log = []
+  const one = member(groupId, 'one', topic, log)
+  const two = member(groupId, 'two', topic, log)
+  await one.start()
+  await two.start()
+  const all = [...Array(GROUP_PARTITIONS).keys()]
+  await waitFor('both members assigned half the partitions each', async () => {
+    const union = [...one.assignment, ...two.assignment].sort()
+    return {
+      done: one.assignment.length > 0 && two.assignment.length > 0 && JSON.stringify(union) === JSON.stringify(all),
+      seen: [one.assignment, two.assignment],
+    }
+  })
+  let described = await describeGroup(admin, groupId)
+  assert.equal(described.state, 'Stable')
+  assert.deepEqual(
+    described.members.map(m => [m.memberId, (decodeAssignment(m)[topic] || []).slice().sort()]).sort(),
+    [
+      [one.memberId, one.assignment],
+      [two.memberId, two.assignment],
+    ].sort()
+  )
+  ok(`two members joined: one has ${JSON.stringify(one.assignment)}, two has ${JSON.stringify(two.assignment)}; describeGroups agrees`)
+
+  await produceGroupRecords(topic, 0, 100)
+  await waitFor('400 records consumed', async () => ({ done: log.length >= 400, seen: log.length }))
+  await sleep(1000)
+  exactlyOnce(log, ids(0, 100), 'two members')
+  for (const e of log) {
+    const owner = e.member === 'one' ? one : two
+    assert.ok(owner.assignment.includes(e.partition), `${e.member} consumed partition ${e.partition} it was not assigned`)
+  }
+  const every = offset => Object.fromEntries(all.map(p => [p, String(offset)]))
+  await waitFor('offsets 100 committed on every partition', async () => {
+    const seen = await committed(admin, groupId, topic)
+    return { done: JSON.stringify(seen) === JSON.stringify(every(100)), seen }
+  })
+  ok('400 records consumed exactly once, each by the member owning its partition; 100 committed on each partition')
+
+  const taken = two.assignment
+  const joinsBefore = one.joins
+  log.length = 0
+  await two.consumer.disconnect()
+  await waitFor('member one to take every partition', async () => ({
+    done: one.joins > joinsBefore && JSON.stringify(one.assignment) === JSON.stringify(all),
+    seen: [one.joins, one.assignment],
+  }))
+  described = await describeGroup(admin, groupId)
+  assert.equal(described.state, 'Stable')
+  assert.equal(described.members.length, 1)
+  assert.equal(described.members[0].memberId, one.memberId)
+  assert.deepEqual(decodeAssignment(described.members[0])[topic].slice().sort(), all)
+  ok(`member two left: a rebalance gave member one its partitions ${JSON.stringify(taken)} too`)
+
+  await produceGroupRecords(topic, 100, 50)
+  await waitFor('200 more records consumed', async () => ({ done: log.length >= 200, seen: log.length }))
+  await sleep(1000)
+  exactlyOnce(log, ids(100, 150), 'after the rebalance')
+  assert.ok(log.every(e => e.member === 'one'))
+  ok('200 more records consumed exactly once by member one, the taken partitions from their committed offsets')
+
+  log.length = 0
+  one.consumer.seek({ topic, partition: taken[0], offset: '10' })
+  await waitFor(`partition ${taken[0]} read again from offset 10`, async () => ({
+    done: log.filter(e => e.partition === taken[0]).length >= 140,
+    seen: log.length,
+  }))
+  await sleep(500)
+  const again = log.filter(e => e.partition === taken[0])
+  assert.equal(again[0].offset, 10, 'the first record after seek')
+  assert.deepEqual(
+    again.map(e => e.offset),
+    [...Array(140).keys()].map(i => i + 10),
+    'the records after seek, in order, once each'
+  )
+  assert.ok(log.every(e => e.partition === taken[0]), 'seek re-read only its partition')
+  ok(`seek: partition ${taken[0]} read again from offset 10 to 149, in order`)
+
+  // A seek below the low watermark: the broker answers OFFSET_OUT_OF_RANGE
+  // and KafkaJS starts again from the earliest offset left.
+  log.length = 0
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: taken[1], offset: '20' }] })
+  one.consumer.seek({ topic, partition: taken[1], offset: '5' })
+  await waitFor(`partition ${taken[1]} read again from offset 20`, async () => ({
+    done: log.filter(e => e.partition === taken[1]).length >= 130,
+    seen: log.length,
+  }))
+  await sleep(500)
+  assert.deepEqual(
+    log.map(e => [e.partition, e.offset]),
+    [...Array(130).keys()].map(i => [taken[1], i + 20]),
+    'the records after a seek below the low watermark, in order, once each'
+  )
+  ok(`seek below the low watermark (records below 20 deleted): partition ${taken[1]} read again from 20 to 149`)
+  await waitFor('offsets 150 committed on every partition', async () => {
+    const seen = await committed(admin, groupId, topic)
+    return { done: JSON.stringify(seen) === JSON.stringify(every(150)), seen }
+  })
+  ok('150 committed on every partition, read back by fetchOffsets')
+  await one.consumer.disconnect()
+  return groupId
+}
+
+async function cleanUp(admin, groupIds, topics) {
+  const deleted = await admin.deleteGroups(groupIds)
+  assert.deepEqual(
+    deleted.map(g => [g.groupId, g.errorCode]).sort(),
+    groupIds.map(g => [g, 0]).sort()
+  )
+  const listed = await listGroupIds(admin)
+  for (const g of groupIds) {
+    assert.ok(!listed.has(g), `listGroups after deleteGroups still lists ${g}`)
+    assert.equal((await describeGroup(admin, g)).state, 'Dead')
+  }
+  ok('deleteGroups: both groups gone from listGroups, described Dead')
+  await rejectsWith('GROUP_ID_NOT_FOUND', 'deleteGroups of a group that does not exist', () =>
+    admin.deleteGroups([`kjs-missing-${suffix}`])
+  )
+
+  await admin.deleteTopics({ topics, timeout: 10000 })
+  const left = await admin.listTopics()
+  for (const t of topics) assert.ok(!left.includes(t), `listTopics after deleteTopics still lists ${t}`)
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'fetchTopicMetadata of a deleted topic', () =>
+    admin.fetchTopicMetadata({ topics: [topics[0]] })
+  )
+  ok(`deleteTopics: ${topics.length} topics gone from listTopics`)
+}
+
+async function main() {
+  console.log(`KafkaJS ${kafkajsVersion} against ${bootstrap}`)
+  const admin = kafka.admin()
+  recordRequests(admin)
+  await admin.connect()
+  const topic = `kjs-records-${suffix}`
+  const idemTopic = `kjs-idempotent-${suffix}`
+  const groupTopic = `kjs-group-${suffix}`
+
+  const defaulted = await adminTopics(admin, topic)
+  await produceRecords(topic)
+  assert.equal(await admin.createTopics({ waitForLeaders: true, topics: [{ topic: idemTopic, numPartitions: 2 }] }), true)
+  await produceIdempotent(idemTopic)
+  const edgeTopic = `kjs-append-time-${suffix}`
+  const edges = await produceEdges(admin, edgeTopic)
+  const readerGroup = await readBack(admin, topic, idemTopic, edgeTopic, edges)
+  await offsets(admin, topic, readerGroup)
+  const group = await consumerGroup(admin, groupTopic)
+  await cleanUp(admin, [readerGroup, group], [topic, idemTopic, edgeTopic, groupTopic, defaulted])
+  await admin.disconnect()
+
+  const used = [...versionsUsed].map(([api, v]) => `${api} v${[...v].sort().join('/')}`).sort()
+  console.log(`API versions KafkaJS used: ${used.join(', ')}`)
+  console.log('OK')
+}
+
+main().catch(e => {
+  console.error(`FAIL: ${e.stack || e}`)
+  process.exit(1)
+})
