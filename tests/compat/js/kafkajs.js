@@ -91,7 +91,12 @@ async function rejectsWith(type, what, call) {
     error = e
   }
   assert.ok(error, `${what}: expected ${type}, the call succeeded`)
-  const types = [error.type, ...(error.errors || []).map(e => e.type), ...(error.groups || []).map(g => g.error && g.error.type)]
+  const types = [
+    error.type,
+    error.cause && error.cause.type,
+    ...(error.errors || []).map(e => e.type),
+    ...(error.groups || []).map(g => g.error && g.error.type),
+  ]
   assert.ok(types.includes(type), `${what}: expected ${type}, got ${error.name}: ${error.message} (${JSON.stringify(types)})`)
   ok(`${what} refused with ${type}`)
 }
@@ -288,6 +293,50 @@ async function adminTopics(admin, topic) {
   await rejectsWith('INVALID_PARTITIONS', 'createPartitions 5 -> 4', () =>
     admin.createPartitions({ topicPartitions: [{ topic, count: 4 }] })
   )
+
+  const missing = `kjs-missing-${suffix}`
+  await rejectsWith('INVALID_TOPIC_EXCEPTION', 'createTopics of a name with a space', () =>
+    admin.createTopics({ waitForLeaders: false, topics: [{ topic: 'kjs bad name', numPartitions: 1 }] })
+  )
+  await rejectsWith('INVALID_REPLICATION_FACTOR', 'createTopics with 3 replicas on one broker', () =>
+    admin.createTopics({ waitForLeaders: false, topics: [{ topic: missing, numPartitions: 1, replicationFactor: 3 }] })
+  )
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'describeConfigs of a topic that does not exist', () =>
+    admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: missing }] })
+  )
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'alterConfigs of a topic that does not exist', () =>
+    admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: missing, configEntries: [{ name: 'retention.ms', value: '1000' }] }],
+    })
+  )
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'createPartitions of a topic that does not exist', () =>
+    admin.createPartitions({ topicPartitions: [{ topic: missing, count: 2 }] })
+  )
+  // KafkaJS retries this error here; an admin that does not retry gets the
+  // broker's answer at once.
+  const once = kafka.admin({ retry: { retries: 0 } })
+  await once.connect()
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'deleteTopics of a topic that does not exist', () =>
+    once.deleteTopics({ topics: [missing], timeout: 5000 })
+  )
+  await once.disconnect()
+  assert.ok(!(await admin.listTopics()).includes(missing), 'a refused request created the topic')
+
+  // Every setting, when none is named: each with a value and a source.
+  const { resources: everything } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+  })
+  const all = configMap(everything[0])
+  for (const name of ['cleanup.policy', 'compression.type', 'max.message.bytes', 'message.timestamp.type', 'min.insync.replicas', 'retention.bytes', 'retention.ms', 'segment.bytes']) {
+    assert.ok(all[name], `describeConfigs of every setting has no ${name}: ${JSON.stringify(Object.keys(all))}`)
+  }
+  checkEntry(all, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
+  checkEntry(all, 'segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
+  const sources = new Set(Object.values(all).map(e => e.configSource))
+  assert.ok(!sources.has(ConfigSource.UNKNOWN), 'a setting with an unknown source')
+  ok(`describeConfigs of every setting: ${Object.keys(all).length} settings, each with its source`)
   return defaulted
 }
 
@@ -402,19 +451,27 @@ async function produceEdges(admin, topic) {
   const [second] = await producer.send({ topic, acks: 1, messages: [{ key: 'c', value: '2', timestamp: '3000' }] })
   // acks 0: the broker must not answer; KafkaJS returns nothing.
   assert.deepEqual(await producer.send({ topic, acks: 0, messages: [{ key: 'd', value: '3' }] }), [])
-  const [third] = await producer.send({ topic, acks: 1, messages: [{ key: 'e', value: '4' }] })
+  // An empty key is not a null one; a null value is a tombstone.
+  const [third] = await producer.send({
+    topic,
+    acks: 1,
+    messages: [
+      { key: 'e', value: '4' },
+      { key: '', value: null },
+    ],
+  })
   const after = Date.now()
   assert.deepEqual([first.baseOffset, second.baseOffset, third.baseOffset], ['0', '2', '4'])
   for (const m of [first, second, third]) {
     const t = Number(m.logAppendTime)
     assert.ok(t >= before - 1000 && t <= after + 1000, `logAppendTime ${t} not within [${before}, ${after}]`)
   }
-  ok('LogAppendTime topic: acks -1, 1 and 0 appended at offsets 0-1, 2, 3 and 4; each RecordMetadata carries the broker\'s append time')
+  ok('LogAppendTime topic: acks -1, 1 and 0 appended at offsets 0-1, 2, 3 and 4-5; each RecordMetadata carries the broker\'s append time')
   await rejectsWith('MESSAGE_TOO_LARGE', `a ${2 * EDGE_MAX_MESSAGE_BYTES}-byte batch on a topic with max.message.bytes=${EDGE_MAX_MESSAGE_BYTES}`, () =>
     producer.send({ topic, acks: -1, messages: [{ key: 'big', value: require('node:crypto').randomBytes(2 * EDGE_MAX_MESSAGE_BYTES) }] })
   )
   await producer.disconnect()
-  return { appendTimes: [first, first, second, null, third].map(m => m && m.logAppendTime), before, after }
+  return { appendTimes: [first, first, second, null, third, third].map(m => m && m.logAppendTime), before, after }
 }
 
 function checkEdges(edges, got) {
@@ -424,6 +481,7 @@ function checkEdges(edges, got) {
     ['2', 'c', '2'],
     ['3', 'd', '3'],
     ['4', 'e', '4'],
+    ['5', '', null],
   ])
   got.forEach((m, i) => {
     assert.equal(m.batchContext.timestampType, 1, 'LogAppendTime batches')
@@ -433,6 +491,64 @@ function checkEdges(edges, got) {
     assert.ok(t >= edges.before - 1000 && t <= edges.after + 1000, `record ${i} timestamp ${t}`)
   })
   ok('LogAppendTime records read back stamped with the append time answered, the producer\'s timestamps replaced; the batch too large is not there')
+}
+
+// --- fetch limits smaller than a batch, on an auto-created topic ----------
+
+const crypto = require('node:crypto')
+
+async function smallFetches(admin) {
+  const topic = `kjs-auto-created-${suffix}`
+  const producer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner })
+  recordRequests(producer)
+  await producer.connect()
+  // Random bytes do not compress: each batch is about 6 KB, six times the
+  // consumer's limit per partition.
+  const values = {}
+  for (let s = 0; s < 4; s++) {
+    const messages = []
+    for (let p = 0; p < BROKER_NUM_PARTITIONS; p++) {
+      for (let j = 0; j < 2; j++) {
+        const value = crypto.randomBytes(3000)
+        values[`${p}:${s * 2 + j}`] = value
+        messages.push({ partition: p, key: `${p}:${s * 2 + j}`, value })
+      }
+    }
+    const metadata = await producer.send({ topic, acks: -1, messages })
+    assert.deepEqual(metadata.map(m => m.baseOffset), Array(BROKER_NUM_PARTITIONS).fill(String(s * 2)))
+  }
+  await producer.disconnect()
+  const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
+  assert.equal(topics[0].partitions.length, BROKER_NUM_PARTITIONS)
+  ok(`a producer's Metadata request created ${topic} with the broker's ${BROKER_NUM_PARTITIONS} partitions`)
+
+  const groupId = `kjs-small-fetch-${suffix}`
+  const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 1024, maxBytes: 2048, maxWaitTimeInMs: 300, heartbeatInterval: 500 })
+  recordRequests(consumer)
+  const got = []
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
+      got.push({ partition, offset: message.offset, key: asString(message.key), value: message.value })
+    },
+  })
+  const total = Object.keys(values).length
+  await waitFor(`${total} records through fetches smaller than a batch`, async () => ({ done: got.length >= total, seen: got.length }))
+  await sleep(300)
+  await consumer.disconnect()
+  assert.equal(got.length, total, 'each record once')
+  for (let p = 0; p < BROKER_NUM_PARTITIONS; p++) {
+    const offsets = got.filter(r => r.partition === p).map(r => Number(r.offset))
+    assert.deepEqual(offsets, [...Array(8).keys()], `partition ${p} in order`)
+  }
+  for (const r of got) {
+    assert.equal(r.key, `${r.partition}:${r.offset}`)
+    assert.ok(r.value.equals(values[r.key]), `${r.key}: the value read back differs`)
+  }
+  ok(`${total} records of 3000 random bytes read back whole with maxBytesPerPartition 1024 and maxBytes 2048`)
+  return { topic, groupId }
 }
 
 // --- a consumer reading everything back ------------------------------------
@@ -465,11 +581,11 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
     },
   })
   const total = PARTITIONS * PER_PARTITION
-  await waitFor(`${total} records, 120 idempotent ones and 5 LogAppendTime ones`, async () => ({
-    done: seen.size === total && idem.length === 120 && edgeRecords.length === 5,
+  await waitFor(`${total} records, 120 idempotent ones and 6 LogAppendTime ones`, async () => ({
+    done: seen.size === total && idem.length === 120 && edgeRecords.length === 6,
     seen: [seen.size, idem.length, edgeRecords.length],
   }))
-  const wantHigh = { [`${edgeTopic}:0`]: '5', [`${idemTopic}:0`]: '60', [`${idemTopic}:1`]: '60' }
+  const wantHigh = { [`${edgeTopic}:0`]: '6', [`${idemTopic}:0`]: '60', [`${idemTopic}:1`]: '60' }
   for (let p = 0; p < PARTITIONS; p++) wantHigh[`${topic}:${p}`] = String(PER_PARTITION)
   assert.deepEqual(highWatermarks, wantHigh, 'the high watermark each fetch answered')
   ok('every fetch answered the high watermark of its partition')
@@ -506,6 +622,21 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
   checkEdges(edges, edgeRecords)
 
   // While the member is up: listed, described, offsets committed and read back.
+  // Partition 0 commits no metadata, the others a string of their own.
+  const commitMetadata = p => (p === 0 ? null : `reader checkpoint ${p}`)
+  await consumer.commitOffsets(
+    [...Array(PARTITIONS).keys()].map(partition => ({
+      topic,
+      partition,
+      offset: String(PER_PARTITION - partition),
+      metadata: commitMetadata(partition),
+    }))
+  )
+  const [fetched] = await admin.fetchOffsets({ groupId, topics: [topic] })
+  assert.deepEqual(
+    fetched.partitions.slice().sort((a, b) => a.partition - b.partition),
+    [...Array(PARTITIONS).keys()].map(p => ({ partition: p, offset: String(PER_PARTITION - p), metadata: commitMetadata(p) }))
+  )
   await consumer.commitOffsets(
     [...Array(PARTITIONS).keys()].map(partition => ({ topic, partition, offset: String(PER_PARTITION) }))
   )
@@ -513,7 +644,7 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
     await committed(admin, groupId, topic),
     Object.fromEntries([...Array(PARTITIONS).keys()].map(p => [p, String(PER_PARTITION)]))
   )
-  ok(`commitOffsets: ${PER_PARTITION} on each partition, read back by fetchOffsets`)
+  ok(`commitOffsets: offsets and metadata read back by fetchOffsets, then ${PER_PARTITION} on each partition`)
   const groups = await listGroupIds(admin)
   assert.equal(groups.get(groupId), 'consumer', `listGroups: ${JSON.stringify([...groups])}`)
   const described = await describeGroup(admin, groupId)
@@ -582,11 +713,14 @@ async function offsets(admin, topic, groupId) {
 
 const GROUP_PARTITIONS = 4
 
-function member(groupId, name, topic, log) {
+// A group member logging every record it is given. With `hold`, it stops in
+// its first record at offset `hold.offset` until `hold.until` resolves: KafkaJS
+// sends no heartbeat meanwhile, so its session can expire.
+function member(groupId, name, topic, log, { sessionTimeout = 6000, hold = null } = {}) {
   const consumer = kafka.consumer({
     groupId,
     heartbeatInterval: 300,
-    sessionTimeout: 6000,
+    sessionTimeout,
     rebalanceTimeout: 10000,
     maxWaitTimeInMs: 300,
   })
@@ -605,7 +739,12 @@ function member(groupId, name, topic, log) {
     await consumer.subscribe({ topic, fromBeginning: true })
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
-        log.push({ member: name, partition, offset: Number(message.offset), key: asString(message.key), value: asString(message.value) })
+        const offset = Number(message.offset)
+        log.push({ member: name, partition, offset, key: asString(message.key), value: asString(message.value) })
+        if (hold && offset === hold.offset && !hold.held) {
+          hold.held = { partition, at: Date.now() }
+          await hold.until
+        }
       },
     })
   }
@@ -667,7 +806,13 @@ async function consumerGroup(admin, topic) {
       [two.memberId, two.assignment],
     ].sort()
   )
-  ok(`two members joined: one has ${JSON.stringify(one.assignment)}, two has ${JSON.stringify(two.assignment)}; describeGroups agrees`)
+  for (const m of described.members) {
+    const subscription = AssignerProtocol.MemberMetadata.decode(m.memberMetadata)
+    assert.deepEqual(subscription.topics, [topic], 'each member\'s subscription')
+    assert.equal(m.clientId, 'conveyor-kafkajs')
+    assert.equal(m.clientHost, '/127.0.0.1', 'Kafka writes the member\'s address as /IP')
+  }
+  ok(`two members joined: one has ${JSON.stringify(one.assignment)}, two has ${JSON.stringify(two.assignment)}; describeGroups agrees, with each subscription and client`)
 
   await produceGroupRecords(topic, 0, 100)
   await waitFor('400 records consumed', async () => ({ done: log.length >= 400, seen: log.length }))
@@ -744,6 +889,78 @@ async function consumerGroup(admin, topic) {
     return { done: JSON.stringify(seen) === JSON.stringify(every(150)), seen }
   })
   ok('150 committed on every partition, read back by fetchOffsets')
+
+  // A third member joins, then stops heartbeating inside a record: when its
+  // session expires the broker drops it, member one takes its partitions and
+  // reads again what it had not committed; let go, the third member finds
+  // itself unknown and joins again.
+  let release
+  const hold = { offset: 150, until: new Promise(resolve => (release = resolve)) }
+  const three = member(groupId, 'three', topic, log, { sessionTimeout: 2000, hold })
+  await three.start()
+  await waitFor('members one and three to share the partitions', async () => {
+    const union = [...one.assignment, ...three.assignment].sort()
+    return {
+      done: three.assignment.length > 0 && one.assignment.length > 0 && JSON.stringify(union) === JSON.stringify(all),
+      seen: [one.assignment, three.assignment],
+    }
+  })
+  const threeHad = three.assignment
+  const firstMemberId = three.memberId
+  ok(`member three joined: it has ${JSON.stringify(threeHad)}, member one ${JSON.stringify(one.assignment)}`)
+  log.length = 0
+  const joinsBeforeExpiry = one.joins
+  await produceGroupRecords(topic, 150, 1)
+  await waitFor('member three to stop in a record', async () => ({ done: hold.held !== undefined, seen: log }))
+  await waitFor('member one to take every partition after member three\'s session expired', async () => ({
+    done: one.joins > joinsBeforeExpiry && JSON.stringify(one.assignment) === JSON.stringify(all),
+    seen: [one.joins, one.assignment],
+  }))
+  const expiredAfter = Date.now() - hold.held.at
+  await waitFor('offset 150 of every partition consumed by member one', async () => {
+    const byOne = log.filter(e => e.member === 'one').map(e => e.partition).sort()
+    return { done: JSON.stringify(byOne) === JSON.stringify(all), seen: log }
+  })
+  await waitFor('offsets 151 committed on every partition', async () => {
+    const seen = await committed(admin, groupId, topic)
+    return { done: JSON.stringify(seen) === JSON.stringify(every(151)), seen }
+  })
+  described = await describeGroup(admin, groupId)
+  assert.deepEqual(described.members.map(m => m.memberId), [one.memberId])
+  // Member three was given only the record it stopped in; member one read
+  // each partition's record once, that one again (never committed).
+  const byThree = log.filter(e => e.member === 'three')
+  assert.deepEqual(byThree.map(e => [e.partition, e.offset]), [[hold.held.partition, 150]])
+  exactlyOnce(log.filter(e => e.member === 'one'), ids(150, 151), 'after the session expired')
+  ok(`member three, silent in a record, was dropped ${(expiredAfter / 1000).toFixed(1)} s later; member one took its partitions and read the uncommitted record again`)
+
+  const threeJoins = three.joins
+  release()
+  await waitFor('member three to join again', async () => {
+    const union = [...one.assignment, ...three.assignment].sort()
+    return {
+      done: three.joins > threeJoins && three.assignment.length > 0 && JSON.stringify(union) === JSON.stringify(all),
+      seen: [three.joins, one.assignment, three.assignment],
+    }
+  })
+  assert.notEqual(three.memberId, firstMemberId, 'a dropped member joins again with a new member id')
+  described = await describeGroup(admin, groupId)
+  assert.deepEqual(described.members.map(m => m.memberId).sort(), [one.memberId, three.memberId].sort())
+  log.length = 0
+  await produceGroupRecords(topic, 151, 20)
+  await waitFor('80 more records consumed', async () => ({ done: log.length >= 80, seen: log.length }))
+  await sleep(1000)
+  exactlyOnce(log, ids(151, 171), 'after member three joined again')
+  for (const e of log) {
+    const owner = e.member === 'one' ? one : three
+    assert.ok(owner.assignment.includes(e.partition), `${e.member} consumed partition ${e.partition} it was not assigned`)
+  }
+  await waitFor('offsets 171 committed on every partition', async () => {
+    const seen = await committed(admin, groupId, topic)
+    return { done: JSON.stringify(seen) === JSON.stringify(every(171)), seen }
+  })
+  ok(`member three joined again (a new member id, ${JSON.stringify(three.assignment)}); 80 more records consumed exactly once, 171 committed on every partition`)
+  await three.consumer.disconnect()
   await one.consumer.disconnect()
   return groupId
 }
@@ -759,7 +976,7 @@ async function cleanUp(admin, groupIds, topics) {
     assert.ok(!listed.has(g), `listGroups after deleteGroups still lists ${g}`)
     assert.equal((await describeGroup(admin, g)).state, 'Dead')
   }
-  ok('deleteGroups: both groups gone from listGroups, described Dead')
+  ok(`deleteGroups: ${groupIds.length} groups gone from listGroups, described Dead`)
   await rejectsWith('GROUP_ID_NOT_FOUND', 'deleteGroups of a group that does not exist', () =>
     admin.deleteGroups([`kjs-missing-${suffix}`])
   )
@@ -789,9 +1006,10 @@ async function main() {
   const edgeTopic = `kjs-append-time-${suffix}`
   const edges = await produceEdges(admin, edgeTopic)
   const readerGroup = await readBack(admin, topic, idemTopic, edgeTopic, edges)
+  const small = await smallFetches(admin)
   await offsets(admin, topic, readerGroup)
   const group = await consumerGroup(admin, groupTopic)
-  await cleanUp(admin, [readerGroup, group], [topic, idemTopic, edgeTopic, groupTopic, defaulted])
+  await cleanUp(admin, [readerGroup, group, small.groupId], [topic, idemTopic, edgeTopic, groupTopic, defaulted, small.topic])
   await admin.disconnect()
 
   const used = [...versionsUsed].map(([api, v]) => `${api} v${[...v].sort().join('/')}`).sort()
