@@ -3,22 +3,29 @@
 //
 // Every step checks the values the broker answered, not only that a call
 // returned:
-//   admin     createTopics (and an existing name, and validateOnly),
+//   admin     createTopics (an existing name, validateOnly, the broker's
+//             partition count by default, a bad name and 3 replicas refused),
 //             listTopics, fetchTopicMetadata, describeCluster, describeConfigs
-//             (values and sources, synonyms, the broker resource), alterConfigs
-//             (replacing the topic's settings; validateOnly; bad values
-//             refused), createPartitions (and a shrink refused),
-//             fetchTopicOffsets, fetchTopicOffsetsByTimestamp,
-//             deleteTopicRecords, listGroups, describeGroups, fetchOffsets,
-//             setOffsets, resetOffsets, deleteGroups, deleteTopics;
-//   producer  acks -1, gzip, keys, headers, timestamps, each RecordMetadata's
-//             base offset; an idempotent producer (its producer id, epoch and
-//             sequences read back from the batches);
-//   consumer  every record read back with its key, value, headers and
-//             timestamp; a group of two members on a four-partition topic
-//             consuming every record exactly once, committing, the offsets
-//             read back; a member leaving, the other taking its partitions
-//             from the committed offsets; seek.
+//             (values, sources and synonyms; every setting; the broker),
+//             alterConfigs (the topic's settings replaced; validateOnly; bad
+//             values and keys refused), createPartitions (a shrink refused),
+//             fetchTopicOffsets, fetchTopicOffsetsByTimestamp (CreateTime and
+//             LogAppendTime), deleteTopicRecords, listGroups, describeGroups,
+//             fetchOffsets (with metadata), setOffsets, resetOffsets,
+//             deleteGroups, deleteTopics; UNKNOWN_TOPIC_OR_PARTITION for each
+//             request naming a topic that does not exist;
+//   producer  acks -1, 1 and 0, gzip, keys (null and empty), headers
+//             (repeated), timestamps, each RecordMetadata's base offset and
+//             append time; an idempotent producer (producer id, epoch and
+//             sequences read back from the batches); a topic created by a
+//             producer's Metadata request; MESSAGE_TOO_LARGE;
+//   consumer  every record read back with its key, value, headers, timestamp
+//             and batch, and the high watermark; fetch limits smaller than a
+//             batch; a group on a four-partition topic: two members consuming
+//             every record exactly once and committing, one leaving and the
+//             other taking its partitions from the committed offsets, seeks
+//             (one below the low watermark), a member dropped when its session
+//             expires and joining again.
 //
 // Usage: node kafkajs.js --bootstrap 127.0.0.1:PORT
 // The broker runs with num.partitions=3, log.segment.bytes=104857600 and a
@@ -26,6 +33,7 @@
 // passes. Run by tests/tests/compat_kafkajs.rs.
 
 const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
 const {
   Kafka,
   logLevel,
@@ -41,7 +49,7 @@ const kafkajsVersion = require('kafkajs/package.json').version
 const NODE_ID = 0
 const BROKER_NUM_PARTITIONS = 3
 const BROKER_SEGMENT_BYTES = '104857600'
-// Kafka's defaults, as the broker answers them when nothing overrides them.
+// Kafka's default, as the broker answers it when nothing overrides it.
 const DEFAULT_RETENTION_MS = '604800000'
 
 // Every wait is bounded.
@@ -59,6 +67,7 @@ function parseArgs() {
 const bootstrap = parseArgs()
 const [bootstrapHost, bootstrapPort] = bootstrap.split(':')
 const suffix = `${process.pid}-${Date.now()}`
+const CLIENT_ID = 'conveyor-kafkajs'
 
 const started = Date.now()
 function ok(what) {
@@ -67,13 +76,17 @@ function ok(what) {
 }
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+const range = (from, to) => [...Array(to - from).keys()].map(i => i + from)
+const sameSet = (a, b) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort())
+const asString = b => (b === null || b === undefined ? null : b.toString())
 
+// Polls `probe` until it answers { done: true }; a timeout names `what` and
+// what the probe saw last.
 async function waitFor(what, probe, timeoutMs = WAIT_MS) {
   const deadline = Date.now() + timeoutMs
-  let last
   for (;;) {
-    last = await probe()
-    if (last.done) return last.value
+    const last = await probe()
+    if (last.done) return
     if (Date.now() > deadline) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last saw ${JSON.stringify(last.seen)}`)
     }
@@ -81,8 +94,8 @@ async function waitFor(what, probe, timeoutMs = WAIT_MS) {
   }
 }
 
-// A call that must fail with Kafka error `type` (KafkaJS puts it on the
-// error, or on each error of an aggregate).
+// A call that must fail with Kafka error `type`. KafkaJS puts it on the
+// error, on its cause (retries exhausted) or on each error of an aggregate.
 async function rejectsWith(type, what, call) {
   let error
   try {
@@ -102,7 +115,7 @@ async function rejectsWith(type, what, call) {
 }
 
 // Which version of each API KafkaJS chose, printed at the end: KafkaJS
-// speaks no flexible versions, so all of them are the pre-KIP-482 ones.
+// speaks no flexible versions, so every one is a pre-KIP-482 version.
 const versionsUsed = new Map()
 function recordRequests(client) {
   client.on(client.events.REQUEST, ({ payload }) => {
@@ -110,41 +123,42 @@ function recordRequests(client) {
     seen.add(payload.apiVersion)
     versionsUsed.set(payload.apiName, seen)
   })
+  return client
 }
 
 const kafka = new Kafka({
-  clientId: 'conveyor-kafkajs',
+  clientId: CLIENT_ID,
   brokers: [bootstrap],
   logLevel: logLevel.WARN,
   retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
 })
 
-const asString = b => (b === null || b === undefined ? null : b.toString())
-
-function headersAsStrings(headers) {
-  const out = {}
-  for (const [k, v] of Object.entries(headers || {})) {
-    out[k] = Array.isArray(v) ? v.map(asString) : asString(v)
-  }
-  return out
+async function connectedProducer(options = {}) {
+  const producer = recordRequests(kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...options }))
+  await producer.connect()
+  return producer
 }
+
+async function createTopic(admin, topic, numPartitions, configEntries = []) {
+  const created = await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions, configEntries }] })
+  assert.equal(created, true, `createTopics ${topic} answers true`)
+}
+
+// --- helpers over the admin's answers -------------------------------------
 
 function configMap(resource) {
-  const out = {}
-  for (const entry of resource.configEntries) out[entry.configName] = entry
-  return out
+  return Object.fromEntries(resource.configEntries.map(entry => [entry.configName, entry]))
 }
 
-async function topicConfigs(admin, topic, names) {
-  const { resources } = await admin.describeConfigs({
-    includeSynonyms: true,
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }],
-  })
+async function describeConfigs(admin, type, name, configNames, includeSynonyms = true) {
+  const { resources } = await admin.describeConfigs({ includeSynonyms, resources: [{ type, name, configNames }] })
   assert.equal(resources.length, 1)
-  assert.equal(resources[0].errorCode, 0, `describeConfigs ${topic}: error ${resources[0].errorCode}`)
-  assert.equal(resources[0].resourceName, topic)
+  assert.equal(resources[0].errorCode, 0, `describeConfigs ${name}: error ${resources[0].errorCode}`)
+  assert.equal(resources[0].resourceName, name)
   return configMap(resources[0])
 }
+
+const topicConfigs = (admin, topic, names) => describeConfigs(admin, ConfigResourceTypes.TOPIC, topic, names)
 
 function checkEntry(entries, name, value, source) {
   const entry = entries[name]
@@ -160,11 +174,26 @@ async function offsetsOf(admin, topic) {
   return Object.fromEntries(offsets.map(({ partition, offset, high, low }) => [partition, { offset, high, low }]))
 }
 
+async function offsetsByTime(admin, topic, ts) {
+  const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, ts)
+  return Object.fromEntries(offsets.map(p => [p.partition, p.offset]))
+}
+
+// The same offset (a string, as KafkaJS answers) on `partitions`.
+const everyPartition = (partitions, offset) => Object.fromEntries(range(0, partitions).map(p => [p, String(offset)]))
+
 async function committed(admin, groupId, topic) {
   const answer = await admin.fetchOffsets({ groupId, topics: [topic] })
   assert.equal(answer.length, 1)
   assert.equal(answer[0].topic, topic)
   return Object.fromEntries(answer[0].partitions.map(p => [p.partition, p.offset]))
+}
+
+async function waitCommitted(admin, groupId, topic, want) {
+  await waitFor(`committed offsets ${JSON.stringify(want)}`, async () => {
+    const seen = await committed(admin, groupId, topic)
+    return { done: JSON.stringify(seen) === JSON.stringify(want), seen }
+  })
 }
 
 function decodeAssignment(member) {
@@ -185,24 +214,22 @@ async function listGroupIds(admin) {
   return new Map(groups.map(g => [g.groupId, g.protocolType]))
 }
 
-// --- admin: topics, metadata, cluster, configs, partitions ----------------
+// --- admin: topics, metadata, cluster --------------------------------------
 
-async function adminTopics(admin, topic) {
-  assert.equal(
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'retention.ms', value: '86400000' }] }],
-    }),
-    true,
-    'createTopics of a new topic answers true'
-  )
+// Creates `topic` (3 partitions, retention.ms 1 day) and a topic with the
+// broker's partition count; returns the second one's name.
+async function createAndList(admin, topic) {
+  await createTopic(admin, topic, 3, [{ name: 'retention.ms', value: '86400000' }])
   assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] }), false)
   ok('createTopics: created, and an existing name answered TOPIC_ALREADY_EXISTS (false)')
 
   const defaulted = `kjs-default-${suffix}`
   const validateOnly = `kjs-validate-${suffix}`
   assert.equal(await admin.createTopics({ waitForLeaders: true, topics: [{ topic: defaulted }] }), true)
-  assert.equal(await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: validateOnly, numPartitions: 2 }] }), true)
+  assert.equal(
+    await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: validateOnly, numPartitions: 2 }] }),
+    true
+  )
   const listed = await admin.listTopics()
   assert.ok(listed.includes(topic) && listed.includes(defaulted), `listTopics: ${JSON.stringify(listed)}`)
   assert.ok(!listed.includes(validateOnly), 'a validateOnly createTopics created the topic')
@@ -217,7 +244,7 @@ async function adminTopics(admin, topic) {
     const partitions = byName[name].partitions.slice().sort((a, b) => a.partitionId - b.partitionId)
     assert.deepEqual(
       partitions.map(p => p.partitionId),
-      [...Array(count).keys()],
+      range(0, count),
       `${name}: partition ids`
     )
     for (const p of partitions) {
@@ -227,18 +254,20 @@ async function adminTopics(admin, topic) {
       assert.deepEqual(p.isr, [NODE_ID])
     }
   }
-  ok(`fetchTopicMetadata: 3 partitions (and the broker's ${BROKER_NUM_PARTITIONS} by default), leader, replicas and isr node ${NODE_ID}`)
-  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'fetchTopicMetadata of a topic that does not exist', () =>
-    admin.fetchTopicMetadata({ topics: [`kjs-missing-${suffix}`] })
-  )
+  ok(`fetchTopicMetadata: 3 partitions (the broker's ${BROKER_NUM_PARTITIONS} by default), leader, replicas and isr node ${NODE_ID}`)
 
   const cluster = await admin.describeCluster()
   assert.deepEqual(cluster.brokers, [{ nodeId: NODE_ID, host: bootstrapHost, port: Number(bootstrapPort) }])
   assert.equal(cluster.controller, NODE_ID)
   assert.ok(typeof cluster.clusterId === 'string' && cluster.clusterId.length > 0, `clusterId ${cluster.clusterId}`)
   ok(`describeCluster: one broker ${NODE_ID} at ${bootstrap}, controller ${NODE_ID}, cluster id ${cluster.clusterId}`)
+  return defaulted
+}
 
-  let entries = await topicConfigs(admin, topic, ['retention.ms', 'cleanup.policy', 'segment.bytes'])
+// --- admin: configs and partitions -----------------------------------------
+
+async function describeTopicAndBroker(admin, topic) {
+  const entries = await topicConfigs(admin, topic, ['retention.ms', 'cleanup.policy', 'segment.bytes'])
   assert.deepEqual(Object.keys(entries).sort(), ['cleanup.policy', 'retention.ms', 'segment.bytes'])
   checkEntry(entries, 'retention.ms', '86400000', ConfigSource.TOPIC_CONFIG)
   checkEntry(entries, 'cleanup.policy', 'delete', ConfigSource.DEFAULT_CONFIG)
@@ -246,25 +275,27 @@ async function adminTopics(admin, topic) {
   assert.equal(entries['retention.ms'].readOnly, false)
   const synonyms = entries['segment.bytes'].configSynonyms
   assert.ok(
-    synonyms.some(s => s.configName === 'log.segment.bytes' && s.configValue === BROKER_SEGMENT_BYTES && s.configSource === ConfigSource.STATIC_BROKER_CONFIG),
+    synonyms.some(
+      s =>
+        s.configName === 'log.segment.bytes' &&
+        s.configValue === BROKER_SEGMENT_BYTES &&
+        s.configSource === ConfigSource.STATIC_BROKER_CONFIG
+    ),
     `segment.bytes synonyms: ${JSON.stringify(synonyms)}`
   )
-  ok('describeConfigs of the topic: its own retention.ms, the broker\'s segment.bytes (synonym log.segment.bytes), Kafka\'s default cleanup.policy')
+  ok("describeConfigs of the topic: its own retention.ms, the broker's segment.bytes (synonym log.segment.bytes), Kafka's default cleanup.policy")
 
-  const { resources: brokerResources } = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [{ type: ConfigResourceTypes.BROKER, name: String(NODE_ID), configNames: ['num.partitions', 'log.segment.bytes'] }],
-  })
-  assert.equal(brokerResources[0].errorCode, 0)
-  const brokerEntries = configMap(brokerResources[0])
-  checkEntry(brokerEntries, 'num.partitions', String(BROKER_NUM_PARTITIONS), ConfigSource.STATIC_BROKER_CONFIG)
-  checkEntry(brokerEntries, 'log.segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
+  const broker = await describeConfigs(admin, ConfigResourceTypes.BROKER, String(NODE_ID), ['num.partitions', 'log.segment.bytes'], false)
+  checkEntry(broker, 'num.partitions', String(BROKER_NUM_PARTITIONS), ConfigSource.STATIC_BROKER_CONFIG)
+  checkEntry(broker, 'log.segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
   ok('describeConfigs of the broker: num.partitions and log.segment.bytes from its configuration')
+}
 
+async function alterTopic(admin, topic) {
   const alter = (configEntries, validateOnly = false) =>
     admin.alterConfigs({ validateOnly, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries }] })
   await alter([{ name: 'retention.ms', value: '1000' }], true)
-  entries = await topicConfigs(admin, topic, ['retention.ms'])
+  let entries = await topicConfigs(admin, topic, ['retention.ms'])
   checkEntry(entries, 'retention.ms', '86400000', ConfigSource.TOPIC_CONFIG)
   ok('alterConfigs validateOnly changed nothing')
   await alter([
@@ -280,20 +311,36 @@ async function adminTopics(admin, topic) {
   entries = await topicConfigs(admin, topic, ['retention.ms', 'max.message.bytes'])
   checkEntry(entries, 'retention.ms', DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
   checkEntry(entries, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
-  ok('alterConfigs: settings described back, and one left out reverted to Kafka\'s default')
+  ok("alterConfigs: settings described back, and one left out reverted to Kafka's default")
   await rejectsWith('INVALID_CONFIG', 'alterConfigs retention.ms=abc', () => alter([{ name: 'retention.ms', value: 'abc' }]))
   await rejectsWith('INVALID_CONFIG', 'alterConfigs of an unknown key', () => alter([{ name: 'no.such.setting', value: '1' }]))
   entries = await topicConfigs(admin, topic, ['max.message.bytes'])
   checkEntry(entries, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
 
+  // Every setting, when none is named: each with a value and a source.
+  const all = await describeConfigs(admin, ConfigResourceTypes.TOPIC, topic, undefined, false)
+  const expected = ['cleanup.policy', 'compression.type', 'max.message.bytes', 'message.timestamp.type']
+  expected.push('min.insync.replicas', 'retention.bytes', 'retention.ms', 'segment.bytes')
+  for (const name of expected) {
+    assert.ok(all[name], `describeConfigs of every setting has no ${name}: ${JSON.stringify(Object.keys(all))}`)
+  }
+  checkEntry(all, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
+  checkEntry(all, 'segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
+  assert.ok(Object.values(all).every(e => e.configSource !== ConfigSource.UNKNOWN), 'a setting with an unknown source')
+  ok(`describeConfigs of every setting: ${Object.keys(all).length} settings, each with its source`)
+}
+
+async function growTopic(admin, topic) {
   await admin.createPartitions({ topicPartitions: [{ topic, count: 5 }] })
   const grown = await admin.fetchTopicMetadata({ topics: [topic] })
-  assert.deepEqual(grown.topics[0].partitions.map(p => p.partitionId).sort(), [0, 1, 2, 3, 4])
+  assert.deepEqual(grown.topics[0].partitions.map(p => p.partitionId).sort(), range(0, 5))
   ok('createPartitions: 3 -> 5, described back by fetchTopicMetadata')
   await rejectsWith('INVALID_PARTITIONS', 'createPartitions 5 -> 4', () =>
     admin.createPartitions({ topicPartitions: [{ topic, count: 4 }] })
   )
+}
 
+async function refusals(admin) {
   const missing = `kjs-missing-${suffix}`
   await rejectsWith('INVALID_TOPIC_EXCEPTION', 'createTopics of a name with a space', () =>
     admin.createTopics({ waitForLeaders: false, topics: [{ topic: 'kjs bad name', numPartitions: 1 }] })
@@ -301,14 +348,15 @@ async function adminTopics(admin, topic) {
   await rejectsWith('INVALID_REPLICATION_FACTOR', 'createTopics with 3 replicas on one broker', () =>
     admin.createTopics({ waitForLeaders: false, topics: [{ topic: missing, numPartitions: 1, replicationFactor: 3 }] })
   )
+  await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'fetchTopicMetadata of a topic that does not exist', () =>
+    admin.fetchTopicMetadata({ topics: [missing] })
+  )
   await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'describeConfigs of a topic that does not exist', () =>
     admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: missing }] })
   )
+  const configEntries = [{ name: 'retention.ms', value: '1000' }]
   await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'alterConfigs of a topic that does not exist', () =>
-    admin.alterConfigs({
-      validateOnly: false,
-      resources: [{ type: ConfigResourceTypes.TOPIC, name: missing, configEntries: [{ name: 'retention.ms', value: '1000' }] }],
-    })
+    admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: missing, configEntries }] })
   )
   await rejectsWith('UNKNOWN_TOPIC_OR_PARTITION', 'createPartitions of a topic that does not exist', () =>
     admin.createPartitions({ topicPartitions: [{ topic: missing, count: 2 }] })
@@ -322,22 +370,6 @@ async function adminTopics(admin, topic) {
   )
   await once.disconnect()
   assert.ok(!(await admin.listTopics()).includes(missing), 'a refused request created the topic')
-
-  // Every setting, when none is named: each with a value and a source.
-  const { resources: everything } = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
-  })
-  const all = configMap(everything[0])
-  for (const name of ['cleanup.policy', 'compression.type', 'max.message.bytes', 'message.timestamp.type', 'min.insync.replicas', 'retention.bytes', 'retention.ms', 'segment.bytes']) {
-    assert.ok(all[name], `describeConfigs of every setting has no ${name}: ${JSON.stringify(Object.keys(all))}`)
-  }
-  checkEntry(all, 'max.message.bytes', '3000000', ConfigSource.TOPIC_CONFIG)
-  checkEntry(all, 'segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
-  const sources = new Set(Object.values(all).map(e => e.configSource))
-  assert.ok(!sources.has(ConfigSource.UNKNOWN), 'a setting with an unknown source')
-  ok(`describeConfigs of every setting: ${Object.keys(all).length} settings, each with its source`)
-  return defaulted
 }
 
 // --- producer: acks -1, gzip, keys, headers, timestamps -------------------
@@ -360,16 +392,11 @@ function expectedRecord(p, i) {
 }
 
 async function produceRecords(topic) {
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-  recordRequests(producer)
-  await producer.connect()
+  const producer = await connectedProducer()
   for (let s = 0; s < SENDS; s++) {
     const messages = []
     for (let p = 0; p < PARTITIONS; p++) {
-      for (let j = 0; j < PER_SEND; j++) {
-        const r = expectedRecord(p, s * PER_SEND + j)
-        messages.push({ partition: p, key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp })
-      }
+      for (const i of range(s * PER_SEND, (s + 1) * PER_SEND)) messages.push({ partition: p, ...expectedRecord(p, i) })
     }
     const metadata = await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages })
     assert.equal(metadata.length, PARTITIONS, `send ${s}: ${JSON.stringify(metadata)}`)
@@ -386,20 +413,17 @@ async function produceRecords(topic) {
 }
 
 async function produceIdempotent(topic) {
-  const producer = kafka.producer({
+  const producer = await connectedProducer({
     idempotent: true,
     maxInFlightRequests: 1,
     // What KafkaJS asks of an idempotent producer; the test's time limit
     // still bounds it.
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 2000 },
-    createPartitioner: Partitioners.DefaultPartitioner,
   })
-  recordRequests(producer)
-  await producer.connect()
   for (let s = 0; s < 3; s++) {
     const messages = []
     for (let p = 0; p < 2; p++) {
-      for (let j = 0; j < 20; j++) messages.push({ partition: p, key: `idem-${p}-${s * 20 + j}`, value: `v${s * 20 + j}` })
+      for (const i of range(s * 20, (s + 1) * 20)) messages.push({ partition: p, key: `idem-${p}-${i}`, value: `v${i}` })
     }
     const metadata = await producer.send({ topic, acks: -1, messages })
     assert.deepEqual(
@@ -414,35 +438,37 @@ async function produceIdempotent(topic) {
   ok('idempotent producer: 3 sends of 20 records to 2 partitions, every base offset as expected')
 }
 
+function checkIdempotent(idem) {
+  const producerIds = new Set(idem.map(r => r.message.batchContext.producerId))
+  assert.equal(producerIds.size, 1, `one producer id: ${JSON.stringify([...producerIds])}`)
+  const [producerId] = producerIds
+  assert.ok(Number(producerId) >= 0, `idempotent batches carry a producer id, got ${producerId}`)
+  for (const { partition, message } of idem) {
+    const i = Number(message.offset)
+    assert.equal(asString(message.key), `idem-${partition}-${i}`)
+    assert.equal(asString(message.value), `v${i}`)
+    assert.equal(message.batchContext.producerEpoch, 0)
+    assert.equal(message.batchContext.firstSequence, i - (i % 20), `${partition}:${i} batch first sequence`)
+  }
+  ok(`idempotent records read back: producer id ${producerId}, epoch 0, each batch's first sequence its base offset`)
+}
+
 // --- a LogAppendTime topic: acks 1 and 0, a batch too large --------------
 
 const EDGE_MAX_MESSAGE_BYTES = 10000
 
 async function produceEdges(admin, topic) {
-  assert.equal(
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        {
-          topic,
-          numPartitions: 1,
-          configEntries: [
-            { name: 'message.timestamp.type', value: 'LogAppendTime' },
-            { name: 'max.message.bytes', value: String(EDGE_MAX_MESSAGE_BYTES) },
-          ],
-        },
-      ],
-    }),
-    true
-  )
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-  recordRequests(producer)
-  await producer.connect()
+  await createTopic(admin, topic, 1, [
+    { name: 'message.timestamp.type', value: 'LogAppendTime' },
+    { name: 'max.message.bytes', value: String(EDGE_MAX_MESSAGE_BYTES) },
+  ])
+  const producer = await connectedProducer()
   const before = Date.now()
+  const gzip = CompressionTypes.GZIP
   const [first] = await producer.send({
     topic,
     acks: -1,
-    compression: CompressionTypes.GZIP,
+    compression: gzip,
     messages: [
       { key: 'a', value: '0', timestamp: '1000' },
       { key: 'b', value: '1', timestamp: '2000' },
@@ -466,23 +492,27 @@ async function produceEdges(admin, topic) {
     const t = Number(m.logAppendTime)
     assert.ok(t >= before - 1000 && t <= after + 1000, `logAppendTime ${t} not within [${before}, ${after}]`)
   }
-  ok('LogAppendTime topic: acks -1, 1 and 0 appended at offsets 0-1, 2, 3 and 4-5; each RecordMetadata carries the broker\'s append time')
-  await rejectsWith('MESSAGE_TOO_LARGE', `a ${2 * EDGE_MAX_MESSAGE_BYTES}-byte batch on a topic with max.message.bytes=${EDGE_MAX_MESSAGE_BYTES}`, () =>
-    producer.send({ topic, acks: -1, messages: [{ key: 'big', value: require('node:crypto').randomBytes(2 * EDGE_MAX_MESSAGE_BYTES) }] })
+  ok("LogAppendTime topic: acks -1, 1 and 0 appended at offsets 0-1, 2, 3 and 4-5; each RecordMetadata carries the broker's append time")
+  const big = crypto.randomBytes(2 * EDGE_MAX_MESSAGE_BYTES)
+  await rejectsWith('MESSAGE_TOO_LARGE', `a ${big.length}-byte batch on a topic with max.message.bytes=${EDGE_MAX_MESSAGE_BYTES}`, () =>
+    producer.send({ topic, acks: -1, messages: [{ key: 'big', value: big }] })
   )
   await producer.disconnect()
   return { appendTimes: [first, first, second, null, third, third].map(m => m && m.logAppendTime), before, after }
 }
 
-function checkEdges(edges, got) {
-  assert.deepEqual(got.map(m => [m.offset, asString(m.key), asString(m.value)]), [
-    ['0', 'a', '0'],
-    ['1', 'b', '1'],
-    ['2', 'c', '2'],
-    ['3', 'd', '3'],
-    ['4', 'e', '4'],
-    ['5', '', null],
-  ])
+async function checkEdges(admin, topic, edges, got) {
+  assert.deepEqual(
+    got.map(m => [m.offset, asString(m.key), asString(m.value)]),
+    [
+      ['0', 'a', '0'],
+      ['1', 'b', '1'],
+      ['2', 'c', '2'],
+      ['3', 'd', '3'],
+      ['4', 'e', '4'],
+      ['5', '', null],
+    ]
+  )
   got.forEach((m, i) => {
     assert.equal(m.batchContext.timestampType, 1, 'LogAppendTime batches')
     const want = edges.appendTimes[i]
@@ -490,41 +520,52 @@ function checkEdges(edges, got) {
     const t = Number(m.timestamp)
     assert.ok(t >= edges.before - 1000 && t <= edges.after + 1000, `record ${i} timestamp ${t}`)
   })
-  ok('LogAppendTime records read back stamped with the append time answered, the producer\'s timestamps replaced; the batch too large is not there')
+  ok("LogAppendTime records read back stamped with the append time answered, the producer's timestamps replaced; the batch too large is not there")
+  // ListOffsets by time looks at the append times, not the producer's.
+  const byTime = async ts => (await offsetsByTime(admin, topic, ts))[0]
+  const [t0, , t2, , , t5] = edges.appendTimes.map(Number)
+  assert.equal(await byTime(1500), '0', 'before every append time')
+  assert.equal(await byTime(t0), '0')
+  assert.equal(await byTime(t2), t0 >= t2 ? '0' : '2', "the second batch's append time")
+  assert.equal(await byTime(t5 + 1), '6', 'after every append time: -1, which KafkaJS answers with the high watermark')
+  ok('fetchTopicOffsetsByTimestamp on the LogAppendTime topic finds records by their append times')
 }
 
 // --- fetch limits smaller than a batch, on an auto-created topic ----------
 
-const crypto = require('node:crypto')
-
-async function smallFetches(admin) {
-  const topic = `kjs-auto-created-${suffix}`
-  const producer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner })
-  recordRequests(producer)
-  await producer.connect()
+async function produceIncompressible(admin, topic) {
+  const producer = await connectedProducer({ allowAutoTopicCreation: true })
   // Random bytes do not compress: each batch is about 6 KB, six times the
   // consumer's limit per partition.
   const values = {}
   for (let s = 0; s < 4; s++) {
     const messages = []
     for (let p = 0; p < BROKER_NUM_PARTITIONS; p++) {
-      for (let j = 0; j < 2; j++) {
-        const value = crypto.randomBytes(3000)
-        values[`${p}:${s * 2 + j}`] = value
-        messages.push({ partition: p, key: `${p}:${s * 2 + j}`, value })
+      for (const i of range(s * 2, s * 2 + 2)) {
+        values[`${p}:${i}`] = crypto.randomBytes(3000)
+        messages.push({ partition: p, key: `${p}:${i}`, value: values[`${p}:${i}`] })
       }
     }
     const metadata = await producer.send({ topic, acks: -1, messages })
-    assert.deepEqual(metadata.map(m => m.baseOffset), Array(BROKER_NUM_PARTITIONS).fill(String(s * 2)))
+    assert.deepEqual(
+      metadata.map(m => m.baseOffset),
+      Array(BROKER_NUM_PARTITIONS).fill(String(s * 2))
+    )
   }
   await producer.disconnect()
   const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
   assert.equal(topics[0].partitions.length, BROKER_NUM_PARTITIONS)
   ok(`a producer's Metadata request created ${topic} with the broker's ${BROKER_NUM_PARTITIONS} partitions`)
+  return values
+}
 
+async function smallFetches(admin) {
+  const topic = `kjs-auto-created-${suffix}`
+  const values = await produceIncompressible(admin, topic)
   const groupId = `kjs-small-fetch-${suffix}`
-  const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 1024, maxBytes: 2048, maxWaitTimeInMs: 300, heartbeatInterval: 500 })
-  recordRequests(consumer)
+  const consumer = recordRequests(
+    kafka.consumer({ groupId, maxBytesPerPartition: 1024, maxBytes: 2048, maxWaitTimeInMs: 300, heartbeatInterval: 500 })
+  )
   const got = []
   await consumer.connect()
   await consumer.subscribe({ topic, fromBeginning: true })
@@ -541,7 +582,7 @@ async function smallFetches(admin) {
   assert.equal(got.length, total, 'each record once')
   for (let p = 0; p < BROKER_NUM_PARTITIONS; p++) {
     const offsets = got.filter(r => r.partition === p).map(r => Number(r.offset))
-    assert.deepEqual(offsets, [...Array(8).keys()], `partition ${p} in order`)
+    assert.deepEqual(offsets, range(0, 8), `partition ${p} in order`)
   }
   for (const r of got) {
     assert.equal(r.key, `${r.partition}:${r.offset}`)
@@ -553,10 +594,9 @@ async function smallFetches(admin) {
 
 // --- a consumer reading everything back ------------------------------------
 
-async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
-  const groupId = `kjs-reader-${suffix}`
-  const consumer = kafka.consumer({ groupId, heartbeatInterval: 500, sessionTimeout: 6000, maxWaitTimeInMs: 500 })
-  recordRequests(consumer)
+// One member reads the three topics from the beginning; returns what it was
+// given and the high watermark each fetch answered.
+async function readAll(consumer, { topic, idemTopic, edgeTopic }) {
   const seen = new Map()
   const idem = []
   const edgeRecords = []
@@ -589,6 +629,10 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
   for (let p = 0; p < PARTITIONS; p++) wantHigh[`${topic}:${p}`] = String(PER_PARTITION)
   assert.deepEqual(highWatermarks, wantHigh, 'the high watermark each fetch answered')
   ok('every fetch answered the high watermark of its partition')
+  return { seen, idem, edgeRecords }
+}
+
+function checkRecords(seen) {
   for (let p = 0; p < PARTITIONS; p++) {
     for (let i = 0; i < PER_PARTITION; i++) {
       const got = seen.get(`${p}:${i}`)
@@ -596,7 +640,10 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
       const want = expectedRecord(p, i)
       assert.equal(asString(got.key), want.key, `${p}:${i} key`)
       assert.equal(asString(got.value), want.value, `${p}:${i} value`)
-      assert.deepEqual(headersAsStrings(got.headers), want.headers, `${p}:${i} headers`)
+      const headers = Object.fromEntries(
+        Object.entries(got.headers).map(([k, v]) => [k, Array.isArray(v) ? v.map(asString) : asString(v)])
+      )
+      assert.deepEqual(headers, want.headers, `${p}:${i} headers`)
       assert.equal(got.timestamp, want.timestamp, `${p}:${i} timestamp`)
       assert.equal(got.magicByte, 2)
       assert.equal(got.batchContext.timestampType, 0, 'CreateTime')
@@ -605,46 +652,27 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
       assert.equal(got.batchContext.firstOffset, String(i - (i % PER_SEND)), `${p}:${i} batch base offset`)
     }
   }
-  ok(`consumed all ${total} records back: keys (one null), values, repeated headers, timestamps, batch offsets`)
+  ok(`consumed all ${seen.size} records back: keys (one null), values, repeated headers, timestamps, batch offsets`)
+}
 
-  const producerIds = new Set(idem.map(r => r.message.batchContext.producerId))
-  assert.equal(producerIds.size, 1, `one producer id: ${JSON.stringify([...producerIds])}`)
-  const [producerId] = producerIds
-  assert.ok(Number(producerId) >= 0, `idempotent batches carry a producer id, got ${producerId}`)
-  for (const { partition, message } of idem) {
-    const i = Number(message.offset)
-    assert.equal(asString(message.key), `idem-${partition}-${i}`)
-    assert.equal(asString(message.value), `v${i}`)
-    assert.equal(message.batchContext.producerEpoch, 0)
-    assert.equal(message.batchContext.firstSequence, i - (i % 20), `${partition}:${i} batch first sequence`)
-  }
-  ok(`idempotent records read back: producer id ${producerId}, epoch 0, each batch's first sequence its base offset`)
-  checkEdges(edges, edgeRecords)
-
-  // While the member is up: listed, described, offsets committed and read back.
+// While the reader is a member: its commits read back, its group listed and
+// described, resetOffsets refused.
+async function readerGroup(admin, consumer, groupId, { topic, idemTopic, edgeTopic }) {
   // Partition 0 commits no metadata, the others a string of their own.
   const commitMetadata = p => (p === 0 ? null : `reader checkpoint ${p}`)
+  const partitions = range(0, PARTITIONS)
   await consumer.commitOffsets(
-    [...Array(PARTITIONS).keys()].map(partition => ({
-      topic,
-      partition,
-      offset: String(PER_PARTITION - partition),
-      metadata: commitMetadata(partition),
-    }))
+    partitions.map(p => ({ topic, partition: p, offset: String(PER_PARTITION - p), metadata: commitMetadata(p) }))
   )
   const [fetched] = await admin.fetchOffsets({ groupId, topics: [topic] })
   assert.deepEqual(
     fetched.partitions.slice().sort((a, b) => a.partition - b.partition),
-    [...Array(PARTITIONS).keys()].map(p => ({ partition: p, offset: String(PER_PARTITION - p), metadata: commitMetadata(p) }))
+    partitions.map(p => ({ partition: p, offset: String(PER_PARTITION - p), metadata: commitMetadata(p) }))
   )
-  await consumer.commitOffsets(
-    [...Array(PARTITIONS).keys()].map(partition => ({ topic, partition, offset: String(PER_PARTITION) }))
-  )
-  assert.deepEqual(
-    await committed(admin, groupId, topic),
-    Object.fromEntries([...Array(PARTITIONS).keys()].map(p => [p, String(PER_PARTITION)]))
-  )
+  await consumer.commitOffsets(partitions.map(p => ({ topic, partition: p, offset: String(PER_PARTITION) })))
+  assert.deepEqual(await committed(admin, groupId, topic), everyPartition(PARTITIONS, PER_PARTITION))
   ok(`commitOffsets: offsets and metadata read back by fetchOffsets, then ${PER_PARTITION} on each partition`)
+
   const groups = await listGroupIds(admin)
   assert.equal(groups.get(groupId), 'consumer', `listGroups: ${JSON.stringify([...groups])}`)
   const described = await describeGroup(admin, groupId)
@@ -652,14 +680,24 @@ async function readBack(admin, topic, idemTopic, edgeTopic, edges) {
   assert.equal(described.protocolType, 'consumer')
   assert.equal(described.protocol, 'RoundRobinAssigner')
   assert.equal(described.members.length, 1)
-  assert.equal(described.members[0].clientId, 'conveyor-kafkajs')
+  assert.equal(described.members[0].clientId, CLIENT_ID)
   const assignment = decodeAssignment(described.members[0])
-  assert.deepEqual(assignment[topic].slice().sort(), [...Array(PARTITIONS).keys()])
+  assert.deepEqual(assignment[topic].slice().sort(), partitions)
   assert.deepEqual(assignment[idemTopic].slice().sort(), [0, 1])
   assert.deepEqual(assignment[edgeTopic], [0])
   ok('listGroups and describeGroups: Stable, one member with every partition of the three topics')
   await assert.rejects(admin.resetOffsets({ groupId, topic }), /must have no running instances, current state: Stable/)
   ok('resetOffsets while the group runs refused: the group is Stable')
+}
+
+async function readBack(admin, topics, edges) {
+  const groupId = `kjs-reader-${suffix}`
+  const consumer = recordRequests(kafka.consumer({ groupId, heartbeatInterval: 500, sessionTimeout: 6000, maxWaitTimeInMs: 500 }))
+  const { seen, idem, edgeRecords } = await readAll(consumer, topics)
+  checkRecords(seen)
+  checkIdempotent(idem)
+  await checkEdges(admin, topics.edgeTopic, edges, edgeRecords)
+  await readerGroup(admin, consumer, groupId, topics)
   await consumer.disconnect()
   const empty = await describeGroup(admin, groupId)
   assert.equal(empty.state, 'Empty')
@@ -677,14 +715,12 @@ async function offsets(admin, topic, groupId) {
   }
   ok(`fetchTopicOffsets: high ${PER_PARTITION}, low 0 on every partition`)
 
-  const byTime = async ts =>
-    Object.fromEntries((await admin.fetchTopicOffsetsByTimestamp(topic, ts)).map(p => [p.partition, p.offset]))
-  const every = offset => Object.fromEntries([...Array(PARTITIONS).keys()].map(p => [p, String(offset)]))
-  assert.deepEqual(await byTime(BASE_TS + 15000), every(15), 'the record stamped exactly then')
-  assert.deepEqual(await byTime(BASE_TS + 15500), every(16), 'the first record stamped after')
-  assert.deepEqual(await byTime(BASE_TS - 60000), every(0), 'before every record')
+  const every = offset => everyPartition(PARTITIONS, offset)
+  assert.deepEqual(await offsetsByTime(admin, topic, BASE_TS + 15000), every(15), 'the record stamped exactly then')
+  assert.deepEqual(await offsetsByTime(admin, topic, BASE_TS + 15500), every(16), 'the first record stamped after')
+  assert.deepEqual(await offsetsByTime(admin, topic, BASE_TS - 60000), every(0), 'before every record')
   // No record that late: the broker answers -1 and KafkaJS the high watermark.
-  assert.deepEqual(await byTime(BASE_TS + 3600000), every(PER_PARTITION), 'after every record')
+  assert.deepEqual(await offsetsByTime(admin, topic, BASE_TS + 3600000), every(PER_PARTITION), 'after every record')
   ok('fetchTopicOffsetsByTimestamp: the first record at or after the time, in the middle of gzip batches')
 
   await admin.deleteTopicRecords({
@@ -701,6 +737,8 @@ async function offsets(admin, topic, groupId) {
   assert.equal(after[0].high, String(PER_PARTITION))
   ok('deleteTopicRecords: partition 0 below 13, partition 1 all (-1); the low watermarks follow')
 
+  // Each of these waits out KafkaJS's own fetch wait (5 s) in the consumer
+  // it makes to commit.
   await admin.setOffsets({ groupId, topic, partitions: [{ partition: 2, offset: '7' }] })
   assert.equal((await committed(admin, groupId, topic))[2], '7')
   ok('setOffsets: 7 on partition 2, read back')
@@ -709,25 +747,21 @@ async function offsets(admin, topic, groupId) {
   ok('resetOffsets earliest: -2 committed on every partition')
 }
 
-// --- a group of two members ------------------------------------------------
+// --- a consumer group on a four-partition topic ----------------------------
 
 const GROUP_PARTITIONS = 4
+const ALL = range(0, GROUP_PARTITIONS)
 
 // A group member logging every record it is given. With `hold`, it stops in
 // its first record at offset `hold.offset` until `hold.until` resolves: KafkaJS
 // sends no heartbeat meanwhile, so its session can expire.
-function member(groupId, name, topic, log, { sessionTimeout = 6000, hold = null } = {}) {
-  const consumer = kafka.consumer({
-    groupId,
-    heartbeatInterval: 300,
-    sessionTimeout,
-    rebalanceTimeout: 10000,
-    maxWaitTimeInMs: 300,
-  })
-  recordRequests(consumer)
+function member(g, name, { sessionTimeout = 6000, hold = null } = {}) {
+  const consumer = recordRequests(
+    kafka.consumer({ groupId: g.groupId, heartbeatInterval: 300, sessionTimeout, rebalanceTimeout: 10000, maxWaitTimeInMs: 300 })
+  )
   const state = { name, consumer, assignment: [], memberId: null, joins: 0 }
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    state.assignment = (payload.memberAssignment[topic] || []).slice().sort()
+    state.assignment = (payload.memberAssignment[g.topic] || []).slice().sort()
     state.memberId = payload.memberId
     state.joins++
   })
@@ -736,11 +770,11 @@ function member(groupId, name, topic, log, { sessionTimeout = 6000, hold = null 
   })
   state.start = async () => {
     await consumer.connect()
-    await consumer.subscribe({ topic, fromBeginning: true })
+    await consumer.subscribe({ topic: g.topic, fromBeginning: true })
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         const offset = Number(message.offset)
-        log.push({ member: name, partition, offset, key: asString(message.key), value: asString(message.value) })
+        g.log.push({ member: name, partition, offset, key: asString(message.key), value: asString(message.value) })
         if (hold && offset === hold.offset && !hold.held) {
           hold.held = { partition, at: Date.now() }
           await hold.until
@@ -751,219 +785,180 @@ function member(groupId, name, topic, log, { sessionTimeout = 6000, hold = null 
   return state
 }
 
-async function produceGroupRecords(topic, from, count) {
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-  await producer.connect()
+// Records [from, from + count) on every partition.
+async function produceGroupRecords(g, from, count) {
+  const producer = await connectedProducer()
   const messages = []
-  for (let p = 0; p < GROUP_PARTITIONS; p++) {
-    for (let i = from; i < from + count; i++) messages.push({ partition: p, key: `g-${p}-${i}`, value: `group record ${p}/${i}` })
+  for (const p of ALL) {
+    for (const i of range(from, from + count)) messages.push({ partition: p, key: `g-${p}-${i}`, value: `group record ${p}/${i}` })
   }
-  const metadata = await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages })
+  const metadata = await producer.send({ topic: g.topic, acks: -1, compression: CompressionTypes.GZIP, messages })
   for (const m of metadata) assert.equal(m.baseOffset, String(from), `partition ${m.partition} base offset`)
   await producer.disconnect()
 }
 
-// Every (partition, offset) in `want` was delivered exactly once among
-// `entries`, with its key and value, and nothing else was.
-function exactlyOnce(entries, want, what) {
+// Records [from, to) of every partition delivered exactly once among
+// `entries`, with their keys and values, and nothing else.
+function exactlyOnce(entries, from, to, what) {
   const ids = entries.map(e => `${e.partition}:${e.offset}`)
   assert.equal(new Set(ids).size, ids.length, `${what}: a record delivered twice`)
-  assert.deepEqual(ids.slice().sort(), want.slice().sort(), `${what}: the records delivered`)
+  const want = ALL.flatMap(p => range(from, to).map(i => `${p}:${i}`))
+  assert.deepEqual(ids.slice().sort(), want.sort(), `${what}: the records delivered`)
   for (const e of entries) {
     assert.equal(e.key, `g-${e.partition}-${e.offset}`)
     assert.equal(e.value, `group record ${e.partition}/${e.offset}`)
   }
 }
 
-const ids = (from, to) => {
-  const out = []
-  for (let p = 0; p < GROUP_PARTITIONS; p++) for (let i = from; i < to; i++) out.push(`${p}:${i}`)
-  return out
+// Produces [from, to) on every partition and checks each record went
+// exactly once to the member owning its partition.
+async function consumeExactlyOnce(g, from, to, members, what) {
+  g.log.length = 0
+  await produceGroupRecords(g, from, to - from)
+  const total = GROUP_PARTITIONS * (to - from)
+  await waitFor(`${total} records consumed ${what}`, async () => ({ done: g.log.length >= total, seen: g.log.length }))
+  await sleep(1000)
+  exactlyOnce(g.log, from, to, what)
+  const owners = Object.fromEntries(members.map(m => [m.name, m]))
+  for (const e of g.log) {
+    assert.ok(owners[e.member].assignment.includes(e.partition), `${e.member} consumed partition ${e.partition} it was not assigned`)
+  }
+  await waitCommitted(g.admin, g.groupId, g.topic, everyPartition(GROUP_PARTITIONS, to))
 }
 
-async function consumerGroup(admin, topic) {
-  assert.equal(await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: GROUP_PARTITIONS }] }), true)
-  const groupId = `kjs-group-${suffix}`
-  const log = []
-  const one = member(groupId, 'one', topic, log)
-  const two = member(groupId, 'two', topic, log)
-  await one.start()
-  await two.start()
-  const all = [...Array(GROUP_PARTITIONS).keys()]
-  await waitFor('both members assigned half the partitions each', async () => {
-    const union = [...one.assignment, ...two.assignment].sort()
-    return {
-      done: one.assignment.length > 0 && two.assignment.length > 0 && JSON.stringify(union) === JSON.stringify(all),
-      seen: [one.assignment, two.assignment],
-    }
-  })
-  let described = await describeGroup(admin, groupId)
+// Waits until `a` and `b` (and `also()`) each hold some partitions and
+// together every partition.
+async function waitShared(a, b, what, also = () => true) {
+  await waitFor(what, async () => ({
+    done: also() && a.assignment.length > 0 && b.assignment.length > 0 && sameSet([...a.assignment, ...b.assignment], ALL),
+    seen: [a.assignment, b.assignment],
+  }))
+}
+
+async function waitTakesAll(m, joinsBefore, what) {
+  await waitFor(what, async () => ({
+    done: m.joins > joinsBefore && sameSet(m.assignment, ALL),
+    seen: [m.joins, m.assignment],
+  }))
+}
+
+async function checkMembers(g, members) {
+  const described = await describeGroup(g.admin, g.groupId)
   assert.equal(described.state, 'Stable')
   assert.deepEqual(
-    described.members.map(m => [m.memberId, (decodeAssignment(m)[topic] || []).slice().sort()]).sort(),
-    [
-      [one.memberId, one.assignment],
-      [two.memberId, two.assignment],
-    ].sort()
+    described.members.map(m => [m.memberId, (decodeAssignment(m)[g.topic] || []).slice().sort()]).sort(),
+    members.map(m => [m.memberId, m.assignment]).sort()
   )
   for (const m of described.members) {
-    const subscription = AssignerProtocol.MemberMetadata.decode(m.memberMetadata)
-    assert.deepEqual(subscription.topics, [topic], 'each member\'s subscription')
-    assert.equal(m.clientId, 'conveyor-kafkajs')
-    assert.equal(m.clientHost, '/127.0.0.1', 'Kafka writes the member\'s address as /IP')
+    assert.deepEqual(AssignerProtocol.MemberMetadata.decode(m.memberMetadata).topics, [g.topic], "each member's subscription")
+    assert.equal(m.clientId, CLIENT_ID)
+    assert.equal(m.clientHost, '/127.0.0.1', "Kafka writes the member's address as /IP")
   }
-  ok(`two members joined: one has ${JSON.stringify(one.assignment)}, two has ${JSON.stringify(two.assignment)}; describeGroups agrees, with each subscription and client`)
+}
 
-  await produceGroupRecords(topic, 0, 100)
-  await waitFor('400 records consumed', async () => ({ done: log.length >= 400, seen: log.length }))
-  await sleep(1000)
-  exactlyOnce(log, ids(0, 100), 'two members')
-  for (const e of log) {
-    const owner = e.member === 'one' ? one : two
-    assert.ok(owner.assignment.includes(e.partition), `${e.member} consumed partition ${e.partition} it was not assigned`)
-  }
-  const every = offset => Object.fromEntries(all.map(p => [p, String(offset)]))
-  await waitFor('offsets 100 committed on every partition', async () => {
-    const seen = await committed(admin, groupId, topic)
-    return { done: JSON.stringify(seen) === JSON.stringify(every(100)), seen }
-  })
+async function twoMembersThenOne(g) {
+  const one = member(g, 'one')
+  const two = member(g, 'two')
+  await one.start()
+  await two.start()
+  await waitShared(one, two, 'both members assigned some partitions')
+  await checkMembers(g, [one, two])
+  ok(`two members joined: one has ${JSON.stringify(one.assignment)}, two has ${JSON.stringify(two.assignment)}; describeGroups agrees, with each subscription and client`)
+  await consumeExactlyOnce(g, 0, 100, [one, two], 'by two members')
   ok('400 records consumed exactly once, each by the member owning its partition; 100 committed on each partition')
 
   const taken = two.assignment
   const joinsBefore = one.joins
-  log.length = 0
   await two.consumer.disconnect()
-  await waitFor('member one to take every partition', async () => ({
-    done: one.joins > joinsBefore && JSON.stringify(one.assignment) === JSON.stringify(all),
-    seen: [one.joins, one.assignment],
-  }))
-  described = await describeGroup(admin, groupId)
-  assert.equal(described.state, 'Stable')
-  assert.equal(described.members.length, 1)
-  assert.equal(described.members[0].memberId, one.memberId)
-  assert.deepEqual(decodeAssignment(described.members[0])[topic].slice().sort(), all)
+  await waitTakesAll(one, joinsBefore, 'member one to take every partition')
+  await checkMembers(g, [one])
   ok(`member two left: a rebalance gave member one its partitions ${JSON.stringify(taken)} too`)
-
-  await produceGroupRecords(topic, 100, 50)
-  await waitFor('200 more records consumed', async () => ({ done: log.length >= 200, seen: log.length }))
-  await sleep(1000)
-  exactlyOnce(log, ids(100, 150), 'after the rebalance')
-  assert.ok(log.every(e => e.member === 'one'))
+  await consumeExactlyOnce(g, 100, 150, [one], 'after the rebalance')
   ok('200 more records consumed exactly once by member one, the taken partitions from their committed offsets')
+  return { one, taken }
+}
 
-  log.length = 0
-  one.consumer.seek({ topic, partition: taken[0], offset: '10' })
-  await waitFor(`partition ${taken[0]} read again from offset 10`, async () => ({
-    done: log.filter(e => e.partition === taken[0]).length >= 140,
-    seen: log.length,
+// Seeks `m` on `partition` to `offset` and checks it is given that
+// partition's records from `first` to 149 again, in order, and nothing else.
+async function seekAndCheck(g, m, partition, offset, first) {
+  g.log.length = 0
+  m.consumer.seek({ topic: g.topic, partition, offset })
+  const count = 150 - first
+  await waitFor(`partition ${partition} read again from ${first}`, async () => ({
+    done: g.log.length >= count,
+    seen: g.log.length,
   }))
   await sleep(500)
-  const again = log.filter(e => e.partition === taken[0])
-  assert.equal(again[0].offset, 10, 'the first record after seek')
   assert.deepEqual(
-    again.map(e => e.offset),
-    [...Array(140).keys()].map(i => i + 10),
-    'the records after seek, in order, once each'
+    g.log.map(e => [e.partition, e.offset]),
+    range(first, 150).map(i => [partition, i]),
+    `the records after seeking partition ${partition} to ${offset}, in order, once each`
   )
-  assert.ok(log.every(e => e.partition === taken[0]), 'seek re-read only its partition')
+}
+
+async function seeks(g, one, taken) {
+  await seekAndCheck(g, one, taken[0], '10', 10)
   ok(`seek: partition ${taken[0]} read again from offset 10 to 149, in order`)
-
-  // A seek below the low watermark: the broker answers OFFSET_OUT_OF_RANGE
-  // and KafkaJS starts again from the earliest offset left.
-  log.length = 0
-  await admin.deleteTopicRecords({ topic, partitions: [{ partition: taken[1], offset: '20' }] })
-  one.consumer.seek({ topic, partition: taken[1], offset: '5' })
-  await waitFor(`partition ${taken[1]} read again from offset 20`, async () => ({
-    done: log.filter(e => e.partition === taken[1]).length >= 130,
-    seen: log.length,
-  }))
-  await sleep(500)
-  assert.deepEqual(
-    log.map(e => [e.partition, e.offset]),
-    [...Array(130).keys()].map(i => [taken[1], i + 20]),
-    'the records after a seek below the low watermark, in order, once each'
-  )
+  // Below the low watermark: the broker answers OFFSET_OUT_OF_RANGE and
+  // KafkaJS starts again from the earliest offset left.
+  await g.admin.deleteTopicRecords({ topic: g.topic, partitions: [{ partition: taken[1], offset: '20' }] })
+  await seekAndCheck(g, one, taken[1], '5', 20)
   ok(`seek below the low watermark (records below 20 deleted): partition ${taken[1]} read again from 20 to 149`)
-  await waitFor('offsets 150 committed on every partition', async () => {
-    const seen = await committed(admin, groupId, topic)
-    return { done: JSON.stringify(seen) === JSON.stringify(every(150)), seen }
-  })
+  await waitCommitted(g.admin, g.groupId, g.topic, everyPartition(GROUP_PARTITIONS, 150))
   ok('150 committed on every partition, read back by fetchOffsets')
+}
 
-  // A third member joins, then stops heartbeating inside a record: when its
-  // session expires the broker drops it, member one takes its partitions and
-  // reads again what it had not committed; let go, the third member finds
-  // itself unknown and joins again.
+// A third member joins, then stops heartbeating inside a record: when its
+// session expires the broker drops it, member one takes its partitions and
+// reads again what it had not committed; let go, the third member finds
+// itself unknown and joins again.
+async function sessionExpires(g, one) {
   let release
   const hold = { offset: 150, until: new Promise(resolve => (release = resolve)) }
-  const three = member(groupId, 'three', topic, log, { sessionTimeout: 2000, hold })
+  const three = member(g, 'three', { sessionTimeout: 2000, hold })
   await three.start()
-  await waitFor('members one and three to share the partitions', async () => {
-    const union = [...one.assignment, ...three.assignment].sort()
-    return {
-      done: three.assignment.length > 0 && one.assignment.length > 0 && JSON.stringify(union) === JSON.stringify(all),
-      seen: [one.assignment, three.assignment],
-    }
-  })
-  const threeHad = three.assignment
+  await waitShared(one, three, 'members one and three to share the partitions')
   const firstMemberId = three.memberId
-  ok(`member three joined: it has ${JSON.stringify(threeHad)}, member one ${JSON.stringify(one.assignment)}`)
-  log.length = 0
+  ok(`member three joined: it has ${JSON.stringify(three.assignment)}, member one ${JSON.stringify(one.assignment)}`)
+
+  g.log.length = 0
   const joinsBeforeExpiry = one.joins
-  await produceGroupRecords(topic, 150, 1)
-  await waitFor('member three to stop in a record', async () => ({ done: hold.held !== undefined, seen: log }))
-  await waitFor('member one to take every partition after member three\'s session expired', async () => ({
-    done: one.joins > joinsBeforeExpiry && JSON.stringify(one.assignment) === JSON.stringify(all),
-    seen: [one.joins, one.assignment],
-  }))
+  await produceGroupRecords(g, 150, 1)
+  await waitFor('member three to stop in a record', async () => ({ done: hold.held !== undefined, seen: g.log }))
+  await waitTakesAll(one, joinsBeforeExpiry, "member one to take every partition after member three's session expired")
   const expiredAfter = Date.now() - hold.held.at
-  await waitFor('offset 150 of every partition consumed by member one', async () => {
-    const byOne = log.filter(e => e.member === 'one').map(e => e.partition).sort()
-    return { done: JSON.stringify(byOne) === JSON.stringify(all), seen: log }
-  })
-  await waitFor('offsets 151 committed on every partition', async () => {
-    const seen = await committed(admin, groupId, topic)
-    return { done: JSON.stringify(seen) === JSON.stringify(every(151)), seen }
-  })
-  described = await describeGroup(admin, groupId)
-  assert.deepEqual(described.members.map(m => m.memberId), [one.memberId])
+  await waitCommitted(g.admin, g.groupId, g.topic, everyPartition(GROUP_PARTITIONS, 151))
+  await checkMembers(g, [one])
   // Member three was given only the record it stopped in; member one read
   // each partition's record once, that one again (never committed).
-  const byThree = log.filter(e => e.member === 'three')
-  assert.deepEqual(byThree.map(e => [e.partition, e.offset]), [[hold.held.partition, 150]])
-  exactlyOnce(log.filter(e => e.member === 'one'), ids(150, 151), 'after the session expired')
+  assert.deepEqual(
+    g.log.filter(e => e.member === 'three').map(e => [e.partition, e.offset]),
+    [[hold.held.partition, 150]]
+  )
+  exactlyOnce(g.log.filter(e => e.member === 'one'), 150, 151, 'after the session expired')
   ok(`member three, silent in a record, was dropped ${(expiredAfter / 1000).toFixed(1)} s later; member one took its partitions and read the uncommitted record again`)
 
   const threeJoins = three.joins
   release()
-  await waitFor('member three to join again', async () => {
-    const union = [...one.assignment, ...three.assignment].sort()
-    return {
-      done: three.joins > threeJoins && three.assignment.length > 0 && JSON.stringify(union) === JSON.stringify(all),
-      seen: [three.joins, one.assignment, three.assignment],
-    }
-  })
+  await waitShared(one, three, 'member three to join again', () => three.joins > threeJoins)
   assert.notEqual(three.memberId, firstMemberId, 'a dropped member joins again with a new member id')
-  described = await describeGroup(admin, groupId)
-  assert.deepEqual(described.members.map(m => m.memberId).sort(), [one.memberId, three.memberId].sort())
-  log.length = 0
-  await produceGroupRecords(topic, 151, 20)
-  await waitFor('80 more records consumed', async () => ({ done: log.length >= 80, seen: log.length }))
-  await sleep(1000)
-  exactlyOnce(log, ids(151, 171), 'after member three joined again')
-  for (const e of log) {
-    const owner = e.member === 'one' ? one : three
-    assert.ok(owner.assignment.includes(e.partition), `${e.member} consumed partition ${e.partition} it was not assigned`)
-  }
-  await waitFor('offsets 171 committed on every partition', async () => {
-    const seen = await committed(admin, groupId, topic)
-    return { done: JSON.stringify(seen) === JSON.stringify(every(171)), seen }
-  })
+  await checkMembers(g, [one, three])
+  await consumeExactlyOnce(g, 151, 171, [one, three], 'after member three joined again')
   ok(`member three joined again (a new member id, ${JSON.stringify(three.assignment)}); 80 more records consumed exactly once, 171 committed on every partition`)
   await three.consumer.disconnect()
-  await one.consumer.disconnect()
-  return groupId
 }
+
+async function consumerGroup(admin, topic) {
+  await createTopic(admin, topic, GROUP_PARTITIONS)
+  const g = { admin, topic, groupId: `kjs-group-${suffix}`, log: [] }
+  const { one, taken } = await twoMembersThenOne(g)
+  await seeks(g, one, taken)
+  await sessionExpires(g, one)
+  await one.consumer.disconnect()
+  return g.groupId
+}
+
+// --- deleting what the run made --------------------------------------------
 
 async function cleanUp(admin, groupIds, topics) {
   const deleted = await admin.deleteGroups(groupIds)
@@ -992,24 +987,29 @@ async function cleanUp(admin, groupIds, topics) {
 
 async function main() {
   console.log(`KafkaJS ${kafkajsVersion} against ${bootstrap}`)
-  const admin = kafka.admin()
-  recordRequests(admin)
+  const admin = recordRequests(kafka.admin())
   await admin.connect()
-  const topic = `kjs-records-${suffix}`
-  const idemTopic = `kjs-idempotent-${suffix}`
+  const topics = {
+    topic: `kjs-records-${suffix}`,
+    idemTopic: `kjs-idempotent-${suffix}`,
+    edgeTopic: `kjs-append-time-${suffix}`,
+  }
   const groupTopic = `kjs-group-${suffix}`
 
-  const defaulted = await adminTopics(admin, topic)
-  await produceRecords(topic)
-  assert.equal(await admin.createTopics({ waitForLeaders: true, topics: [{ topic: idemTopic, numPartitions: 2 }] }), true)
-  await produceIdempotent(idemTopic)
-  const edgeTopic = `kjs-append-time-${suffix}`
-  const edges = await produceEdges(admin, edgeTopic)
-  const readerGroup = await readBack(admin, topic, idemTopic, edgeTopic, edges)
+  const defaulted = await createAndList(admin, topics.topic)
+  await describeTopicAndBroker(admin, topics.topic)
+  await alterTopic(admin, topics.topic)
+  await growTopic(admin, topics.topic)
+  await refusals(admin)
+  await produceRecords(topics.topic)
+  await createTopic(admin, topics.idemTopic, 2)
+  await produceIdempotent(topics.idemTopic)
+  const edges = await produceEdges(admin, topics.edgeTopic)
+  const reader = await readBack(admin, topics, edges)
   const small = await smallFetches(admin)
-  await offsets(admin, topic, readerGroup)
+  await offsets(admin, topics.topic, reader)
   const group = await consumerGroup(admin, groupTopic)
-  await cleanUp(admin, [readerGroup, group, small.groupId], [topic, idemTopic, edgeTopic, groupTopic, defaulted, small.topic])
+  await cleanUp(admin, [reader, group, small.groupId], [...Object.values(topics), groupTopic, defaulted, small.topic])
   await admin.disconnect()
 
   const used = [...versionsUsed].map(([api, v]) => `${api} v${[...v].sort().join('/')}`).sort()
