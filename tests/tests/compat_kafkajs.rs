@@ -1,18 +1,23 @@
 //! KafkaJS 2.2.4, unchanged, against the in-process broker on the smol
 //! runtime: tests/compat/js/kafkajs.js.
 //!
-//! The script checks the values every call answers: the admin API
-//! (createTopics, listTopics, fetchTopicMetadata, describeCluster,
-//! describeConfigs, alterConfigs, createPartitions, fetchTopicOffsets,
+//! The script checks the values every call answers, not only that it
+//! returned: the admin API (createTopics, listTopics, fetchTopicMetadata,
+//! describeCluster, describeConfigs with sources and synonyms,
+//! alterConfigs, createPartitions, fetchTopicOffsets,
 //! fetchTopicOffsetsByTimestamp, deleteTopicRecords, listGroups,
 //! describeGroups, fetchOffsets, setOffsets, resetOffsets, deleteGroups,
-//! deleteTopics); a producer (acks -1, gzip, keys, headers, timestamps, each
-//! base offset) and an idempotent one (producer id, epoch and sequences read
-//! back); every record consumed back; a group of two members consuming
-//! every record exactly once, committing, one leaving and the other taking
-//! its partitions from the committed offsets, and a seek. KafkaJS speaks
-//! only pre-flexible versions of each API, so this is also the broker's
-//! answer to those versions.
+//! deleteTopics) and its refusals (bad names and values, 3 replicas, a
+//! shrink, unknown topics and groups); producers with acks -1, 1 and 0, gzip,
+//! keys, headers, timestamps and each base offset, an idempotent one (producer
+//! id, epoch and sequences read back), a `LogAppendTime` topic and a batch
+//! over `max.message.bytes`; every record consumed back, also through fetch
+//! limits smaller than a batch; and a group on four partitions: two members
+//! consuming every record exactly once and committing, one leaving and the
+//! other taking its partitions from the committed offsets, seeks (one below
+//! the low watermark), a member dropped when its session expires and joining
+//! again. KafkaJS speaks only pre-flexible versions of each API (the script
+//! prints the ones it used), so this is also the broker's answer to those.
 //!
 //! Needs Node.js with npm (`apt-get install -y nodejs npm`; scripts/test
 //! installs them). A missing `node` or `npm` FAILS this test with that
@@ -56,14 +61,16 @@ fn require(program: &str) {
 
 /// The harness folder under `CARGO_TARGET_TMPDIR`: the script and its
 /// package files copied from `tests/compat/js`, KafkaJS installed by
-/// `npm ci` unless the same lock file was installed there before.
+/// `npm ci` unless the same lock file was installed there before and KafkaJS
+/// is still there.
 fn harness() -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat/js");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-js");
     fs::create_dir_all(&dir).expect("create the harness directory");
     let lock = fs::read(source.join("package-lock.json")).expect("read package-lock.json");
     let installed = dir.join("installed-package-lock.json");
-    if fs::read(&installed).ok().as_ref() != Some(&lock) {
+    let present = dir.join("node_modules/kafkajs/package.json").is_file();
+    if !present || fs::read(&installed).ok().as_ref() != Some(&lock) {
         for file in ["package.json", "package-lock.json"] {
             fs::copy(source.join(file), dir.join(file)).expect("copy the package files");
         }
