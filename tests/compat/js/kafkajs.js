@@ -289,6 +289,36 @@ async function describeTopicAndBroker(admin, topic) {
   checkEntry(broker, 'num.partitions', String(BROKER_NUM_PARTITIONS), ConfigSource.STATIC_BROKER_CONFIG)
   checkEntry(broker, 'log.segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
   ok('describeConfigs of the broker: num.partitions and log.segment.bytes from its configuration')
+  const everything = await describeConfigs(admin, ConfigResourceTypes.BROKER, String(NODE_ID), undefined, false)
+  checkEntry(everything, 'log.segment.bytes', BROKER_SEGMENT_BYTES, ConfigSource.STATIC_BROKER_CONFIG)
+  assert.ok(Object.values(everything).every(e => e.configSource !== ConfigSource.UNKNOWN), 'a broker setting with an unknown source')
+  ok(`describeConfigs of every broker setting: ${Object.keys(everything).length} settings, each with its source`)
+}
+
+// A dynamic broker setting (AlterConfigs on the broker resource) followed
+// by a topic that does not set its own; replaced by an empty set, gone.
+async function alterBroker(admin, topic) {
+  const alter = configEntries =>
+    admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.BROKER, name: String(NODE_ID), configEntries }] })
+  const threeDays = '259200000'
+  await alter([{ name: 'log.retention.ms', value: threeDays }])
+  const broker = await describeConfigs(admin, ConfigResourceTypes.BROKER, String(NODE_ID), ['log.retention.ms'], false)
+  checkEntry(broker, 'log.retention.ms', threeDays, ConfigSource.DYNAMIC_BROKER_CONFIG)
+  let entries = await topicConfigs(admin, topic, ['retention.ms'])
+  checkEntry(entries, 'retention.ms', threeDays, ConfigSource.DYNAMIC_BROKER_CONFIG)
+  const synonyms = entries['retention.ms'].configSynonyms
+  assert.ok(
+    synonyms.some(s => s.configName === 'log.retention.ms' && s.configValue === threeDays && s.configSource === ConfigSource.DYNAMIC_BROKER_CONFIG),
+    `retention.ms synonyms: ${JSON.stringify(synonyms)}`
+  )
+  ok('alterConfigs of the broker: log.retention.ms described back as a dynamic broker setting, and the topic follows it')
+  await rejectsWith('INVALID_REQUEST', 'alterConfigs of num.partitions, a broker setting read at startup only', () =>
+    alter([{ name: 'num.partitions', value: '7' }])
+  )
+  await alter([])
+  entries = await topicConfigs(admin, topic, ['retention.ms'])
+  checkEntry(entries, 'retention.ms', DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
+  ok("alterConfigs of the broker with no settings: the topic is back on Kafka's default")
 }
 
 async function alterTopic(admin, topic) {
@@ -1006,6 +1036,7 @@ async function main() {
   const defaulted = await createAndList(admin, topics.topic)
   await describeTopicAndBroker(admin, topics.topic)
   await alterTopic(admin, topics.topic)
+  await alterBroker(admin, topics.topic)
   await growTopic(admin, topics.topic)
   await refusals(admin)
   await produceRecords(topics.topic)
