@@ -4,7 +4,7 @@
 //! The script checks the values every call answers, not only that it
 //! returned: the admin API (createTopics, listTopics, fetchTopicMetadata,
 //! describeCluster, describeConfigs with sources and synonyms,
-//! alterConfigs, createPartitions, fetchTopicOffsets,
+//! alterConfigs of a topic and of a dynamic broker setting, createPartitions, fetchTopicOffsets,
 //! fetchTopicOffsetsByTimestamp, deleteTopicRecords, listGroups,
 //! describeGroups, fetchOffsets, setOffsets, resetOffsets, deleteGroups,
 //! deleteTopics) and its refusals (bad names and values, 3 replicas, a

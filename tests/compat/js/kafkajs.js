@@ -8,7 +8,9 @@
 //             listTopics, fetchTopicMetadata, describeCluster, describeConfigs
 //             (values, sources and synonyms; every setting; the broker),
 //             alterConfigs (the topic's settings replaced; validateOnly; bad
-//             values and keys refused), createPartitions (a shrink refused),
+//             values and keys refused; a dynamic broker setting followed by a
+//             topic, a startup-only one refused), createPartitions (a shrink
+//             refused),
 //             fetchTopicOffsets, fetchTopicOffsetsByTimestamp (CreateTime and
 //             LogAppendTime), deleteTopicRecords, listGroups, describeGroups,
 //             fetchOffsets (with metadata), setOffsets, resetOffsets,
