@@ -43,6 +43,7 @@ const {
   ConfigResourceTypes,
   ConfigSource,
   AssignerProtocol,
+  PartitionAssigners,
   Partitioners,
 } = require('kafkajs')
 const kafkajsVersion = require('kafkajs/package.json').version
@@ -791,21 +792,41 @@ async function offsets(admin, topic, groupId) {
 const GROUP_PARTITIONS = 4
 const ALL = range(0, GROUP_PARTITIONS)
 
+// An assignor no other member offers: a group must never choose it, so
+// assigning with it fails the run.
+const LONE_ASSIGNER = 'KjsLoneAssigner'
+const loneAssigner = () => ({
+  name: LONE_ASSIGNER,
+  version: 1,
+  protocol: ({ topics }) => ({ name: LONE_ASSIGNER, metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics }) }),
+  assign: async () => {
+    throw new Error(`the broker chose ${LONE_ASSIGNER}, which not every member offers`)
+  },
+})
+
 // A group member logging every record it is given. With `hold`, it stops in
 // its first record at offset `hold.offset` until `hold.until` resolves: KafkaJS
 // sends no heartbeat meanwhile, so its session can expire.
-function member(g, name, { sessionTimeout = 6000, hold = null } = {}) {
+function member(g, name, { sessionTimeout = 6000, hold = null, partitionAssigners = [PartitionAssigners.roundRobin] } = {}) {
   const consumer = recordRequests(
-    kafka.consumer({ groupId: g.groupId, heartbeatInterval: 300, sessionTimeout, rebalanceTimeout: 10000, maxWaitTimeInMs: 300 })
+    kafka.consumer({
+      groupId: g.groupId,
+      heartbeatInterval: 300,
+      sessionTimeout,
+      rebalanceTimeout: 10000,
+      maxWaitTimeInMs: 300,
+      partitionAssigners,
+    })
   )
-  const state = { name, consumer, assignment: [], memberId: null, joins: 0 }
+  const state = { name, consumer, assignment: [], memberId: null, joins: 0, crash: null }
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     state.assignment = (payload.memberAssignment[g.topic] || []).slice().sort()
     state.memberId = payload.memberId
     state.joins++
   })
   consumer.on(consumer.events.CRASH, ({ payload }) => {
-    console.error(`${name} crashed: ${payload.error && payload.error.stack}`)
+    state.crash = payload.error
+    if (!state.crashExpected) console.error(`${name} crashed: ${payload.error && payload.error.stack}`)
   })
   state.start = async () => {
     await consumer.connect()
@@ -884,6 +905,7 @@ async function waitTakesAll(m, joinsBefore, what) {
 async function checkMembers(g, members) {
   const described = await describeGroup(g.admin, g.groupId)
   assert.equal(described.state, 'Stable')
+  assert.equal(described.protocol, 'RoundRobinAssigner', 'the one assignor every member offers')
   assert.deepEqual(
     described.members.map(m => [m.memberId, (decodeAssignment(m)[g.topic] || []).slice().sort()]).sort(),
     members.map(m => [m.memberId, m.assignment]).sort()
@@ -954,7 +976,10 @@ async function seeks(g, one, taken) {
 async function sessionExpires(g, one) {
   let release
   const hold = { offset: 150, until: new Promise(resolve => (release = resolve)) }
-  const three = member(g, 'three', { sessionTimeout: 2000, hold })
+  // It offers an assignor the others do not, first: the group must still
+  // choose the one they all offer.
+  const partitionAssigners = [loneAssigner, PartitionAssigners.roundRobin]
+  const three = member(g, 'three', { sessionTimeout: 2000, hold, partitionAssigners })
   await three.start()
   await waitShared(one, three, 'members one and three to share the partitions')
   const firstMemberId = three.memberId
@@ -984,7 +1009,25 @@ async function sessionExpires(g, one) {
   await checkMembers(g, [one, three])
   await consumeExactlyOnce(g, 151, 171, [one, three], 'after member three joined again')
   ok(`member three joined again (a new member id, ${JSON.stringify(three.assignment)}); 80 more records consumed exactly once, 171 committed on every partition`)
-  await three.consumer.disconnect()
+  return three
+}
+
+// A member offering only an assignor no other member offers is refused
+// INCONSISTENT_GROUP_PROTOCOL, and the group goes on without a rebalance.
+async function inconsistentProtocol(g, members) {
+  const joins = members.map(m => m.joins)
+  const four = member(g, 'four', { partitionAssigners: [loneAssigner] })
+  four.crashExpected = true
+  await four.start()
+  await waitFor('member four to be refused', async () => ({ done: four.crash !== null, seen: four.joins }))
+  let cause = four.crash
+  while (cause.cause) cause = cause.cause
+  assert.equal(cause.type, 'INCONSISTENT_GROUP_PROTOCOL', `member four: ${four.crash.stack}`)
+  assert.equal(four.joins, 0)
+  await sleep(1000)
+  assert.deepEqual(members.map(m => m.joins), joins, 'a refused member caused a rebalance')
+  await checkMembers(g, members)
+  ok('a member offering only an assignor the group does not use refused with INCONSISTENT_GROUP_PROTOCOL; no rebalance')
 }
 
 async function consumerGroup(admin, topic) {
@@ -992,7 +1035,9 @@ async function consumerGroup(admin, topic) {
   const g = { admin, topic, groupId: `kjs-group-${suffix}`, log: [] }
   const { one, taken } = await twoMembersThenOne(g)
   await seeks(g, one, taken)
-  await sessionExpires(g, one)
+  const three = await sessionExpires(g, one)
+  await inconsistentProtocol(g, [one, three])
+  await three.consumer.disconnect()
   await one.consumer.disconnect()
   return g.groupId
 }
