@@ -10,9 +10,9 @@
 //             alterConfigs (the topic's settings replaced; validateOnly; bad
 //             values and keys refused; a dynamic broker setting followed by a
 //             topic, a startup-only one refused), createPartitions (a shrink
-//             refused),
-//             fetchTopicOffsets, fetchTopicOffsetsByTimestamp (CreateTime and
-//             LogAppendTime), deleteTopicRecords, listGroups, describeGroups,
+//             refused), fetchTopicOffsets, fetchTopicOffsetsByTimestamp
+//             (CreateTime and LogAppendTime), deleteTopicRecords, listGroups,
+//             describeGroups,
 //             fetchOffsets (with metadata), setOffsets, resetOffsets,
 //             deleteGroups, deleteTopics; UNKNOWN_TOPIC_OR_PARTITION for each
 //             request naming a topic that does not exist;
@@ -20,14 +20,16 @@
 //             (repeated), timestamps, each RecordMetadata's base offset and
 //             append time; an idempotent producer (producer id, epoch and
 //             sequences read back from the batches); a topic created by a
-//             producer's Metadata request; MESSAGE_TOO_LARGE;
+//             producer's Metadata request; MESSAGE_TOO_LARGE; one request
+//             for two topics (sendBatch);
 //   consumer  every record read back with its key, value, headers, timestamp
 //             and batch, and the high watermark; fetch limits smaller than a
 //             batch; a group on a four-partition topic: two members consuming
 //             every record exactly once and committing, one leaving and the
 //             other taking its partitions from the committed offsets, seeks
 //             (one below the low watermark), a member dropped when its session
-//             expires and joining again.
+//             expires and joining again; the assignor every member offers
+//             chosen, a member offering none of theirs refused.
 //
 // Usage: node kafkajs.js --bootstrap 127.0.0.1:PORT
 // The broker runs with num.partitions=3, log.segment.bytes=104857600 and a
@@ -469,6 +471,32 @@ async function produceIdempotent(topic) {
   }
   await producer.disconnect()
   ok('idempotent producer: 3 sends of 20 records to 2 partitions, every base offset as expected')
+}
+
+// One Produce request for two topics (sendBatch): each topic's partition
+// answered with its own base offset.
+async function sendBatchTwoTopics(admin) {
+  const names = [`kjs-batch-a-${suffix}`, `kjs-batch-b-${suffix}`]
+  for (const t of names) await createTopic(admin, t, 1)
+  const producer = await connectedProducer()
+  const counts = [2, 3]
+  for (let s = 0; s < 2; s++) {
+    const topicMessages = names.map((topic, t) => ({
+      topic,
+      messages: range(0, counts[t]).map(i => ({ key: `${t}-${s}-${i}`, value: `batch ${s} record ${i}` })),
+    }))
+    const metadata = await producer.sendBatch({ acks: -1, compression: CompressionTypes.GZIP, topicMessages })
+    assert.deepEqual(
+      metadata.map(m => [m.topicName, m.partition, m.errorCode, m.baseOffset]).sort(),
+      names.map((topic, t) => [topic, 0, 0, String(s * counts[t])]).sort()
+    )
+  }
+  await producer.disconnect()
+  for (const [t, topic] of names.entries()) {
+    assert.deepEqual((await offsetsOf(admin, topic))[0], { offset: String(2 * counts[t]), high: String(2 * counts[t]), low: '0' })
+  }
+  ok('sendBatch: one Produce request for two topics, twice; each answered its own base offset, the high watermarks 4 and 6')
+  return names
 }
 
 function checkIdempotent(idem) {
@@ -1089,13 +1117,14 @@ async function main() {
   await produceRecords(topics.topic)
   await createTopic(admin, topics.idemTopic, 2)
   await produceIdempotent(topics.idemTopic)
+  const batchTopics = await sendBatchTwoTopics(admin)
   const edges = await produceEdges(admin, topics.edgeTopic)
   const reader = await readBack(admin, topics, edges)
   const small = await smallFetches(admin)
   // Independent (their own topics and groups), so they overlap: setOffsets
   // and resetOffsets spend most of their time waiting.
   const [, group] = await Promise.all([offsets(admin, topics.topic, reader), consumerGroup(admin, groupTopic)])
-  await cleanUp(admin, [reader, group, small.groupId], [...Object.values(topics), groupTopic, defaulted, small.topic])
+  await cleanUp(admin, [reader, group, small.groupId], [...Object.values(topics), ...batchTopics, groupTopic, defaulted, small.topic])
   await admin.disconnect()
 
   const used = [...versionsUsed].map(([api, v]) => `${api} v${[...v].sort().join('/')}`).sort()
