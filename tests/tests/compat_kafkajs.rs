@@ -3,23 +3,23 @@
 //!
 //! The script checks the values every call answers, not only that it
 //! returned: the admin API (createTopics, listTopics, fetchTopicMetadata,
-//! describeCluster, describeConfigs with sources and synonyms,
-//! alterConfigs of a topic and of a dynamic broker setting, createPartitions, fetchTopicOffsets,
-//! fetchTopicOffsetsByTimestamp, deleteTopicRecords, listGroups,
-//! describeGroups, fetchOffsets, setOffsets, resetOffsets, deleteGroups,
-//! deleteTopics) and its refusals (bad names and values, 3 replicas, a
-//! shrink, unknown topics and groups); producers with acks -1, 1 and 0, gzip,
-//! keys, headers, timestamps and each base offset, an idempotent one (producer
-//! id, epoch and sequences read back), a `LogAppendTime` topic and a batch
-//! over `max.message.bytes`, one request for two topics; every record
-//! consumed back, also through fetch
-//! limits smaller than a batch; and a group on four partitions: two members
-//! consuming every record exactly once and committing, one leaving and the
-//! other taking its partitions from the committed offsets, seeks (one below
-//! the low watermark), a member dropped when its session expires and joining
-//! again, the assignor every member offers chosen and a member offering none
-//! of them refused. KafkaJS speaks only pre-flexible versions of each API (the script
-//! prints the ones it used), so this is also the broker's answer to those.
+//! describeCluster, describeConfigs with sources and synonyms, alterConfigs
+//! of a topic and of a dynamic broker setting, createPartitions,
+//! fetchTopicOffsets, fetchTopicOffsetsByTimestamp, deleteTopicRecords,
+//! listGroups, describeGroups, fetchOffsets, setOffsets, resetOffsets,
+//! deleteGroups, deleteTopics) and its refusals (bad names and values, 3
+//! replicas, a shrink, unknown topics and groups); producers with acks -1, 1
+//! and 0, gzip, keys, headers, timestamps and each base offset, an idempotent
+//! one (producer id, epoch and sequences read back), a `LogAppendTime` topic
+//! and a batch over `max.message.bytes`, one request for two topics; every
+//! record consumed back, also through fetch limits smaller than a batch; and
+//! a group on four partitions: two members consuming every record exactly
+//! once and committing, one leaving and the other taking its partitions from
+//! the committed offsets, seeks (one below the low watermark), a member
+//! dropped when its session expires and joining again, the assignor every
+//! member offers chosen and a member offering none of them refused. KafkaJS
+//! speaks only pre-flexible versions of each API (the script prints the ones
+//! it used), so this is also the broker's answer to those.
 //!
 //! Needs Node.js with npm (`apt-get install -y nodejs npm`; scripts/test
 //! installs them). A missing `node` or `npm` FAILS this test with that
