@@ -135,6 +135,17 @@ each_runtime! {
             &acked,
             "after SIGKILL",
         );
+        // Recovery reported each partition as it went: which of how many,
+        // and the bytes it had to scan after the kill.
+        let log = child.log();
+        for p in 0..3 {
+            let line = log
+                .lines()
+                .find(|l| l.contains("recovered a partition") && l.contains(&format!("dir={topic}-{p} ")))
+                .unwrap_or_else(|| panic!("no recovery line for partition {p}:\n{log}"));
+            assert!(line.contains("/3 "), "progress out of 3: {line}");
+            assert!(!line.contains("scanned_bytes=0 "), "the active segment was scanned: {line}");
+        }
         let p = producer(&producer_config(&child.bootstrap(), "none"));
         acked.extend(produce_test_records(
             &p,

@@ -360,7 +360,24 @@ impl Broker {
                 }
             }
         }
-        tracing::info!(clean, topics = by_topic.len(), "recovering logs");
+        let total = by_topic
+            .values()
+            .map(|p| p.keys().next_back().map_or(0, |&n| n as usize + 1))
+            .sum::<usize>();
+        let total_bytes: u64 = by_topic
+            .values()
+            .flat_map(|p| p.values())
+            .flat_map(|p| &p.segments)
+            .map(|s| (*s.views.log).as_ref().len() as u64)
+            .sum();
+        tracing::info!(
+            clean,
+            topics = by_topic.len(),
+            partitions = total,
+            bytes = total_bytes,
+            "recovering logs"
+        );
+        let mut done = 0usize;
         for (name, mut parts) in by_topic {
             let count = parts.keys().next_back().map_or(0, |&p| p + 1);
             let known_id = parts
@@ -406,6 +423,18 @@ impl Broker {
                                 )
                             },
                         );
+                        done += 1;
+                        // Progress, one line a partition: a large log's
+                        // recovery shows how far it is.
+                        tracing::info!(
+                            %dir,
+                            progress = %format!("{done}/{total}"),
+                            segments = recovered.log.segment_count(),
+                            bytes = recovered.log.size_bytes(),
+                            scanned_bytes = recovered.scanned_bytes,
+                            log_end_offset = recovered.log.log_end_offset(),
+                            "recovered a partition"
+                        );
                         if recovered.truncated_bytes > 0 {
                             tracing::warn!(
                                 %dir,
@@ -423,6 +452,7 @@ impl Broker {
                         log
                     }
                     None => {
+                        done += 1;
                         tracing::warn!(%dir, "partition directory missing; creating it empty");
                         write_partition_metadata(io, &dir, id);
                         io.emit_from(

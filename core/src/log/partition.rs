@@ -102,6 +102,9 @@ pub struct Recovered {
     pub log: PartitionLog,
     /// Bytes cut off a torn or corrupt tail (0 when the log was whole).
     pub truncated_bytes: u64,
+    /// Bytes read batch by batch to find where the log ends (segments not
+    /// covered by the recovery point or a clean shutdown).
+    pub scanned_bytes: u64,
 }
 
 /// What an emitted command was, so its `Done` can be routed.
@@ -264,9 +267,9 @@ impl PartitionLog {
         } = found;
         segments.sort_by_key(|s| s.base_offset);
         segments.dedup_by_key(|s| s.base_offset);
-        let (mut log, truncated_bytes) = if segments.is_empty() {
+        let (mut log, (truncated_bytes, scanned_bytes)) = if segments.is_empty() {
             let log = Self::create(dir, config, log_start.unwrap_or(0), ids, out);
-            (log, 0)
+            (log, (0, 0))
         } else {
             let mut log = Self::empty(dir, config, 0);
             let cut = log.recover_segments(
@@ -283,6 +286,7 @@ impl PartitionLog {
         Recovered {
             log,
             truncated_bytes,
+            scanned_bytes,
         }
     }
 

@@ -47,9 +47,10 @@ impl PartitionLog {
         clean_shutdown: bool,
         ids: &mut Ids,
         out: &mut Vec<Command>,
-    ) -> u64 {
+    ) -> (u64, u64) {
         let bases: Vec<u64> = segments.iter().map(|s| s.base_offset).collect();
         let mut truncated: u64 = 0;
+        let mut scanned: u64 = 0;
         for (i, ds) in segments.iter().enumerate() {
             let base = ds.base_offset;
             let log = (*ds.views.log).as_ref();
@@ -58,7 +59,10 @@ impl PartitionLog {
             let summary = trusted
                 .then(|| cheap_summary(&ds.views, base))
                 .flatten()
-                .unwrap_or_else(|| full_scan(log, base));
+                .unwrap_or_else(|| {
+                    scanned += log.len() as u64;
+                    full_scan(log, base)
+                });
             let torn = summary.valid_len < log.len();
             let active = torn || i + 1 == segments.len();
             self.recover_one(ds, summary, active, ids, out);
@@ -87,7 +91,7 @@ impl PartitionLog {
             .min(self.log_end);
         self.recovery_point = first_base;
         self.advance_recovery_point();
-        truncated
+        (truncated, scanned)
     }
 
     /// Rebuild the producer state after the segments are recovered: load
