@@ -352,6 +352,12 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "Cleaner jobs run at once, off the request path.",
         ),
         (
+            "metrics.listen",
+            c.metrics_listen.clone(),
+            ConfigType::String,
+            "Where the metrics are served over HTTP (empty: nowhere).",
+        ),
+        (
             "offsets.topic.num.partitions",
             c.offsets_topic_partitions.to_string(),
             Int,
