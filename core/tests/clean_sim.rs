@@ -159,6 +159,15 @@ fn is_swap(cmd: &Command) -> bool {
     matches!(cmd, Command::SwapCleaned { .. })
 }
 
+/// Move time past `log.cleaner.backoff.ms` and run the broker to the first
+/// command `stop` picks (returned unexecuted): a pass under way.
+fn run_pass_until(sim: &mut Sim, what: &str, stop: impl Fn(&Command) -> bool) -> Command {
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    sim.run_until(stop)
+        .unwrap_or_else(|| panic!("no pass reached {what}"))
+}
+
 #[test]
 fn compaction_keeps_the_latest_per_key_and_drops_old_tombstones() {
     let (mut sim, c) = start(SimDisk::default());
@@ -213,10 +222,8 @@ fn a_crash_before_the_swap_keeps_the_old_segment() {
     let (mut sim, c) = start(SimDisk::default());
     new_topic(&mut sim, c);
     let rows = produce(&mut sim, c, 0, 40, &[]);
-    sim.now = sim.now.advance(Duration::from_millis(1500));
-    sim.broker.handle_timeout(sim.now);
-    let swap = sim.run_until(is_swap);
-    assert!(swap.is_some(), "cleaning reached a swap");
+    // A crash just before the swap: it is never executed.
+    let _swap = run_pass_until(&mut sim, "a swap", is_swap);
     assert!(sim.disk.paths().iter().any(|p| p.ends_with(".log.cleaned")));
     sim.disk.crash();
     let (mut sim, c) = start(std::mem::take(&mut sim.disk));
@@ -536,11 +543,9 @@ fn a_clean_shutdown_mid_pass_leaves_a_whole_log() {
     new_topic(&mut sim, c);
     let rows = produce(&mut sim, c, 0, 40, &[]);
     let end = active_base(&sim);
-    sim.now = sim.now.advance(Duration::from_millis(1500));
-    sim.broker.handle_timeout(sim.now);
-    let create = sim
-        .run_until(|cmd| matches!(cmd, Command::CreateCleaned { .. }))
-        .expect("a pass started");
+    let create = run_pass_until(&mut sim, "CreateCleaned", |cmd| {
+        matches!(cmd, Command::CreateCleaned { .. })
+    });
     let done = sim.disk.execute(&create);
     sim.broker.handle_done(sim.now, done);
     // Shut down with the group's writes in flight: the pass stops, its
@@ -569,9 +574,7 @@ fn cleaning_runs_as_jobs_and_requests_are_answered_while_one_is_out() {
     new_topic(&mut sim, c);
     let mut rows = produce(&mut sim, c, 0, 40, &[]);
     let end = active_base(&sim);
-    sim.now = sim.now.advance(Duration::from_millis(1500));
-    sim.broker.handle_timeout(sim.now);
-    let job = sim.run_until(is_job).expect("a pass asked for a job");
+    let job = run_pass_until(&mut sim, "a job", is_job);
     let before = sim.disk.jobs_run();
 
     rows.extend(produce(&mut sim, c, 400, 3, &[]));
@@ -599,9 +602,7 @@ fn a_failed_job_abandons_the_pass_and_a_late_answer_is_dropped() {
     new_topic(&mut sim, c);
     let rows = produce(&mut sim, c, 0, 40, &[]);
     let end = active_base(&sim);
-    sim.now = sim.now.advance(Duration::from_millis(1500));
-    sim.broker.handle_timeout(sim.now);
-    let job = sim.run_until(is_job).expect("a pass asked for a job");
+    let job = run_pass_until(&mut sim, "a job", is_job);
     let error = conveyor_core::IoError {
         kind: std::io::ErrorKind::Other,
         message: "worker gone".into(),
@@ -618,11 +619,7 @@ fn a_failed_job_abandons_the_pass_and_a_late_answer_is_dropped() {
     assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
 
     // The next pass: shut down while its first job is out.
-    sim.now = sim.now.advance(Duration::from_millis(1500));
-    sim.broker.handle_timeout(sim.now);
-    let job = sim
-        .run_until(is_job)
-        .expect("the next pass asked for a job");
+    let job = run_pass_until(&mut sim, "a job", is_job);
     sim.broker.shutdown(sim.now);
     sim.run();
     assert!(!sim.broker.is_stopped(), "shutdown waits for the job");

@@ -280,19 +280,23 @@ fn shown(bytes: &[u8]) -> String {
 /// Check one segment file; an index is checked against its `.log` beside
 /// it when there is one.
 pub fn verify(path: &Path, max_batch_bytes: usize) -> Result<Checked, Problem> {
-    let problem = |pos: u64, what: String| Problem {
+    let at_start = |what: String| Problem {
         path: path.to_owned(),
-        pos,
+        pos: 0,
         what,
     };
-    let (kind, base) = kind_of(path).map_err(|e| problem(0, e))?;
-    let bytes = fs::read(path).map_err(|e| problem(0, e.to_string()))?;
+    let (kind, base) = kind_of(path).map_err(at_start)?;
+    let bytes = fs::read(path).map_err(|e| at_start(e.to_string()))?;
     let log_beside = || {
         let name = layout::offset_file_name(base, LOG);
         fs::read(path.with_file_name(name)).ok()
     };
     match kind {
-        Kind::Log => verify_log(&bytes, base, max_batch_bytes).map_err(|(p, w)| problem(p, w)),
+        Kind::Log => verify_log(&bytes, base, max_batch_bytes).map_err(|(p, w)| Problem {
+            path: PathBuf::new(),
+            pos: p,
+            what: w,
+        }),
         Kind::Index => verify_index(&bytes, base, log_beside().as_deref()),
         Kind::TimeIndex => verify_time_index(&bytes, base, log_beside().as_deref()),
     }
@@ -395,19 +399,33 @@ fn batch_ends(log: &[u8], base: u64) -> Option<Vec<(u32, u64, i64)>> {
     (scan.position() == log.len()).then_some(ends)
 }
 
-fn verify_index(bytes: &[u8], base: u64, log: Option<&[u8]>) -> Result<Verified, Problem> {
-    let problem = |pos: usize, what: String| Problem {
+/// A problem at byte `pos` of the file being checked (its path is filled
+/// in by [`verify`]).
+fn problem(pos: usize, what: String) -> Problem {
+    Problem {
         path: PathBuf::new(),
         pos: pos as u64,
         what,
-    };
-    if bytes.len() % index::OFFSET_ENTRY != 0 {
-        let whole = bytes.len() - bytes.len() % index::OFFSET_ENTRY;
-        return Err(problem(whole, "a partial entry at the end".into()));
     }
+}
+
+/// How many entries of `size` bytes an index file holds; a partial one at
+/// the end is a problem.
+fn whole_entries(bytes: &[u8], size: usize) -> Result<usize, Problem> {
+    let partial = bytes.len() % size;
+    if partial != 0 {
+        return Err(problem(
+            bytes.len() - partial,
+            "a partial entry at the end".into(),
+        ));
+    }
+    Ok(bytes.len() / size)
+}
+
+fn verify_index(bytes: &[u8], base: u64, log: Option<&[u8]>) -> Result<Verified, Problem> {
+    let n = whole_entries(bytes, index::OFFSET_ENTRY)?;
     let batches = log.and_then(|l| batch_ends(l, base));
     let mut prev: Option<(u32, u32)> = None;
-    let n = index::offset_entries(bytes);
     for i in 0..n {
         let at = i * index::OFFSET_ENTRY;
         let Some((rel, pos)) = index::offset_entry(bytes, i) else {
@@ -444,18 +462,9 @@ fn verify_index(bytes: &[u8], base: u64, log: Option<&[u8]>) -> Result<Verified,
 }
 
 fn verify_time_index(bytes: &[u8], base: u64, log: Option<&[u8]>) -> Result<Verified, Problem> {
-    let problem = |pos: usize, what: String| Problem {
-        path: PathBuf::new(),
-        pos: pos as u64,
-        what,
-    };
-    if bytes.len() % index::TIME_ENTRY != 0 {
-        let whole = bytes.len() - bytes.len() % index::TIME_ENTRY;
-        return Err(problem(whole, "a partial entry at the end".into()));
-    }
+    let n = whole_entries(bytes, index::TIME_ENTRY)?;
     let batches = log.and_then(|l| batch_ends(l, base));
     let mut prev: Option<(i64, u32)> = None;
-    let n = index::time_entries(bytes);
     for i in 0..n {
         let at = i * index::TIME_ENTRY;
         let Some((ts, rel)) = index::time_entry(bytes, i) else {
