@@ -57,10 +57,10 @@ const SUITE_RECORDS: &str = "50000";
 /// most closely, and the newest Sarama knows.
 const SARAMA_VERSIONS: &[&str] = &["2.1.0", "3.6.0", "4.0.0"];
 
-const GO_INSTALL: &str = "install Go 1.26 (https://go.dev/dl), or any Go from 1.21 on, \
-    which fetches the 1.26 toolchain tests/compat/go/go.mod asks for through the Go module \
-    proxy by itself; Debian 12's golang-go is 1.19, too old for franz-go 1.22 and for that \
-    switch (scripts/test installs Go when it is missing)";
+const GO_INSTALL: &str = "install Go 1.26 by running scripts/test, which installs Debian's \
+    golang-go and, as that is too old for franz-go 1.22 (1.19 on Debian 12), fetches the Go 1.26 \
+    toolchain module (golang.org/toolchain) through the Go module proxy into /usr/local/go; any \
+    Go from 1.21 on also works, fetching the toolchain tests/compat/go/go.mod asks for by itself";
 
 /// franz-go's client package, whose tests `franz_go_suite` runs.
 const KGO: &str = "github.com/twmb/franz-go/pkg/kgo";
