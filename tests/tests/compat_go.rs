@@ -15,10 +15,11 @@
 //!   `tests/compat/go/sarama.go`.
 //!
 //! The module in `tests/compat/go` pins the clients' versions (go.mod,
-//! go.sum); each test builds what it runs into a temporary directory under
-//! cargo's `CARGO_TARGET_TMPDIR`, so only Go's module and build caches carry
-//! over between runs. franz-go's suite runs from the module cache, not from
-//! a copy in this repository.
+//! go.sum); the harness and franz-go's test binary are built once per run
+//! into cargo's `CARGO_TARGET_TMPDIR` (`compat-go/`), from Go's module and
+//! build caches, which are all that carries over between runs. franz-go's
+//! suite is built from the module cache, not from a copy in this
+//! repository.
 //!
 //! Needs Go (1.26, or 1.21 or later, which fetches the 1.26 toolchain
 //! go.mod asks for through the Go module proxy by itself). A missing `go`
@@ -30,12 +31,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use conveyor_tests::external::run_until_ok;
 use conveyor_tests::groups::GROUP_SETTINGS;
 use conveyor_tests::{Runtime, TestBroker};
-use tempfile::TempDir;
 
 /// How long building one Go program may take, module downloads included.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(240);
@@ -104,20 +105,32 @@ fn go(args: &[&str]) -> Command {
 }
 
 /// Builds `package` with `go_args` (`build` for a program, `test -c` for a
-/// package's tests) into a fresh directory under `CARGO_TARGET_TMPDIR` as
-/// `name`; returns the directory (removed on drop) and the binary's path.
-fn build(name: &str, go_args: &[&str], package: &str) -> (TempDir, PathBuf) {
+/// package's tests) as `CARGO_TARGET_TMPDIR/compat-go/<name>` and returns
+/// its path. The binary is built in a fresh directory and renamed into
+/// place, so a test process still running an older one is not disturbed.
+fn build(name: &str, go_args: &[&str], package: &str) -> PathBuf {
     require_go();
-    let dir = tempfile::Builder::new()
-        .prefix("compat-go-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+    let dest_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-go");
+    std::fs::create_dir_all(&dest_dir).expect("create CARGO_TARGET_TMPDIR/compat-go");
+    let tmp = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&dest_dir)
         .expect("a temporary directory under CARGO_TARGET_TMPDIR");
-    let bin = dir.path().join(name);
-    let bin_str = bin.to_str().expect("a UTF-8 path");
+    let built = tmp.path().join(name);
+    let built_str = built.to_str().expect("a UTF-8 path");
     let mut args = go_args.to_vec();
-    args.extend_from_slice(&["-mod=readonly", "-buildvcs=false", "-o", bin_str, package]);
+    args.extend_from_slice(&["-mod=readonly", "-buildvcs=false", "-o", built_str, package]);
     run_until_ok(go(&args), &format!("go {}", args.join(" ")), BUILD_TIMEOUT);
-    (dir, bin)
+    let dest = dest_dir.join(name);
+    std::fs::rename(&built, &dest).expect("move the built binary into place");
+    dest
+}
+
+/// The harness (`compat-go`), built once for every test of this process
+/// that runs it.
+fn harness() -> &'static Path {
+    static HARNESS: OnceLock<PathBuf> = OnceLock::new();
+    HARNESS.get_or_init(|| build("compat-go", &["build"], "."))
 }
 
 fn group_broker() -> TestBroker {
@@ -126,9 +139,8 @@ fn group_broker() -> TestBroker {
 
 #[test]
 fn franz_go() {
-    let (_dir, harness) = build("compat-go", &["build"], ".");
     let broker = group_broker();
-    let mut command = Command::new(&harness);
+    let mut command = Command::new(harness());
     command.args(["franz", "--bootstrap", &broker.bootstrap()]);
     let out = run_until_ok(command, "compat-go franz", RUN_TIMEOUT);
     print!("{out}");
@@ -136,10 +148,9 @@ fn franz_go() {
 
 #[test]
 fn sarama() {
-    let (_dir, harness) = build("compat-go", &["build"], ".");
     let broker = group_broker();
     for version in SARAMA_VERSIONS {
-        let mut command = Command::new(&harness);
+        let mut command = Command::new(harness());
         command.args([
             "sarama",
             "--bootstrap",
@@ -206,7 +217,7 @@ fn allow_list() -> AllowList {
 #[test]
 fn franz_go_suite() {
     let list = allow_list();
-    let (_dir, suite) = build("kgo.test", &["test", "-c"], KGO);
+    let suite = build("kgo.test", &["test", "-c"], KGO);
 
     // Every name on the list is a test the package has, so a renamed test
     // cannot leave the list quietly.
