@@ -15,11 +15,16 @@ package main
 //     zstd), keys, headers and timestamps, every record consumed back
 //     unchanged at the offset the producer was told, in a batch of that
 //     codec and that producer's id;
-//   - group: three members joining one after another while records are
-//     produced; each record consumed exactly once, each partition's
-//     committed offset read back as its end offset, the group listed and
-//     described (members, assignments covering every partition once), then
-//     empty after the members leave, and deleted.
+//   - limits: a record over a topic's max.message.bytes refused with
+//     MESSAGE_TOO_LARGE; message.timestamp.type=LogAppendTime stamping the
+//     broker's clock; the partition's bytes in DescribeLogDirs;
+//   - group: three members joining one after another, the group settling
+//     each time before more records are produced; each record consumed
+//     exactly once and unchanged, each partition's committed offset read
+//     back as its end offset, the group listed and described (members,
+//     assignments covering every partition once), then empty after the
+//     members leave with its offsets kept and no lag; one partition's
+//     offset deleted (OffsetDelete), the others kept; the group deleted.
 
 import (
 	"context"
@@ -44,7 +49,64 @@ func runFranz(bootstrap string) {
 	adm := kadm.NewClient(cl)
 	franzAdmin(bootstrap, adm)
 	franzProduceEveryCodec(bootstrap, adm)
+	franzTopicLimits(bootstrap, adm)
 	franzGroup(bootstrap, adm)
+}
+
+// franzTopicLimits checks two topic settings a producer meets: a batch over
+// max.message.bytes is refused, and message.timestamp.type=LogAppendTime
+// replaces the producer's timestamps with the broker's clock. The log
+// directory then describes the partition's bytes.
+func franzTopicLimits(bootstrap string, adm *kadm.Client) {
+	ctx, cancel := timeout()
+	defer cancel()
+	topic := unique("franz-limits")
+	created, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{
+		"max.message.bytes":      kadm.StringPtr("2000"),
+		"message.timestamp.type": kadm.StringPtr("LogAppendTime"),
+	}, topic)
+	must(err, "CreateTopic")
+	must(created.Err, "CreateTopic "+topic)
+	p, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordRetries(0))
+	must(err, "kgo.NewClient producer")
+	defer p.Close()
+
+	big := &kgo.Record{Topic: topic, Value: make([]byte, 5000)}
+	err = p.ProduceSync(ctx, big).FirstErr()
+	check(errors.Is(err, kerr.MessageTooLarge), "a 5000-byte record to a topic with max.message.bytes=2000: want MESSAGE_TOO_LARGE, got %v", err)
+
+	before := time.Now().Add(-time.Second)
+	old := &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("stamped"), Timestamp: before.Add(-time.Hour)}
+	must(p.ProduceSync(ctx, old).FirstErr(), "ProduceSync to a LogAppendTime topic")
+	after := time.Now().Add(time.Second)
+
+	c, err := kgo.NewClient(kgo.SeedBrokers(bootstrap),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	must(err, "kgo.NewClient consumer")
+	defer c.Close()
+	fs := c.PollFetches(ctx)
+	must(fs.Err(), "PollFetches")
+	rs := fs.Records()
+	check(len(rs) == 1 && rs[0].Offset == 0 && string(rs[0].Value) == "stamped",
+		"consumed from a topic where only one record was accepted: %s", describeRecords(rs))
+	r := rs[0]
+	check(r.Attrs.TimestampType() == 1 && r.Timestamp.After(before) && r.Timestamp.Before(after),
+		"LogAppendTime record: timestamp type %d, timestamp %v, want type 1 between %v and %v (produced with %v)",
+		r.Attrs.TimestampType(), r.Timestamp, before, after, old.Timestamp)
+	step("max.message.bytes=2000: a 5000-byte record is MESSAGE_TOO_LARGE, nothing written; LogAppendTime: the record comes back stamped with the broker's time")
+
+	dirs, err := adm.DescribeAllLogDirs(ctx, kadm.TopicsSet{topic: {0: {}}})
+	must(err, "DescribeLogDirs")
+	var sizes []int64
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		must(d.Err, "DescribeLogDirs "+d.Dir)
+		if part, ok := d.Topics.Lookup(topic, 0); ok {
+			sizes = append(sizes, part.Size)
+		}
+	})
+	check(len(sizes) == 1 && sizes[0] > 0, "DescribeLogDirs: %s/0 in %d directories, sizes %v", topic, len(sizes), sizes)
+	step("DescribeLogDirs: %s/0 in one directory, %d bytes", topic, sizes[0])
 }
 
 func timeout() (context.Context, context.CancelFunc) {
@@ -693,6 +755,29 @@ func franzGroup(bootstrap string, adm *kadm.Client) {
 		o, ok := committed.Lookup(topic, e.Partition)
 		check(ok && o.At == e.Offset, "after leaving: partition %d committed %v, end %d", e.Partition, o.At, e.Offset)
 	})
+	step("members left: group Empty, its offsets kept")
+	lags, err := adm.Lag(ctx, group)
+	must(err, "Lag")
+	lag := lags[group]
+	must(lag.Error(), "Lag of "+group)
+	check(lag.Lag.Total() == 0 && len(lag.Lag[topic]) == 6, "Lag of the empty group: total %d over %d partitions", lag.Lag.Total(), len(lag.Lag[topic]))
+	step("Lag: 0 on each of the 6 partitions")
+
+	deletedOffsets, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: {0: {}}})
+	must(err, "OffsetDelete")
+	must(deletedOffsets.Error(), "OffsetDelete of partition 0")
+	committed, err = adm.FetchOffsets(ctx, group)
+	must(err, "OffsetFetch after OffsetDelete")
+	ends.Each(func(e kadm.ListedOffset) {
+		o, ok := committed.Lookup(topic, e.Partition)
+		if e.Partition == 0 {
+			check(!ok || o.At < 0, "after OffsetDelete of partition 0: still committed at %d", o.At)
+		} else {
+			check(ok && o.At == e.Offset, "after OffsetDelete of partition 0: partition %d committed %v, end %d", e.Partition, o.At, e.Offset)
+		}
+	})
+	step("OffsetDelete: partition 0's commit gone, the other five kept")
+
 	dg, err := adm.DeleteGroup(ctx, group)
 	must(err, "DeleteGroups")
 	must(dg.Err, "DeleteGroups")
@@ -705,5 +790,5 @@ func franzGroup(bootstrap string, adm *kadm.Client) {
 			check(o.At < 0, "after DeleteGroups: %s/%d still committed at %d", o.Topic, o.Partition, o.At)
 		})
 	}
-	step("members left: group Empty with its offsets kept; DeleteGroups: gone from ListGroups, no offsets left")
+	step("DeleteGroups: gone from ListGroups, no offsets left")
 }
