@@ -14,7 +14,11 @@ package main
 //   - group: two members of a consumer group (ConsumeClaim marking each
 //     message) share a topic's partitions; each record consumed exactly
 //     once, and each partition's committed offset read back as its end
-//     offset.
+//     offset;
+//   - more admin: CreatePartitions (a shrink refused), DeleteRecords with
+//     the oldest and newest offsets following, AlterConfig and (from Kafka
+//     2.3) IncrementalAlterConfig described back, a group's offsets
+//     altered and read back with their metadata and (from 2.4) one deleted.
 
 import (
 	"context"
@@ -89,6 +93,7 @@ func runSarama(bootstrap, version string) {
 	want := saramaProduce(bootstrap, version, topic)
 	saramaConsumeBack(bootstrap, version, topic, want)
 	saramaGroup(bootstrap, version, topic, adm, want)
+	saramaAdmin(bootstrap, version, adm)
 
 	must(adm.DeleteTopic(topic), "DeleteTopic")
 	waitFor("the deleted topic to leave ListTopics", func() error {
@@ -371,4 +376,98 @@ func saramaGroup(bootstrap, version, topic string, adm sarama.ClusterAdmin, prod
 	_, still := groups[group]
 	check(!still, "ListConsumerGroups after DeleteConsumerGroup still lists %s", group)
 	step("DeleteConsumerGroup: %s gone from ListConsumerGroups", group)
+}
+
+// describedConfig is one topic setting as DescribeConfigs answers it.
+func describedConfig(adm sarama.ClusterAdmin, topic, key string) *sarama.ConfigEntry {
+	entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+	must(err, "DescribeConfig")
+	for i := range entries {
+		if entries[i].Name == key {
+			return &entries[i]
+		}
+	}
+	failf("DescribeConfig of %s: no %s among %d entries", topic, key, len(entries))
+	return nil
+}
+
+// saramaAdmin: CreatePartitions, DeleteRecords and ListOffsets, AlterConfig
+// and IncrementalAlterConfig described back, and a group's offsets altered,
+// read back and deleted, on a topic of its own.
+func saramaAdmin(bootstrap, version string, adm sarama.ClusterAdmin) {
+	topic := unique("sarama-admin")
+	must(adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false), "CreateTopic")
+	must(adm.CreatePartitions(topic, 3, nil, false), "CreatePartitions")
+	md, err := adm.DescribeTopics([]string{topic})
+	must(err, "DescribeTopics")
+	check(len(md) == 1 && len(md[0].Partitions) == 3, "DescribeTopics after CreatePartitions to 3: %+v", md)
+	err = adm.CreatePartitions(topic, 2, nil, false)
+	check(errors.Is(err, sarama.ErrInvalidPartitions), "CreatePartitions 3 to 2: want INVALID_PARTITIONS, got %v", err)
+
+	cfg := saramaConfig(version, "sarama-admin-producer")
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	client, err := sarama.NewClient([]string{bootstrap}, cfg)
+	must(err, "sarama.NewClient")
+	defer client.Close()
+	p, err := sarama.NewSyncProducerFromClient(client)
+	must(err, "NewSyncProducerFromClient")
+	for i := range 10 {
+		_, off, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 0, Value: sarama.StringEncoder(fmt.Sprint(i))})
+		must(err, "SendMessage")
+		check(off == int64(i), "SendMessage %d to an empty partition: offset %d", i, off)
+	}
+	must(p.Close(), "SyncProducer.Close")
+	must(adm.DeleteRecords(topic, map[int32]int64{0: 3}), "DeleteRecords")
+	oldest, err := client.GetOffset(topic, 0, sarama.OffsetOldest)
+	must(err, "GetOffset oldest")
+	newest, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	must(err, "GetOffset newest")
+	check(oldest == 3 && newest == 10, "after DeleteRecords below 3 of 10: oldest %d newest %d", oldest, newest)
+	step("CreatePartitions 2 to 3 (3 to 2 INVALID_PARTITIONS); DeleteRecords below 3 of 10: ListOffsets oldest 3, newest 10")
+
+	value := "86400000"
+	must(adm.AlterConfig(sarama.TopicResource, topic, map[string]*string{"retention.ms": &value}, false), "AlterConfig")
+	e := describedConfig(adm, topic, "retention.ms")
+	check(e.Value == value && e.Source == sarama.SourceTopic, "AlterConfig retention.ms: described %q from %v", e.Value, e.Source)
+	if cfg.Version.IsAtLeast(sarama.V2_3_0_0) { // IncrementalAlterConfigs is Kafka 2.3's
+		must(adm.IncrementalAlterConfig(sarama.TopicResource, topic, map[string]sarama.IncrementalAlterConfigsEntry{
+			"retention.ms": {Operation: sarama.IncrementalAlterConfigsOperationDelete},
+			"segment.ms":   {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &value},
+		}, false), "IncrementalAlterConfig")
+		e = describedConfig(adm, topic, "retention.ms")
+		check(e.Value == "604800000" && e.Source == sarama.SourceDefault, "IncrementalAlterConfig DELETE retention.ms: described %q from %v", e.Value, e.Source)
+		e = describedConfig(adm, topic, "segment.ms")
+		check(e.Value == value && e.Source == sarama.SourceTopic, "IncrementalAlterConfig SET segment.ms: described %q from %v", e.Value, e.Source)
+		step("AlterConfig and IncrementalAlterConfig (DELETE, SET) described back")
+	} else {
+		step("AlterConfig described back (IncrementalAlterConfigs needs Kafka 2.3 in Sarama)")
+	}
+
+	group := unique("sarama-offsets")
+	resp, err := adm.AlterConsumerGroupOffsets(group, map[string]map[int32]sarama.OffsetAndMetadata{
+		topic: {0: {Offset: 5, Metadata: "five"}, 1: {Offset: 0, Metadata: ""}},
+	}, nil)
+	must(err, "AlterConsumerGroupOffsets")
+	for part := range int32(2) {
+		kerr := resp.Errors[topic][part]
+		check(kerr == sarama.ErrNoError, "AlterConsumerGroupOffsets partition %d: %v", part, kerr)
+	}
+	got, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0, 1}})
+	must(err, "ListConsumerGroupOffsets")
+	b0, b1 := got.GetBlock(topic, 0), got.GetBlock(topic, 1)
+	check(b0 != nil && b0.Offset == 5 && b0.Metadata == "five" && b1 != nil && b1.Offset == 0,
+		"offsets committed 5 (\"five\") and 0 read back as %+v and %+v", b0, b1)
+	if cfg.Version.IsAtLeast(sarama.V2_4_0_0) { // OffsetDelete is Kafka 2.4's
+		must(adm.DeleteConsumerGroupOffset(group, topic, 0), "DeleteConsumerGroupOffset")
+		got, err = adm.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0, 1}})
+		must(err, "ListConsumerGroupOffsets")
+		b0, b1 = got.GetBlock(topic, 0), got.GetBlock(topic, 1)
+		check(b0 != nil && b0.Offset == -1 && b1 != nil && b1.Offset == 0,
+			"after DeleteConsumerGroupOffset of partition 0: read back %+v and %+v", b0, b1)
+		step("AlterConsumerGroupOffsets read back with metadata; DeleteConsumerGroupOffset removes one partition's")
+	} else {
+		step("AlterConsumerGroupOffsets read back with metadata (OffsetDelete needs Kafka 2.4 in Sarama)")
+	}
+	must(adm.DeleteTopic(topic), "DeleteTopic")
 }
