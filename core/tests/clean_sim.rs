@@ -636,3 +636,39 @@ fn a_failed_job_abandons_the_pass_and_a_late_answer_is_dropped() {
     sim.advance(Duration::from_millis(1500));
     assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
 }
+
+/// A response queued behind a long-polling fetch on its connection pins
+/// the segments it was read from before its `Send` is issued; the swap
+/// that replaces them waits until it is sent (seeded simulation, seed 34:
+/// the `Send` named a segment the swap had deleted).
+#[test]
+fn a_swap_waits_for_a_response_queued_behind_a_long_poll() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    create_topic(&mut sim, c, "idle", 1, &[]);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+
+    // A consumer's long poll on an empty partition, then a read of the
+    // compacted log pipelined behind it: that answer is built, and waits.
+    let r = sim.open(2);
+    let poll = sim.send(r, ApiKey::Fetch, 12, &Sim::fetch_req("idle", 0, 5000));
+    let read = sim.send(r, ApiKey::Fetch, 12, &Sim::fetch_req(TOPIC, 0, 0));
+
+    // The cleaner runs meanwhile; its swap must not delete what the
+    // queued answer names.
+    sim.advance(Duration::from_millis(1500));
+    sim.advance(Duration::from_millis(4000));
+    let f: FetchResponse = sim.recv(r, ApiKey::Fetch, 12, poll);
+    assert_eq!(f.responses[0].partitions[0].error_code, 0);
+    let f: FetchResponse = sim.recv(r, ApiKey::Fetch, 12, read);
+    let p = &f.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let got = p.records.clone().unwrap_or_default();
+    assert!(!got.is_empty(), "the queued answer holds the log as read");
+
+    // Sent: the swap goes ahead.
+    sim.advance(Duration::from_millis(100));
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
+}

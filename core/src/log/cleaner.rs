@@ -20,6 +20,11 @@
 //! A failure before the swap only abandons the pass (the old segments are
 //! whole); a failed swap leaves the files in an unknown state, so the
 //! partition goes offline and the next start finishes or undoes the swap.
+//!
+//! A swap waits while a replaced segment is pinned: a response built from
+//! it may still be queued in the broker behind an earlier one on its
+//! connection, its `Send` not yet issued, and the swap deletes the files
+//! it names. The pass looks again every [`PINNED_SWAP_RETRY_MS`].
 
 use std::sync::Arc;
 
@@ -35,6 +40,10 @@ use super::job::{
 };
 use super::partition::{PartitionLog, Pending};
 use super::segment::Segment;
+
+/// How long a swap held back by a pinned segment waits before it looks
+/// again (responses are sent within a request's wait, so this is short).
+pub const PINNED_SWAP_RETRY_MS: i64 = 10;
 
 /// The broker's cleaner settings, for one pass.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +121,8 @@ struct Step {
     /// Every piece is written; `Sync` and `MapSegment` are issued.
     written: bool,
     failed: bool,
+    /// Written, but a replaced segment is pinned: the swap waits.
+    held: bool,
     swapping: bool,
 }
 
@@ -320,6 +331,7 @@ impl PartitionLog {
                 outstanding: 1,
                 written: false,
                 failed: false,
+                held: false,
                 swapping: false,
             });
             let io = ids.io();
@@ -483,6 +495,20 @@ impl PartitionLog {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
+        if c.step.as_ref().is_some_and(|s| s.held) {
+            if c.resume_at.is_none_or(|t| t <= now.wall_ms) {
+                c.resume_at = None;
+                self.settle_step(ids, out);
+            }
+            // Still held: look again soon.
+            if let Some(c) = self.cleaning.as_mut()
+                && c.step.as_ref().is_some_and(|s| s.held)
+                && c.resume_at.is_none()
+            {
+                c.resume_at = Some(now.wall_ms.saturating_add(PINNED_SWAP_RETRY_MS));
+            }
+            return;
+        }
         if c.computing.is_some() || c.resume_at.is_some_and(|t| t > now.wall_ms) {
             return;
         }
@@ -507,7 +533,7 @@ impl PartitionLog {
             && (c.mapping.is_some()
                 || c.step
                     .as_ref()
-                    .is_some_and(|s| s.outstanding == 0 && !s.written));
+                    .is_some_and(|s| s.held || (s.outstanding == 0 && !s.written)));
         c.resume_at.filter(|_| waiting)
     }
 
@@ -616,6 +642,18 @@ impl PartitionLog {
                             .eq(step.old.iter().copied())
                 })
         };
+        // A response built from a replaced segment and not yet sent (its
+        // `Send` not even issued) pins it: swapping now would delete the
+        // files that `Send` will name. Wait; `continue_cleaning` comes back.
+        let pinned = installed.is_some_and(|i| {
+            self.segments[i..i + step.old.len()]
+                .iter()
+                .any(|s| s.pins > 0)
+        });
+        step.held = pinned;
+        if pinned {
+            return;
+        }
         if let Some(c) = self.cleaning.as_mut() {
             if let Some(step) = c.step.as_ref() {
                 c.stats.records_in += step.stats.records_in;
