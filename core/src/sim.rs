@@ -9,9 +9,10 @@
 //!
 //! Faults, for tests that must see the core cope with a bad disk: a chosen
 //! file command fails with a given error ([`SimDisk::fail_after_with`]), and
-//! a disk can lie about `Sync` ([`SimDisk::lose_syncs`]) or about a cleaned
-//! segment's swap ([`SimDisk::volatile_swaps`]), which a simulation must
-//! notice as lost acknowledged data.
+//! a disk can lie about `Sync` ([`SimDisk::lose_syncs`], or only a cleaned
+//! segment's: [`SimDisk::lose_cleaned_syncs`]) or about a cleaned segment's
+//! swap ([`SimDisk::volatile_swaps`]), which a simulation must notice as
+//! lost acknowledged data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::ErrorKind;
@@ -51,6 +52,8 @@ pub struct SimDisk {
     fail_countdown: Option<(u64, IoError)>,
     /// Answer `Sync` without making anything durable (a planted bug).
     lose_syncs: bool,
+    /// The same, only for segments still under the cleaner's names.
+    lose_cleaned_syncs: bool,
     /// Let a crash undo the renames of `SwapCleaned` but not its deletions
     /// (a planted bug); the renames done since the last crash, in order:
     /// final path, the `.cleaned` path it came from, the file it replaced.
@@ -119,6 +122,13 @@ impl SimDisk {
     /// lost in a crash.
     pub fn lose_syncs(&mut self, lose: bool) {
         self.lose_syncs = lose;
+    }
+
+    /// [`SimDisk::lose_syncs`] for cleaned segments only (before their
+    /// swap): a swap then commits a segment a crash empties. A planted bug,
+    /// as for `lose_syncs`.
+    pub fn lose_cleaned_syncs(&mut self, lose: bool) {
+        self.lose_cleaned_syncs = lose;
     }
 
     /// From now on (while `volatile` holds), make a `SwapCleaned`'s
@@ -198,7 +208,8 @@ impl SimDisk {
                 }
             }
             Command::Sync { seg, .. } => {
-                let lose = self.lose_syncs;
+                let lose =
+                    self.lose_syncs || (self.lose_cleaned_syncs && self.cleaned.contains(seg));
                 for ext in EXTS {
                     let f = self.seg_file(*seg, ext)?;
                     if !lose {
