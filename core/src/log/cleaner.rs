@@ -304,7 +304,13 @@ impl PartitionLog {
         };
         let sealed = self.segments.len().saturating_sub(1);
         let segs = &self.segments[..sealed];
-        if let Some(first) = segs.iter().position(|s| s.base >= c.next && s.end <= c.end) {
+        // Never from an empty segment (a crash's hole can leave one): it
+        // ends where it starts, so `next` would not move past it and the
+        // pass would clean it again and again.
+        if let Some(first) = segs
+            .iter()
+            .position(|s| s.base >= c.next && s.end <= c.end && s.end > s.base)
+        {
             let mut last = first;
             let mut size = segs[first].size;
             while let Some(n) = segs.get(last + 1) {
