@@ -672,3 +672,59 @@ fn a_swap_waits_for_a_response_queued_behind_a_long_poll() {
     assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
     assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
 }
+
+/// A cleaned segment that changed nothing is discarded (`RemoveSegment`,
+/// which deletes its `.cleaned` files by name); no pass may create those
+/// names again before that removal is done, or it deletes the new pass's
+/// files (seeded simulation, seed 335).
+#[test]
+fn no_pass_reuses_a_cleaned_name_while_its_removal_is_in_flight() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    // Every key once: cleaning changes nothing, every group is discarded.
+    let mut rows = Vec::new();
+    let mut unique = |sim: &mut Sim, from: usize, n: usize| {
+        for b in from..from + n {
+            let recs: Vec<(String, String)> = (0..10)
+                .map(|j| (format!("u{}", b * 10 + j), format!("v{}", b * 10 + j)))
+                .collect();
+            let refs: Vec<(Option<&str>, Option<&str>)> = recs
+                .iter()
+                .map(|(k, v)| (Some(k.as_str()), Some(v.as_str())))
+                .collect();
+            let now = sim.now.wall_ms;
+            let corr = sim.produce(c, TOPIC, 0, keyed_batch(&refs, now, Compression::None));
+            let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0);
+            for (j, (k, v)) in recs.into_iter().enumerate() {
+                rows.push((p.base_offset + j as i64, k, Some(v)));
+            }
+        }
+    };
+    unique(&mut sim, 0, 60);
+    assert!(active_base(&sim) > 0, "a sealed segment");
+
+    // The first group's discard is held back by the disk.
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let held = sim
+        .run_until(|cmd| matches!(cmd, Command::RemoveSegment { .. }))
+        .expect("an unchanged group is discarded");
+    sim.run();
+
+    // New dirty segments: the next pass, which starts from the first
+    // group again, waits for it.
+    unique(&mut sim, 60, 60);
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let again = sim.run_until(|cmd| matches!(cmd, Command::CreateCleaned { base_offset: 0, .. }));
+    assert!(again.is_none(), "{again:?} while the discard is in flight");
+
+    let done = sim.disk.execute(&held);
+    sim.broker.handle_done(sim.now, done);
+    sim.run();
+    sim.advance(Duration::from_millis(1500));
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    assert!(read_all(&mut sim, c) == rows, "every record kept, once");
+}

@@ -147,8 +147,16 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> bool {
+        // Nor while a discarded cleaned segment's removal is in flight: it
+        // deletes its `.cleaned` files by name, and this pass may create
+        // the same names again (the same group) before that runs.
+        let discarding = self
+            .pending
+            .values()
+            .any(|p| matches!(p, Pending::Clean(CleanIo::Discard)));
         if self.config.cleanup_policy == CleanupPolicy::Delete
             || self.cleaning.is_some()
+            || discarding
             || self.offline().is_some()
             || self.segments.is_empty()
         {
