@@ -66,6 +66,7 @@ pub struct Options {
 /// What one seed's run did, for the summary line.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    pub seeds: u64,
     pub commands: u64,
     pub requests: u64,
     pub power_losses: u64,
@@ -89,12 +90,15 @@ pub struct Stats {
     /// Lives ended in the middle of a swap, right after its log rename
     /// (its commit point).
     pub mid_swap_crashes: u64,
+    /// `Compute` jobs answered with an error (the pass abandoned).
+    pub job_faults: u64,
     /// Times a known record was found gone where compaction allows it.
     pub compacted_away: u64,
 }
 
 impl Stats {
     pub fn add(&mut self, o: &Stats) {
+        self.seeds += o.seeds;
         self.commands += o.commands;
         self.requests += o.requests;
         self.power_losses += o.power_losses;
@@ -109,6 +113,7 @@ impl Stats {
         self.cleaner_write_faults += o.cleaner_write_faults;
         self.swap_faults += o.swap_faults;
         self.mid_swap_crashes += o.mid_swap_crashes;
+        self.job_faults += o.job_faults;
         self.compacted_away += o.compacted_away;
     }
 }
@@ -138,6 +143,9 @@ pub struct World {
     /// the others' choices.
     sched_rng: Rng,
     fault_rng: Rng,
+    /// Failed `Compute` jobs, from a stream of their own (seeded apart
+    /// from the rest, so adding it moved no other choice).
+    job_rng: Rng,
     opts: Options,
     config: Config,
     broker: Broker,
@@ -259,6 +267,7 @@ impl World {
             rng,
             sched_rng,
             fault_rng,
+            job_rng: Rng::new(seed ^ 0x6a09_e667_f3bc_c908),
             opts,
             config,
             broker,
@@ -290,6 +299,7 @@ impl World {
     /// What the run did so far.
     pub fn stats(&self) -> Stats {
         Stats {
+            seeds: 1,
             compacted_away: self.model.compacted_away,
             ..self.stats.clone()
         }
@@ -478,6 +488,20 @@ impl World {
                     }
                     self.input(|b, now| b.handle_close(now, conn))?;
                 }
+            }
+            // A worker that cannot run the job (gone, out of memory): the
+            // pass is abandoned, nothing else changes.
+            Command::Compute { io, .. }
+                if self.inject && self.fault_rate.is_some() && self.job_rng.chance(1, 40) =>
+            {
+                self.stats.cleaner_jobs += 1;
+                self.stats.job_faults += 1;
+                self.log(|| "  the job fails".into());
+                let done = Done {
+                    io,
+                    result: Err(eio()),
+                };
+                self.input(|b, now| b.handle_done(now, done))?;
             }
             cmd => self.file(&cmd)?,
         }

@@ -245,6 +245,19 @@ impl World {
         if !self.broker.is_stopped() {
             return Err("a clean shutdown never finished".into());
         }
+        // A clean shutdown stops every pass: a cleaned segment not swapped
+        // in is discarded, one swapping finishes. Only a partition taken
+        // offline may leave one (the next start removes it).
+        let offline = self
+            .model
+            .pks()
+            .into_iter()
+            .any(|pk| self.model.is_failed(pk));
+        if let Some(p) = self.disk.paths().iter().find(|p| p.ends_with(".cleaned")) {
+            if !offline {
+                return Err(format!("{p} is left after a clean shutdown"));
+            }
+        }
         self.model.shut_down_cleanly();
         self.disk.restart();
         self.new_life()?;
