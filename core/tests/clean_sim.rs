@@ -728,3 +728,117 @@ fn no_pass_reuses_a_cleaned_name_while_its_removal_is_in_flight() {
     assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
     assert!(read_all(&mut sim, c) == rows, "every record kept, once");
 }
+
+/// A record may be cleaned away only for a later record of its key that
+/// is synced: here the later one sits in a sealed, mapped segment whose
+/// last appends wait for a second fsync (the first was in flight when
+/// they came), and a power loss right after the pass must leave the
+/// synced earlier record (with `flush.messages=1`, acks=1 answers before
+/// the sync).
+#[test]
+fn a_record_is_cleaned_away_only_for_a_synced_later_one() {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let (mut sim, c) = start(SimDisk::default());
+    create_topic(
+        &mut sim,
+        c,
+        TOPIC,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1024"),
+            ("flush.messages", "1"),
+        ],
+    );
+    let p = sim.open(7);
+    let mut corr = 5000;
+    // A produce (acks=1) handed to the broker; nothing run.
+    let mut raw = |sim: &mut Sim, k: &str, v: &str| {
+        corr += 1;
+        let now = sim.now.wall_ms;
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(TOPIC.into())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(keyed_batch(
+                                &[(Some(k), Some(v))],
+                                now,
+                                Compression::None,
+                            ))),
+                    ]),
+            ]);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(9)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str("sim")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, ApiKey::Produce.request_header_version(9))
+            .unwrap();
+        req.encode(&mut buf, 9).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        sim.broker.handle_read(sim.now, p, &mut buf);
+        assert!(buf.is_empty());
+    };
+    let files = |sim: &Sim| -> Vec<(String, usize, usize)> {
+        sim.disk
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with("table-0/") && p.ends_with(".log"))
+            .map(|p| {
+                (
+                    p.clone(),
+                    sim.disk.file(&p).unwrap().len(),
+                    sim.disk.synced_len(&p).unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Segment 0: A, synced, then filler until it rolls.
+    raw(&mut sim, "a", "A");
+    sim.run();
+    let mut i = 0;
+    while files(&sim).len() < 2 {
+        raw(&mut sim, &format!("f{i}"), &"x".repeat(100));
+        sim.run();
+        i += 1;
+    }
+    // Segment 1: a filler whose Sync takes effect now and is answered later.
+    raw(&mut sim, &format!("f{i}"), &"x".repeat(100));
+    i += 1;
+    let held = sim
+        .run_until(|c| matches!(c, Command::Sync { .. }))
+        .expect("a sync");
+    let done = sim.disk.execute(&held);
+    // B and filler until segment 1 rolls: their syncs wait for the first.
+    raw(&mut sim, "a", "B");
+    sim.run();
+    while files(&sim).len() < 3 {
+        raw(&mut sim, &format!("f{i}"), &"x".repeat(100));
+        sim.run();
+        i += 1;
+    }
+    sim.broker.handle_done(sim.now, done);
+    let held2 = sim.run_until(|c| matches!(c, Command::Sync { .. }));
+    assert!(held2.is_some(), "the second fsync is held back");
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    sim.run();
+    sim.disk.crash();
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    let rows = read_all(&mut sim, c);
+    assert!(
+        rows.iter().any(|r| r.1 == "a"),
+        "key a lost: its synced record cleaned away for an unsynced one"
+    );
+}

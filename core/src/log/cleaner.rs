@@ -163,12 +163,15 @@ impl PartitionLog {
             return false;
         }
         let first_dirty = self.first_dirty.max(self.log_start);
-        // Only what every append has reached (below the high watermark);
-        // the segment after them counts as the active one.
+        // Only what every append has reached (below the high watermark)
+        // and what is synced: the swap makes a record's removal durable,
+        // so the later record of its key that allows it must be durable
+        // first, or a power loss takes both. The segment after them counts
+        // as the active one.
         let visible = self
             .segments
             .iter()
-            .take_while(|s| s.end <= self.hwm)
+            .take_while(|s| s.end <= self.hwm && s.synced_end >= s.end)
             .count();
         let infos: Vec<SegmentInfo> = self.segments[..(visible + 1).min(self.segments.len())]
             .iter()
