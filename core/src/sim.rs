@@ -9,8 +9,10 @@
 //!
 //! Faults, for tests that must see the core cope with a bad disk: a chosen
 //! file command fails with a given error ([`SimDisk::fail_after_with`]), and
-//! a disk can lie about `Sync` ([`SimDisk::lose_syncs`]), which a simulation
-//! must notice as lost acknowledged data.
+//! a disk can lie about `Sync` ([`SimDisk::lose_syncs`], or only a cleaned
+//! segment's: [`SimDisk::lose_cleaned_syncs`]) or about a cleaned segment's
+//! swap ([`SimDisk::volatile_swaps`]), which a simulation must notice as
+//! lost acknowledged data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::ErrorKind;
@@ -50,6 +52,12 @@ pub struct SimDisk {
     fail_countdown: Option<(u64, IoError)>,
     /// Answer `Sync` without making anything durable (a planted bug).
     lose_syncs: bool,
+    /// The same, only for segments still under the cleaner's names.
+    lose_cleaned_syncs: bool,
+    /// Let a crash undo the renames of `SwapCleaned` but not its deletions
+    /// (a planted bug); the renames done since the last crash, in order:
+    /// final path, the `.cleaned` path it came from, the file it replaced.
+    volatile_swaps: Option<Vec<(String, String, Option<SimFile>)>>,
     /// File commands executed so far.
     executed: u64,
     /// `Compute` jobs run so far.
@@ -114,6 +122,24 @@ impl SimDisk {
     /// lost in a crash.
     pub fn lose_syncs(&mut self, lose: bool) {
         self.lose_syncs = lose;
+    }
+
+    /// [`SimDisk::lose_syncs`] for cleaned segments only (before their
+    /// swap): a swap then commits a segment a crash empties. A planted bug,
+    /// as for `lose_syncs`.
+    pub fn lose_cleaned_syncs(&mut self, lose: bool) {
+        self.lose_cleaned_syncs = lose;
+    }
+
+    /// From now on (while `volatile` holds), make a `SwapCleaned`'s
+    /// deletion of the segments it replaces durable at once, but let a
+    /// crash undo its renames: the replaced first segment comes back, the
+    /// cleaned one goes back to its `.cleaned` name (which startup then
+    /// deletes), and the other replaced segments' records are gone. A
+    /// planted bug (a driver that deletes before the rename is synced), so
+    /// a simulation can prove it notices.
+    pub fn volatile_swaps(&mut self, volatile: bool) {
+        self.volatile_swaps = volatile.then(Vec::new);
     }
 
     /// `Compute` jobs run so far.
@@ -182,7 +208,8 @@ impl SimDisk {
                 }
             }
             Command::Sync { seg, .. } => {
-                let lose = self.lose_syncs;
+                let lose =
+                    self.lose_syncs || (self.lose_cleaned_syncs && self.cleaned.contains(seg));
                 for ext in EXTS {
                     let f = self.seg_file(*seg, ext)?;
                     if !lose {
@@ -258,8 +285,11 @@ impl SimDisk {
                         .files
                         .remove(&from)
                         .ok_or_else(|| err(ErrorKind::NotFound, format!("{from} not found")))?;
-                    self.files
-                        .insert(layout::offset_file_path(&dir, base, ext), f);
+                    let to = layout::offset_file_path(&dir, base, ext);
+                    let replaced = self.files.insert(to.clone(), f);
+                    if let Some(undo) = self.volatile_swaps.as_mut() {
+                        undo.push((to, from, replaced));
+                    }
                     if ext == LOG && std::mem::take(&mut self.break_next_swap) {
                         return Err(err(ErrorKind::Other, "stopped after the log rename"));
                     }
@@ -337,6 +367,16 @@ impl SimDisk {
     /// Lose everything not synced: each file is cut to its synced length.
     /// Open segments are forgotten, as a restarted process would.
     pub fn crash(&mut self) {
+        if let Some(undo) = self.volatile_swaps.as_mut() {
+            for (to, from, replaced) in std::mem::take(undo).into_iter().rev() {
+                if let Some(f) = self.files.remove(&to) {
+                    self.files.insert(from, f);
+                }
+                if let Some(f) = replaced {
+                    self.files.insert(to, f);
+                }
+            }
+        }
         for f in self.files.values_mut() {
             f.data.truncate(f.synced);
         }

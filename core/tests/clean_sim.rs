@@ -633,3 +633,209 @@ fn a_failed_job_abandons_the_pass_and_a_late_answer_is_dropped() {
     sim.advance(Duration::from_millis(1500));
     assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
 }
+
+/// A response queued behind a long-polling fetch on its connection pins
+/// the segments it was read from before its `Send` is issued; the swap
+/// that replaces them waits until it is sent (seeded simulation, seed 34:
+/// the `Send` named a segment the swap had deleted).
+#[test]
+fn a_swap_waits_for_a_response_queued_behind_a_long_poll() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    create_topic(&mut sim, c, "idle", 1, &[]);
+    let rows = produce(&mut sim, c, 0, 40, &[]);
+    let end = active_base(&sim);
+
+    // A consumer's long poll on an empty partition, then a read of the
+    // compacted log pipelined behind it: that answer is built, and waits.
+    let r = sim.open(2);
+    let poll = sim.send(r, ApiKey::Fetch, 12, &Sim::fetch_req("idle", 0, 5000));
+    let read = sim.send(r, ApiKey::Fetch, 12, &Sim::fetch_req(TOPIC, 0, 0));
+
+    // The cleaner runs meanwhile; its swap must not delete what the
+    // queued answer names.
+    sim.advance(Duration::from_millis(1500));
+    sim.advance(Duration::from_millis(4000));
+    let f: FetchResponse = sim.recv(r, ApiKey::Fetch, 12, poll);
+    assert_eq!(f.responses[0].partitions[0].error_code, 0);
+    let f: FetchResponse = sim.recv(r, ApiKey::Fetch, 12, read);
+    let p = &f.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let got = p.records.clone().unwrap_or_default();
+    assert!(!got.is_empty(), "the queued answer holds the log as read");
+
+    // Sent: the swap goes ahead.
+    sim.advance(Duration::from_millis(100));
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    assert_eq!(read_all(&mut sim, c), cleaned(&rows, end, true));
+}
+
+/// A cleaned segment that changed nothing is discarded (`RemoveSegment`,
+/// which deletes its `.cleaned` files by name); no pass may create those
+/// names again before that removal is done, or it deletes the new pass's
+/// files (seeded simulation, seed 335).
+#[test]
+fn no_pass_reuses_a_cleaned_name_while_its_removal_is_in_flight() {
+    let (mut sim, c) = start(SimDisk::default());
+    new_topic(&mut sim, c);
+    // Every key once: cleaning changes nothing, every group is discarded.
+    let mut rows = Vec::new();
+    let mut unique = |sim: &mut Sim, from: usize, n: usize| {
+        for b in from..from + n {
+            let recs: Vec<(String, String)> = (0..10)
+                .map(|j| (format!("u{}", b * 10 + j), format!("v{}", b * 10 + j)))
+                .collect();
+            let refs: Vec<(Option<&str>, Option<&str>)> = recs
+                .iter()
+                .map(|(k, v)| (Some(k.as_str()), Some(v.as_str())))
+                .collect();
+            let now = sim.now.wall_ms;
+            let corr = sim.produce(c, TOPIC, 0, keyed_batch(&refs, now, Compression::None));
+            let r: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, corr);
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0);
+            for (j, (k, v)) in recs.into_iter().enumerate() {
+                rows.push((p.base_offset + j as i64, k, Some(v)));
+            }
+        }
+    };
+    unique(&mut sim, 0, 60);
+    assert!(active_base(&sim) > 0, "a sealed segment");
+
+    // The first group's discard is held back by the disk.
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let held = sim
+        .run_until(|cmd| matches!(cmd, Command::RemoveSegment { .. }))
+        .expect("an unchanged group is discarded");
+    sim.run();
+
+    // New dirty segments: the next pass, which starts from the first
+    // group again, waits for it.
+    unique(&mut sim, 60, 60);
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    let again = sim.run_until(|cmd| matches!(cmd, Command::CreateCleaned { base_offset: 0, .. }));
+    assert!(again.is_none(), "{again:?} while the discard is in flight");
+
+    let done = sim.disk.execute(&held);
+    sim.broker.handle_done(sim.now, done);
+    sim.run();
+    sim.advance(Duration::from_millis(1500));
+    assert!(sim.disk.paths().iter().all(|p| !p.ends_with(".cleaned")));
+    assert!(read_all(&mut sim, c) == rows, "every record kept, once");
+}
+
+/// A record may be cleaned away only for a later record of its key that
+/// is synced: here the later one sits in a sealed, mapped segment whose
+/// last appends wait for a second fsync (the first was in flight when
+/// they came), and a power loss right after the pass must leave the
+/// synced earlier record (with `flush.messages=1`, acks=1 answers before
+/// the sync).
+#[test]
+fn a_record_is_cleaned_away_only_for_a_synced_later_one() {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let (mut sim, c) = start(SimDisk::default());
+    create_topic(
+        &mut sim,
+        c,
+        TOPIC,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1024"),
+            ("flush.messages", "1"),
+        ],
+    );
+    let p = sim.open(7);
+    let mut corr = 5000;
+    // A produce (acks=1) handed to the broker; nothing run.
+    let mut raw = |sim: &mut Sim, k: &str, v: &str| {
+        corr += 1;
+        let now = sim.now.wall_ms;
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(TOPIC.into())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(keyed_batch(
+                                &[(Some(k), Some(v))],
+                                now,
+                                Compression::None,
+                            ))),
+                    ]),
+            ]);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(9)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str("sim")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, ApiKey::Produce.request_header_version(9))
+            .unwrap();
+        req.encode(&mut buf, 9).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        sim.broker.handle_read(sim.now, p, &mut buf);
+        assert!(buf.is_empty());
+    };
+    let files = |sim: &Sim| -> Vec<(String, usize, usize)> {
+        sim.disk
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with("table-0/") && p.ends_with(".log"))
+            .map(|p| {
+                (
+                    p.clone(),
+                    sim.disk.file(&p).unwrap().len(),
+                    sim.disk.synced_len(&p).unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Segment 0: A, synced, then filler until it rolls.
+    raw(&mut sim, "a", "A");
+    sim.run();
+    let mut i = 0;
+    while files(&sim).len() < 2 {
+        raw(&mut sim, &format!("f{i}"), &"x".repeat(100));
+        sim.run();
+        i += 1;
+    }
+    // Segment 1: a filler whose Sync takes effect now and is answered later.
+    raw(&mut sim, &format!("f{i}"), &"x".repeat(100));
+    i += 1;
+    let held = sim
+        .run_until(|c| matches!(c, Command::Sync { .. }))
+        .expect("a sync");
+    let done = sim.disk.execute(&held);
+    // B and filler until segment 1 rolls: their syncs wait for the first.
+    raw(&mut sim, "a", "B");
+    sim.run();
+    while files(&sim).len() < 3 {
+        raw(&mut sim, &format!("f{i}"), &"x".repeat(100));
+        sim.run();
+        i += 1;
+    }
+    sim.broker.handle_done(sim.now, done);
+    let held2 = sim.run_until(|c| matches!(c, Command::Sync { .. }));
+    assert!(held2.is_some(), "the second fsync is held back");
+    sim.now = sim.now.advance(Duration::from_millis(1500));
+    sim.broker.handle_timeout(sim.now);
+    sim.run();
+    sim.disk.crash();
+    let (mut sim, c) = start(std::mem::take(&mut sim.disk));
+    let rows = read_all(&mut sim, c);
+    assert!(
+        rows.iter().any(|r| r.1 == "a"),
+        "key a lost: its synced record cleaned away for an unsynced one"
+    );
+}

@@ -37,6 +37,14 @@ const DEFAULT: Options = Options {
     planted: Planted::None,
     no_holes: false,
     clean_shutdown_when_offline: true,
+    compacted: true,
+};
+
+/// The environment the bugs below were found in, before the compacted
+/// topic: their seeds replay the schedules that showed them.
+const BEFORE_COMPACTION: Options = Options {
+    compacted: false,
+    ..DEFAULT
 };
 
 /// One seed, a panic included in its failure.
@@ -67,7 +75,7 @@ fn run(seed: u64, opts: Options) -> Result<Stats, String> {
 /// Run the seeds `CONVEYOR_SIM_SEED`, `CONVEYOR_SIM_FIRST_SEED` and
 /// `CONVEYOR_SIM_SEEDS` name (`default` of them by default); panic at the
 /// first failure, saying how to replay it.
-fn run_seeds(opts: Options, default: u64, replay: &str) {
+fn run_seeds(opts: Options, default: u64, replay: &str) -> Stats {
     let seeds: Vec<u64> = match env_u64("CONVEYOR_SIM_SEED") {
         Some(seed) => vec![seed],
         None => {
@@ -87,11 +95,21 @@ fn run_seeds(opts: Options, default: u64, replay: &str) {
         }
     }
     eprintln!("{} seeds passed: {total:?}", seeds.len());
+    total
 }
 
 #[test]
 fn seeded_simulation() {
-    run_seeds(DEFAULT, DEFAULT_SEEDS, "seeded_simulation");
+    let total = run_seeds(DEFAULT, DEFAULT_SEEDS, "seeded_simulation");
+    // Checks that pass because nothing happened prove nothing: over many
+    // seeds the cleaner must have swapped segments in, merged some, and
+    // removed records the clients had seen.
+    if total.seeds >= 100 {
+        assert!(
+            total.swaps > 0 && total.merging_swaps > 0 && total.compacted_away > 0,
+            "the cleaner hardly ran: {total:?}"
+        );
+    }
 }
 
 /// Run a planted bug over seeds until one fails; that seed and its message.
@@ -118,6 +136,30 @@ fn planted_swapped_appends_are_caught() {
     eprintln!("swapped appends caught by seed {seed}: {message}");
 }
 
+/// The simulator can fail on compacted data: a disk on which a cleaned
+/// segment's swap deletes the segments it replaces durably while a power
+/// loss undoes its renames loses the records of all but the first, and
+/// that must be noticed. Only a merging swap loses anything, and mostly
+/// records compaction may drop anyway (a later record of their key is in
+/// the log), so few seeds see it: a handful of the first hundred.
+#[test]
+fn planted_volatile_swaps_are_caught() {
+    let (seed, message) = first_failure(Planted::VolatileSwaps)
+        .unwrap_or_else(|| panic!("no seed of {PLANTED_SEEDS} noticed swaps that lose data"));
+    eprintln!("volatile swaps caught by seed {seed}: {message}");
+}
+
+/// The simulator can fail on compacted data: a disk that acknowledges a
+/// cleaned segment's fsync without making it durable lets a swap commit
+/// a segment that a power loss empties (about half the seeds see it).
+#[test]
+fn planted_lost_cleaned_syncs_are_caught() {
+    let (seed, message) = first_failure(Planted::LostCleanedSyncs).unwrap_or_else(|| {
+        panic!("no seed of {PLANTED_SEEDS} noticed cleaned segments that lose data")
+    });
+    eprintln!("lost cleaned syncs caught by seed {seed}: {message}");
+}
+
 // ---- bugs the simulator found ------------------------------------------
 //
 // Each ran in the environment above until fixed; the seeds that first
@@ -131,7 +173,28 @@ fn planted_swapped_appends_are_caught() {
 /// segments, which holds no offsets.
 #[test]
 fn a_hole_between_segments_does_not_stall_durable_produce() {
-    let r = run(155, DEFAULT);
+    let r = run(155, BEFORE_COMPACTION);
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// A response queued behind a long-polling fetch on its connection (seed
+/// 235) named a segment the cleaner had swapped out before the response's
+/// `Send` was issued: the swap deleted the files it was to be sent from.
+/// A swap now waits while a segment it replaces is pinned.
+#[test]
+fn a_swap_waits_for_a_response_queued_behind_a_long_poll() {
+    let r = run(235, DEFAULT);
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// A segment a crash left empty, last before the active one (seed 335),
+/// made the cleaner clean it again and again, each time creating and
+/// discarding a cleaned segment of the same name; a discard's removal ran
+/// after the next creation and deleted its files. A pass now steps over an
+/// empty segment, and none starts while a discard is in flight.
+#[test]
+fn a_pass_steps_over_an_empty_segment_and_waits_for_discards() {
+    let r = run(335, DEFAULT);
     assert!(r.is_ok(), "{r:?}");
 }
 
@@ -142,7 +205,7 @@ fn a_hole_between_segments_does_not_stall_durable_produce() {
 #[test]
 fn a_clean_shutdown_with_a_partition_offline_leaves_no_marker() {
     for seed in [206, 252] {
-        let r = run(seed, DEFAULT);
+        let r = run(seed, BEFORE_COMPACTION);
         assert!(r.is_ok(), "{r:?}");
     }
 }

@@ -20,6 +20,11 @@
 //! A failure before the swap only abandons the pass (the old segments are
 //! whole); a failed swap leaves the files in an unknown state, so the
 //! partition goes offline and the next start finishes or undoes the swap.
+//!
+//! A swap waits while a replaced segment is pinned: a response built from
+//! it may still be queued in the broker behind an earlier one on its
+//! connection, its `Send` not yet issued, and the swap deletes the files
+//! it names. The pass looks again every [`PINNED_SWAP_RETRY_MS`].
 
 use std::sync::Arc;
 
@@ -35,6 +40,10 @@ use super::job::{
 };
 use super::partition::{PartitionLog, Pending};
 use super::segment::Segment;
+
+/// How long a swap held back by a pinned segment waits before it looks
+/// again (responses are sent within a request's wait, so this is short).
+pub const PINNED_SWAP_RETRY_MS: i64 = 10;
 
 /// The broker's cleaner settings, for one pass.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +121,8 @@ struct Step {
     /// Every piece is written; `Sync` and `MapSegment` are issued.
     written: bool,
     failed: bool,
+    /// Written, but a replaced segment is pinned: the swap waits.
+    held: bool,
     swapping: bool,
 }
 
@@ -136,20 +147,31 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> bool {
+        // Nor while a discarded cleaned segment's removal is in flight: it
+        // deletes its `.cleaned` files by name, and this pass may create
+        // the same names again (the same group) before that runs.
+        let discarding = self
+            .pending
+            .values()
+            .any(|p| matches!(p, Pending::Clean(CleanIo::Discard)));
         if self.config.cleanup_policy == CleanupPolicy::Delete
             || self.cleaning.is_some()
+            || discarding
             || self.offline().is_some()
             || self.segments.is_empty()
         {
             return false;
         }
         let first_dirty = self.first_dirty.max(self.log_start);
-        // Only what every append has reached (below the high watermark);
-        // the segment after them counts as the active one.
+        // Only what every append has reached (below the high watermark)
+        // and what is synced: the swap makes a record's removal durable,
+        // so the later record of its key that allows it must be durable
+        // first, or a power loss takes both. The segment after them counts
+        // as the active one.
         let visible = self
             .segments
             .iter()
-            .take_while(|s| s.end <= self.hwm)
+            .take_while(|s| s.end <= self.hwm && s.synced_end >= s.end)
             .count();
         let infos: Vec<SegmentInfo> = self.segments[..(visible + 1).min(self.segments.len())]
             .iter()
@@ -293,7 +315,13 @@ impl PartitionLog {
         };
         let sealed = self.segments.len().saturating_sub(1);
         let segs = &self.segments[..sealed];
-        if let Some(first) = segs.iter().position(|s| s.base >= c.next && s.end <= c.end) {
+        // Never from an empty segment (a crash's hole can leave one): it
+        // ends where it starts, so `next` would not move past it and the
+        // pass would clean it again and again.
+        if let Some(first) = segs
+            .iter()
+            .position(|s| s.base >= c.next && s.end <= c.end && s.end > s.base)
+        {
             let mut last = first;
             let mut size = segs[first].size;
             while let Some(n) = segs.get(last + 1) {
@@ -320,6 +348,7 @@ impl PartitionLog {
                 outstanding: 1,
                 written: false,
                 failed: false,
+                held: false,
                 swapping: false,
             });
             let io = ids.io();
@@ -483,6 +512,20 @@ impl PartitionLog {
         let Some(c) = self.cleaning.as_mut() else {
             return;
         };
+        if c.step.as_ref().is_some_and(|s| s.held) {
+            if c.resume_at.is_none_or(|t| t <= now.wall_ms) {
+                c.resume_at = None;
+                self.settle_step(ids, out);
+            }
+            // Still held: look again soon.
+            if let Some(c) = self.cleaning.as_mut()
+                && c.step.as_ref().is_some_and(|s| s.held)
+                && c.resume_at.is_none()
+            {
+                c.resume_at = Some(now.wall_ms.saturating_add(PINNED_SWAP_RETRY_MS));
+            }
+            return;
+        }
         if c.computing.is_some() || c.resume_at.is_some_and(|t| t > now.wall_ms) {
             return;
         }
@@ -507,7 +550,7 @@ impl PartitionLog {
             && (c.mapping.is_some()
                 || c.step
                     .as_ref()
-                    .is_some_and(|s| s.outstanding == 0 && !s.written));
+                    .is_some_and(|s| s.held || (s.outstanding == 0 && !s.written)));
         c.resume_at.filter(|_| waiting)
     }
 
@@ -616,6 +659,18 @@ impl PartitionLog {
                             .eq(step.old.iter().copied())
                 })
         };
+        // A response built from a replaced segment and not yet sent (its
+        // `Send` not even issued) pins it: swapping now would delete the
+        // files that `Send` will name. Wait; `continue_cleaning` comes back.
+        let pinned = installed.is_some_and(|i| {
+            self.segments[i..i + step.old.len()]
+                .iter()
+                .any(|s| s.pins > 0)
+        });
+        step.held = pinned;
+        if pinned {
+            return;
+        }
         if let Some(c) = self.cleaning.as_mut() {
             if let Some(step) = c.step.as_ref() {
                 c.stats.records_in += step.stats.records_in;

@@ -1,7 +1,9 @@
 //! Simulated clients: what each connection has sent, what the driver has
 //! read of it, what came back, and the requests still waiting for answers.
 //! Requests are random Produce (acks 1 and -1), Fetch, ListOffsets and
-//! Metadata, pipelined; every answer is checked against the model.
+//! Metadata, pipelined; every answer is checked against the model. Records
+//! to a compacted topic share keys from a small, skewed key space, and
+//! some are tombstones.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -16,7 +18,7 @@ use kafka_protocol::records::Compression;
 
 use super::model::{Model, Pk, Snap};
 use super::rng::Rng;
-use super::wire;
+use super::wire::{self, Shape};
 
 #[derive(Debug)]
 pub enum Kind {
@@ -78,14 +80,14 @@ impl Client {
     }
 
     /// Requests whose last byte the broker has now taken, marked handled.
-    pub fn mark_handled(&mut self, model: &Model, event: u64, records: &mut Vec<(Pk, usize)>) {
+    pub fn mark_handled(&mut self, model: &Model, event: u64, records: &mut Vec<(Pk, Vec<u64>)>) {
         for req in self.outstanding.iter_mut() {
             if req.end > self.taken || req.snap.is_some() {
                 continue;
             }
             req.snap = Some(model.snap(event));
             if let Kind::Produce { parts, .. } = &req.kind {
-                records.extend(parts.iter().map(|(pk, rids)| (*pk, rids.len())));
+                records.extend(parts.iter().cloned());
             }
         }
     }
@@ -140,16 +142,48 @@ pub fn random_request(rng: &mut Rng, model: &mut Model, corr: i32, now_ms: i64) 
             let acks = if rng.chance(1, 2) { 1 } else { -1 };
             let mut by_topic: BTreeMap<usize, Vec<PartitionProduceData>> = BTreeMap::new();
             let mut parts = Vec::new();
-            for pk in pick_parts(rng, 2) {
-                let n = rng.range(1, 4) as usize;
-                let rids = model.new_records(pk, n, now_ms);
+            let mut chosen = pick_parts(rng, 2);
+            // Compacted partitions get most of the records, so their
+            // segments roll and the cleaner has work within a few hundred
+            // steps (no draw at all without one, so runs without keep
+            // their schedules).
+            let compacted: Vec<Pk> = pks
+                .iter()
+                .copied()
+                .filter(|&p| model.is_compacted(p))
+                .collect();
+            if !compacted.is_empty() && rng.chance(2, 3) {
+                let pk = compacted[rng.index(compacted.len())];
+                if !chosen.contains(&pk) {
+                    chosen.push(pk);
+                }
+            }
+            for pk in chosen {
+                let shapes: Vec<Shape> = match model.topics[pk.topic].compact {
+                    Some(c) => (0..rng.range(1, 8))
+                        .map(|_| {
+                            let hot = rng.range(1, u64::from(c.keys));
+                            Shape {
+                                // Skewed: low keys are rewritten often (so
+                                // compaction removes records), high ones seldom
+                                // (so their latest records sit in old, cleaned
+                                // segments, where a lost one shows).
+                                key: Some(rng.below(hot) as u32),
+                                tombstone: rng.chance(1, c.tombstone_one_in),
+                            }
+                        })
+                        .collect(),
+                    None => vec![Shape::default(); rng.range(1, 4) as usize],
+                };
+                let rids = model.new_records(pk, &shapes, now_ms);
                 let compression = match rng.below(12) {
                     0 => Compression::Gzip,
                     1 => Compression::Lz4,
                     2 => Compression::Snappy,
                     _ => Compression::None,
                 };
-                let records = wire::batch(&rids, now_ms, compression);
+                let shaped: Vec<(u64, Shape)> = rids.iter().copied().zip(shapes).collect();
+                let records = wire::batch(&shaped, now_ms, compression);
                 by_topic.entry(pk.topic).or_default().push(
                     PartitionProduceData::default()
                         .with_index(pk.partition)

@@ -2,6 +2,8 @@
 //! simulated disk that loses power, fails with EIO and ENOSPC, and
 //! completes commands in any order the contract allows, and simulated
 //! clients that pipeline, disconnect mid-request and check every answer.
+//! A compacted topic keeps the log cleaner at work under all of it (its
+//! jobs, cleaned segments and swaps scheduled like any command).
 //! One seed decides everything, so a failure replays exactly.
 //!
 //! - `rng`: the seeded generator.
@@ -39,5 +41,5 @@ pub fn run_seed(
     }
     at.set(steps + 1);
     world.finish().map_err(|e| (steps + 1, e))?;
-    Ok(world.stats.clone())
+    Ok(world.stats())
 }

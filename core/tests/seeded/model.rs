@@ -2,10 +2,18 @@
 //! every answer must keep. A "life" is one broker instance: a crash or a
 //! restart ends it, and what the clients knew is cut back to what must
 //! survive.
+//!
+//! On a compacted topic (`cleanup.policy=compact`) a record the model knows
+//! may later be missing, from a fetch or after a restart, only where the
+//! cleaner may remove it (`Model::may_be_compacted`): a record of its key
+//! is in the log at a higher offset, or it is a tombstone older than
+//! `delete.retention.ms`. So the latest record of a key that had to survive
+//! survives; offsets still never move nor are reused, and fetches still
+//! return increasing offsets.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::wire::ReadBack;
+use super::wire::{ReadBack, Shape};
 
 /// A partition: index into the topic table, partition number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -20,6 +28,19 @@ pub struct TopicSpec {
     pub partitions: i32,
     /// `flush.messages=1`: acks=-1 means synced.
     pub durable: bool,
+    /// `cleanup.policy=compact`, and how.
+    pub compact: Option<Compact>,
+}
+
+/// A compacted topic's records: keys from a small space, some tombstones.
+#[derive(Debug, Clone, Copy)]
+pub struct Compact {
+    /// Keys are `0..keys`.
+    pub keys: u32,
+    /// One record in this many is a tombstone.
+    pub tombstone_one_in: u64,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
 }
 
 /// A record the simulator produced (the index is its id).
@@ -28,6 +49,7 @@ struct Produced {
     pk: Pk,
     life: u32,
     timestamp: i64,
+    shape: Shape,
 }
 
 /// One partition as the clients know it.
@@ -95,13 +117,22 @@ pub struct Model {
     placed: HashMap<u64, (Pk, u64)>,
     /// Records a Produce answer acknowledged.
     acked: HashSet<u64>,
+    /// The records produced with each shared key of a compacted partition.
+    keyed: HashMap<(Pk, u32), Vec<u64>>,
+    /// Records whose Produce the broker has taken: they may be in the log,
+    /// where no one may have seen them yet.
+    handled: HashSet<u64>,
     life: u32,
+    /// The wall clock (Unix ms), for `delete.retention.ms`.
+    pub now_ms: i64,
+    /// Known records found gone where compaction allows it.
+    pub compacted_away: u64,
 }
 
 type Check = Result<(), String>;
 
 impl Model {
-    pub fn new(topics: Vec<TopicSpec>) -> Self {
+    pub fn new(topics: Vec<TopicSpec>, now_ms: i64) -> Self {
         let mut parts = BTreeMap::new();
         for (topic, t) in topics.iter().enumerate() {
             for partition in 0..t.partitions {
@@ -114,7 +145,11 @@ impl Model {
             produced: Vec::new(),
             placed: HashMap::new(),
             acked: HashSet::new(),
+            keyed: HashMap::new(),
+            handled: HashSet::new(),
             life: 0,
+            now_ms,
+            compacted_away: 0,
         }
     }
 
@@ -151,18 +186,97 @@ impl Model {
         self.parts[&pk].failed_at.is_some()
     }
 
-    /// Fresh record ids for a batch to `pk`.
-    pub fn new_records(&mut self, pk: Pk, n: usize, timestamp: i64) -> Vec<u64> {
-        (0..n)
-            .map(|_| {
+    /// Fresh record ids for a batch to `pk`, one per shape.
+    pub fn new_records(&mut self, pk: Pk, shapes: &[Shape], timestamp: i64) -> Vec<u64> {
+        shapes
+            .iter()
+            .map(|&shape| {
+                let rid = self.produced.len() as u64;
                 self.produced.push(Produced {
                     pk,
                     life: self.life,
                     timestamp,
+                    shape,
                 });
-                self.produced.len() as u64 - 1
+                if let Some(k) = shape.key {
+                    self.keyed.entry((pk, k)).or_default().push(rid);
+                }
+                rid
             })
             .collect()
+    }
+
+    pub fn is_compacted(&self, pk: Pk) -> bool {
+        self.topics[pk.topic].compact.is_some()
+    }
+
+    /// Whether record `rid` is a tombstone older than `delete.retention.ms`
+    /// by now, so the cleaner may have removed it.
+    fn expired_tombstone(&self, rid: u64) -> bool {
+        let p = &self.produced[rid as usize];
+        let Some(c) = self.topics[p.pk.topic].compact else {
+            return false;
+        };
+        // The cleaner drops a tombstone whose batch's newest time plus the
+        // retention is before its pass started, so before now.
+        p.shape.tombstone && self.now_ms.saturating_sub(p.timestamp) > c.delete_retention_ms
+    }
+
+    /// Whether record `rid`, known at `offset` of `pk`, may be missing from
+    /// the log now: only on a compacted topic, and only if a record of its
+    /// key is in the log at a higher offset (`holds_later(key, offset)`,
+    /// over what is known of the log being checked), or it or a later
+    /// tombstone of its key is older than `delete.retention.ms`.
+    ///
+    /// Weaker than the cleaner's rule where the model cannot know more: a
+    /// tombstone of the key whose offset no one learnt (its answer lost
+    /// with its connection) may be the later one, or may never have been
+    /// appended; either is let pass.
+    fn may_be_compacted(
+        &self,
+        pk: Pk,
+        offset: u64,
+        rid: u64,
+        holds_later: impl Fn(u32, u64) -> bool,
+    ) -> bool {
+        let Some(key) = self.produced[rid as usize].shape.key else {
+            return false;
+        };
+        if !self.is_compacted(pk) {
+            return false;
+        }
+        if self.expired_tombstone(rid) || holds_later(key, offset) {
+            return true;
+        }
+        self.keyed.get(&(pk, key)).is_some_and(|rids| {
+            rids.iter().any(|&t| {
+                self.expired_tombstone(t)
+                    && self
+                        .placed
+                        .get(&t)
+                        .is_none_or(|&(p, o)| p == pk && o > offset)
+            })
+        })
+    }
+
+    /// Whether the live log of `pk` may hold a record of `key` above
+    /// `offset`, as far as the clients can tell: one of this life's facts
+    /// (nothing is lost within a life; it may be compacted in turn, which
+    /// only a later record of the key or an old tombstone does), or one the
+    /// broker took whose place no one has learnt yet (its answer still on
+    /// its way or lost with its connection). The cleaner may rely on such a
+    /// record; a client cannot tell where it is, so this is weaker than the
+    /// check after a restart, which reads the whole log.
+    fn live_log_holds_later(&self, pk: Pk, key: u32, offset: u64) -> bool {
+        let known = self.parts[&pk]
+            .facts
+            .range(offset + 1..)
+            .any(|(_, &r)| self.produced[r as usize].shape.key == Some(key));
+        known
+            || self.keyed.get(&(pk, key)).is_some_and(|rids| {
+                rids.iter()
+                    .any(|r| self.handled.contains(r) && !self.placed.contains_key(r))
+            })
     }
 
     pub fn snap(&self, event: u64) -> Snap {
@@ -173,8 +287,9 @@ impl Model {
     }
 
     /// A Produce was handled: its records may now be in the log.
-    pub fn produce_handled(&mut self, pk: Pk, records: usize) {
-        self.part(pk).appended_max += records as u64;
+    pub fn produce_handled(&mut self, pk: Pk, rids: &[u64]) {
+        self.part(pk).appended_max += rids.len() as u64;
+        self.handled.extend(rids);
     }
 
     /// An injected error on one of `pk`'s file commands reached the broker.
@@ -201,12 +316,18 @@ impl Model {
     }
 
     /// Learn that `rid` is at `offset` of `pk` in this life.
-    fn learn(&mut self, pk: Pk, offset: u64, rid: u64) -> Check {
+    fn learn(&mut self, pk: Pk, offset: u64, rid: u64, shape: Shape) -> Check {
         let name = self.name(pk);
         let p = self
             .produced
             .get(rid as usize)
             .ok_or_else(|| format!("{name} offset {offset}: record {rid} was never produced"))?;
+        if p.shape != shape {
+            return Err(format!(
+                "{name} offset {offset}: record {rid} reads as {shape:?}, but was produced as {:?}",
+                p.shape
+            ));
+        }
         if p.pk != pk {
             return Err(format!(
                 "{name} offset {offset}: record {rid} was produced to {}",
@@ -264,7 +385,8 @@ impl Model {
             ));
         }
         for (i, &rid) in rids.iter().enumerate() {
-            self.learn(pk, base + i as u64, rid)?;
+            let shape = self.produced[rid as usize].shape;
+            self.learn(pk, base + i as u64, rid, shape)?;
         }
         self.acked.extend(rids);
         let durable = acks == -1 && self.topics[pk.topic].durable;
@@ -305,17 +427,22 @@ impl Model {
                 m.appended_max
             ));
         }
-        let got = match records {
-            Some(b) if !b.is_empty() => super::wire::read_records(b)
-                .map_err(|e| format!("fetch of {name} at {offset}: {e}"))?,
-            _ => Vec::new(),
+        let (got, batches) = match records {
+            Some(b) if !b.is_empty() => (
+                super::wire::read_records(b)
+                    .map_err(|e| format!("fetch of {name} at {offset}: {e}"))?,
+                super::wire::batch_last_offsets(b),
+            ),
+            _ => (Vec::new(), Vec::new()),
         };
         // Nothing at or after `offset` is only right in a hole a power loss
         // left (unsynced data lost below a later segment), never where a
-        // record is known or in data appended this life.
+        // record is known or in data appended this life. A compacted log
+        // has a batch there still: the cleaner keeps the header of a
+        // group's last batch, and never cleans the active segment.
         let m = &self.parts[&pk];
         let held = offset >= m.life_base || m.facts.range(offset..hw).next().is_some();
-        if alone && offset < hw && got.is_empty() && held {
+        if alone && offset < hw && batches.is_empty() && held {
             return Err(format!(
                 "fetch of {name} at {offset} below the high watermark {hw} returned nothing"
             ));
@@ -332,7 +459,12 @@ impl Model {
             }
             prev = Some(r.offset);
             if r.offset >= offset {
-                if r.offset > next && r.offset > self.parts[&pk].life_base {
+                // A compacted log has gaps wherever the cleaner removed
+                // records; which records were there, and so whether they
+                // could go, is checked for the offsets the model knows
+                // (below), and the rest cannot be checked.
+                if r.offset > next && r.offset > self.parts[&pk].life_base && !self.is_compacted(pk)
+                {
                     return Err(format!(
                         "fetch of {name} at {offset}: a gap before offset {} in data appended \
                          this life",
@@ -341,18 +473,30 @@ impl Model {
                 }
                 next = r.offset + 1;
             }
-            self.learn(pk, r.offset, r.rid)?;
+            self.learn(pk, r.offset, r.rid, r.shape)?;
         }
-        if let Some(last) = prev {
+        // (A cleaned batch that spans `offset` may keep only records below
+        // it.)
+        if let Some(last) = prev.filter(|&l| l >= offset) {
             let seen: Vec<u64> = got.iter().map(|r| r.offset).collect();
-            if let Some((o, rid)) = self.parts[&pk]
+            let skipped: Vec<(u64, u64)> = self.parts[&pk]
                 .facts
                 .range(offset..=last)
-                .find(|(o, _)| seen.binary_search(o).is_err())
-            {
-                return Err(format!(
-                    "fetch of {name} at {offset} skipped offset {o} (record {rid})"
-                ));
+                .filter(|(o, _)| seen.binary_search(o).is_err())
+                .map(|(&o, &rid)| (o, rid))
+                .collect();
+            for (o, rid) in skipped {
+                if !self.may_be_compacted(pk, o, rid, |k, o| self.live_log_holds_later(pk, k, o)) {
+                    return Err(format!(
+                        "fetch of {name} at {offset} skipped offset {o} (record {rid})"
+                    ));
+                }
+                // Not held against later reads: an answer built before the
+                // swap, on another connection, may still show it. (That it
+                // never comes back after a restart, nothing checks: the
+                // model only learns what is there.)
+                self.compacted_away += 1;
+                self.part(pk).facts.remove(&o);
             }
         }
         let m = self.part(pk);
@@ -377,24 +521,31 @@ impl Model {
         let name = self.name(pk);
         let m = &self.parts[&pk];
         let floor = snap.floors[&pk];
+        // On a compacted topic a known record may be gone (see
+        // `may_be_compacted`): it counts neither as an earlier match the
+        // answer missed nor as the one it names.
+        let here = |o: u64, rid: u64| {
+            !self.may_be_compacted(pk, o, rid, |k, o| self.live_log_holds_later(pk, k, o))
+        };
         let bad = match timestamp {
             -1 => offset < floor as i64 || offset > m.appended_max as i64,
             -2 => offset != 0,
             // Nothing that late: no record acknowledged before the request
             // (so visible to it) may be that late either.
-            _ if offset == -1 => m
-                .facts
-                .range(..floor)
-                .any(|(_, &rid)| self.produced[rid as usize].timestamp >= timestamp),
+            _ if offset == -1 => m.facts.range(..floor).any(|(&o, &rid)| {
+                self.produced[rid as usize].timestamp >= timestamp && here(o, rid)
+            }),
             _ => {
-                let earlier = m
-                    .facts
-                    .range(..u64::try_from(offset).unwrap_or(0))
-                    .any(|(_, &rid)| self.produced[rid as usize].timestamp >= timestamp);
-                let at = m
-                    .facts
-                    .get(&u64::try_from(offset).unwrap_or(u64::MAX))
-                    .map(|&rid| self.produced[rid as usize].timestamp);
+                let earlier =
+                    m.facts
+                        .range(..u64::try_from(offset).unwrap_or(0))
+                        .any(|(&o, &rid)| {
+                            self.produced[rid as usize].timestamp >= timestamp && here(o, rid)
+                        });
+                let at = u64::try_from(offset).ok().and_then(|o| {
+                    let rid = *m.facts.get(&o)?;
+                    here(o, rid).then(|| self.produced[rid as usize].timestamp)
+                });
                 offset < 0
                     || offset >= m.appended_max as i64
                     || found_ts < timestamp
@@ -426,6 +577,17 @@ impl Model {
     /// left), every restart after it too.
     pub fn on_disk(&mut self, pk: Pk, offset: u64, rid: u64, synced: bool) -> Check {
         let name = self.name(pk);
+        // Its place is known from now on (an unacknowledged tombstone's
+        // included, which `may_be_compacted` then places).
+        if let Some(&was) = self.placed.get(&rid) {
+            if was != (pk, offset) {
+                return Err(format!(
+                    "record {rid} is on the disk at {name} offset {offset}, but was at offset {}",
+                    was.1
+                ));
+            }
+        }
+        self.placed.insert(rid, (pk, offset));
         let m = self.part(pk);
         let (set, why) = if synced {
             (&mut m.survive, Why::SyncedOnDisk)
@@ -479,10 +641,21 @@ impl Model {
         for (pk, (hw, records)) in logs {
             let name = self.name(pk);
             let found: BTreeMap<u64, u64> = records.iter().map(|r| (r.offset, r.rid)).collect();
+            // What compaction may have removed: only records the log, as
+            // read back, holds a later record of the same key for (the
+            // latest of a key that had to survive must be there), or old
+            // tombstones (see `may_be_compacted`).
+            let found_later = |key: u32, offset: u64| {
+                records
+                    .iter()
+                    .any(|r| r.offset > offset && r.shape.key == Some(key))
+            };
             let m = &self.parts[&pk];
+            let mut gone = 0;
             for (o, (rid, why)) in m.survive.iter().chain(&m.expect) {
                 match found.get(o) {
                     Some(got) if got == rid => {}
+                    None if self.may_be_compacted(pk, *o, *rid, found_later) => gone += 1,
                     got => {
                         let got = got.map_or("nothing".into(), |g| format!("record {g}"));
                         let acked = if self.acked.contains(rid) {
@@ -498,6 +671,7 @@ impl Model {
                     }
                 }
             }
+            self.compacted_away += gone;
             let m = self.part(pk);
             *m = PartModel {
                 survive: std::mem::take(&mut m.survive),
@@ -509,7 +683,7 @@ impl Model {
             for r in records {
                 // Every offset is below the new life's base, so only the
                 // record's identity and place are checked.
-                self.learn(pk, r.offset, r.rid)?;
+                self.learn(pk, r.offset, r.rid, r.shape)?;
             }
         }
         Ok(())

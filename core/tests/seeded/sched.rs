@@ -10,7 +10,14 @@
 //!   issued before it, maybe more);
 //! - commands on one path (`WriteFile`, `RemoveFile`) keep their order, and
 //!   a `RemoveDir` waits for every earlier command in its directory;
-//! - `Send`s and the `Close` of one connection keep their order.
+//! - `Send`s and the `Close` of one connection keep their order;
+//! - the log cleaner's `CreateCleaned` opens a segment like `OpenSegment`
+//!   (its writes, sync and map follow in its order), and its `SwapCleaned`
+//!   comes after them and after every earlier command that touches a
+//!   segment it replaces: their writes and syncs, and `Send`s still
+//!   reading their files (the driver deletes those only once no `Send`
+//!   reads them);
+//! - a `Compute` job waits for nothing: it may finish at any time.
 //!
 //! Everything else may be overtaken: other segments, other partitions,
 //! other connections.
@@ -23,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use conveyor_core::{Command, ConnId, IoId, SegId};
+use conveyor_core::{Command, ConnId, IoId, Part, SegId};
 
 use super::rng::Rng;
 
@@ -36,6 +43,8 @@ enum Lane {
     Path(String),
     Dir(String),
     Conn(ConnId),
+    /// A `Compute` job, alone in its lane.
+    Job(IoId),
 }
 
 fn seg_of(cmd: &Command) -> Option<SegId> {
@@ -47,8 +56,21 @@ fn seg_of(cmd: &Command) -> Option<SegId> {
         | Command::Sync { seg, .. }
         | Command::MapSegment { seg, .. }
         | Command::Read { seg, .. }
-        | Command::RemoveSegment { seg, .. } => Some(*seg),
+        | Command::RemoveSegment { seg, .. }
+        | Command::CreateCleaned { seg, .. }
+        | Command::SwapCleaned { seg, .. } => Some(*seg),
         _ => None,
+    }
+}
+
+/// Whether `cmd` names `seg`: a command of the segment, or a `Send` that
+/// reads its file.
+fn touches(cmd: &Command, seg: SegId) -> bool {
+    match cmd {
+        Command::Send { parts, .. } => parts
+            .iter()
+            .any(|p| matches!(p, Part::File { seg: s, .. } if *s == seg)),
+        cmd => seg_of(cmd) == Some(seg),
     }
 }
 
@@ -80,8 +102,10 @@ pub struct Sched {
     /// Syncs started (handed to an fsync worker) and not finished.
     syncing: BTreeMap<SegId, Issued>,
     /// Each segment's partition directory and base offset, from its
-    /// `OpenSegment`.
+    /// `OpenSegment` or `CreateCleaned`.
     seg_dir: BTreeMap<SegId, (String, u64)>,
+    /// Segments the cleaner created and has not swapped in yet.
+    cleaning: HashSet<SegId>,
     /// Ids issued and not yet answered.
     pending: HashSet<IoId>,
     next_order: u64,
@@ -112,6 +136,16 @@ impl Sched {
         } = &cmd
         {
             self.seg_dir.insert(*seg, (dir.clone(), *base_offset));
+        }
+        if let Command::CreateCleaned {
+            seg,
+            dir,
+            base_offset,
+            ..
+        } = &cmd
+        {
+            self.seg_dir.insert(*seg, (dir.clone(), *base_offset));
+            self.cleaning.insert(*seg);
         }
         if let Command::Sync { seg, .. } = &cmd {
             let queued = self
@@ -148,6 +182,7 @@ impl Sched {
             Command::Send { conn, .. }
             | Command::Close { conn, .. }
             | Command::Connect { conn, .. } => Lane::Conn(*conn),
+            Command::Compute { io, .. } => Lane::Job(*io),
             _ => unreachable!("every segment command has a segment"),
         }
     }
@@ -159,6 +194,20 @@ impl Sched {
     /// The partition directory of a segment this broker opened.
     pub fn dir_of(&self, seg: SegId) -> Option<&str> {
         self.seg_dir.get(&seg).map(|(d, _)| d.as_str())
+    }
+
+    /// Whether `cmd` is one of the cleaner's writes before its swap: the
+    /// `CreateCleaned`, and the writes, sync and map of a segment it
+    /// created and has not swapped in (a failure only abandons the pass).
+    pub fn is_cleaner_write(&self, cmd: &Command) -> bool {
+        matches!(
+            cmd,
+            Command::CreateCleaned { .. }
+                | Command::Append { .. }
+                | Command::WriteIndex { .. }
+                | Command::Sync { .. }
+                | Command::MapSegment { .. }
+        ) && seg_of(cmd).is_some_and(|s| self.cleaning.contains(&s))
     }
 
     /// The segments of `dir` this broker opened below base offset `base`.
@@ -217,6 +266,10 @@ impl Sched {
 
     fn answered(&mut self, cmd: Command) -> Command {
         self.pending.remove(&cmd.io());
+        if let Command::SwapCleaned { seg, .. } = &cmd {
+            // From now on (done or failed) an ordinary segment.
+            self.cleaning.remove(seg);
+        }
         cmd
     }
 
@@ -232,6 +285,9 @@ impl Sched {
             let Some(head) = q.front() else { continue };
             let ok = match seg_of(&head.cmd) {
                 Some(_) if is_write(&head.cmd) => true,
+                Some(seg) if matches!(head.cmd, Command::SwapCleaned { .. }) => {
+                    !self.sync_running(lane, seg) && !self.replaced_busy(&head.cmd, head.order)
+                }
                 Some(_) if matches!(head.cmd, Command::Sync { .. }) => true,
                 Some(seg) => !self.sync_running(lane, seg),
                 None => match lane {
@@ -259,6 +315,16 @@ impl Sched {
         }
     }
 
+    /// Whether a command issued before the swap `cmd` (at `order`) still
+    /// touches a segment it replaces.
+    fn replaced_busy(&self, cmd: &Command, order: u64) -> bool {
+        let Command::SwapCleaned { replaces, .. } = cmd else {
+            return false;
+        };
+        let busy = |i: &Issued| i.order < order && replaces.iter().any(|&r| touches(&i.cmd, r));
+        self.lanes.values().flatten().any(busy) || self.syncing.values().any(busy)
+    }
+
     /// Whether a command issued before `order` still touches `dir`.
     fn earlier_in_dir(&self, dir: &str, order: u64) -> bool {
         let prefix = format!("{dir}/");
@@ -266,7 +332,7 @@ impl Sched {
             Lane::Seg(seg) => self.dir_of(*seg) == Some(dir),
             Lane::Part(d) | Lane::Dir(d) => d == dir,
             Lane::Path(p) => p.starts_with(&prefix),
-            Lane::Conn(_) => false,
+            Lane::Conn(_) | Lane::Job(_) => false,
         };
         self.lanes
             .iter()

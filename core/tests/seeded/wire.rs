@@ -72,16 +72,37 @@ pub fn decode<T: Decodable>(
     Ok((header.correlation_id, body))
 }
 
+/// What a record is beyond its id: on a compacted topic, its key from the
+/// topic's small key space and whether it is a tombstone (null value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// `None`: a key of its own (`k<rid>`), as on every other topic.
+    pub key: Option<u32>,
+    pub tombstone: bool,
+}
+
+/// The header that names a compacted topic's record: a tombstone has no
+/// value to name it, and compaction keeps headers.
+const ID_HEADER: &str = "id";
+
 /// The record key and value the simulator writes for record `rid`: the
-/// value names the record, and its length varies so batches do too.
-pub fn record_content(rid: u64) -> (Bytes, Bytes) {
+/// value names the record, and its length varies so batches do too. A
+/// shared key is `c<key>`; a tombstone has no value.
+pub fn record_content(rid: u64, shape: Shape) -> (Bytes, Option<Bytes>) {
     let fill = (rid.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57) as usize; // 0..128
     let mut value = format!("r{rid}:");
     value.extend(std::iter::repeat_n(
         char::from(b'a' + (rid % 26) as u8),
         fill,
     ));
-    (Bytes::from(format!("k{rid}")), Bytes::from(value))
+    let key = match shape.key {
+        Some(k) => format!("c{k}"),
+        None => format!("k{rid}"),
+    };
+    (
+        Bytes::from(key),
+        (!shape.tombstone).then(|| Bytes::from(value)),
+    )
 }
 
 /// The record id a value names.
@@ -91,13 +112,25 @@ pub fn rid_of(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
-/// One batch (RecordBatch v2) holding records `rids`, as a client sends it.
-pub fn batch(rids: &[u64], timestamp: i64, compression: Compression) -> Bytes {
+fn number(b: &[u8]) -> Option<u64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// One batch (RecordBatch v2) holding records `rids` of these shapes, as a
+/// client sends it. Records with a shared key carry their id in a header.
+pub fn batch(rids: &[(u64, Shape)], timestamp: i64, compression: Compression) -> Bytes {
     let records: Vec<Record> = rids
         .iter()
         .enumerate()
-        .map(|(i, &rid)| {
-            let (key, value) = record_content(rid);
+        .map(|(i, &(rid, shape))| {
+            let (key, value) = record_content(rid, shape);
+            let mut headers = IndexMap::new();
+            if shape.key.is_some() {
+                headers.insert(
+                    StrBytes::from_static_str(ID_HEADER),
+                    Some(Bytes::from(rid.to_string())),
+                );
+            }
             Record {
                 transactional: false,
                 control: false,
@@ -112,8 +145,8 @@ pub fn batch(rids: &[u64], timestamp: i64, compression: Compression) -> Bytes {
                 sequence: i as i32 - 1,
                 timestamp,
                 key: Some(key),
-                value: Some(value),
-                headers: IndexMap::new(),
+                value,
+                headers,
             }
         })
         .collect();
@@ -130,17 +163,42 @@ pub fn batch(rids: &[u64], timestamp: i64, compression: Compression) -> Bytes {
     buf.freeze()
 }
 
-/// A record read back: its offset, and the record it claims to be.
+/// The last offset of every whole batch in `bytes`, in order, from the
+/// batch headers alone: a cleaned batch may hold no records at all (its
+/// header stays to keep its offsets), and a reader steps over it.
+pub fn batch_last_offsets(bytes: &[u8]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    // baseOffset (8), batchLength (4), then lastOffsetDelta at byte 23.
+    while let Some(head) = bytes.get(pos..pos + 27) {
+        let base = i64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
+        let len = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
+        let delta = i32::from_be_bytes(head[23..27].try_into().expect("4 bytes"));
+        let Ok(len) = usize::try_from(len) else { break };
+        if bytes.len() < pos + 12 + len {
+            break;
+        }
+        if let Ok(last) = u64::try_from(base + i64::from(delta)) {
+            out.push(last);
+        }
+        pos += 12 + len;
+    }
+    out
+}
+
+/// A record read back: its offset, the record it claims to be, and what
+/// it holds (checked against what was produced by the model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadBack {
     pub offset: u64,
     pub rid: u64,
     pub timestamp: i64,
+    pub shape: Shape,
 }
 
 /// Every record in `bytes` (whole batches), checked: CRC-32C (the decoder
 /// verifies it), and key and value exactly what the simulator wrote for
-/// the record the value names.
+/// the record the value (or, for a tombstone, its id header) names.
 pub fn read_records(bytes: &Bytes) -> Result<Vec<ReadBack>, String> {
     let mut buf = bytes.clone();
     let sets = RecordBatchDecoder::decode_all(&mut buf)
@@ -148,11 +206,32 @@ pub fn read_records(bytes: &Bytes) -> Result<Vec<ReadBack>, String> {
     let mut out = Vec::new();
     for set in sets {
         for r in set.records {
-            let value = r.value.ok_or("a record without a value")?;
-            let rid = rid_of(&value)
-                .ok_or_else(|| format!("a record value the simulator never wrote: {value:?}"))?;
-            let (key, expected) = record_content(rid);
-            if r.key.as_ref() != Some(&key) || value != expected {
+            let header = r
+                .headers
+                .get(ID_HEADER.as_bytes())
+                .map(|h| h.as_deref().and_then(number));
+            let rid = match (&r.value, header) {
+                (_, Some(None)) => return Err("a record id header that is no number".into()),
+                (_, Some(Some(rid))) => rid,
+                (Some(value), None) => rid_of(value).ok_or_else(|| {
+                    format!("a record value the simulator never wrote: {value:?}")
+                })?,
+                (None, None) => return Err("a tombstone without an id".into()),
+            };
+            let key = r.key.as_deref().unwrap_or_default();
+            let shape = Shape {
+                key: match key.strip_prefix(b"c") {
+                    Some(k) if header.is_some() => Some(
+                        number(k)
+                            .and_then(|k| u32::try_from(k).ok())
+                            .ok_or_else(|| format!("record {rid} has key {key:?}"))?,
+                    ),
+                    _ => None,
+                },
+                tombstone: r.value.is_none(),
+            };
+            let (expected_key, expected_value) = record_content(rid, shape);
+            if key != expected_key || r.value != expected_value {
                 return Err(format!(
                     "record {rid} at offset {} has the wrong bytes",
                     r.offset
@@ -164,6 +243,7 @@ pub fn read_records(bytes: &Bytes) -> Result<Vec<ReadBack>, String> {
                 offset,
                 rid,
                 timestamp: r.timestamp,
+                shape,
             });
         }
     }

@@ -3,6 +3,13 @@
 //! completes, a client sends or disconnects, time passes, the machine loses
 //! power, the process is killed, or the broker shuts down cleanly and
 //! starts again. After every event the model checks what came back.
+//!
+//! With `Options::compacted`, a third topic is compacted, with small
+//! segments and a cleaner that looks for work every few ms: its jobs,
+//! cleaned segments and swaps are commands like any other, its writes and
+//! swaps fail now and then (a failed write abandons the pass only; a
+//! failed swap takes the partition offline), and a life may end in the
+//! middle of a swap, after its commit point.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +21,7 @@ use conveyor_core::{
 };
 
 use super::client::{self, Client};
-use super::model::{Model, TopicSpec};
+use super::model::{Compact, Model, TopicSpec};
 use super::rng::Rng;
 use super::sched::Sched;
 use super::wire;
@@ -29,6 +36,12 @@ pub enum Planted {
     LostSyncs,
     /// Two appends to one segment may take effect in swapped order.
     SwappedAppends,
+    /// A cleaned segment's swap deletes the segments it replaces durably,
+    /// but a power loss undoes its renames (`SimDisk::volatile_swaps`).
+    VolatileSwaps,
+    /// The disk answers a cleaned segment's `Sync` without making it
+    /// durable (`SimDisk::lose_cleaned_syncs`).
+    LostCleanedSyncs,
 }
 
 /// How the environment behaves beyond what the seed decides.
@@ -44,27 +57,64 @@ pub struct Options {
     /// offline, or with faults during the shutdown (see the known bug in
     /// `seeded_sim.rs`).
     pub clean_shutdown_when_offline: bool,
+    /// Add a compacted topic (`table`), so the log cleaner runs under
+    /// everything above. Without it a seed runs the schedule it ran before
+    /// the topic existed (the regression seeds of `seeded_sim.rs`).
+    pub compacted: bool,
 }
 
 /// What one seed's run did, for the summary line.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    pub seeds: u64,
     pub commands: u64,
     pub requests: u64,
     pub power_losses: u64,
     pub kills: u64,
     pub clean_restarts: u64,
     pub faults: u64,
+    /// The cleaner's `Compute` jobs run.
+    pub cleaner_jobs: u64,
+    /// Cleaned segments created (`CreateCleaned` done).
+    pub cleaned_segments: u64,
+    /// Cleaned segments swapped in, and of those, swaps that replaced more
+    /// than one segment.
+    pub swaps: u64,
+    pub merging_swaps: u64,
+    /// Cleaning passes started (a key-mapping job from the log's start).
+    pub cleaner_passes: u64,
+    /// Injected failures of a cleaner write (the pass abandoned) and of a
+    /// swap (the partition offline).
+    pub cleaner_write_faults: u64,
+    pub swap_faults: u64,
+    /// Lives ended in the middle of a swap, right after its log rename
+    /// (its commit point).
+    pub mid_swap_crashes: u64,
+    /// `Compute` jobs answered with an error (the pass abandoned).
+    pub job_faults: u64,
+    /// Times a known record was found gone where compaction allows it.
+    pub compacted_away: u64,
 }
 
 impl Stats {
     pub fn add(&mut self, o: &Stats) {
+        self.seeds += o.seeds;
         self.commands += o.commands;
         self.requests += o.requests;
         self.power_losses += o.power_losses;
         self.kills += o.kills;
         self.clean_restarts += o.clean_restarts;
         self.faults += o.faults;
+        self.cleaner_jobs += o.cleaner_jobs;
+        self.cleaned_segments += o.cleaned_segments;
+        self.swaps += o.swaps;
+        self.merging_swaps += o.merging_swaps;
+        self.cleaner_passes += o.cleaner_passes;
+        self.cleaner_write_faults += o.cleaner_write_faults;
+        self.swap_faults += o.swap_faults;
+        self.mid_swap_crashes += o.mid_swap_crashes;
+        self.job_faults += o.job_faults;
+        self.compacted_away += o.compacted_away;
     }
 }
 
@@ -93,6 +143,9 @@ pub struct World {
     /// the others' choices.
     sched_rng: Rng,
     fault_rng: Rng,
+    /// Failed `Compute` jobs, from a stream of their own (seeded apart
+    /// from the rest, so adding it moved no other choice).
+    job_rng: Rng,
     opts: Options,
     config: Config,
     broker: Broker,
@@ -116,6 +169,13 @@ pub struct World {
     shutting_down: bool,
     /// Print every event (`CONVEYOR_SIM_TRACE=1`), to follow a failing seed.
     trace: bool,
+    /// Cleaned segments whose creation or a write failed (injected): their
+    /// later commands may fail in turn, the discarding `RemoveSegment`
+    /// included.
+    failed_cleaned: std::collections::HashSet<conveyor_core::SegId>,
+    /// The command being run is a random step's (not recovery's, a
+    /// shutdown's or a check's): the life may end in the middle of it.
+    may_crash: bool,
     pub stats: Stats,
 }
 
@@ -152,16 +212,18 @@ impl World {
         let mut rng = Rng::new(seed);
         let sched_rng = rng.fork();
         let fault_rng = rng.fork();
-        let topics = vec![
+        let mut topics = vec![
             TopicSpec {
                 name: "plain".into(),
                 partitions: rng.range(1, 3) as i32,
                 durable: false,
+                compact: None,
             },
             TopicSpec {
                 name: "durable".into(),
                 partitions: rng.range(1, 2) as i32,
                 durable: true,
+                compact: None,
             },
         ];
         let mut config = Config::default();
@@ -169,8 +231,34 @@ impl World {
         config
             .set("queued.max.requests", &inflight)
             .map_err(|e| e.to_string())?;
+        if opts.compacted {
+            topics.push(TopicSpec {
+                name: "table".into(),
+                partitions: rng.range(1, 2) as i32,
+                durable: rng.chance(1, 2),
+                compact: Some(Compact {
+                    keys: rng.range(2, 24) as u32,
+                    tombstone_one_in: rng.range(4, 12),
+                    // Tombstones that go within a seed's time, or stay.
+                    delete_retention_ms: if rng.chance(1, 2) {
+                        rng.range(0, 40) as i64
+                    } else {
+                        3_600_000
+                    },
+                }),
+            });
+            // A cleaner that looks for work every few simulated ms, where
+            // a seed's clock moves some tens of ms (and a minute now and
+            // then).
+            let backoff = rng.range(1, 15).to_string();
+            config
+                .set("log.cleaner.backoff.ms", &backoff)
+                .map_err(|e| e.to_string())?;
+        }
         let mut disk = SimDisk::default();
         disk.lose_syncs(opts.planted == Planted::LostSyncs);
+        disk.volatile_swaps(opts.planted == Planted::VolatileSwaps);
+        disk.lose_cleaned_syncs(opts.planted == Planted::LostCleanedSyncs);
         let now = Now::new(Instant::from_nanos(1), START_MS);
         let broker = Broker::new(config.clone(), now, disk.disk_state());
         let fault_rate = rng.chance(1, 2).then(|| rng.range(20, 200));
@@ -179,6 +267,7 @@ impl World {
             rng,
             sched_rng,
             fault_rng,
+            job_rng: Rng::new(seed ^ 0x6a09_e667_f3bc_c908),
             opts,
             config,
             broker,
@@ -191,18 +280,29 @@ impl World {
             next_conn: 1,
             next_corr: 1,
             pipeline,
-            model: Model::new(topics),
+            model: Model::new(topics, START_MS),
             event: 0,
             fault_rate,
             inject: false,
             shutting_down: false,
             trace: std::env::var_os("CONVEYOR_SIM_TRACE").is_some(),
+            failed_cleaned: Default::default(),
+            may_crash: false,
             stats: Stats::default(),
         };
         world.drain()?;
         world.create_topics()?;
         world.inject = true;
         Ok(world)
+    }
+
+    /// What the run did so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            seeds: 1,
+            compacted_away: self.model.compacted_away,
+            ..self.stats.clone()
+        }
     }
 
     /// One random event.
@@ -237,7 +337,10 @@ impl World {
         ];
         match self.rng.weighted(&weights) {
             0 => {
-                self.exec_one()?;
+                self.may_crash = true;
+                let r = self.exec_one();
+                self.may_crash = false;
+                r?;
             }
             1 => self.send_request()?,
             2 => {
@@ -386,6 +489,20 @@ impl World {
                     self.input(|b, now| b.handle_close(now, conn))?;
                 }
             }
+            // A worker that cannot run the job (gone, out of memory): the
+            // pass is abandoned, nothing else changes.
+            Command::Compute { io, .. }
+                if self.inject && self.fault_rate.is_some() && self.job_rng.chance(1, 40) =>
+            {
+                self.stats.cleaner_jobs += 1;
+                self.stats.job_faults += 1;
+                self.log(|| "  the job fails".into());
+                let done = Done {
+                    io,
+                    result: Err(eio()),
+                };
+                self.input(|b, now| b.handle_done(now, done))?;
+            }
             cmd => self.file(&cmd)?,
         }
         Ok(true)
@@ -399,9 +516,12 @@ impl World {
             match part {
                 Part::Bytes(b) => bytes.extend_from_slice(b),
                 Part::File { seg, pos, len } => {
+                    // The disk knows a cleaned segment's file by its
+                    // `.cleaned` name until the swap.
                     let path = self
-                        .sched
+                        .disk
                         .log_path(*seg)
+                        .or_else(|| self.sched.log_path(*seg))
                         .ok_or_else(|| format!("Send names {seg:?}, never opened"))?;
                     let file = self.disk.file(&path).unwrap_or_default();
                     let range = usize::try_from(*pos)
@@ -453,7 +573,9 @@ impl World {
             .and_then(|d| self.model.pk_of_dir(d));
         // The commands whose failure takes a partition offline (a failed
         // Read only fails its ListOffsets; snapshot and checkpoint writes
-        // only slow the next start).
+        // only slow the next start), and the cleaner's: a failed write of
+        // a cleaned segment abandons only the pass, a failed swap takes
+        // the partition offline.
         let injectable = matches!(
             cmd,
             Command::OpenSegment { .. }
@@ -462,11 +584,43 @@ impl World {
                 | Command::Sync { .. }
                 | Command::MapSegment { .. }
                 | Command::Truncate { .. }
+                | Command::CreateCleaned { .. }
+                | Command::SwapCleaned { .. }
         );
+        if matches!(cmd, Command::SwapCleaned { .. })
+            && std::mem::take(&mut self.may_crash)
+            && self.inject
+            && self.fault_rng.chance(1, 6)
+        {
+            // The power goes, or the process dies, in the middle of the
+            // swap: after its commit point (the log rename), before the
+            // rest. The next start finishes it.
+            self.log(|| "  the life ends in the middle of the swap".into());
+            self.stats.mid_swap_crashes += 1;
+            self.disk.break_next_swap();
+            let _ = self.disk.execute(cmd);
+            let end = if self.fault_rng.chance(1, 2) {
+                End::PowerLoss
+            } else {
+                End::Kill
+            };
+            return self.end_life(end);
+        }
+        let cleaner_write = self.sched.is_cleaner_write(cmd);
+        let after_cleaner_failure = seg.is_some_and(|s| self.failed_cleaned.contains(&s));
+        // Swaps are few (some a seed): fail them more often, so both ways a
+        // cleaner command fails are seen many times over the seeds.
+        let rate = |n: u64| match cmd {
+            Command::SwapCleaned { .. } => n.min(8),
+            _ if cleaner_write => n.min(30),
+            _ => n,
+        };
         let injected = self.inject
             && injectable
             && pk.is_some()
-            && self.fault_rate.is_some_and(|n| self.fault_rng.chance(1, n));
+            && self
+                .fault_rate
+                .is_some_and(|n| self.fault_rng.chance(1, rate(n)));
         let dead = self.opts.no_holes
             && self.inject
             && seg.is_some()
@@ -489,12 +643,24 @@ impl World {
         if let Some(e) = &failed {
             self.log(|| format!("  failed: {e} (injected: {injected})"));
         }
+        self.count_cleaner(cmd, failed.is_none());
         self.input(|b, now| b.handle_done(now, done))?;
         match (failed, pk) {
+            (Some(_), Some(_)) if injected && cleaner_write => {
+                self.stats.faults += 1;
+                self.stats.cleaner_write_faults += 1;
+                self.failed_cleaned.extend(seg);
+            }
             (Some(_), Some(pk)) if injected => {
                 self.stats.faults += 1;
+                if matches!(cmd, Command::SwapCleaned { .. }) {
+                    self.stats.swap_faults += 1;
+                }
                 self.model.storage_failed(pk, self.event);
             }
+            // Once a cleaned segment's creation or a write failed, its
+            // later commands may fail too (its files are not there).
+            (Some(_), Some(_)) if after_cleaner_failure => {}
             // A later command of a partition already failed may fail in
             // turn (an append to a segment whose creation failed).
             (Some(_), Some(pk)) if self.model.is_failed(pk) => {}
@@ -507,6 +673,29 @@ impl World {
             (None, _) => {}
         }
         Ok(())
+    }
+
+    /// Count what the cleaner did.
+    fn count_cleaner(&mut self, cmd: &Command, ok: bool) {
+        match cmd {
+            Command::CreateCleaned { .. } if ok => self.stats.cleaned_segments += 1,
+            Command::SwapCleaned { replaces, .. } if ok => {
+                self.stats.swaps += 1;
+                if replaces.len() > 1 {
+                    self.stats.merging_swaps += 1;
+                }
+            }
+            Command::Compute { job, .. } => {
+                self.stats.cleaner_jobs += 1;
+                // Jobs are opaque but say what they are: a pass maps the
+                // dirty part's keys from the start first.
+                let what = format!("{job:?}");
+                if what.starts_with("MapKeys") && what.ends_with("from (0, 0))") {
+                    self.stats.cleaner_passes += 1;
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Before a segment's bytes or its new file become durable, make every
@@ -552,6 +741,7 @@ impl World {
 
     fn advance(&mut self, d: Duration) -> Check {
         self.now = self.now.advance(d);
+        self.model.now_ms = self.now.wall_ms;
         if self.deadline.is_some_and(|t| t <= self.now.mono) {
             self.input(|b, now| b.handle_timeout(now))?;
         }
@@ -644,7 +834,7 @@ impl World {
         let mut records = Vec::new();
         c.mark_handled(&self.model, self.event, &mut records);
         for (pk, n) in records {
-            self.model.produce_handled(pk, n);
+            self.model.produce_handled(pk, &n);
         }
         self.drain()
     }
