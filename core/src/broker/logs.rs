@@ -214,6 +214,12 @@ impl Logs {
         for &(key, seg) in pins {
             if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
                 log.unpin(seg);
+                if log.swap_held() {
+                    // A cleaned segment's swap waits for its pins to go.
+                    self.run(io, now, key, |log, now, ids, out| {
+                        log.continue_cleaning(now, ids, out)
+                    });
+                }
             }
         }
         if !pins.is_empty() && !self.doomed.is_empty() {

@@ -24,7 +24,8 @@
 //! A swap waits while a replaced segment is pinned: a response built from
 //! it may still be queued in the broker behind an earlier one on its
 //! connection, its `Send` not yet issued, and the swap deletes the files
-//! it names. The pass looks again every [`PINNED_SWAP_RETRY_MS`].
+//! it names. The last unpin of a replaced segment wakes the pass
+//! ([`PartitionLog::swap_held`], which the broker's unpin asks).
 
 use std::sync::Arc;
 
@@ -40,10 +41,6 @@ use super::job::{
 };
 use super::partition::{PartitionLog, Pending};
 use super::segment::Segment;
-
-/// How long a swap held back by a pinned segment waits before it looks
-/// again (responses are sent within a request's wait, so this is short).
-pub const PINNED_SWAP_RETRY_MS: i64 = 10;
 
 /// The broker's cleaner settings, for one pass.
 #[derive(Debug, Clone, Copy)]
@@ -513,17 +510,9 @@ impl PartitionLog {
             return;
         };
         if c.step.as_ref().is_some_and(|s| s.held) {
-            if c.resume_at.is_none_or(|t| t <= now.wall_ms) {
-                c.resume_at = None;
-                self.settle_step(ids, out);
-            }
-            // Still held: look again soon.
-            if let Some(c) = self.cleaning.as_mut()
-                && c.step.as_ref().is_some_and(|s| s.held)
-                && c.resume_at.is_none()
-            {
-                c.resume_at = Some(now.wall_ms.saturating_add(PINNED_SWAP_RETRY_MS));
-            }
+            // Swap now if the pins are gone; still held otherwise, until
+            // the next unpin asks again.
+            self.settle_step(ids, out);
             return;
         }
         if c.computing.is_some() || c.resume_at.is_some_and(|t| t > now.wall_ms) {
@@ -550,7 +539,7 @@ impl PartitionLog {
             && (c.mapping.is_some()
                 || c.step
                     .as_ref()
-                    .is_some_and(|s| s.held || (s.outstanding == 0 && !s.written)));
+                    .is_some_and(|s| !s.held && s.outstanding == 0 && !s.written));
         c.resume_at.filter(|_| waiting)
     }
 
@@ -750,6 +739,15 @@ impl PartitionLog {
         {
             c.end = step.end;
         }
+    }
+
+    /// Whether a swap waits for a replaced segment's pins to go (the
+    /// broker then calls [`PartitionLog::continue_cleaning`] as it unpins).
+    pub fn swap_held(&self) -> bool {
+        self.cleaning
+            .as_ref()
+            .and_then(|c| c.step.as_ref())
+            .is_some_and(|s| s.held)
     }
 
     /// Whether a cleaned segment's swap is in flight.
