@@ -3,6 +3,7 @@
 //! Reads the configuration (a `server.properties` file, then flags), starts
 //! the chosen runtime, and shuts down cleanly on SIGINT or SIGTERM.
 
+mod cli;
 mod config;
 mod logtool;
 
@@ -56,6 +57,10 @@ enum Command {
     /// Read a data directory's segment files offline.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Create, list, describe, delete and configure topics on any Kafka
+    /// broker.
+    #[command(subcommand)]
+    Topic(cli::topic::TopicCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Log(cmd)) => return log_command(cmd),
+        Some(Command::Topic(cmd)) => return cli::topic::run(cmd),
         None => ServeArgs::default(),
     };
     let (config, listen) = match configure(&args) {
