@@ -61,6 +61,8 @@ enum Command {
     /// broker.
     #[command(subcommand)]
     Topic(cli::topic::TopicCommand),
+    /// Write each line of stdin to a topic as a record.
+    Produce(cli::produce::ProduceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::Log(cmd)) => return log_command(cmd),
         Some(Command::Topic(cmd)) => return cli::topic::run(cmd),
+        Some(Command::Produce(args)) => return cli::produce::run(args),
         None => ServeArgs::default(),
     };
     let (config, listen) = match configure(&args) {
