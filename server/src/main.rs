@@ -63,6 +63,8 @@ enum Command {
     Topic(cli::topic::TopicCommand),
     /// Write each line of stdin to a topic as a record.
     Produce(cli::produce::ProduceArgs),
+    /// Print a topic's records, alone or as a member of a consumer group.
+    Consume(cli::consume::ConsumeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +142,7 @@ fn main() -> ExitCode {
         Some(Command::Log(cmd)) => return log_command(cmd),
         Some(Command::Topic(cmd)) => return cli::topic::run(cmd),
         Some(Command::Produce(args)) => return cli::produce::run(args),
+        Some(Command::Consume(args)) => return cli::consume::run(args),
         None => ServeArgs::default(),
     };
     let (config, listen) = match configure(&args) {

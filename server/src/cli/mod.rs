@@ -6,6 +6,7 @@
 //! context, the first round trip that proves the broker answers, and the
 //! error that becomes one `error: ...` line and an exit code.
 
+pub mod consume;
 pub mod output;
 pub mod produce;
 pub mod topic;
