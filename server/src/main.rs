@@ -65,6 +65,9 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print a topic's records, alone or as a member of a consumer group.
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe (with lag), delete and reset consumer groups.
+    #[command(subcommand)]
+    Group(cli::group::GroupCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
         Some(Command::Topic(cmd)) => return cli::topic::run(cmd),
         Some(Command::Produce(args)) => return cli::produce::run(args),
         Some(Command::Consume(args)) => return cli::consume::run(args),
+        Some(Command::Group(cmd)) => return cli::group::run(cmd),
         None => ServeArgs::default(),
     };
     let (config, listen) = match configure(&args) {

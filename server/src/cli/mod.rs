@@ -7,6 +7,7 @@
 //! error that becomes one `error: ...` line and an exit code.
 
 pub mod consume;
+pub mod group;
 pub mod output;
 pub mod produce;
 pub mod topic;
