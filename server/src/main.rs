@@ -68,6 +68,9 @@ enum Command {
     /// List, describe (with lag), delete and reset consumer groups.
     #[command(subcommand)]
     Group(cli::group::GroupCommand),
+    /// Show the cluster's brokers, controller and id.
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
         Some(Command::Produce(args)) => return cli::produce::run(args),
         Some(Command::Consume(args)) => return cli::consume::run(args),
         Some(Command::Group(cmd)) => return cli::group::run(cmd),
+        Some(Command::Cluster(cmd)) => return cli::cluster::run(cmd),
         None => ServeArgs::default(),
     };
     let (config, listen) = match configure(&args) {

@@ -6,6 +6,7 @@
 //! context, the first round trip that proves the broker answers, and the
 //! error that becomes one `error: ...` line and an exit code.
 
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod output;
