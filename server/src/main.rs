@@ -3,6 +3,7 @@
 //! Reads the configuration (a `server.properties` file, then flags), starts
 //! the chosen runtime, and shuts down cleanly on SIGINT or SIGTERM.
 
+mod cli;
 mod config;
 mod logtool;
 
@@ -56,6 +57,20 @@ enum Command {
     /// Read a data directory's segment files offline.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Create, list, describe, delete and configure topics on any Kafka
+    /// broker.
+    #[command(subcommand)]
+    Topic(cli::topic::TopicCommand),
+    /// Write each line of stdin to a topic as a record.
+    Produce(cli::produce::ProduceArgs),
+    /// Print a topic's records, alone or as a member of a consumer group.
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe (with lag), delete and reset consumer groups.
+    #[command(subcommand)]
+    Group(cli::group::GroupCommand),
+    /// Show the cluster's brokers, controller and id.
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +146,11 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Log(cmd)) => return log_command(cmd),
+        Some(Command::Topic(cmd)) => return cli::topic::run(cmd),
+        Some(Command::Produce(args)) => return cli::produce::run(args),
+        Some(Command::Consume(args)) => return cli::consume::run(args),
+        Some(Command::Group(cmd)) => return cli::group::run(cmd),
+        Some(Command::Cluster(cmd)) => return cli::cluster::run(cmd),
         None => ServeArgs::default(),
     };
     let (config, listen) = match configure(&args) {
