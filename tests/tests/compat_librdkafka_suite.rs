@@ -31,6 +31,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -249,6 +250,7 @@ fn librdkafka_suite() {
         .filter(|t| full || t.set == Set::Quick)
         .collect();
     let groups: BTreeSet<&str> = run_set.iter().map(|t| t.group.as_str()).collect();
+    let mut failed = Vec::new();
     for group in groups {
         let names: Vec<&str> = run_set
             .iter()
@@ -284,14 +286,22 @@ fn librdkafka_suite() {
             .arg(parallel.to_string())
             .args(&names);
         let what = format!("librdkafka's tests ({} in run {group})", names.len());
-        let output = run_until_ok(run, &what, RUN_TIMEOUT);
-        print!("{output}");
-        let passed = output.lines().filter(|l| l.starts_with("PASSED ")).count();
-        assert_eq!(
-            passed,
-            names.len(),
-            "{what}: expected every test to pass:\n{output}"
-        );
-        println!("{what}: {passed} passed");
+        // Every group runs even when one fails, so a run reports them all
+        // (the broker and the command are not used after a panic).
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| run_until_ok(run, &what, RUN_TIMEOUT)));
+        match outcome {
+            Ok(output) => {
+                print!("{output}");
+                let passed = output.lines().filter(|l| l.starts_with("PASSED ")).count();
+                if passed == names.len() {
+                    println!("{what}: {passed} passed");
+                } else {
+                    failed.push(format!("{what}: {passed} of {} passed", names.len()));
+                }
+            }
+            Err(_) => failed.push(format!("{what}: failed (its output is above)")),
+        }
     }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
