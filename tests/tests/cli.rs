@@ -474,3 +474,56 @@ fn an_unreachable_broker_fails_within_the_timeout_naming_it() {
         );
     }
 }
+
+/// `script(1)` gives the command a terminal: the progress line of a long
+/// produce and of `consume -n` is drawn there, while the same commands
+/// piped write nothing to stderr. (`script` is in util-linux, on every
+/// Debian.)
+#[test]
+fn progress_shows_on_a_terminal_and_not_when_piped() {
+    let b = broker();
+    let topic = unique_topic("cli-progress");
+    let lines: String = (0..20_000).map(|i| format!("line-{i}\n")).collect();
+
+    let piped = at_with(&b, &["produce", &topic], &lines).ok();
+    assert!(piped.stderr.is_empty(), "quiet when piped: {piped:?}");
+    let piped = at(&b, &["consume", &topic, "-n", "100", "--timeout", "10s"]).ok();
+    assert_eq!(piped.stdout.lines().count(), 100);
+    assert!(piped.stderr.is_empty(), "quiet when piped: {piped:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("lines");
+    std::fs::write(&input, &lines).unwrap();
+    let bin = conveyor_bin();
+    let bootstrap = b.bootstrap();
+    let on_terminal = |shell: String| {
+        let o = Command::new("script")
+            .args(["-qec", &shell, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("script(1) from util-linux runs the command on a terminal");
+        assert!(o.status.success(), "{shell}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let produce = on_terminal(format!(
+        "{} produce {topic} --bootstrap-server {bootstrap} < {}",
+        bin.display(),
+        input.display()
+    ));
+    assert!(
+        produce.contains("records sent"),
+        "a progress line: {produce:?}"
+    );
+    assert!(
+        produce.contains("acknowledged 20000 records"),
+        "{produce:?}"
+    );
+    let consume = on_terminal(format!(
+        "{} consume {topic} -n 40000 --timeout 10s --bootstrap-server {bootstrap} > /dev/null",
+        bin.display()
+    ));
+    assert!(
+        consume.contains("/40000 records consumed"),
+        "a bar towards the count: {consume:?}"
+    );
+}

@@ -135,6 +135,10 @@ fn consume(a: &ConsumeArgs) -> Result<()> {
     }
 
     let mut out = std::io::stdout().lock();
+    // A bar only for a count: an open-ended consume has no end to show.
+    let progress = a
+        .count
+        .map(|n| super::progress::Progress::new("consumed", Some(n)));
     let mut read = 0u64;
     let mut idle_since = Instant::now();
     while a.count.is_none_or(|n| read < n) && idle_since.elapsed() < a.conn.timeout {
@@ -147,15 +151,23 @@ fn consume(a: &ConsumeArgs) -> Result<()> {
                 } else {
                     template.render(&m)
                 };
-                writeln!(out, "{line}")
-                    .map_err(|e| Failure::op(format!("writing to stdout: {e}")))?;
+                let mut write = || writeln!(out, "{line}");
+                match &progress {
+                    Some(p) => p.suspend(write),
+                    None => write(),
+                }
+                .map_err(|e| Failure::op(format!("writing to stdout: {e}")))?;
                 read += 1;
+                if let Some(p) = &progress {
+                    p.inc();
+                }
                 idle_since = Instant::now();
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => return Err(Failure::op(format!("consume {}: {e}", a.topic))),
         }
     }
+    drop(progress);
     out.flush()
         .map_err(|e| Failure::op(format!("writing to stdout: {e}")))?;
     if let (Some(g), true) = (&a.group, read > 0) {

@@ -11,6 +11,7 @@ pub mod consume;
 pub mod group;
 pub mod output;
 pub mod produce;
+pub mod progress;
 pub mod topic;
 
 use std::fmt;

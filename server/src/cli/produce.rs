@@ -133,6 +133,7 @@ fn produce(a: &ProduceArgs) -> Result<()> {
         });
     }
     let stdin = std::io::stdin().lock();
+    let progress = super::progress::Progress::new("sent", None);
     let mut sent = 0usize;
     for line in stdin.split(b'\n') {
         let mut line = line.map_err(|e| Failure::op(format!("reading stdin: {e}")))?;
@@ -151,7 +152,9 @@ fn produce(a: &ProduceArgs) -> Result<()> {
         }
         send(&producer, record, a.conn.timeout)?;
         sent += 1;
+        progress.inc();
     }
+    drop(progress);
     // Every record is acknowledged or failed within message.timeout.ms;
     // the flush waits a little longer so their callbacks have run.
     let flushed = producer.flush(a.conn.timeout + Duration::from_secs(5));
