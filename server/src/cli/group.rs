@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::Client;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::groups::GroupInfo;
@@ -316,25 +315,12 @@ fn describe(a: &GroupArgs) -> Result<()> {
 }
 
 fn delete(a: &DeleteArgs) -> Result<()> {
-    let client: AdminClient<Quiet> = a
-        .conn
-        .client_config()
-        .create_with_context(Quiet)
-        .map_err(|e| Failure::op(format!("cannot start a client: {e}")))?;
+    let client = a.conn.admin()?;
     a.conn.metadata(client.inner(), None)?;
     let names: Vec<&str> = a.groups.iter().map(String::as_str).collect();
-    let opts = AdminOptions::new().request_timeout(Some(a.conn.timeout));
-    let results = block_on(client.delete_groups(&names, &opts))
+    let results = block_on(client.delete_groups(&names, &a.conn.admin_options()))
         .map_err(|e| Failure::op(format!("delete groups: {e}")))?;
-    for r in results {
-        r.map_err(|(name, code)| Failure::op(format!("delete group {name}: {code}")))?;
-    }
-    let text: String = a
-        .groups
-        .iter()
-        .map(|g| format!("deleted group {g}\n"))
-        .collect();
-    emit(a.format, &text, &json!({ "deleted": a.groups }))
+    super::deleted("group", &a.groups, results, a.format)
 }
 
 fn reset(a: &ResetArgs) -> Result<()> {

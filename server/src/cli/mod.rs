@@ -112,6 +112,20 @@ impl ClientContext for Quiet {
 impl ConsumerContext for Quiet {}
 
 impl Conn {
+    /// An admin client for this broker.
+    pub fn admin(&self) -> Result<rdkafka::admin::AdminClient<Quiet>> {
+        self.client_config()
+            .create_with_context(Quiet)
+            .map_err(|e| Failure::op(format!("cannot start a client: {e}")))
+    }
+
+    /// Admin request options bounded by `--timeout`.
+    pub fn admin_options(&self) -> rdkafka::admin::AdminOptions {
+        rdkafka::admin::AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout))
+    }
+
     /// librdkafka settings every client of these subcommands starts from.
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
@@ -192,6 +206,25 @@ pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String>
 /// bounds it by the request timeout, so this never waits forever.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     futures_lite::future::block_on(f)
+}
+
+/// The answer to a DeleteTopics or DeleteGroups of `names` (`what` is
+/// `topic` or `group`): an error for the first that failed, or a line
+/// (or JSON) per one deleted.
+pub fn deleted<E: fmt::Display>(
+    what: &str,
+    names: &[String],
+    results: Vec<std::result::Result<String, (String, E)>>,
+    format: Format,
+) -> Result<()> {
+    for r in results {
+        r.map_err(|(name, code)| Failure::op(format!("delete {what} {name}: {code}")))?;
+    }
+    let text: String = names
+        .iter()
+        .map(|n| format!("deleted {what} {n}\n"))
+        .collect();
+    output::emit(format, &text, &serde_json::json!({ "deleted": names }))
 }
 
 #[cfg(test)]

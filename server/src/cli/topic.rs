@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, ConfigEntry, ConfigSource, NewTopic, ResourceSpecifier,
+    AdminClient, AlterConfig, ConfigEntry, ConfigSource, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
 use serde_json::json;
@@ -114,20 +114,8 @@ pub fn run(cmd: TopicCommand) -> ExitCode {
     })
 }
 
-fn admin(conn: &Conn) -> Result<AdminClient<Quiet>> {
-    conn.client_config()
-        .create_with_context(Quiet)
-        .map_err(|e| Failure::op(format!("cannot start a client: {e}")))
-}
-
-fn options(conn: &Conn) -> AdminOptions {
-    AdminOptions::new()
-        .request_timeout(Some(conn.timeout))
-        .operation_timeout(Some(conn.timeout))
-}
-
 fn create(a: &CreateArgs) -> Result<()> {
-    let client = admin(&a.conn)?;
+    let client = a.conn.admin()?;
     a.conn.metadata(client.inner(), None)?;
     let mut topic = NewTopic::new(
         &a.topic,
@@ -137,7 +125,7 @@ fn create(a: &CreateArgs) -> Result<()> {
     for (k, v) in &a.configs {
         topic = topic.set(k, v);
     }
-    let results = block_on(client.create_topics([&topic], &options(&a.conn)))
+    let results = block_on(client.create_topics([&topic], &a.conn.admin_options()))
         .map_err(|e| Failure::op(format!("create topic {}: {e}", a.topic)))?;
     for r in results {
         r.map_err(|(name, code)| Failure::op(format!("create topic {name}: {code}")))?;
@@ -157,7 +145,7 @@ fn create(a: &CreateArgs) -> Result<()> {
 }
 
 fn list(a: &ListArgs) -> Result<()> {
-    let client = admin(&a.conn)?;
+    let client = a.conn.admin()?;
     let md = a.conn.metadata(client.inner(), None)?;
     let mut topics: Vec<_> = md.topics().iter().collect();
     topics.sort_by_key(|t| t.name());
@@ -181,9 +169,10 @@ fn list(a: &ListArgs) -> Result<()> {
 
 /// The topic's settings as the broker describes them.
 fn configs(conn: &Conn, client: &AdminClient<Quiet>, topic: &str) -> Result<Vec<ConfigEntry>> {
-    let results =
-        block_on(client.describe_configs([&ResourceSpecifier::Topic(topic)], &options(conn)))
-            .map_err(|e| Failure::op(format!("describe configs of {topic}: {e}")))?;
+    let results = block_on(
+        client.describe_configs([&ResourceSpecifier::Topic(topic)], &conn.admin_options()),
+    )
+    .map_err(|e| Failure::op(format!("describe configs of {topic}: {e}")))?;
     let resource = results
         .into_iter()
         .next()
@@ -231,7 +220,7 @@ fn config_table(entries: &[&ConfigEntry]) -> (String, serde_json::Value) {
 }
 
 fn describe(a: &DescribeArgs) -> Result<()> {
-    let client = admin(&a.conn)?;
+    let client = a.conn.admin()?;
     let md = a.conn.metadata(client.inner(), Some(&a.topic))?;
     let t = md
         .topics()
@@ -290,26 +279,18 @@ fn describe(a: &DescribeArgs) -> Result<()> {
 }
 
 fn delete(a: &DeleteArgs) -> Result<()> {
-    let client = admin(&a.conn)?;
+    let client = a.conn.admin()?;
     a.conn.metadata(client.inner(), None)?;
     let names: Vec<&str> = a.topics.iter().map(String::as_str).collect();
-    let results = block_on(client.delete_topics(&names, &options(&a.conn)))
+    let results = block_on(client.delete_topics(&names, &a.conn.admin_options()))
         .map_err(|e| Failure::op(format!("delete topics: {e}")))?;
-    for r in results {
-        r.map_err(|(name, code)| Failure::op(format!("delete topic {name}: {code}")))?;
-    }
-    let text: String = a
-        .topics
-        .iter()
-        .map(|t| format!("deleted topic {t}\n"))
-        .collect();
-    emit(a.format, &text, &json!({ "deleted": a.topics }))
+    super::deleted("topic", &a.topics, results, a.format)
 }
 
 /// AlterConfigs replaces a topic's whole set of overrides, so the current
 /// ones are read first and sent back with the changes applied.
 fn alter(a: &AlterArgs) -> Result<()> {
-    let client = admin(&a.conn)?;
+    let client = a.conn.admin()?;
     a.conn.metadata(client.inner(), None)?;
     let mut overrides: BTreeMap<String, String> = configs(&a.conn, &client, &a.topic)?
         .into_iter()
@@ -331,7 +312,7 @@ fn alter(a: &AlterArgs) -> Result<()> {
     for (k, v) in &overrides {
         change = change.set(k, v);
     }
-    let results = block_on(client.alter_configs([&change], &options(&a.conn)))
+    let results = block_on(client.alter_configs([&change], &a.conn.admin_options()))
         .map_err(|e| Failure::op(format!("alter configs of {}: {e}", a.topic)))?;
     for r in results {
         r.map_err(|(_, code)| Failure::op(format!("alter configs of {}: {code}", a.topic)))?;
