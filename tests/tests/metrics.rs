@@ -29,15 +29,14 @@ const TOPIC: &str = "measured";
 const RECORDS: usize = 300;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `GET path`: the status code and body.
+/// `GET path`: the status code and body. Asked as HTTP/1.0, so the body
+/// comes whole and ends at the close: to an HTTP/1.1 request the server
+/// sends a large body (a full scrape is) in chunks, which this reader
+/// would otherwise have to reassemble.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect to the metrics port");
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).expect("an HTTP response");
     let (head, body) = out.split_once("\r\n\r\n").expect("headers end");
@@ -53,8 +52,16 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 type Samples = HashMap<(String, Vec<(String, String)>), f64>;
 
 fn scrape(addr: SocketAddr) -> Samples {
+    parse(&scrape_text(addr))
+}
+
+fn scrape_text(addr: SocketAddr) -> String {
     let (status, body) = get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn parse(body: &str) -> Samples {
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let parsed = prometheus_parse::Scrape::parse(lines).expect("the text format parses");
     let mut out = Samples::new();
@@ -90,15 +97,20 @@ fn sum(samples: &Samples, name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Scrape until `ok` holds (state gauges trail by up to a second).
+/// Scrape until `ok` holds (state gauges trail by up to a second); on
+/// failure, show the last scrape's lines that name `TOPIC`.
 fn scrape_until(addr: SocketAddr, what: &str, ok: impl Fn(&Samples) -> bool) -> Samples {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = scrape(addr);
+        let body = scrape_text(addr);
+        let s = parse(&body);
         if ok(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "{what} never showed:\n{s:#?}");
+        if Instant::now() >= deadline {
+            let lines: Vec<&str> = body.lines().filter(|l| l.contains(TOPIC)).collect();
+            panic!("{what} never showed:\n{}", lines.join("\n"));
+        }
         thread::sleep(Duration::from_millis(200));
     }
 }
