@@ -98,6 +98,7 @@
 
 mod api;
 mod broker;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod io;

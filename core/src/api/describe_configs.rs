@@ -458,6 +458,24 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "id@host:port of every voter; the broker keeps a connection to each other one.",
         ),
         (
+            "controller.quorum.election.timeout.ms",
+            c.quorum_election_timeout_ms.to_string(),
+            Int,
+            "How long a voter hears nothing from a leader before it stands for election.",
+        ),
+        (
+            "metadata.max.idle.interval.ms",
+            c.metadata_max_idle_interval_ms.to_string(),
+            Int,
+            "The active controller appends a NoOp record when the metadata log was idle this long.",
+        ),
+        (
+            "controller.quorum.tick.ms",
+            c.quorum_tick_ms.to_string(),
+            Int,
+            "The metadata quorum's clock step.",
+        ),
+        (
             "reconnect.backoff.ms",
             c.reconnect_backoff_ms.to_string(),
             Long,

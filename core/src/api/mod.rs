@@ -25,6 +25,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -106,6 +107,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     offset_delete::API,
     describe_producers::API,
     describe_log_dirs::API,
+    describe_quorum::API,
 ];
 
 /// The spec of `key`, if the broker answers it.

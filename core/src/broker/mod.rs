@@ -30,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
 use crate::api;
+use crate::cluster::{Quorum, QuorumStatus, wire};
 use crate::config::Config;
 use crate::group::GroupConfig;
 use crate::io::{Command, ConnId, DiskState, Done, Part};
@@ -83,6 +84,9 @@ pub struct Broker {
     groups: Groups,
     producers: Producers,
     peers: Peers,
+    /// The metadata quorum, when `controller.quorum.voters` names this
+    /// broker and others.
+    quorum: Option<Quorum>,
     lifecycle: lifecycle::State,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
@@ -109,6 +113,7 @@ impl Broker {
             ),
             logs: Logs::new(config.topic_defaults.clone()),
             peers: Peers::new(&config, now),
+            quorum: Quorum::new(&config, now),
             config,
             now,
             io: Io::default(),
@@ -128,6 +133,12 @@ impl Broker {
     /// (`controller.quorum.voters`), and how each stands.
     pub fn peers(&self) -> Vec<PeerStatus> {
         self.peers.statuses()
+    }
+
+    /// How the metadata quorum stands from here; `None` when the broker
+    /// runs without one.
+    pub fn quorum(&self) -> Option<QuorumStatus> {
+        self.quorum.as_ref().map(Quorum::status)
     }
 
     /// The configuration the broker runs with.
@@ -254,6 +265,12 @@ impl Broker {
         }
         self.groups.coordinator.handle_timeout(now.mono);
         self.peers.timeout(&mut self.io, now);
+        if let Some(q) = &mut self.quorum {
+            if q.deadline() <= now.mono {
+                q.timeout(now);
+            }
+        }
+        self.send_quorum();
         self.lifecycle_timeout();
         self.settle();
     }
@@ -349,6 +366,9 @@ impl Broker {
         if let Some(d) = self.metrics.deadline() {
             consider(d);
         }
+        if let Some(q) = &self.quorum {
+            consider(q.deadline());
+        }
         for log in self.logs.iter() {
             if let Some(wall) = log.next_deadline_wall_ms() {
                 let wait = u64::try_from(wall.saturating_sub(self.now.wall_ms)).unwrap_or(0);
@@ -369,6 +389,7 @@ impl Broker {
             groups: &mut self.groups,
             producers: &mut self.producers,
             metrics: &mut self.metrics,
+            quorum: self.quorum.as_ref(),
         };
         (cx, &mut self.conns)
     }
@@ -376,6 +397,9 @@ impl Broker {
     // ---- requests ------------------------------------------------------
 
     fn handle_request(&mut self, conn: ConnId, frame: Bytes) {
+        if wire::is_raft_frame(&frame) {
+            return self.raft_frame(conn, frame);
+        }
         // A request makes at most one slot; it carries the frame's bytes.
         let bytes = frame.len() as u64;
         let (request, spec) = match api::route(frame) {
@@ -411,6 +435,37 @@ impl Broker {
         };
         let answer = (spec.handle)(&mut cx, &request, origin);
         self.place(conn, answer, (request.key, bytes));
+    }
+
+    /// Raft messages from a peer: one-way, so they take no slot in the
+    /// connection's response order. A broker outside a quorum, or bytes
+    /// that are not a well-formed batch, close the connection.
+    fn raft_frame(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(q) = &mut self.quorum else {
+            tracing::debug!(?conn, "Raft messages but no quorum here; closing");
+            self.metrics.rejected("raft_without_quorum");
+            return self.conns.close(&mut self.io, conn);
+        };
+        match wire::decode_frame(frame) {
+            Ok(messages) => q.receive(messages),
+            Err(e) => {
+                tracing::debug!(?conn, error = ?e, "malformed Raft frame; closing");
+                self.metrics.rejected("malformed");
+                return self.conns.close(&mut self.io, conn);
+            }
+        }
+        self.send_quorum();
+    }
+
+    /// Send what the quorum has for its peers. A peer not connected misses
+    /// them; Raft sends again what matters.
+    fn send_quorum(&mut self) {
+        let Some(q) = &mut self.quorum else {
+            return;
+        };
+        for (node, messages) in q.take_outbox() {
+            self.peers.send_raft(&mut self.io, node, &messages);
+        }
     }
 
     /// Give a handler's answer to a request of `api` and `bytes` its slot

@@ -6,8 +6,9 @@
 //! backoff (`reconnect.backoff.ms`, doubling up to
 //! `reconnect.backoff.max.ms`), as Kafka's network client does.
 //!
-//! The metadata quorum and replication send their requests on these
-//! connections; today the handshake is all that travels.
+//! The metadata quorum sends its Raft messages on these connections, as
+//! one-way frames of Conveyor's own ([`crate::cluster::wire`]); data
+//! replication will send its Fetch requests on them too.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -259,6 +260,32 @@ impl Peers {
             tracing::debug!(peer = p.status.node_id, "connection ended");
             p.retry_later(now, backoff, max);
         }
+    }
+
+    /// Raft messages for `node`, as one frame, when its connection is past
+    /// the handshake; dropped otherwise (Raft retries what it must).
+    pub(crate) fn send_raft(
+        &mut self,
+        io: &mut Io,
+        node: i32,
+        messages: &[raft::prelude::Message],
+    ) {
+        let from = self.node_id;
+        let Some(p) = self.peers.iter_mut().find(|p| p.status.node_id == node) else {
+            return;
+        };
+        let State::Ready(conn) = p.state else {
+            return;
+        };
+        let correlation = p.next_correlation;
+        p.next_correlation = p.next_correlation.wrapping_add(1);
+        let frame = crate::cluster::wire::encode_frame(from, correlation, messages);
+        let cmd = Command::Send {
+            io: io.next_io(),
+            conn,
+            parts: vec![Part::Bytes(frame)],
+        };
+        io.emit(cmd, Owner::Send(Vec::new()));
     }
 
     /// A clean shutdown: close every peer connection, open no more.

@@ -28,6 +28,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) groups: &'a mut Groups,
     pub(crate) producers: &'a mut Producers,
     pub(crate) metrics: &'a mut crate::metrics::Metrics,
+    /// The metadata quorum, when the broker is a voter of one.
+    pub(crate) quorum: Option<&'a crate::cluster::Quorum>,
 }
 
 /// Where a request came from: its connection, the place its answer takes

@@ -66,6 +66,19 @@ pub struct Config {
     /// broker (`node.id`) among them. The broker keeps a connection open to
     /// each other voter ([`crate::Command::Connect`]); empty, it runs alone.
     pub quorum_voters: Vec<(i32, String)>,
+    /// `controller.quorum.election.timeout.ms`: how long a voter hears
+    /// nothing from a leader before it stands for election (Kafka's
+    /// default, 1 s). Each voter waits between one and two of these,
+    /// drawn afresh for every election.
+    pub quorum_election_timeout_ms: u64,
+    /// `metadata.max.idle.interval.ms`: the active controller appends a
+    /// NoOp record when the metadata log has been idle this long (Kafka's
+    /// default, 500 ms; 0 turns it off).
+    pub metadata_max_idle_interval_ms: u64,
+    /// `controller.quorum.tick.ms` (Conveyor's): the quorum's clock step.
+    /// The leader sends heartbeats every two ticks; the election timeout
+    /// is counted in ticks, so it must be at least three.
+    pub quorum_tick_ms: u64,
     /// `reconnect.backoff.ms`: the wait before the first reconnect to a
     /// peer, doubled after each failure.
     pub reconnect_backoff_ms: u64,
@@ -151,6 +164,9 @@ impl Default for Config {
             quorum_voters: Vec::new(),
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1_000,
+            quorum_election_timeout_ms: 1_000,
+            quorum_tick_ms: 100,
+            metadata_max_idle_interval_ms: 500,
             request_timeout_ms: 30_000,
             flush_threads: 4,
             queued_max_request_bytes: 32 << 20,
@@ -198,6 +214,15 @@ impl Config {
             }
             "max.connections" => self.max_connections = parse_range(key, value, 1, 1_000_000)?,
             "controller.quorum.voters" => self.quorum_voters = parse_voters(key, value)?,
+            "controller.quorum.election.timeout.ms" => {
+                self.quorum_election_timeout_ms = parse_range(key, value, 3, 3_600_000)?
+            }
+            "metadata.max.idle.interval.ms" => {
+                self.metadata_max_idle_interval_ms = parse_range(key, value, 0, 3_600_000)?
+            }
+            "controller.quorum.tick.ms" => {
+                self.quorum_tick_ms = parse_range(key, value, 1, 60_000)?
+            }
             "reconnect.backoff.ms" => {
                 self.reconnect_backoff_ms = parse_range(key, value, 1, 3_600_000)?
             }

@@ -1,0 +1,437 @@
+//! The metadata quorum: the voters of `controller.quorum.voters` run one
+//! Raft group whose committed log is the cluster's metadata, as Kafka's
+//! KRaft quorum does. The consensus engine is raft-rs's `RawNode`, itself
+//! a pure state machine: the broker ticks it from its own clock, steps it
+//! with the messages peers send, and carries what it sends in Conveyor's
+//! frames over the peer connections ([`wire`]).
+//!
+//! What the quorum holds today: the log in memory, and broker
+//! registrations. Every voter registers itself once it knows a leader; the
+//! records apply in log order on every voter to the same [`Image`]. The
+//! quorum decides nothing about partitions yet, and a voter that restarts
+//! comes back with an empty log, which is safe only because nothing reads
+//! the image for a decision; the log moves to `__cluster_metadata`
+//! segments (entries and hard state synced before a message leaves) before
+//! anything does.
+//!
+//! Determinism: raft-rs draws each election timeout from the thread's
+//! random source. Whenever it has drawn one, the quorum replaces it with a
+//! draw of its own, seeded from the node id and the clock the broker is
+//! given, so a simulation with the same inputs elects the same leaders.
+
+mod logger;
+pub(crate) mod records;
+pub mod wire;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use raft::prelude::{ConfState, Entry, EntryType, Message};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole};
+
+use crate::config::Config;
+use crate::time::{Instant, Now};
+use records::Record;
+pub use records::{Image, Registration};
+
+/// The heartbeat interval, in ticks.
+const HEARTBEAT_TICKS: usize = 2;
+/// The most ticks made up at once after the broker was not woken for a
+/// while: more would only start elections at once.
+const MAX_CATCH_UP_TICKS: u32 = 5;
+/// How often a broker not yet in the image proposes its registration again
+/// (a proposal can be lost with a leader change).
+const REGISTER_RETRY: Duration = Duration::from_secs(1);
+
+/// How the quorum stands, seen from one voter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// This broker's node id.
+    pub node_id: i32,
+    /// The voters, by node id.
+    pub voters: Vec<i32>,
+    /// The leader this voter knows of (the active controller).
+    pub leader: Option<i32>,
+    /// The current term (Kafka's leader epoch of the metadata log).
+    pub term: u64,
+    /// This voter's role: leader, follower, candidate or pre-candidate.
+    pub role: &'static str,
+    /// The highest log index known committed (the metadata high watermark).
+    pub committed: u64,
+    /// The highest log index applied to the image.
+    pub applied: u64,
+    /// The last log index this voter holds.
+    pub last_index: u64,
+    /// Per voter, the highest index the leader knows it holds; only the
+    /// leader knows (others answer `None`).
+    pub matched: Vec<(i32, Option<u64>)>,
+    /// A digest of every record applied, in order: two voters that applied
+    /// the same records in the same order up to `applied` show the same.
+    pub applied_digest: u64,
+    /// The metadata the applied records built.
+    pub image: Image,
+}
+
+/// The Raft node and what the broker does with it.
+pub(crate) struct Quorum {
+    node: RawNode<MemStorage>,
+    node_id: i32,
+    voters: Vec<i32>,
+    tick: Duration,
+    next_tick: Instant,
+    /// splitmix64 state for election timeouts.
+    rng: u64,
+    /// (term, role, leader, election ticks elapsed) after the last call
+    /// into raft-rs: a change, or fewer ticks elapsed, means it drew a new
+    /// election timeout.
+    seen: (u64, StateRole, u64, usize),
+    /// Messages to send, by destination node id.
+    outbox: Vec<(i32, Message)>,
+    image: Image,
+    applied: u64,
+    digest: u64,
+    endpoint: String,
+    registered_at: Option<Instant>,
+    /// `metadata.max.idle.interval.ms`; zero for none.
+    idle_interval: Duration,
+    /// The log's last index when last looked at, and since when it is so.
+    last_index: (u64, Instant),
+}
+
+impl std::fmt::Debug for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quorum")
+            .field("node_id", &self.node_id)
+            .field("term", &self.node.raft.term)
+            .field("leader", &self.node.raft.leader_id)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Raft id of a Kafka node id: raft-rs reserves 0 for "none", and
+/// Kafka's node ids start at 0.
+fn raft_id(node_id: i32) -> u64 {
+    u64::from(node_id.unsigned_abs()) + 1
+}
+
+fn node_id(raft_id: u64) -> i32 {
+    i32::try_from(raft_id.saturating_sub(1)).unwrap_or(i32::MAX)
+}
+
+fn role_name(r: StateRole) -> &'static str {
+    match r {
+        StateRole::Leader => "leader",
+        StateRole::Follower => "follower",
+        StateRole::Candidate => "candidate",
+        StateRole::PreCandidate => "pre-candidate",
+    }
+}
+
+impl Quorum {
+    /// The quorum `config` names, when this broker is one of its voters
+    /// and there are others; alone, a broker needs none.
+    pub(crate) fn new(config: &Config, now: Now) -> Option<Self> {
+        let voters: Vec<i32> = config.quorum_voters.iter().map(|(id, _)| *id).collect();
+        if voters.len() < 2 || !voters.contains(&config.node_id) {
+            return None;
+        }
+        let tick = Duration::from_millis(config.quorum_tick_ms.max(1));
+        let election_tick = usize::try_from(
+            (config.quorum_election_timeout_ms / config.quorum_tick_ms.max(1)).max(3),
+        )
+        .unwrap_or(usize::MAX / 4);
+        let raft_config = raft::Config {
+            id: raft_id(config.node_id),
+            election_tick,
+            heartbeat_tick: HEARTBEAT_TICKS.min(election_tick - 1),
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..raft::Config::default()
+        };
+        let conf = ConfState::from((
+            voters.iter().map(|&v| raft_id(v)).collect::<Vec<_>>(),
+            vec![],
+        ));
+        let storage = MemStorage::new_with_conf_state(conf);
+        let node = match RawNode::new(&raft_config, storage, &logger::logger(config.node_id)) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "the metadata quorum could not start");
+                return None;
+            }
+        };
+        let mut q = Self {
+            node,
+            node_id: config.node_id,
+            voters,
+            tick,
+            next_tick: now.mono.saturating_add(tick),
+            rng: raft_id(config.node_id).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ now.mono.as_nanos()
+                ^ (now.wall_ms as u64).rotate_left(29),
+            seen: (0, StateRole::Follower, 0, 0),
+            outbox: Vec::new(),
+            image: Image::default(),
+            applied: 0,
+            digest: 0,
+            endpoint: format!("{}:{}", config.advertised_host, config.advertised_port),
+            registered_at: None,
+            idle_interval: Duration::from_millis(config.metadata_max_idle_interval_ms),
+            last_index: (0, now.mono),
+        };
+        // The timeout raft-rs drew at creation is replaced like any other.
+        q.seen.3 = usize::MAX;
+        q.after_call();
+        tracing::info!(
+            node = q.node_id,
+            voters = ?q.voters,
+            election_ticks = election_tick,
+            tick_ms = tick.as_millis() as u64,
+            "metadata quorum started"
+        );
+        Some(q)
+    }
+
+    /// When the next tick is due.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// Tick for the time that passed; propose this broker's registration
+    /// when it is due.
+    pub(crate) fn timeout(&mut self, now: Now) {
+        let mut ticks = 0;
+        while self.next_tick <= now.mono && ticks < MAX_CATCH_UP_TICKS {
+            self.next_tick = self.next_tick.saturating_add(self.tick);
+            self.node.tick();
+            self.after_call();
+            ticks += 1;
+        }
+        if self.next_tick <= now.mono {
+            // Time the broker was not woken for is not made up.
+            self.next_tick = now.mono.saturating_add(self.tick);
+        }
+        self.maybe_register(now);
+        self.maybe_no_op(now);
+        self.drive();
+    }
+
+    /// As the leader, append a NoOp record when the log was idle for
+    /// `metadata.max.idle.interval.ms`.
+    fn maybe_no_op(&mut self, now: Now) {
+        if self.idle_interval.is_zero() || self.node.raft.state != StateRole::Leader {
+            return;
+        }
+        let last = self.node.raft.raft_log.last_index();
+        if last != self.last_index.0 {
+            self.last_index = (last, now.mono);
+        }
+        if self.last_index.1.saturating_add(self.idle_interval) > now.mono {
+            return;
+        }
+        self.last_index.1 = now.mono;
+        if let Err(e) = self
+            .node
+            .propose(Vec::new(), Record::NoOp.encode().to_vec())
+        {
+            tracing::debug!(error = %e, "NoOp not proposed");
+        }
+        self.after_call();
+    }
+
+    /// Messages a peer sent.
+    pub(crate) fn receive(&mut self, messages: Vec<Message>) {
+        let me = raft_id(self.node_id);
+        for m in messages {
+            if m.to != me {
+                tracing::debug!(to = m.to, "a Raft message for another node; dropped");
+                continue;
+            }
+            if let Err(e) = self.node.step(m) {
+                // Local message types and unknown senders are refused by
+                // raft-rs itself; neither harms the group.
+                tracing::debug!(error = %e, "Raft message refused");
+            }
+            self.after_call();
+        }
+        self.drive();
+    }
+
+    /// The messages to send, as (node id, frame body), one batch per
+    /// destination.
+    pub(crate) fn take_outbox(&mut self) -> Vec<(i32, Vec<Message>)> {
+        let mut by_node: Vec<(i32, Vec<Message>)> = Vec::new();
+        for (to, m) in self.outbox.drain(..) {
+            match by_node.iter_mut().find(|(n, _)| *n == to) {
+                Some((_, list)) => list.push(m),
+                None => by_node.push((to, vec![m])),
+            }
+        }
+        by_node
+    }
+
+    pub(crate) fn status(&self) -> QuorumStatus {
+        let raft = &self.node.raft;
+        let leader = (raft.leader_id != 0).then(|| node_id(raft.leader_id));
+        let matched = self
+            .voters
+            .iter()
+            .map(|&v| {
+                let m = (raft.state == StateRole::Leader)
+                    .then(|| raft.prs().get(raft_id(v)).map(|p| p.matched))
+                    .flatten();
+                (v, m)
+            })
+            .collect();
+        QuorumStatus {
+            node_id: self.node_id,
+            voters: self.voters.clone(),
+            leader,
+            term: raft.term,
+            role: role_name(raft.state),
+            committed: raft.raft_log.committed,
+            applied: self.applied,
+            last_index: raft.raft_log.last_index(),
+            matched,
+            applied_digest: self.digest,
+            image: self.image.clone(),
+        }
+    }
+
+    /// Propose this broker's registration while the image lacks it (or
+    /// names another endpoint), once a leader is known, at most once per
+    /// [`REGISTER_RETRY`].
+    fn maybe_register(&mut self, now: Now) {
+        let current = self
+            .image
+            .brokers
+            .get(&self.node_id)
+            .is_some_and(|r| r.endpoint == self.endpoint);
+        if current || self.node.raft.leader_id == 0 {
+            return;
+        }
+        if self
+            .registered_at
+            .is_some_and(|at| at.saturating_add(REGISTER_RETRY) > now.mono)
+        {
+            return;
+        }
+        self.registered_at = Some(now.mono);
+        let record = Record::RegisterBroker {
+            broker_id: self.node_id,
+            endpoint: self.endpoint.clone(),
+        };
+        // A follower forwards the proposal to the leader; with none it is
+        // dropped, and proposed again later.
+        if let Err(e) = self.node.propose(Vec::new(), record.encode().to_vec()) {
+            tracing::debug!(error = %e, "registration not proposed");
+        }
+        self.after_call();
+    }
+
+    /// Replace an election timeout raft-rs drew with one of our own.
+    fn after_call(&mut self) {
+        let raft = &mut self.node.raft;
+        let now = (raft.term, raft.state, raft.leader_id, raft.election_elapsed);
+        let (term, role, leader, elapsed) = self.seen;
+        let drew = now.0 != term || now.1 != role || now.2 != leader || now.3 < elapsed;
+        if drew {
+            let min = raft.election_timeout();
+            let span = raft.election_timeout() as u64; // [min, 2 * min)
+            self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let t = min + usize::try_from(z % span.max(1)).unwrap_or(0);
+            raft.set_randomized_election_timeout(t);
+        }
+        self.seen = now;
+    }
+
+    /// Handle what raft-rs made ready: keep the entries and hard state,
+    /// queue the messages, apply what is committed.
+    fn drive(&mut self) {
+        // Each round consumes a Ready; a handful always suffice.
+        for _ in 0..16 {
+            if !self.node.has_ready() {
+                return;
+            }
+            let mut rd = self.node.ready();
+            self.queue(rd.take_messages());
+            if !rd.snapshot().is_empty() {
+                let snap = rd.snapshot().clone();
+                if let Err(e) = self.node.mut_store().wl().apply_snapshot(snap) {
+                    tracing::error!(error = %e, "metadata snapshot not applied");
+                }
+            }
+            let committed = rd.take_committed_entries();
+            self.apply(committed);
+            if !rd.entries().is_empty() {
+                if let Err(e) = self.node.mut_store().wl().append(rd.entries()) {
+                    tracing::error!(error = %e, "metadata entries not kept");
+                }
+            }
+            if let Some(hs) = rd.hs() {
+                self.node.mut_store().wl().set_hardstate(hs.clone());
+            }
+            let persisted = rd.take_persisted_messages();
+            self.queue(persisted);
+            let mut light = self.node.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                self.node
+                    .mut_store()
+                    .wl()
+                    .mut_hard_state()
+                    .set_commit(commit);
+            }
+            self.queue(light.take_messages());
+            self.apply(light.take_committed_entries());
+            self.node.advance_apply();
+            self.after_call();
+        }
+    }
+
+    fn queue(&mut self, messages: Vec<Message>) {
+        self.outbox
+            .extend(messages.into_iter().map(|m| (node_id(m.to), m)));
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for e in entries {
+            if e.index <= self.applied {
+                continue;
+            }
+            self.applied = e.index;
+            if e.entry_type != EntryType::EntryNormal || e.data.is_empty() {
+                // A new leader's empty entry, or a configuration change
+                // (none are proposed: the voters are static).
+                continue;
+            }
+            self.digest = digest(self.digest, e.index, &e.data);
+            match Record::decode(&e.data) {
+                Ok(r) => {
+                    tracing::info!(index = e.index, record = ?r, "metadata record applied");
+                    self.image.apply(e.index, r);
+                }
+                // Every voter skips the same record, so the images agree;
+                // a newer broker wrote it, or the log is damaged.
+                Err(why) => tracing::error!(index = e.index, why, "metadata record skipped"),
+            }
+        }
+    }
+}
+
+/// FNV-1a over the previous digest, the index and the record.
+fn digest(prev: u64, index: u64, data: &Bytes) -> u64 {
+    let mut h = prev ^ 0xcbf2_9ce4_8422_2325;
+    for b in index.to_be_bytes().iter().chain(data.iter()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
