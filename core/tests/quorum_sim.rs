@@ -79,13 +79,16 @@ fn voters(n: usize) -> String {
 }
 
 impl Net {
-    fn new(seed: u64, n: usize, max_delay_ms: u64) -> Self {
+    fn new(seed: u64, n: usize, max_delay_ms: u64, settings: &[(&str, &str)]) -> Self {
         let now = Now::new(Instant::from_nanos(1), 1_700_000_000_000);
         let nodes = (0..n)
             .map(|i| {
                 let mut c = Config::default();
                 c.set("node.id", &i.to_string()).unwrap();
                 c.set("controller.quorum.voters", &voters(n)).unwrap();
+                for (k, v) in settings {
+                    c.set(k, v).unwrap();
+                }
                 c.advertised_host = format!("10.0.0.{}", i + 1);
                 c.advertised_port = 9092;
                 let disk = SimDisk::default();
@@ -441,17 +444,41 @@ impl Net {
     }
 }
 
-fn run_seed(seed: u64) -> Result<u64, String> {
+/// What a seed did: deliveries, snapshots installed, log cuts seen.
+#[derive(Default)]
+struct Tally {
+    deliveries: u64,
+    snapshots: u64,
+    cut: u64,
+}
+
+fn run_seed(seed: u64) -> Result<Tally, String> {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let n = 3 + rng.index(3);
     let delay = rng.range(0, 40);
-    let mut net = Net::new(seed, n, delay);
+    // Half the seeds append a NoOp every 50 ms and cut the log every 40
+    // records, so a paused or cut-off voter comes back behind the cut and
+    // catches up from a snapshot.
+    let settings: &[(&str, &str)] = if rng.below(2) == 0 {
+        &[
+            ("metadata.max.idle.interval.ms", "50"),
+            ("metadata.log.snapshot.interval.records", "40"),
+        ]
+    } else {
+        &[]
+    };
+    let mut net = Net::new(seed, n, delay, settings);
     let start = net.now.mono;
     net.run_until(start.saturating_add(ELECTION * 3));
     net.settles()?;
     net.faults(Duration::from_secs(12));
     net.settles()?;
-    Ok(net.events)
+    let all: Vec<QuorumStatus> = (0..n).map(|i| net.status(i)).collect();
+    Ok(Tally {
+        deliveries: net.events,
+        snapshots: all.iter().map(|s| s.snapshots_installed).sum(),
+        cut: all.iter().filter(|s| s.first_index > 1).count() as u64,
+    })
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -468,10 +495,14 @@ fn the_quorum_elects_one_leader_per_term_and_agrees_on_the_log_under_faults() {
             (first..first + n).collect()
         }
     };
-    let mut events = 0;
+    let mut total = Tally::default();
     for &seed in &seeds {
         match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(Ok(e)) => events += e,
+            Ok(Ok(t)) => {
+                total.deliveries += t.deliveries;
+                total.snapshots += t.snapshots;
+                total.cut += t.cut;
+            }
             Ok(Err(why)) => panic!(
                 "seed {seed}: {why}\nreplay: CONVEYOR_QUORUM_SEED={seed} cargo test -p conveyor-core --test quorum_sim"
             ),
@@ -480,14 +511,29 @@ fn the_quorum_elects_one_leader_per_term_and_agrees_on_the_log_under_faults() {
             ),
         }
     }
-    eprintln!("{} seeds, {events} deliveries", seeds.len());
+    eprintln!(
+        "{} seeds: {} deliveries, {} voters with a cut log, {} snapshots installed",
+        seeds.len(),
+        total.deliveries,
+        total.cut,
+        total.snapshots
+    );
+    if seeds.len() >= 100 {
+        assert!(total.cut > 0, "no seed cut its log");
+        assert!(total.snapshots > 0, "no voter caught up from a snapshot");
+    }
 }
 
 #[test]
 fn a_seed_replays_exactly() {
     let run = |seed| {
         let mut rng = Rng::new(seed);
-        let mut net = Net::new(seed, 3, rng.range(1, 30));
+        let mut net = Net::new(
+            seed,
+            3,
+            rng.range(1, 30),
+            &[("metadata.log.snapshot.interval.records", "40")],
+        );
         net.faults(Duration::from_secs(6));
         net.settles().unwrap();
         let mut leaders: Vec<(u64, i32)> = net.leaders.iter().map(|(t, l)| (*t, *l)).collect();

@@ -323,7 +323,8 @@ impl ChildBroker {
         // A port picked by `free_port` can be taken before the child binds
         // it; three attempts make that race irrelevant in practice.
         for _attempt in 0..3 {
-            match ChildBroker::try_spawn(&bin, runtime, data_dir, settings) {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            match ChildBroker::try_spawn(&bin, runtime, addr, data_dir, settings) {
                 Ok(child) => return child,
                 Err(why) => failures.push(why),
             }
@@ -335,9 +336,23 @@ impl ChildBroker {
         );
     }
 
+    /// `conveyor serve` listening on `addr`, which the caller chose (a
+    /// cluster's brokers name each other's addresses before they start).
+    pub fn spawn_on(
+        runtime: Runtime,
+        addr: SocketAddr,
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+    ) -> ChildBroker {
+        let bin = conveyor_bin();
+        ChildBroker::try_spawn(&bin, runtime, addr, data_dir, settings)
+            .unwrap_or_else(|why| panic!("could not start {} on {addr}: {why}", bin.display()))
+    }
+
     fn try_spawn(
         bin: &Path,
         runtime: Runtime,
+        addr: SocketAddr,
         data_dir: &Path,
         settings: &[(&str, &str)],
     ) -> Result<Self, String> {
@@ -348,7 +363,6 @@ impl ChildBroker {
         let log_path = log_dir.path().join("conveyor.log");
         let log = File::create(&log_path).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--runtime")

@@ -470,6 +470,12 @@ fn broker_settings(c: &Config) -> Vec<(&'static str, String, ConfigType, &'stati
             "The active controller appends a NoOp record when the metadata log was idle this long.",
         ),
         (
+            "metadata.log.snapshot.interval.records",
+            c.metadata_snapshot_interval_records.to_string(),
+            Long,
+            "The metadata log is cut below what is applied once it holds this many records.",
+        ),
+        (
             "controller.quorum.tick.ms",
             c.quorum_tick_ms.to_string(),
             Int,

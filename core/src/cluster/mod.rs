@@ -23,12 +23,13 @@ mod logger;
 pub(crate) mod records;
 pub mod wire;
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use raft::prelude::{ConfState, Entry, EntryType, Message};
-use raft::storage::MemStorage;
-use raft::{RawNode, StateRole};
+use raft::prelude::{ConfState, Entry, EntryType, Message, Snapshot};
+use raft::storage::{MemStorage, Storage};
+use raft::{GetEntriesContext, RaftState, RawNode, StateRole};
 
 use crate::config::Config;
 use crate::time::{Instant, Now};
@@ -71,11 +72,65 @@ pub struct QuorumStatus {
     pub applied_digest: u64,
     /// The metadata the applied records built.
     pub image: Image,
+    /// Snapshots installed: each time this voter was behind the leader's
+    /// cut log and took its image instead of the records.
+    pub snapshots_installed: u64,
+    /// The first index the log still holds (it is cut below it).
+    pub first_index: u64,
+}
+
+/// The log raft-rs reads: entries and hard state in memory, and as its
+/// snapshot the image at the commit index (which, applied at once, is the
+/// applied index), so a voter behind the cut log gets the metadata itself.
+struct Store {
+    mem: MemStorage,
+    /// The image and digest, encoded, as of the last apply.
+    image: Arc<RwLock<Bytes>>,
+}
+
+impl Storage for Store {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.mem.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let mut snap = self.mem.snapshot(request_index, to)?;
+        snap.data = self
+            .image
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Ok(snap)
+    }
 }
 
 /// The Raft node and what the broker does with it.
 pub(crate) struct Quorum {
-    node: RawNode<MemStorage>,
+    node: RawNode<Store>,
+    /// The encoded image the store hands out as its snapshot.
+    snapshot: Arc<RwLock<Bytes>>,
     node_id: i32,
     voters: Vec<i32>,
     tick: Duration,
@@ -93,8 +148,13 @@ pub(crate) struct Quorum {
     digest: u64,
     endpoint: String,
     registered_at: Option<Instant>,
+    snapshots_installed: u64,
     /// `metadata.max.idle.interval.ms`; zero for none.
     idle_interval: Duration,
+    /// `metadata.log.snapshot.interval.records`: the log is cut once it
+    /// holds this many applied entries, keeping a quarter, so a voter a
+    /// little behind still catches up from entries, not a snapshot.
+    compact_after: u64,
     /// The log's last index when last looked at, and since when it is so.
     last_index: (u64, Instant),
 }
@@ -156,7 +216,11 @@ impl Quorum {
             voters.iter().map(|&v| raft_id(v)).collect::<Vec<_>>(),
             vec![],
         ));
-        let storage = MemStorage::new_with_conf_state(conf);
+        let snapshot = Arc::new(RwLock::new(Image::default().encode(0)));
+        let storage = Store {
+            mem: MemStorage::new_with_conf_state(conf),
+            image: Arc::clone(&snapshot),
+        };
         let node = match RawNode::new(&raft_config, storage, &logger::logger(config.node_id)) {
             Ok(n) => n,
             Err(e) => {
@@ -166,6 +230,7 @@ impl Quorum {
         };
         let mut q = Self {
             node,
+            snapshot,
             node_id: config.node_id,
             voters,
             tick,
@@ -180,8 +245,10 @@ impl Quorum {
             digest: 0,
             endpoint: format!("{}:{}", config.advertised_host, config.advertised_port),
             registered_at: None,
+            snapshots_installed: 0,
             idle_interval: Duration::from_millis(config.metadata_max_idle_interval_ms),
             last_index: (0, now.mono),
+            compact_after: config.metadata_snapshot_interval_records.max(8),
         };
         // The timeout raft-rs drew at creation is replaced like any other.
         q.seen.3 = usize::MAX;
@@ -299,6 +366,8 @@ impl Quorum {
             matched,
             applied_digest: self.digest,
             image: self.image.clone(),
+            snapshots_installed: self.snapshots_installed,
+            first_index: self.node.store().first_index().unwrap_or(0),
         }
     }
 
@@ -365,19 +434,20 @@ impl Quorum {
             self.queue(rd.take_messages());
             if !rd.snapshot().is_empty() {
                 let snap = rd.snapshot().clone();
-                if let Err(e) = self.node.mut_store().wl().apply_snapshot(snap) {
+                self.install(&snap);
+                if let Err(e) = self.node.mut_store().mem.wl().apply_snapshot(snap) {
                     tracing::error!(error = %e, "metadata snapshot not applied");
                 }
             }
             let committed = rd.take_committed_entries();
             self.apply(committed);
             if !rd.entries().is_empty() {
-                if let Err(e) = self.node.mut_store().wl().append(rd.entries()) {
+                if let Err(e) = self.node.mut_store().mem.wl().append(rd.entries()) {
                     tracing::error!(error = %e, "metadata entries not kept");
                 }
             }
             if let Some(hs) = rd.hs() {
-                self.node.mut_store().wl().set_hardstate(hs.clone());
+                self.node.mut_store().mem.wl().set_hardstate(hs.clone());
             }
             let persisted = rd.take_persisted_messages();
             self.queue(persisted);
@@ -385,6 +455,7 @@ impl Quorum {
             if let Some(commit) = light.commit_index() {
                 self.node
                     .mut_store()
+                    .mem
                     .wl()
                     .mut_hard_state()
                     .set_commit(commit);
@@ -393,6 +464,48 @@ impl Quorum {
             self.apply(light.take_committed_entries());
             self.node.advance_apply();
             self.after_call();
+            self.compact();
+        }
+    }
+
+    /// Take a snapshot's image as the applied state.
+    fn install(&mut self, snap: &Snapshot) {
+        let index = snap.get_metadata().index;
+        match Image::decode(&snap.data) {
+            Ok((image, digest)) => {
+                tracing::info!(index, "metadata snapshot installed");
+                self.snapshots_installed += 1;
+                self.image = image;
+                self.digest = digest;
+                self.applied = self.applied.max(index);
+                self.publish();
+            }
+            // Every voter's snapshots come from the same encoder: a bad
+            // one means a newer broker or damage, and the image stays.
+            Err(why) => tracing::error!(index, why, "metadata snapshot refused"),
+        }
+    }
+
+    /// Hand the store the image as of now, for the snapshots it gives.
+    fn publish(&self) {
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = self.image.encode(self.digest);
+    }
+
+    /// Cut the log below what is applied once it holds
+    /// `metadata.log.snapshot.interval.records`, keeping a quarter.
+    fn compact(&mut self) {
+        let Ok(first) = self.node.store().first_index() else {
+            return;
+        };
+        if self.applied < first.saturating_add(self.compact_after) {
+            return;
+        }
+        let to = self.applied - self.compact_after / 4;
+        if let Err(e) = self.node.mut_store().mem.wl().compact(to) {
+            tracing::warn!(error = %e, "metadata log not cut");
         }
     }
 
@@ -402,6 +515,9 @@ impl Quorum {
     }
 
     fn apply(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
         for e in entries {
             if e.index <= self.applied {
                 continue;
@@ -414,6 +530,7 @@ impl Quorum {
             }
             self.digest = digest(self.digest, e.index, &e.data);
             match Record::decode(&e.data) {
+                Ok(Record::NoOp) => {}
                 Ok(r) => {
                     tracing::info!(index = e.index, record = ?r, "metadata record applied");
                     self.image.apply(e.index, r);
@@ -423,6 +540,7 @@ impl Quorum {
                 Err(why) => tracing::error!(index = e.index, why, "metadata record skipped"),
             }
         }
+        self.publish();
     }
 }
 

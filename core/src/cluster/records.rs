@@ -12,6 +12,13 @@
 //! NoOp            :=                                     (type 20, version 0)
 //! string          := len:u16 utf8*len
 //! ```
+//!
+//! The image is also the quorum's snapshot, which lets the log be cut: a
+//! voter too far behind gets it instead of the records it missed.
+//!
+//! ```text
+//! snapshot := version:u8 digest:u64 count:u32 (id:i32 epoch:u64 endpoint:string)*count
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -107,6 +114,59 @@ pub struct Image {
 }
 
 impl Image {
+    /// The image as a snapshot, with the digest of the records it holds.
+    pub(crate) fn encode(&self, digest: u64) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(0);
+        b.put_u64(digest);
+        b.put_u32(self.brokers.len() as u32);
+        for (id, r) in &self.brokers {
+            b.put_i32(*id);
+            b.put_u64(r.epoch);
+            let e = r.endpoint.as_bytes();
+            let n = e.len().min(u16::MAX as usize);
+            b.put_u16(n as u16);
+            b.put_slice(&e[..n]);
+        }
+        b.freeze()
+    }
+
+    /// A snapshot's image and digest.
+    pub(crate) fn decode(mut b: &[u8]) -> Result<(Image, u64), &'static str> {
+        if b.remaining() < 1 + 8 + 4 {
+            return Err("snapshot cut short");
+        }
+        if b.get_u8() != 0 {
+            return Err("snapshot of another version");
+        }
+        let digest = b.get_u64();
+        let count = b.get_u32() as usize;
+        if count > b.remaining() / (4 + 8 + 2) {
+            return Err("snapshot broker count beyond its bytes");
+        }
+        let mut image = Image::default();
+        for _ in 0..count {
+            if b.remaining() < 4 + 8 + 2 {
+                return Err("snapshot cut short");
+            }
+            let id = b.get_i32();
+            let epoch = b.get_u64();
+            let n = b.get_u16() as usize;
+            if b.remaining() < n {
+                return Err("snapshot cut short");
+            }
+            let endpoint = std::str::from_utf8(&b[..n])
+                .map_err(|_| "snapshot endpoint is not UTF-8")?
+                .to_owned();
+            b.advance(n);
+            image.brokers.insert(id, Registration { epoch, endpoint });
+        }
+        if b.has_remaining() {
+            return Err("bytes after the snapshot");
+        }
+        Ok((image, digest))
+    }
+
     /// Apply `record`, committed at log index `index`.
     pub(crate) fn apply(&mut self, index: u64, record: Record) {
         match record {
@@ -130,6 +190,30 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_round_trip_as_snapshots() {
+        let mut image = Image::default();
+        image.apply(
+            4,
+            Record::RegisterBroker {
+                broker_id: 2,
+                endpoint: "h:1".into(),
+            },
+        );
+        image.apply(
+            9,
+            Record::RegisterBroker {
+                broker_id: 0,
+                endpoint: "h:0".into(),
+            },
+        );
+        let b = image.encode(77);
+        assert_eq!(Image::decode(&b), Ok((image, 77)));
+        for cut in 0..b.len() {
+            assert!(Image::decode(&b[..cut]).is_err(), "cut at {cut}");
+        }
+    }
 
     #[test]
     fn records_round_trip_and_bad_ones_are_refused() {

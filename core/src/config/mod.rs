@@ -75,6 +75,11 @@ pub struct Config {
     /// NoOp record when the metadata log has been idle this long (Kafka's
     /// default, 500 ms; 0 turns it off).
     pub metadata_max_idle_interval_ms: u64,
+    /// `metadata.log.snapshot.interval.records` (Conveyor's; Kafka counts
+    /// bytes instead): the metadata log is cut below the applied index
+    /// once it holds this many applied records, keeping a quarter of them;
+    /// a voter further behind gets a snapshot of the image.
+    pub metadata_snapshot_interval_records: u64,
     /// `controller.quorum.tick.ms` (Conveyor's): the quorum's clock step.
     /// The leader sends heartbeats every two ticks; the election timeout
     /// is counted in ticks, so it must be at least three.
@@ -167,6 +172,7 @@ impl Default for Config {
             quorum_election_timeout_ms: 1_000,
             quorum_tick_ms: 100,
             metadata_max_idle_interval_ms: 500,
+            metadata_snapshot_interval_records: 1_024,
             request_timeout_ms: 30_000,
             flush_threads: 4,
             queued_max_request_bytes: 32 << 20,
@@ -219,6 +225,9 @@ impl Config {
             }
             "metadata.max.idle.interval.ms" => {
                 self.metadata_max_idle_interval_ms = parse_range(key, value, 0, 3_600_000)?
+            }
+            "metadata.log.snapshot.interval.records" => {
+                self.metadata_snapshot_interval_records = parse_range(key, value, 8, 1 << 40)?
             }
             "controller.quorum.tick.ms" => {
                 self.quorum_tick_ms = parse_range(key, value, 1, 60_000)?
