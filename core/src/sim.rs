@@ -11,7 +11,8 @@
 //! file command fails with a given error ([`SimDisk::fail_after_with`]), and
 //! a disk can lie about `Sync` ([`SimDisk::lose_syncs`], or only a cleaned
 //! segment's: [`SimDisk::lose_cleaned_syncs`]) or about a cleaned segment's
-//! swap ([`SimDisk::volatile_swaps`]), which a simulation must notice as
+//! swap ([`SimDisk::volatile_swaps`]) or a whole-file write
+//! ([`SimDisk::volatile_writes`]), which a simulation must notice as
 //! lost acknowledged data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -58,6 +59,10 @@ pub struct SimDisk {
     /// (a planted bug); the renames done since the last crash, in order:
     /// final path, the `.cleaned` path it came from, the file it replaced.
     volatile_swaps: Option<Vec<(String, String, Option<SimFile>)>>,
+    /// Let a crash undo every `WriteFile` since the last one (a planted
+    /// bug: a driver that answers before the rename is synced); the files
+    /// they replaced, oldest first.
+    volatile_writes: Option<Vec<(String, Option<SimFile>)>>,
     /// File commands executed so far.
     executed: u64,
     /// `Compute` jobs run so far.
@@ -140,6 +145,13 @@ impl SimDisk {
     /// a simulation can prove it notices.
     pub fn volatile_swaps(&mut self, volatile: bool) {
         self.volatile_swaps = volatile.then(Vec::new);
+    }
+
+    /// Answer `WriteFile` at once but let a crash undo it: the file it
+    /// replaced comes back. A planted bug, so a simulation can prove it
+    /// notices state lost that the broker relied on (a vote, a log).
+    pub fn volatile_writes(&mut self, volatile: bool) {
+        self.volatile_writes = volatile.then(Vec::new);
     }
 
     /// `Compute` jobs run so far.
@@ -311,7 +323,10 @@ impl SimDisk {
                 }
                 let data = bytes.to_vec();
                 let synced = data.len();
-                self.files.insert(path.clone(), SimFile { data, synced });
+                let old = self.files.insert(path.clone(), SimFile { data, synced });
+                if let Some(undo) = self.volatile_writes.as_mut() {
+                    undo.push((path.clone(), old));
+                }
             }
             Command::RemoveFile { path, .. } => {
                 self.files.remove(path);
@@ -375,6 +390,14 @@ impl SimDisk {
                 if let Some(f) = replaced {
                     self.files.insert(to, f);
                 }
+            }
+        }
+        if let Some(undo) = self.volatile_writes.as_mut() {
+            for (path, old) in std::mem::take(undo).into_iter().rev() {
+                match old {
+                    Some(f) => self.files.insert(path, f),
+                    None => self.files.remove(&path),
+                };
             }
         }
         for f in self.files.values_mut() {

@@ -1,14 +1,17 @@
 //! The metadata quorum across three to five broker cores in one process,
 //! over a simulated network, seeded: each seed picks the voter count, the
-//! network's delays, and a run of faults — voters paused (as a stopped
-//! process: it neither ticks nor reads, and what was sent to it waits),
-//! the voters split into two sides that cannot reach each other,
-//! connections cut with bytes in flight lost. Connections are TCP's: bytes
-//! on one arrive in order, once, after the link's delay.
+//! network's and disks' delays, and a run of faults — voters paused (as a
+//! stopped process: it neither ticks nor reads, and what was sent to it
+//! waits), voters crashed (the machine loses power: writes not yet done are
+//! lost) and restarted later from what their disk kept, the voters split
+//! into two sides that cannot reach each other, connections cut with bytes
+//! in flight lost. Connections are TCP's: bytes on one arrive in order,
+//! once, after the link's delay. File commands finish in order, each after
+//! the disk's delay.
 //!
 //! After every event:
 //! - at most one leader per term, across every voter and the whole run;
-//! - no voter's commit index goes backwards;
+//! - no voter's commit index goes backwards while it runs;
 //! - any two voters that applied the log to the same index applied the
 //!   same records in the same order (a digest of every applied record).
 //!
@@ -40,9 +43,14 @@ const ELECTION: Duration = Duration::from_millis(1_000);
 
 struct Node {
     broker: Broker,
+    config: Config,
     disk: SimDisk,
+    /// File commands not yet done, with when each finishes, in order.
+    disk_queue: VecDeque<(Instant, Command)>,
     addr: String,
     paused: bool,
+    /// Crashed and not yet restarted: unreachable, runs nothing.
+    down: bool,
     /// The broker's last `Wait` deadline.
     wait: Option<Instant>,
 }
@@ -62,6 +70,7 @@ struct Net {
     /// Pairs of nodes that cannot reach each other.
     split: HashSet<(usize, usize)>,
     max_delay_ms: u64,
+    max_disk_ms: u64,
     next_inbound: u64,
     /// Checks: the leader of each term, each voter's last commit index,
     /// the digest of the log applied to each index.
@@ -79,7 +88,12 @@ fn voters(n: usize) -> String {
 }
 
 impl Net {
-    fn new(seed: u64, n: usize, max_delay_ms: u64, settings: &[(&str, &str)]) -> Self {
+    fn new(
+        seed: u64,
+        n: usize,
+        (max_delay_ms, max_disk_ms): (u64, u64),
+        settings: &[(&str, &str)],
+    ) -> Self {
         let now = Now::new(Instant::from_nanos(1), 1_700_000_000_000);
         let nodes = (0..n)
             .map(|i| {
@@ -93,10 +107,13 @@ impl Net {
                 c.advertised_port = 9092;
                 let disk = SimDisk::default();
                 Node {
-                    broker: Broker::new(c, now, disk.disk_state()),
+                    broker: Broker::new(c.clone(), now, disk.disk_state()),
+                    config: c,
                     disk,
+                    disk_queue: VecDeque::new(),
                     addr: format!("10.0.0.{}:9093", i + 1),
                     paused: false,
+                    down: false,
                     wait: None,
                 }
             })
@@ -110,6 +127,7 @@ impl Net {
             flights: BTreeMap::new(),
             split: HashSet::new(),
             max_delay_ms,
+            max_disk_ms,
             next_inbound: 1,
             leaders: HashMap::new(),
             committed: vec![0; n],
@@ -129,7 +147,7 @@ impl Net {
         for _ in 0..100_000 {
             let mut idle = true;
             for i in 0..self.nodes.len() {
-                if self.nodes[i].paused {
+                if self.nodes[i].paused || self.nodes[i].down {
                     continue;
                 }
                 loop {
@@ -158,7 +176,8 @@ impl Net {
         let done = match cmd {
             Command::Connect { io, conn, addr } => {
                 let target = self.nodes.iter().position(|n| n.addr == addr);
-                match target.filter(|&j| !self.nodes[j].paused && !self.apart(i, j)) {
+                let reachable = |j: usize| !self.nodes[j].down && !self.apart(i, j);
+                match target.filter(|&j| reachable(j)) {
                     Some(j) => {
                         let inbound = ConnId(self.next_inbound);
                         self.next_inbound += 1;
@@ -201,9 +220,70 @@ impl Net {
                 self.cut(i, conn);
                 return;
             }
-            other => self.nodes[i].disk.execute(&other),
+            other => {
+                // Done after the disk's delay, after what was queued before.
+                let delay = Duration::from_millis(self.rng.below(self.max_disk_ms + 1));
+                let q = &mut self.nodes[i].disk_queue;
+                let at = q
+                    .back()
+                    .map_or(now.mono, |(t, _)| *t)
+                    .max(now.mono.saturating_add(delay));
+                q.push_back((at, other));
+                return;
+            }
         };
         self.nodes[i].broker.handle_done(now, done);
+    }
+
+    /// Finish the file commands that are due on running nodes.
+    fn finish_disk(&mut self) {
+        let now = self.now;
+        for n in &mut self.nodes {
+            if n.paused || n.down {
+                continue;
+            }
+            while n.disk_queue.front().is_some_and(|(at, _)| *at <= now.mono) {
+                let (_, cmd) = n.disk_queue.pop_front().unwrap();
+                let done = n.disk.execute(&cmd);
+                n.broker.handle_done(now, done);
+            }
+        }
+    }
+
+    /// The machine of node `i` loses power: connections end, file commands
+    /// not done are lost, the disk keeps what was synced.
+    fn crash(&mut self, i: usize) {
+        let mut ends: Vec<(usize, ConnId)> = self
+            .links
+            .keys()
+            .filter(|(n, _)| *n == i)
+            .copied()
+            .collect();
+        ends.sort_by_key(|(n, c)| (*n, c.0));
+        let now = self.now;
+        for (n, c) in ends {
+            self.flights.remove(&(n, c.0));
+            if let Some((j, other)) = self.links.remove(&(n, c)) {
+                self.links.remove(&(j, other));
+                self.flights.remove(&(j, other.0));
+                self.nodes[j].broker.handle_close(now, other);
+            }
+        }
+        let node = &mut self.nodes[i];
+        node.disk_queue.clear();
+        node.disk.crash();
+        node.down = true;
+        node.paused = false;
+        node.wait = None;
+    }
+
+    /// Node `i` starts again from what its disk kept.
+    fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.broker = Broker::new(node.config.clone(), self.now, node.disk.disk_state());
+        node.down = false;
+        self.committed[i] = 0;
+        self.drain();
     }
 
     /// A connection ends: both ends hear it closed (a paused end when it
@@ -240,8 +320,9 @@ impl Net {
             let next_wake = self
                 .nodes
                 .iter()
-                .filter(|n| !n.paused)
-                .filter_map(|n| n.wait)
+                .filter(|n| !n.paused && !n.down)
+                .flat_map(|n| [n.wait, n.disk_queue.front().map(|(t, _)| *t)])
+                .flatten()
                 .min();
             let next_bytes = self
                 .flights
@@ -249,7 +330,7 @@ impl Net {
                 .filter(|((i, c), _)| {
                     self.links
                         .get(&(*i, ConnId(*c)))
-                        .is_some_and(|(j, _)| !self.nodes[*j].paused)
+                        .is_some_and(|(j, _)| !self.nodes[*j].paused && !self.nodes[*j].down)
                 })
                 .filter_map(|(_, f)| f.front().map(|(t, _)| *t))
                 .min();
@@ -259,10 +340,11 @@ impl Net {
                 return;
             };
             self.advance_to(next);
+            self.finish_disk();
             self.deliver();
             for i in 0..self.nodes.len() {
                 let n = &mut self.nodes[i];
-                if !n.paused && n.wait.is_some_and(|w| w <= self.now.mono) {
+                if !n.paused && !n.down && n.wait.is_some_and(|w| w <= self.now.mono) {
                     n.wait = None;
                     n.broker.handle_timeout(self.now);
                 }
@@ -286,7 +368,7 @@ impl Net {
             let Some(&(j, other)) = self.links.get(&(i, ConnId(c))) else {
                 continue;
             };
-            if self.nodes[j].paused {
+            if self.nodes[j].paused || self.nodes[j].down {
                 continue;
             }
             while let Some((at, _)) = self.flights.get(&(i, c)).and_then(|f| f.front()) {
@@ -315,6 +397,9 @@ impl Net {
 
     fn check(&mut self) {
         for i in 0..self.nodes.len() {
+            if self.nodes[i].down {
+                continue;
+            }
             let s = self.status(i);
             if s.role == "leader" {
                 let first = *self.leaders.entry(s.term).or_insert(s.node_id);
@@ -337,6 +422,9 @@ impl Net {
     }
 
     fn pause(&mut self, i: usize, paused: bool) {
+        if self.nodes[i].down {
+            return;
+        }
         self.nodes[i].paused = paused;
         if !paused {
             // It wakes to whatever time it is.
@@ -350,6 +438,9 @@ impl Net {
             if self.nodes[i].paused {
                 self.pause(i, false);
             }
+            if self.nodes[i].down {
+                self.restart(i);
+            }
         }
     }
 
@@ -362,7 +453,7 @@ impl Net {
                 .now
                 .mono
                 .saturating_add(Duration::from_millis(self.rng.range(200, 3_000)));
-            match self.rng.below(4) {
+            match self.rng.below(5) {
                 0 => {
                     let i = self.rng.index(n);
                     if self.trace {
@@ -407,6 +498,18 @@ impl Net {
                         self.cut(i, c);
                     }
                     self.run_until(until);
+                }
+                3 => {
+                    let i = self.rng.index(n);
+                    if self.trace {
+                        eprintln!("{:?}: crash node {i}", self.now.mono);
+                    }
+                    self.crash(i);
+                    self.run_until(until);
+                    if self.trace {
+                        eprintln!("{:?}: restart node {i}", self.now.mono);
+                    }
+                    self.restart(i);
                 }
                 _ => self.run_until(until),
             }
@@ -453,9 +556,16 @@ struct Tally {
 }
 
 fn run_seed(seed: u64) -> Result<Tally, String> {
+    run_seed_with(seed, false)
+}
+
+/// A seed's run; `forgetful`: every disk undoes its `quorum-state` writes
+/// when it crashes (a planted bug).
+fn run_seed_with(seed: u64, forgetful: bool) -> Result<Tally, String> {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let n = 3 + rng.index(3);
     let delay = rng.range(0, 40);
+    let disk = rng.range(0, 20);
     // Half the seeds append a NoOp every 50 ms and cut the log every 40
     // records, so a paused or cut-off voter comes back behind the cut and
     // catches up from a snapshot.
@@ -467,7 +577,12 @@ fn run_seed(seed: u64) -> Result<Tally, String> {
     } else {
         &[]
     };
-    let mut net = Net::new(seed, n, delay, settings);
+    let mut net = Net::new(seed, n, (delay, disk), settings);
+    if forgetful {
+        for node in &mut net.nodes {
+            node.disk.volatile_writes(true);
+        }
+    }
     let start = net.now.mono;
     net.run_until(start.saturating_add(ELECTION * 3));
     net.settles()?;
@@ -524,6 +639,24 @@ fn the_quorum_elects_one_leader_per_term_and_agrees_on_the_log_under_faults() {
     }
 }
 
+/// The checks notice a voter that forgets its term, vote and log in a
+/// crash: with disks that undo `quorum-state` writes when they crash, some
+/// seed among the first few hundred elects two leaders in a term, applies
+/// different records, or trips raft-rs's own checks.
+#[test]
+fn a_voter_that_forgets_its_state_is_caught() {
+    let caught = (0..400).find(|&seed| {
+        !matches!(
+            std::panic::catch_unwind(|| run_seed_with(seed, true)),
+            Ok(Ok(_))
+        )
+    });
+    assert!(
+        caught.is_some(),
+        "400 seeds missed voters forgetting their votes"
+    );
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     let run = |seed| {
@@ -531,7 +664,7 @@ fn a_seed_replays_exactly() {
         let mut net = Net::new(
             seed,
             3,
-            rng.range(1, 30),
+            (rng.range(1, 30), rng.range(0, 10)),
             &[("metadata.log.snapshot.interval.records", "40")],
         );
         net.faults(Duration::from_secs(6));

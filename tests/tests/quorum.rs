@@ -2,8 +2,8 @@
 //! loopback, on every runtime: they elect a leader over their peer
 //! connections, the leader's DescribeQuorum (read with `conveyor cluster
 //! quorum`) shows every voter caught up; `kill -9` of the leader leaves
-//! the other two to elect a new one; the killed voter restarts and
-//! catches up again. Election timeouts are Kafka's defaults (1 s).
+//! the other two to elect a new one; the killed voter restarts from its
+//! `quorum-state` file and catches up again. Election timeouts are Kafka's defaults (1 s).
 //!
 //! Run: `cargo test -p conveyor-tests --test quorum`.
 
@@ -118,7 +118,12 @@ each_runtime! {
         assert_ne!(next, leader);
         assert!(next_epoch > epoch, "a new leader has a later epoch: {next_epoch} after {epoch}");
 
-        // The dead voter comes back and catches up with the new leader.
+        // The dead voter comes back from its quorum-state file (term, vote,
+        // log) and catches up with the new leader.
+        assert!(
+            dirs[l].path().join("quorum-state").is_file(),
+            "the killed voter kept its quorum state"
+        );
         brokers[l] = Some(start(l));
         let (after, _) = caught_up(&addrs, 3, || logs(&brokers));
         assert_ne!(after, -1);

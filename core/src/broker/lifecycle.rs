@@ -27,6 +27,7 @@ pub const ROOT_FILES: &[&str] = &[
     TOPIC_CONFIGS,
     BROKER_CONFIGS,
     PRODUCER_ID_BLOCK,
+    crate::cluster::state::QUORUM_STATE,
 ];
 
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";

@@ -30,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 
 use crate::api;
-use crate::cluster::{Quorum, QuorumStatus, wire};
+use crate::cluster::{Quorum, QuorumStatus, state, wire};
 use crate::config::Config;
 use crate::group::GroupConfig;
 use crate::io::{Command, ConnId, DiskState, Done, Part};
@@ -113,7 +113,7 @@ impl Broker {
             ),
             logs: Logs::new(config.topic_defaults.clone()),
             peers: Peers::new(&config, now),
-            quorum: Quorum::new(&config, now),
+            quorum: None,
             config,
             now,
             io: Io::default(),
@@ -123,6 +123,12 @@ impl Broker {
             interest: Vec::new(),
             metrics: Metrics::new(),
         };
+        let stored = disk
+            .root_files
+            .iter()
+            .find(|(name, _)| name == state::QUORUM_STATE)
+            .map(|(_, bytes)| bytes.clone());
+        broker.quorum = Quorum::new(&broker.config, now, stored.as_deref());
         broker.recover(disk);
         // The first connects to peers, behind recovery's commands.
         broker.peers.timeout(&mut broker.io, now);
@@ -237,6 +243,15 @@ impl Broker {
                 self.peers.connected(&mut self.io, self.now, conn, result);
             }
             Owner::Close => {}
+            Owner::Quorum => {
+                if let Err(e) = &done.result {
+                    tracing::error!(error = %e, "quorum-state not written");
+                }
+                if let Some(q) = &mut self.quorum {
+                    q.written(done.result.is_ok());
+                }
+                self.send_quorum();
+            }
             Owner::File(job) => self.file_done(job, done.result),
         }
         self.settle();
@@ -457,12 +472,21 @@ impl Broker {
         self.send_quorum();
     }
 
-    /// Send what the quorum has for its peers. A peer not connected misses
-    /// them; Raft sends again what matters.
+    /// Write the quorum's state when a round changed it, and send what it
+    /// has for its peers. A peer not connected misses them; Raft sends
+    /// again what matters.
     fn send_quorum(&mut self) {
         let Some(q) = &mut self.quorum else {
             return;
         };
+        if let Some(bytes) = q.take_write() {
+            let cmd = Command::WriteFile {
+                io: self.io.next_io(),
+                path: state::QUORUM_STATE.to_owned(),
+                bytes,
+            };
+            self.io.emit(cmd, Owner::Quorum);
+        }
         for (node, messages) in q.take_outbox() {
             self.peers.send_raft(&mut self.io, node, &messages);
         }

@@ -14,6 +14,8 @@ use crate::io::{Command, ConnId, IdMap, Ids, IoId, SegId};
 pub(crate) enum Owner {
     /// A partition log's file command.
     Log(LogKey),
+    /// The metadata quorum's `quorum-state` write.
+    Quorum,
     /// A response on its way; the segments it names are pinned until done.
     Send(Pins),
     /// A file read for the request waiting in `conn`'s slot `seq`; the

@@ -5,14 +5,18 @@
 //! with the messages peers send, and carries what it sends in Conveyor's
 //! frames over the peer connections ([`wire`]).
 //!
-//! What the quorum holds today: the log in memory, and broker
-//! registrations. Every voter registers itself once it knows a leader; the
-//! records apply in log order on every voter to the same [`Image`]. The
-//! quorum decides nothing about partitions yet, and a voter that restarts
-//! comes back with an empty log, which is safe only because nothing reads
-//! the image for a decision; the log moves to `__cluster_metadata`
-//! segments (entries and hard state synced before a message leaves) before
-//! anything does.
+//! What the quorum holds today: broker registrations and NoOps. Every
+//! voter registers itself once it knows a leader; the records apply in log
+//! order on every voter to the same [`Image`]. The quorum decides nothing
+//! about partitions yet.
+//!
+//! Durability ([`state`]): each Raft round that appends entries, takes a
+//! snapshot, or changes the term or vote rewrites the `quorum-state` file,
+//! and the messages that round holds back (votes, acknowledgements of
+//! entries) leave only once that write is done, through raft-rs's
+//! asynchronous-persistence calls. A voter that restarts comes back with
+//! its term, its vote and its log. A write that fails stops this voter
+//! taking part, as Kafka stops a controller that cannot write its log.
 //!
 //! Determinism: raft-rs draws each election timeout from the thread's
 //! random source. Whenever it has drawn one, the quorum replaces it with a
@@ -21,8 +25,10 @@
 
 mod logger;
 pub(crate) mod records;
+pub mod state;
 pub mod wire;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -35,6 +41,7 @@ use crate::config::Config;
 use crate::time::{Instant, Now};
 use records::Record;
 pub use records::{Image, Registration};
+use state::Stored;
 
 /// The heartbeat interval, in ticks.
 const HEARTBEAT_TICKS: usize = 2;
@@ -143,6 +150,17 @@ pub(crate) struct Quorum {
     seen: (u64, StateRole, u64, usize),
     /// Messages to send, by destination node id.
     outbox: Vec<(i32, Message)>,
+    /// Raft rounds not yet known durable, oldest first: the round's number,
+    /// the messages it holds back until then, and whether it changed what
+    /// the `quorum-state` file holds.
+    unpersisted: VecDeque<(u64, Vec<Message>, bool)>,
+    /// The round the `quorum-state` write in flight covers.
+    writing: Option<u64>,
+    /// A write failed: this voter takes no further part.
+    failed: bool,
+    /// A snapshot installed in round `.0`, to count as applied (`.1`) once
+    /// that round is written.
+    snapshot_to_apply: Option<(u64, u64)>,
     image: Image,
     applied: u64,
     digest: u64,
@@ -192,11 +210,39 @@ fn role_name(r: StateRole) -> &'static str {
 impl Quorum {
     /// The quorum `config` names, when this broker is one of its voters
     /// and there are others; alone, a broker needs none.
-    pub(crate) fn new(config: &Config, now: Now) -> Option<Self> {
+    /// `stored` is the `quorum-state` file, when there is one; a damaged
+    /// one keeps this broker out of the quorum (it could vote twice).
+    pub(crate) fn new(config: &Config, now: Now, stored: Option<&[u8]>) -> Option<Self> {
         let voters: Vec<i32> = config.quorum_voters.iter().map(|(id, _)| *id).collect();
         if voters.len() < 2 || !voters.contains(&config.node_id) {
             return None;
         }
+        let stored = match stored.map(Stored::decode) {
+            None => Stored::default(),
+            Some(Ok(s)) => s,
+            Some(Err(why)) => {
+                tracing::error!(
+                    why,
+                    file = state::QUORUM_STATE,
+                    "the metadata quorum's state is damaged; this broker stays out of the quorum"
+                );
+                return None;
+            }
+        };
+        let (image, digest) = if stored.snap_index == 0 {
+            (Image::default(), 0)
+        } else {
+            match Image::decode(&stored.image) {
+                Ok(i) => i,
+                Err(why) => {
+                    tracing::error!(
+                        why,
+                        "the metadata quorum's image is damaged; this broker stays out of the quorum"
+                    );
+                    return None;
+                }
+            }
+        };
         let tick = Duration::from_millis(config.quorum_tick_ms.max(1));
         let election_tick = usize::try_from(
             (config.quorum_election_timeout_ms / config.quorum_tick_ms.max(1)).max(3),
@@ -210,15 +256,21 @@ impl Quorum {
             pre_vote: true,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            applied: stored.snap_index,
             ..raft::Config::default()
         };
         let conf = ConfState::from((
             voters.iter().map(|&v| raft_id(v)).collect::<Vec<_>>(),
             vec![],
         ));
-        let snapshot = Arc::new(RwLock::new(Image::default().encode(0)));
+        let snapshot = Arc::new(RwLock::new(image.encode(digest)));
+        let mem = MemStorage::new_with_conf_state(conf.clone());
+        if let Err(e) = restore(&mem, &stored, conf) {
+            tracing::error!(error = %e, "the metadata quorum's state does not fit; this broker stays out of the quorum");
+            return None;
+        }
         let storage = Store {
-            mem: MemStorage::new_with_conf_state(conf),
+            mem,
             image: Arc::clone(&snapshot),
         };
         let node = match RawNode::new(&raft_config, storage, &logger::logger(config.node_id)) {
@@ -240,9 +292,13 @@ impl Quorum {
                 ^ (now.wall_ms as u64).rotate_left(29),
             seen: (0, StateRole::Follower, 0, 0),
             outbox: Vec::new(),
-            image: Image::default(),
-            applied: 0,
-            digest: 0,
+            unpersisted: VecDeque::new(),
+            writing: None,
+            failed: false,
+            snapshot_to_apply: None,
+            applied: stored.snap_index,
+            image,
+            digest,
             endpoint: format!("{}:{}", config.advertised_host, config.advertised_port),
             registered_at: None,
             snapshots_installed: 0,
@@ -256,6 +312,9 @@ impl Quorum {
         tracing::info!(
             node = q.node_id,
             voters = ?q.voters,
+            term = stored.hard_state.term,
+            applied = stored.snap_index,
+            entries = stored.entries.len(),
             election_ticks = election_tick,
             tick_ms = tick.as_millis() as u64,
             "metadata quorum started"
@@ -271,6 +330,10 @@ impl Quorum {
     /// Tick for the time that passed; propose this broker's registration
     /// when it is due.
     pub(crate) fn timeout(&mut self, now: Now) {
+        if self.failed {
+            self.next_tick = now.mono.saturating_add(Duration::from_secs(3600));
+            return;
+        }
         let mut ticks = 0;
         while self.next_tick <= now.mono && ticks < MAX_CATCH_UP_TICKS {
             self.next_tick = self.next_tick.saturating_add(self.tick);
@@ -312,6 +375,9 @@ impl Quorum {
 
     /// Messages a peer sent.
     pub(crate) fn receive(&mut self, messages: Vec<Message>) {
+        if self.failed {
+            return;
+        }
         let me = raft_id(self.node_id);
         for m in messages {
             if m.to != me {
@@ -432,6 +498,8 @@ impl Quorum {
             }
             let mut rd = self.node.ready();
             self.queue(rd.take_messages());
+            // What must be durable before this round's held messages leave.
+            let mut changed = !rd.snapshot().is_empty() || !rd.entries().is_empty();
             if !rd.snapshot().is_empty() {
                 let snap = rd.snapshot().clone();
                 self.install(&snap);
@@ -440,6 +508,7 @@ impl Quorum {
                 }
             }
             let committed = rd.take_committed_entries();
+            let last_committed = committed.last().map(|e| e.index);
             self.apply(committed);
             if !rd.entries().is_empty() {
                 if let Err(e) = self.node.mut_store().mem.wl().append(rd.entries()) {
@@ -447,24 +516,116 @@ impl Quorum {
                 }
             }
             if let Some(hs) = rd.hs() {
-                self.node.mut_store().mem.wl().set_hardstate(hs.clone());
+                let mut store = self.node.mut_store().mem.wl();
+                let before = store.hard_state();
+                changed |= hs.term != before.term || hs.vote != before.vote;
+                store.set_hardstate(hs.clone());
             }
-            let persisted = rd.take_persisted_messages();
-            self.queue(persisted);
-            let mut light = self.node.advance(rd);
-            if let Some(commit) = light.commit_index() {
-                self.node
-                    .mut_store()
-                    .mem
-                    .wl()
-                    .mut_hard_state()
-                    .set_commit(commit);
+            let number = rd.number();
+            let snapshot = (!rd.snapshot().is_empty()).then(|| rd.snapshot().get_metadata().index);
+            let held = rd.take_persisted_messages();
+            self.node.advance_append_async(rd);
+            // raft-rs hands out committed entries only once persisted, but
+            // a snapshot counts as applied only after it is written.
+            if let Some(i) = last_committed {
+                self.node.advance_apply_to(i);
             }
-            self.queue(light.take_messages());
-            self.apply(light.take_committed_entries());
-            self.node.advance_apply();
+            if let Some(i) = snapshot {
+                self.snapshot_to_apply = Some((number, i));
+            }
+            self.unpersisted.push_back((number, held, changed));
+            self.release();
             self.after_call();
             self.compact();
+        }
+    }
+
+    /// Let out the rounds at the front that need nothing written, unless a
+    /// write still in flight covers an earlier one.
+    fn release(&mut self) {
+        if self.writing.is_some() {
+            return;
+        }
+        let mut last = None;
+        while let Some((number, _, false)) = self.unpersisted.front() {
+            last = Some(*number);
+            let (_, held, _) = self.unpersisted.pop_front().unwrap_or_default();
+            self.queue(held);
+        }
+        if let Some(n) = last {
+            self.node.on_persist_ready(n);
+        }
+    }
+
+    /// The `quorum-state` file to write, when a round changed it and no
+    /// write is in flight. The write covers every round so far.
+    pub(crate) fn take_write(&mut self) -> Option<Bytes> {
+        if self.failed || self.writing.is_some() {
+            return None;
+        }
+        if !self.unpersisted.iter().any(|(_, _, changed)| *changed) {
+            return None;
+        }
+        let covers = self.unpersisted.back().map(|(n, _, _)| *n)?;
+        self.writing = Some(covers);
+        Some(self.stored().encode())
+    }
+
+    /// The `quorum-state` write finished: let out what it covered, or, if it
+    /// failed, stop taking part.
+    pub(crate) fn written(&mut self, ok: bool) {
+        let Some(covers) = self.writing.take() else {
+            return;
+        };
+        if !ok {
+            tracing::error!(
+                file = state::QUORUM_STATE,
+                "the metadata quorum's state could not be written; this voter stops taking part"
+            );
+            self.failed = true;
+            self.unpersisted.clear();
+            self.outbox.clear();
+            return;
+        }
+        while self
+            .unpersisted
+            .front()
+            .is_some_and(|(n, _, _)| *n <= covers)
+        {
+            let (_, held, _) = self.unpersisted.pop_front().unwrap_or_default();
+            self.queue(held);
+        }
+        self.node.on_persist_ready(covers);
+        if let Some((number, index)) = self.snapshot_to_apply {
+            if number <= covers {
+                self.snapshot_to_apply = None;
+                self.node.advance_apply_to(index);
+            }
+        }
+        self.release();
+        self.drive();
+    }
+
+    /// What `quorum-state` holds: the hard state, the image as of the
+    /// applied index as the snapshot, and the entries after it.
+    fn stored(&self) -> Stored {
+        let store = &self.node.store().mem;
+        let hard_state = store.rl().hard_state().clone();
+        let last = store.last_index().unwrap_or(0);
+        let from = self.applied + 1;
+        let entries = if last >= from {
+            store
+                .entries(from, last + 1, None, GetEntriesContext::empty(false))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Stored {
+            hard_state,
+            snap_index: self.applied,
+            snap_term: store.term(self.applied).unwrap_or(0),
+            image: self.image.encode(self.digest),
+            entries,
         }
     }
 
@@ -542,6 +703,26 @@ impl Quorum {
         }
         self.publish();
     }
+}
+
+/// Put the `quorum-state` file's snapshot, entries and hard state in the
+/// in-memory store raft-rs reads.
+fn restore(mem: &MemStorage, stored: &Stored, conf: ConfState) -> raft::Result<()> {
+    let mut core = mem.wl();
+    if stored.snap_index > 0 {
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = stored.snap_index;
+        meta.term = stored.snap_term;
+        meta.set_conf_state(conf);
+        snap.data = stored.image.clone();
+        core.apply_snapshot(snap)?;
+    }
+    core.append(&stored.entries)?;
+    let mut hs = stored.hard_state.clone();
+    hs.commit = hs.commit.max(stored.snap_index);
+    core.set_hardstate(hs);
+    Ok(())
 }
 
 /// FNV-1a over the previous digest, the index and the record.
