@@ -3,29 +3,20 @@
 //! the ApiVersions exchange, and reconnect with backoff when a peer is down
 //! or a connection ends.
 
-use std::collections::{HashMap, HashSet};
+// The network is `net/mod.rs`'s, shared with quorum_sim.rs; this test
+// uses part of it (and of the seeded generator it draws delays from).
+#[allow(dead_code)]
+mod net;
+#[allow(dead_code)]
+#[path = "seeded/rng.rs"]
+mod rng;
+
 use std::time::Duration;
 
 use bytes::BytesMut;
 use conveyor_core::sim::SimDisk;
-use conveyor_core::{Broker, Command, Config, ConnId, Done, IoError, Now, Part, Poll};
-
-struct Node {
-    broker: Broker,
-    disk: SimDisk,
-    addr: String,
-}
-
-/// Brokers and the connections between them.
-struct Net {
-    nodes: Vec<Node>,
-    /// Each open connection's other end: (node, conn) → (node, conn).
-    links: HashMap<(usize, ConnId), (usize, ConnId)>,
-    /// Addresses that refuse connections.
-    down: HashSet<String>,
-    now: Now,
-    next_inbound: u64,
-}
+use conveyor_core::{Broker, Command, Config, Now, Poll};
+use net::Net;
 
 fn config(id: i32, voters: &str) -> Config {
     let mut c = Config::default();
@@ -34,135 +25,11 @@ fn config(id: i32, voters: &str) -> Config {
     c
 }
 
-impl Net {
-    fn new(configs: Vec<Config>) -> Self {
-        let now = Now::new(conveyor_core::Instant::from_nanos(1), 1_700_000_000_000);
-        let nodes = configs
-            .into_iter()
-            .map(|c| {
-                let addr = c
-                    .quorum_voters
-                    .iter()
-                    .find(|(id, _)| *id == c.node_id)
-                    .map(|(_, a)| a.clone())
-                    .expect("each node is a voter");
-                let disk = SimDisk::default();
-                Node {
-                    broker: Broker::new(c, now, disk.disk_state()),
-                    disk,
-                    addr,
-                }
-            })
-            .collect();
-        let mut net = Net {
-            nodes,
-            links: HashMap::new(),
-            down: HashSet::new(),
-            now,
-            next_inbound: 1,
-        };
-        net.run();
-        net
-    }
-
-    /// Drain every broker, delivering what they send, until all wait.
-    fn run(&mut self) {
-        for _ in 0..10_000 {
-            let mut idle = true;
-            for i in 0..self.nodes.len() {
-                while let Some(cmd) = self.next_command(i) {
-                    idle = false;
-                    self.execute(i, cmd);
-                }
-            }
-            if idle {
-                return;
-            }
-        }
-        panic!("the network never went quiet");
-    }
-
-    fn next_command(&mut self, i: usize) -> Option<Command> {
-        loop {
-            match self.nodes[i].broker.poll() {
-                Poll::Wait(_) => return None,
-                // Every connection here is read at once.
-                Poll::ReadInterest { .. } => {}
-                Poll::Command(cmd) => return Some(cmd),
-            }
-        }
-    }
-
-    fn execute(&mut self, i: usize, cmd: Command) {
-        let now = self.now;
-        let done = match cmd {
-            Command::Connect { io, conn, addr } => {
-                let target = self.nodes.iter().position(|n| n.addr == addr);
-                match target.filter(|_| !self.down.contains(&addr)) {
-                    Some(j) => {
-                        let inbound = ConnId(self.next_inbound);
-                        self.next_inbound += 1;
-                        self.links.insert((i, conn), (j, inbound));
-                        self.links.insert((j, inbound), (i, conn));
-                        self.nodes[j].broker.handle_open(now, inbound);
-                        Done::ok(io)
-                    }
-                    None => Done {
-                        io,
-                        result: Err(IoError {
-                            kind: std::io::ErrorKind::ConnectionRefused,
-                            message: format!("{addr} refused"),
-                        }),
-                    },
-                }
-            }
-            Command::Send { io, conn, parts } => {
-                let mut bytes = BytesMut::new();
-                for part in parts {
-                    match part {
-                        Part::Bytes(b) => bytes.extend_from_slice(&b),
-                        Part::File { .. } => panic!("peers exchange no file regions here"),
-                    }
-                }
-                if let Some(&(j, other)) = self.links.get(&(i, conn)) {
-                    self.nodes[j].broker.handle_read(now, other, &mut bytes);
-                }
-                Done::ok(io)
-            }
-            Command::Close { io, conn } => {
-                self.nodes[i].broker.handle_done(now, Done::ok(io));
-                self.cut(i, conn);
-                return;
-            }
-            other => self.nodes[i].disk.execute(&other),
-        };
-        self.nodes[i].broker.handle_done(now, done);
-    }
-
-    /// A connection ends: both brokers hear it closed.
-    fn cut(&mut self, i: usize, conn: ConnId) {
-        let now = self.now;
-        if let Some((j, other)) = self.links.remove(&(i, conn)) {
-            self.links.remove(&(j, other));
-            self.nodes[j].broker.handle_close(now, other);
-        }
-        self.nodes[i].broker.handle_close(now, conn);
-    }
-
-    fn advance(&mut self, d: Duration) {
-        self.now = self.now.advance(d);
-        for n in &mut self.nodes {
-            n.broker.handle_timeout(self.now);
-        }
-        self.run();
-    }
-}
-
 const VOTERS: &str = "1@10.0.0.1:9093,2@10.0.0.2:9093";
 
 #[test]
 fn two_brokers_connect_and_exchange_api_versions() {
-    let net = Net::new(vec![config(1, VOTERS), config(2, VOTERS)]);
+    let net = Net::new(0, vec![config(1, VOTERS), config(2, VOTERS)], (0, 0));
     for (n, other) in [(0, 2), (1, 1)] {
         let peers = net.nodes[n].broker.peers();
         assert_eq!(peers.len(), 1, "only the other voter is a peer");
@@ -180,7 +47,7 @@ fn two_brokers_connect_and_exchange_api_versions() {
 
 #[test]
 fn a_peer_that_is_down_is_tried_again_with_backoff_until_it_answers() {
-    let mut net = Net::new(vec![config(1, VOTERS)]);
+    let mut net = Net::new(0, vec![config(1, VOTERS)], (0, 0));
     // Node 2 is not there at all: every connect is refused.
     let peer = |net: &Net| net.nodes[0].broker.peers()[0].clone();
     assert_eq!(peer(&net).failures, 1);
@@ -200,13 +67,7 @@ fn a_peer_that_is_down_is_tried_again_with_backoff_until_it_answers() {
     );
 
     // Node 2 comes up; within a backoff the peer is ready.
-    let disk = SimDisk::default();
-    net.nodes.push(Node {
-        broker: Broker::new(config(2, VOTERS), net.now, disk.disk_state()),
-        disk,
-        addr: "10.0.0.2:9093".into(),
-    });
-    net.run();
+    net.add(config(2, VOTERS), "10.0.0.2:9093");
     net.advance(Duration::from_millis(1000));
     let p = peer(&net);
     assert!(p.ready, "{p:?}");
@@ -215,7 +76,7 @@ fn a_peer_that_is_down_is_tried_again_with_backoff_until_it_answers() {
 
 #[test]
 fn a_connection_that_ends_is_opened_again() {
-    let mut net = Net::new(vec![config(1, VOTERS), config(2, VOTERS)]);
+    let mut net = Net::new(0, vec![config(1, VOTERS), config(2, VOTERS)], (0, 0));
     let (&(i, conn), _) = net
         .links
         .iter()
@@ -230,7 +91,7 @@ fn a_connection_that_ends_is_opened_again() {
 
 #[test]
 fn a_bad_answer_closes_the_connection_and_it_is_opened_again() {
-    let mut net = Net::new(vec![config(1, VOTERS), config(2, VOTERS)]);
+    let mut net = Net::new(0, vec![config(1, VOTERS), config(2, VOTERS)], (0, 0));
     let conn = *net
         .links
         .keys()

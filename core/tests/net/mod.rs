@@ -1,0 +1,442 @@
+//! A simulated network of broker cores for the tests that run several in
+//! one process (`peers_sim.rs`, `quorum_sim.rs`): connections are TCP's
+//! (bytes in order, once, after a seeded delay per send, lost when the
+//! connection is cut), disks are [`SimDisk`]s whose commands finish in
+//! order after a seeded delay, and time is simulated, moving from one
+//! event to the next. Nodes can be paused (a stopped process), crashed (a
+//! power loss: unfinished writes lost) and restarted, or split from
+//! others. After every event the quorum's invariants are checked on every
+//! node that has one: one leader per term, commit indexes never going back
+//! while a node runs, the same records applied up to the same index.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use conveyor_core::cluster::QuorumStatus;
+use conveyor_core::sim::SimDisk;
+use conveyor_core::{Broker, Command, Config, ConnId, Done, Instant, IoError, Now, Part, Poll};
+
+use crate::rng::Rng;
+
+pub struct Node {
+    pub broker: Broker,
+    pub config: Config,
+    pub disk: SimDisk,
+    /// File commands not yet done, with when each finishes, in order.
+    pub disk_queue: VecDeque<(Instant, Command)>,
+    pub addr: String,
+    pub paused: bool,
+    /// Crashed and not yet restarted: unreachable, runs nothing.
+    pub down: bool,
+    /// The broker's last `Wait` deadline.
+    pub wait: Option<Instant>,
+}
+
+/// Bytes in flight on one direction of a connection, oldest first.
+type Flight = VecDeque<(Instant, BytesMut)>;
+
+pub struct Net {
+    pub rng: Rng,
+    pub trace: bool,
+    pub now: Now,
+    pub nodes: Vec<Node>,
+    /// Each open connection's other end: (node, conn) → (node, conn).
+    pub links: HashMap<(usize, ConnId), (usize, ConnId)>,
+    /// What each sending end has in flight.
+    pub flights: BTreeMap<(usize, u64), Flight>,
+    /// Pairs of nodes that cannot reach each other.
+    pub split: HashSet<(usize, usize)>,
+    pub max_delay_ms: u64,
+    pub max_disk_ms: u64,
+    pub next_inbound: u64,
+    /// Checks: the leader of each term, each voter's last commit index,
+    /// the digest of the log applied to each index.
+    pub leaders: HashMap<u64, i32>,
+    pub committed: Vec<u64>,
+    pub digests: HashMap<u64, u64>,
+    pub events: u64,
+}
+
+impl Node {
+    fn start(config: Config, addr: String, disk: SimDisk, now: Now) -> Node {
+        Node {
+            broker: Broker::new(config.clone(), now, disk.disk_state()),
+            config,
+            disk,
+            disk_queue: VecDeque::new(),
+            addr,
+            paused: false,
+            down: false,
+            wait: None,
+        }
+    }
+}
+
+impl Net {
+    /// Brokers with these configurations, each reached at its own address
+    /// in `controller.quorum.voters`; links delay bytes up to
+    /// `max_delay_ms`, disks finish commands up to `max_disk_ms` late.
+    pub fn new(seed: u64, configs: Vec<Config>, (max_delay_ms, max_disk_ms): (u64, u64)) -> Self {
+        let now = Now::new(Instant::from_nanos(1), 1_700_000_000_000);
+        let n = configs.len();
+        let nodes = configs
+            .into_iter()
+            .map(|c| {
+                let addr = c
+                    .quorum_voters
+                    .iter()
+                    .find(|(id, _)| *id == c.node_id)
+                    .map(|(_, a)| a.clone())
+                    .expect("each node is a voter");
+                Node::start(c, addr, SimDisk::default(), now)
+            })
+            .collect();
+        let mut net = Net {
+            rng: Rng::new(seed),
+            trace: std::env::var_os("CONVEYOR_SIM_NET_TRACE").is_some(),
+            now,
+            nodes,
+            links: HashMap::new(),
+            flights: BTreeMap::new(),
+            split: HashSet::new(),
+            max_delay_ms,
+            max_disk_ms,
+            next_inbound: 1,
+            leaders: HashMap::new(),
+            committed: vec![0; n],
+            digests: HashMap::new(),
+            events: 0,
+        };
+        net.run();
+        net
+    }
+
+    /// Another broker joins, at `addr`.
+    pub fn add(&mut self, config: Config, addr: &str) {
+        let node = Node::start(config, addr.to_owned(), SimDisk::default(), self.now);
+        self.nodes.push(node);
+        self.committed.push(0);
+        self.drain();
+    }
+
+    /// Run what is due now, until the brokers wait.
+    pub fn run(&mut self) {
+        self.run_until(self.now.mono);
+    }
+
+    /// Let `d` pass, running everything due on the way.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now.mono.saturating_add(d);
+        self.run_until(end);
+    }
+
+    pub fn apart(&self, i: usize, j: usize) -> bool {
+        self.split.contains(&(i.min(j), i.max(j)))
+    }
+
+    /// Run every unpaused broker until it waits.
+    pub fn drain(&mut self) {
+        for _ in 0..100_000 {
+            let mut idle = true;
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].paused || self.nodes[i].down {
+                    continue;
+                }
+                loop {
+                    match self.nodes[i].broker.poll() {
+                        Poll::Wait(d) => {
+                            self.nodes[i].wait = d;
+                            break;
+                        }
+                        Poll::ReadInterest { .. } => {}
+                        Poll::Command(cmd) => {
+                            idle = false;
+                            self.execute(i, cmd);
+                        }
+                    }
+                }
+            }
+            if idle {
+                return;
+            }
+        }
+        panic!("the brokers never went quiet");
+    }
+
+    pub fn execute(&mut self, i: usize, cmd: Command) {
+        let now = self.now;
+        let done = match cmd {
+            Command::Connect { io, conn, addr } => {
+                let target = self.nodes.iter().position(|n| n.addr == addr);
+                let reachable = |j: usize| !self.nodes[j].down && !self.apart(i, j);
+                match target.filter(|&j| reachable(j)) {
+                    Some(j) => {
+                        let inbound = ConnId(self.next_inbound);
+                        self.next_inbound += 1;
+                        self.links.insert((i, conn), (j, inbound));
+                        self.links.insert((j, inbound), (i, conn));
+                        self.nodes[j].broker.handle_open(now, inbound);
+                        Done::ok(io)
+                    }
+                    None => Done {
+                        io,
+                        result: Err(IoError {
+                            kind: std::io::ErrorKind::ConnectionRefused,
+                            message: format!("{addr} unreachable"),
+                        }),
+                    },
+                }
+            }
+            Command::Send { io, conn, parts } => {
+                let mut bytes = BytesMut::new();
+                for part in parts {
+                    match part {
+                        Part::Bytes(b) => bytes.extend_from_slice(&b),
+                        Part::File { .. } => panic!("the quorum sends no file regions"),
+                    }
+                }
+                if self.links.contains_key(&(i, conn)) {
+                    let delay = Duration::from_millis(self.rng.below(self.max_delay_ms + 1));
+                    let flight = self.flights.entry((i, conn.0)).or_default();
+                    // In order: never before what was sent earlier.
+                    let at = flight
+                        .back()
+                        .map_or(now.mono, |(t, _)| *t)
+                        .max(now.mono.saturating_add(delay));
+                    flight.push_back((at, bytes));
+                }
+                Done::ok(io)
+            }
+            Command::Close { io, conn } => {
+                self.nodes[i].broker.handle_done(now, Done::ok(io));
+                self.cut(i, conn);
+                return;
+            }
+            other => {
+                // Done after the disk's delay, after what was queued before.
+                let delay = Duration::from_millis(self.rng.below(self.max_disk_ms + 1));
+                let q = &mut self.nodes[i].disk_queue;
+                let at = q
+                    .back()
+                    .map_or(now.mono, |(t, _)| *t)
+                    .max(now.mono.saturating_add(delay));
+                q.push_back((at, other));
+                return;
+            }
+        };
+        self.nodes[i].broker.handle_done(now, done);
+    }
+
+    /// Finish the file commands that are due on running nodes.
+    pub fn finish_disk(&mut self) {
+        let now = self.now;
+        for n in &mut self.nodes {
+            if n.paused || n.down {
+                continue;
+            }
+            while n.disk_queue.front().is_some_and(|(at, _)| *at <= now.mono) {
+                let (_, cmd) = n.disk_queue.pop_front().unwrap();
+                let done = n.disk.execute(&cmd);
+                n.broker.handle_done(now, done);
+            }
+        }
+    }
+
+    /// The machine of node `i` loses power: connections end, file commands
+    /// not done are lost, the disk keeps what was synced.
+    pub fn crash(&mut self, i: usize) {
+        let mut ends: Vec<(usize, ConnId)> = self
+            .links
+            .keys()
+            .filter(|(n, _)| *n == i)
+            .copied()
+            .collect();
+        ends.sort_by_key(|(n, c)| (*n, c.0));
+        let now = self.now;
+        for (n, c) in ends {
+            self.flights.remove(&(n, c.0));
+            if let Some((j, other)) = self.links.remove(&(n, c)) {
+                self.links.remove(&(j, other));
+                self.flights.remove(&(j, other.0));
+                self.nodes[j].broker.handle_close(now, other);
+            }
+        }
+        let node = &mut self.nodes[i];
+        node.disk_queue.clear();
+        node.disk.crash();
+        node.down = true;
+        node.paused = false;
+        node.wait = None;
+    }
+
+    /// Node `i` starts again from what its disk kept.
+    pub fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.broker = Broker::new(node.config.clone(), self.now, node.disk.disk_state());
+        node.down = false;
+        self.committed[i] = 0;
+        self.drain();
+    }
+
+    /// A connection ends: both ends hear it closed (a paused end when it
+    /// resumes: it is closed under it), bytes in flight are lost.
+    pub fn cut(&mut self, i: usize, conn: ConnId) {
+        let now = self.now;
+        self.flights.remove(&(i, conn.0));
+        if let Some((j, other)) = self.links.remove(&(i, conn)) {
+            self.links.remove(&(j, other));
+            self.flights.remove(&(j, other.0));
+            self.nodes[j].broker.handle_close(now, other);
+        }
+        self.nodes[i].broker.handle_close(now, conn);
+    }
+
+    /// Every connection between `i` and `j`.
+    pub fn cut_between(&mut self, i: usize, j: usize) {
+        let mut ends: Vec<(usize, ConnId)> = self
+            .links
+            .iter()
+            .filter(|((a, _), (b, _))| *a == i && *b == j)
+            .map(|(k, _)| *k)
+            .collect();
+        ends.sort_by_key(|(n, c)| (*n, c.0));
+        for (n, c) in ends {
+            self.cut(n, c);
+        }
+    }
+
+    /// Run until `end`, event by event.
+    pub fn run_until(&mut self, end: Instant) {
+        loop {
+            self.drain();
+            let next_wake = self
+                .nodes
+                .iter()
+                .filter(|n| !n.paused && !n.down)
+                .flat_map(|n| [n.wait, n.disk_queue.front().map(|(t, _)| *t)])
+                .flatten()
+                .min();
+            let next_bytes = self
+                .flights
+                .iter()
+                .filter(|((i, c), _)| {
+                    self.links
+                        .get(&(*i, ConnId(*c)))
+                        .is_some_and(|(j, _)| !self.nodes[*j].paused && !self.nodes[*j].down)
+                })
+                .filter_map(|(_, f)| f.front().map(|(t, _)| *t))
+                .min();
+            let next = [next_wake, next_bytes].into_iter().flatten().min();
+            let Some(next) = next.filter(|t| *t <= end) else {
+                self.advance_to(end);
+                return;
+            };
+            self.advance_to(next);
+            self.finish_disk();
+            self.deliver();
+            for i in 0..self.nodes.len() {
+                let n = &mut self.nodes[i];
+                if !n.paused && !n.down && n.wait.is_some_and(|w| w <= self.now.mono) {
+                    n.wait = None;
+                    n.broker.handle_timeout(self.now);
+                }
+            }
+            self.drain();
+            self.check();
+        }
+    }
+
+    pub fn advance_to(&mut self, t: Instant) {
+        if t > self.now.mono {
+            let d = Duration::from_nanos(t.as_nanos() - self.now.mono.as_nanos());
+            self.now = self.now.advance(d);
+        }
+    }
+
+    pub fn deliver(&mut self) {
+        let now = self.now.mono;
+        let keys: Vec<(usize, u64)> = self.flights.keys().copied().collect();
+        for (i, c) in keys {
+            let Some(&(j, other)) = self.links.get(&(i, ConnId(c))) else {
+                continue;
+            };
+            if self.nodes[j].paused || self.nodes[j].down {
+                continue;
+            }
+            while let Some((at, _)) = self.flights.get(&(i, c)).and_then(|f| f.front()) {
+                if *at > now {
+                    break;
+                }
+                let (_, mut bytes) = self.flights.get_mut(&(i, c)).unwrap().pop_front().unwrap();
+                self.events += 1;
+                self.nodes[j]
+                    .broker
+                    .handle_read(self.now, other, &mut bytes);
+                // The connection may have closed under the read.
+                if !self.links.contains_key(&(i, ConnId(c))) {
+                    break;
+                }
+            }
+        }
+    }
+
+    pub fn status(&self, i: usize) -> QuorumStatus {
+        self.nodes[i]
+            .broker
+            .quorum()
+            .expect("every node is a voter")
+    }
+
+    pub fn check(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].down {
+                continue;
+            }
+            // A node outside a quorum has nothing to check.
+            let Some(s) = self.nodes[i].broker.quorum() else {
+                continue;
+            };
+            if s.role == "leader" {
+                let first = *self.leaders.entry(s.term).or_insert(s.node_id);
+                assert_eq!(first, s.node_id, "two leaders in term {}", s.term);
+            }
+            assert!(
+                s.committed >= self.committed[i],
+                "node {i}'s commit index went back from {} to {}",
+                self.committed[i],
+                s.committed
+            );
+            self.committed[i] = s.committed;
+            let d = *self.digests.entry(s.applied).or_insert(s.applied_digest);
+            assert_eq!(
+                d, s.applied_digest,
+                "node {i} applied other records up to index {}",
+                s.applied
+            );
+        }
+    }
+
+    pub fn pause(&mut self, i: usize, paused: bool) {
+        if self.nodes[i].down {
+            return;
+        }
+        self.nodes[i].paused = paused;
+        if !paused {
+            // It wakes to whatever time it is.
+            self.nodes[i].broker.handle_timeout(self.now);
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.split.clear();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.pause(i, false);
+            }
+            if self.nodes[i].down {
+                self.restart(i);
+            }
+        }
+    }
+}
