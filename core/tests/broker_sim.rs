@@ -713,6 +713,53 @@ fn held_request_bytes_stop_reading_until_answers_leave() {
 }
 
 #[test]
+fn a_connection_opened_while_request_bytes_are_held_is_read_once_they_leave() {
+    let mut config = Config::default();
+    config.set("queued.max.request.bytes", "20").unwrap();
+    let mut sim = Sim::new(config);
+    let a = sim.open(1);
+    sim.metadata(a, "t");
+    let corr = sim.send(a, ApiKey::Fetch, 12, &Sim::fetch_req("t", 0, 1000));
+    // A client connects while the fetch holds the bytes and sends its
+    // ApiVersions at once (every client's first request): the broker
+    // cannot take it now, and must say so to the driver, so that telling
+    // it to read again later hands the request over.
+    let c = sim.open(2);
+    let held = sim.send(c, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(sim.recv_frame(c, ApiKey::ApiVersions, 3).is_none());
+    sim.advance(Duration::from_millis(1001));
+    let _: FetchResponse = sim.recv(a, ApiKey::Fetch, 12, corr);
+    let _: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, 3, held);
+}
+
+#[test]
+fn requests_left_in_the_buffer_by_a_brief_limit_are_taken_once_it_passes() {
+    // Two requests in one read: the first (a produce waiting for its
+    // append) reaches queued.max.request.bytes, so the second stays in the
+    // driver's buffer. The append finishes within the same input, the
+    // limit passes before the driver hears of it, and no more bytes will
+    // come from a client waiting for its answers: the broker must still
+    // have the driver hand the second request over.
+    let mut config = Config::default();
+    config.set("queued.max.request.bytes", "100").unwrap();
+    let mut sim = Sim::new(config);
+    let c = sim.open(1);
+    sim.metadata(c, "t");
+    let mut both = BytesMut::new();
+    let req = Sim::produce_req("t", 0, batch(&["x"; 8], 1, Compression::None));
+    let p = sim.frame(ApiKey::Produce, 9, &req, &mut both);
+    let v = sim.frame(
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+        &mut both,
+    );
+    sim.send_raw(c, &both);
+    let _: ProduceResponse = sim.recv(c, ApiKey::Produce, 9, p);
+    let _: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, 3, v);
+}
+
+#[test]
 fn queued_max_requests_pauses_one_connection_only() {
     let mut config = Config::default();
     config.set("queued.max.requests", "2").unwrap();

@@ -19,7 +19,7 @@
 //! the same leader, has applied as far as it committed, and every voter's
 //! image lists every broker registered at its own address.
 //!
-//! `CONVEYOR_QUORUM_SEEDS=N` runs N seeds (default 300) from
+//! `CONVEYOR_QUORUM_SEEDS=N` runs N seeds (default 1,000) from
 //! `CONVEYOR_QUORUM_FIRST_SEED` (default 0); `CONVEYOR_QUORUM_SEED=S`
 //! replays seed S alone, `CONVEYOR_SIM_NET_TRACE=1` printing each fault.
 //! The network, the disks and the checks are `net/mod.rs`'s.
@@ -233,7 +233,7 @@ fn the_quorum_elects_one_leader_per_term_and_agrees_on_the_log_under_faults() {
         Some(s) => vec![s],
         None => {
             let first = env_u64("CONVEYOR_QUORUM_FIRST_SEED").unwrap_or(0);
-            let n = env_u64("CONVEYOR_QUORUM_SEEDS").unwrap_or(300);
+            let n = env_u64("CONVEYOR_QUORUM_SEEDS").unwrap_or(1_000);
             (first..first + n).collect()
         }
     };
@@ -307,29 +307,48 @@ fn a_seed_replays_exactly() {
     assert_eq!(run(42), run(42));
 }
 
-#[test]
-fn a_broker_outside_a_quorum_refuses_raft_frames() {
+/// Whether `broker` closes a fresh connection given `bytes`.
+fn closes(config: Config, bytes: &[u8]) -> bool {
     let mut disk = SimDisk::default();
     let now = Now::new(Instant::from_nanos(1), 1_700_000_000_000);
-    let mut broker = Broker::new(Config::default(), now, disk.disk_state());
-    assert!(broker.quorum().is_none());
-    while let Poll::Command(cmd) = broker.poll() {
-        let done = disk.execute(&cmd);
-        broker.handle_done(now, done);
-    }
-    broker.handle_open(now, ConnId(1));
-    let frame = conveyor_core::cluster::wire::encode_frame(3, 0, &[]);
-    broker.handle_read(now, ConnId(1), &mut BytesMut::from(&frame[..]));
-    let mut closed = false;
-    for _ in 0..100 {
+    let mut broker = Broker::new(config, now, disk.disk_state());
+    loop {
         match broker.poll() {
-            Poll::Command(Command::Close { conn, .. }) => {
-                assert_eq!(conn, ConnId(1));
-                closed = true;
+            Poll::Command(Command::Connect { .. }) => {}
+            Poll::Command(cmd) => {
+                let done = disk.execute(&cmd);
+                broker.handle_done(now, done);
             }
-            Poll::Command(_) | Poll::ReadInterest { .. } => {}
+            Poll::ReadInterest { .. } => {}
             Poll::Wait(_) => break,
         }
     }
-    assert!(closed, "the connection is closed");
+    broker.handle_open(now, ConnId(1));
+    broker.handle_read(now, ConnId(1), &mut BytesMut::from(bytes));
+    for _ in 0..100 {
+        match broker.poll() {
+            Poll::Command(Command::Close { conn, .. }) if conn == ConnId(1) => return true,
+            Poll::Command(_) | Poll::ReadInterest { .. } => {}
+            Poll::Wait(_) => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn a_broker_outside_a_quorum_drops_raft_frames_and_closes_on_malformed_ones() {
+    let frame = conveyor_core::cluster::wire::encode_frame(3, 0, &[]);
+    assert!(!closes(Config::default(), &frame), "dropped, not closed");
+    let mut voter = Config::default();
+    voter.set("controller.quorum.voters", &voters(3)).unwrap();
+    assert!(
+        !closes(voter.clone(), &frame),
+        "an empty batch is well formed"
+    );
+    // A frame of the Raft key whose body claims a message it lacks.
+    let mut bad = frame[..frame.len() - 4].to_vec();
+    bad.extend_from_slice(&1u32.to_be_bytes());
+    let len = (bad.len() - 4) as u32;
+    bad[..4].copy_from_slice(&len.to_be_bytes());
+    assert!(closes(voter, &bad), "malformed: closed");
 }

@@ -13,7 +13,7 @@
 //! timestamps, order, no duplicates), committed offsets, offsets by time,
 //! described configs, compacted logs, group assignments.
 //!
-//! By default the quick set runs: 48 tests, about 70 s once the runner is
+//! By default the quick set runs: 49 tests, about 70 s once the runner is
 //! built. `CONVEYOR_RDKAFKA_SUITE=full` runs the quick and full sets
 //! together: 84 tests, about 18 minutes on two cores (0113's cooperative
 //! rebalances alone take ten). Tests of group `noautocreate` run against a

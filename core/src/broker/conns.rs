@@ -72,6 +72,10 @@ struct Conn {
     closing: bool,
     /// Whether the driver was last told to read it (it starts reading).
     reading: bool,
+    /// Bytes were left in the driver's buffer because the broker took no
+    /// more: the driver must be told to stop and read again (which hands
+    /// them over), even if reading is what it was last told.
+    stalled: bool,
 }
 
 /// Every open connection.
@@ -131,6 +135,9 @@ impl Conns {
             ..Conn::default()
         };
         self.conns.insert(conn, c);
+        // It starts read; if bytes are held at the limit, the next poll
+        // tells the driver to stop, and later to read again.
+        self.dirty.push(conn);
         if !admitted {
             tracing::warn!(
                 ?conn,
@@ -162,7 +169,20 @@ impl Conns {
                 continue;
             };
             let want = !full && c.queue.len() < self.max_inflight;
-            if c.closing || want == c.reading {
+            if c.closing {
+                continue;
+            }
+            if std::mem::take(&mut c.stalled) && want {
+                // Bytes wait in the driver's buffer and nothing may come to
+                // prompt it: a resume makes it hand them over.
+                if c.reading {
+                    out.push((id, false));
+                }
+                c.reading = true;
+                out.push((id, true));
+                continue;
+            }
+            if want == c.reading {
                 continue;
             }
             c.reading = want;
@@ -196,6 +216,18 @@ impl Conns {
             .get(&conn)
             .is_some_and(|c| !c.closing && c.queue.len() < self.max_inflight)
             && self.held_bytes < self.max_held_bytes
+    }
+
+    /// The broker left bytes of `conn` in the driver's buffer, unread for
+    /// now: once it may read again, the driver is told to (see
+    /// [`Conns::interest_changes`]).
+    pub(crate) fn stalled(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.closing {
+                c.stalled = true;
+                self.dirty.push(conn);
+            }
+        }
     }
 
     /// Remember the client id a request carried.

@@ -88,6 +88,9 @@ pub struct Broker {
     /// broker and others.
     quorum: Option<Quorum>,
     lifecycle: lifecycle::State,
+    /// A peer's Raft messages arrived here without a quorum, and that was
+    /// logged.
+    warned_no_quorum: bool,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
     metrics: Metrics,
@@ -114,6 +117,7 @@ impl Broker {
             logs: Logs::new(config.topic_defaults.clone()),
             peers: Peers::new(&config, now),
             quorum: None,
+            warned_no_quorum: false,
             config,
             now,
             io: Io::default(),
@@ -190,7 +194,15 @@ impl Broker {
         if conn.is_outbound() {
             return self.peers.read(&mut self.io, conn, buf);
         }
-        while self.wants_read(conn) {
+        loop {
+            if !self.wants_read(conn) {
+                // Held back by a limit that will pass: have the driver hand
+                // these bytes over again then. (Shutting down, they stay.)
+                if !buf.is_empty() && !self.lifecycle.shutting_down() {
+                    self.conns.stalled(conn);
+                }
+                return;
+            }
             match protocol::cut_frame(buf, self.config.socket_request_max_bytes) {
                 Frame::Partial => return,
                 Frame::Invalid(len) => {
@@ -453,13 +465,23 @@ impl Broker {
     }
 
     /// Raft messages from a peer: one-way, so they take no slot in the
-    /// connection's response order. A broker outside a quorum, or bytes
-    /// that are not a well-formed batch, close the connection.
+    /// connection's response order. Bytes that are not a well-formed batch
+    /// close the connection. A broker outside a quorum drops them, warning
+    /// once: the sender names it a voter, so the two configurations differ
+    /// (closing would only have the sender reconnect and send again).
     fn raft_frame(&mut self, conn: ConnId, frame: Bytes) {
         let Some(q) = &mut self.quorum else {
-            tracing::debug!(?conn, "Raft messages but no quorum here; closing");
             self.metrics.rejected("raft_without_quorum");
-            return self.conns.close(&mut self.io, conn);
+            if !self.warned_no_quorum {
+                self.warned_no_quorum = true;
+                tracing::warn!(
+                    ?conn,
+                    client = self.conns.client_id(conn),
+                    "a peer sends Raft messages, but this broker is no voter \
+                     (controller.quorum.voters names no other broker, or not this node.id); dropped"
+                );
+            }
+            return;
         };
         match wire::decode_frame(frame) {
             Ok(messages) => q.receive(messages),

@@ -166,6 +166,21 @@ impl Sim {
 
     /// Send a request; returns its correlation id.
     pub fn send<T: Encodable>(&mut self, conn: ConnId, key: ApiKey, version: i16, body: &T) -> i32 {
+        let mut buf = BytesMut::new();
+        let corr = self.frame(key, version, body, &mut buf);
+        self.send_raw(conn, &buf);
+        corr
+    }
+
+    /// Append a request frame to `out` without sending it (to send several
+    /// in one read); returns its correlation id.
+    pub fn frame<T: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &T,
+        out: &mut BytesMut,
+    ) -> i32 {
         let corr = self.next_corr;
         self.next_corr += 1;
         let header = RequestHeader::default()
@@ -173,15 +188,14 @@ impl Sim {
             .with_request_api_version(version)
             .with_correlation_id(corr)
             .with_client_id(Some(StrBytes::from_static_str("sim")));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
+        let start = out.len();
+        out.put_i32(0);
         header
-            .encode(&mut buf, key.request_header_version(version))
+            .encode(out, key.request_header_version(version))
             .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.send_raw(conn, &buf);
+        body.encode(out, version).unwrap();
+        let len = (out.len() - start - 4) as i32;
+        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
         corr
     }
 
@@ -228,7 +242,13 @@ impl Sim {
     }
 
     pub fn produce(&mut self, conn: ConnId, topic: &str, partition: i32, batch: Bytes) -> i32 {
-        let req = ProduceRequest::default()
+        let req = Sim::produce_req(topic, partition, batch);
+        self.send(conn, ApiKey::Produce, 9, &req)
+    }
+
+    /// An acks=all produce of `batch` to one partition.
+    pub fn produce_req(topic: &str, partition: i32, batch: Bytes) -> ProduceRequest {
+        ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(1000)
             .with_topic_data(vec![
@@ -239,8 +259,7 @@ impl Sim {
                             .with_index(partition)
                             .with_records(Some(batch)),
                     ]),
-            ]);
-        self.send(conn, ApiKey::Produce, 9, &req)
+            ])
     }
 
     pub fn fetch_req(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
