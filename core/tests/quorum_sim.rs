@@ -327,7 +327,9 @@ fn closes(config: Config, bytes: &[u8]) -> bool {
     broker.handle_read(now, ConnId(1), &mut BytesMut::from(bytes));
     for _ in 0..100 {
         match broker.poll() {
-            Poll::Command(Command::Close { conn, .. }) if conn == ConnId(1) => return true,
+            Poll::Command(Command::Close {
+                conn: ConnId(1), ..
+            }) => return true,
             Poll::Command(_) | Poll::ReadInterest { .. } => {}
             Poll::Wait(_) => return false,
         }
