@@ -250,6 +250,10 @@ struct BenchArgs {
     /// A note printed under the table (the commit, say).
     #[arg(long)]
     note: Option<String>,
+    /// Also measure Apache Kafka 4.4.0 the same way, in the same run
+    /// (its jars come from Maven, once; needs `mvn` and a JDK 17+).
+    #[arg(long)]
+    kafka: bool,
     /// Also save the table to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -357,6 +361,7 @@ fn run(cmd: Cmd) -> Result<bool, String> {
                 no_mock: a.no_mock,
                 write_bytes: a.write_bytes,
                 note: a.note,
+                kafka: a.kafka,
             };
             let report = perf::bench::run(&opts)?;
             println!("{report}");

@@ -10,20 +10,22 @@
 //! as soon as they are measured so the disk holds one workload's data at a
 //! time.
 
-use std::fs::{self, File};
-use std::net::SocketAddr;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::baseline::{self, Throughput};
+use super::broker::Broker;
 use super::consume::{self, ConsumeOpts, ConsumeResult};
 use super::e2e::{self, E2eOpts, E2eResult};
-use super::hist::ms;
+use super::kafka;
 use super::produce::{self, ProduceOpts, ProduceResult};
-use super::rss::{RSS_SAMPLE, RssSampler, status_kib};
+use super::report::{
+    self, Table, add_rows, mib, one_line, ratio, report_throughput, throughput_figure,
+};
+use super::rss::RSS_SAMPLE;
 use super::{Target, unique_topic};
 
 /// How to run the matrix.
@@ -46,12 +48,15 @@ pub struct BenchOpts {
     pub write_bytes: u64,
     /// A note printed under the table (e.g. the commit).
     pub note: Option<String>,
+    /// Also run the matrix against Apache Kafka ([`kafka`]), started the
+    /// same way, and set each runtime beside it.
+    pub kafka: bool,
 }
 
 /// One workload of the matrix, run the same way against Conveyor and the
 /// mock cluster.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Workload {
+pub(crate) enum Workload {
     /// Throughput produce; `consume` also reads it back afterwards.
     Produce {
         size: usize,
@@ -216,7 +221,7 @@ impl Workload {
 
 /// What one workload measured on one target.
 #[derive(Debug, Clone)]
-enum Measured {
+pub(crate) enum Measured {
     Produce(ProduceResult, Option<Result<ConsumeResult, String>>),
     E2e(E2eResult),
 }
@@ -398,127 +403,106 @@ fn describe(m: &Result<Measured, String>) -> String {
     }
 }
 
-/// A `conveyor serve` child process.
-struct Broker {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    rss: Option<RssSampler>,
+/// How a broker's process ends when stopped cleanly.
+const CLEAN_EXIT: &[&str] = &["exited: exit status: 0"];
+
+/// What the matrix measured on one broker.
+struct Run {
+    name: String,
+    results: Vec<Result<Measured, String>>,
+    rss: Option<u64>,
+    sampled: Option<(u64, u64)>,
+    exit: String,
+    /// It stopped as `clean_exits` says a clean stop ends.
+    clean: bool,
+    cleaning: Option<String>,
+    /// The broker's CPU seconds during each workload.
+    cpu: Vec<Option<f64>>,
 }
 
-impl Broker {
-    fn start(
-        opts: &BenchOpts,
-        runtime: &str,
-        data_dir: &Path,
-        log: PathBuf,
-    ) -> Result<Broker, String> {
-        let mut last = String::new();
-        for _ in 0..3 {
-            let addr = SocketAddr::from(([127, 0, 0, 1], conveyor_tests::free_port()));
-            let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-            let err = out.try_clone().map_err(|e| e.to_string())?;
-            let mut cmd = Command::new(&opts.conveyor);
-            cmd.arg("serve")
-                .arg("--listen")
-                .arg(addr.to_string())
-                .arg("--data-dir")
-                .arg(data_dir)
-                .arg("--runtime")
-                .arg(runtime);
-            // The cleaning workload wants the cleaner to start at once.
-            cmd.arg("--set").arg("log.cleaner.backoff.ms=1000");
-            for kv in &opts.broker_settings {
-                cmd.arg("--set").arg(kv);
-            }
-            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-            let child = cmd
-                .spawn()
-                .map_err(|e| format!("spawn {}: {e}", opts.conveyor.display()))?;
-            let mut broker = Broker {
-                rss: Some(RssSampler::start(child.id())),
-                child,
-                addr,
-                log: log.clone(),
-            };
-            let ready =
-                conveyor_tests::wait_until_accepting(
-                    addr,
-                    Duration::from_secs(10),
-                    || match broker.child.try_wait() {
-                        Ok(None) => Ok(()),
-                        Ok(Some(status)) => Err(format!("conveyor exited: {status}")),
-                        Err(e) => Err(e.to_string()),
-                    },
-                );
-            match ready {
-                Ok(()) => return Ok(broker),
-                Err(why) => {
-                    last = format!("{why}\n{}", broker.log_text());
-                    broker.kill();
-                }
-            }
+/// Run the matrix on a started broker (or record why it did not start),
+/// then stop it; `label` names it in progress lines, `conveyor` says
+/// whether it is a Conveyor (whose log tells the cleaner's passes).
+fn measure(
+    name: &str,
+    label: &str,
+    (started, conveyor): (Result<Broker, String>, bool),
+    seconds: f64,
+    clean_exits: &[&str],
+) -> Run {
+    let mut run = Run {
+        name: name.to_owned(),
+        results: Vec::new(),
+        rss: None,
+        sampled: None,
+        exit: String::new(),
+        clean: false,
+        cleaning: None,
+        cpu: Vec::new(),
+    };
+    let mut broker = match started {
+        Err(e) => {
+            eprintln!("== {label}: {e}");
+            run.results = MATRIX.iter().map(|_| Err(e.clone())).collect();
+            run.exit = format!("did not start: {}", one_line(&e));
+            return run;
         }
-        Err(format!(
-            "could not start conveyor --runtime {runtime}: {last}"
-        ))
-    }
-
-    /// `None` while running, else how it ended.
-    fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(None) => None,
-            Ok(Some(status)) => Some(status.to_string()),
-            Err(e) => Some(format!("try_wait: {e}")),
-        }
-    }
-
-    fn log_text(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// Peak resident set size (VmHWM) in KiB.
-    fn peak_rss_kib(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status_kib(&status, "VmHWM:")
-    }
-
-    /// The sampled RssAnon peak since the last call, KiB.
-    fn anon_window_kib(&self) -> Option<u64> {
-        self.rss.as_ref().map(RssSampler::take_window)
-    }
-
-    /// Sampled peaks over the broker's life: (RssAnon, RssFile), KiB.
-    fn sampled_peaks_kib(&self) -> Option<(u64, u64)> {
-        self.rss.as_ref().map(RssSampler::peaks)
-    }
-
-    /// SIGTERM, then SIGKILL if it has not exited within 30 s.
-    fn stop(mut self) -> String {
-        let Ok(pid) = libc::pid_t::try_from(self.child.id()) else {
-            self.kill();
-            return "killed".into();
+        Ok(b) => b,
+    };
+    let target = Target::Broker(broker.addr.to_string());
+    for w in MATRIX {
+        eprintln!("== {label}: {}", w.name());
+        broker.anon_window_kib();
+        let cpu_before = super::rss::cpu_seconds(broker.child.id());
+        let m = match broker.exited() {
+            None => run_workload(&target, *w, seconds),
+            Some(status) => Err(format!(
+                "the broker exited ({status}); log tail:\n{}",
+                broker.log_text()
+            )),
         };
-        // SAFETY: kill(2) on our own child, not yet reaped, so the pid is
-        // still ours; SIGTERM is a valid signal.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return format!("exited: {status}");
-            }
-            thread::sleep(Duration::from_millis(20));
+        eprintln!("    {}", describe(&m));
+        let cpu_after = super::rss::cpu_seconds(broker.child.id());
+        run.cpu.push(cpu_before.zip(cpu_after).map(|(a, b)| b - a));
+        // Conveyor logs each cleaner pass; Kafka's log shows errors only.
+        if conveyor && matches!(w, Workload::E2eWhileCleaning { compact: true, .. }) {
+            let passes = cleaner_passes(&broker.log_text());
+            eprintln!("    cleaner: {passes}");
+            run.cleaning = Some(passes);
         }
-        self.kill();
-        "did not exit within 30 s of SIGTERM; killed".into()
+        if let Some(a) = broker.anon_window_kib() {
+            eprintln!("    broker RssAnon peak {}", mib(a));
+        }
+        run.results.push(m);
     }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let died = broker.exited();
+    run.rss = broker.peak_rss_kib();
+    run.sampled = broker.sampled_peaks_kib();
+    let log = broker.log.clone();
+    run.exit = match died {
+        Some(status) => format!("exited by itself during the matrix: {status}"),
+        None => broker.stop(),
+    };
+    run.clean = clean_exits.contains(&run.exit.as_str());
+    eprintln!("== {label}: {}", run.exit);
+    let trouble = !run.clean
+        || run.results.iter().any(|r| match r {
+            Err(_) => true,
+            Ok(Measured::Produce(p, c)) => p.failed > 0 || c.as_ref().is_some_and(|c| c.is_err()),
+            Ok(Measured::E2e(e)) => e.failed > 0 || e.received < e.sent,
+        });
+    if trouble {
+        // Keep the broker's log past the temporary directory.
+        let file = name.replace(' ', "-");
+        let kept =
+            std::env::temp_dir().join(format!("conveyor-bench-{file}-{}.log", std::process::id()));
+        if fs::copy(&log, &kept).is_ok() {
+            eprintln!("== {label}: log kept at {}", kept.display());
+            run.exit
+                .push_str(&format!("; broker log kept at {}", kept.display()));
+        }
     }
+    run
 }
 
 /// The runtimes the binary accepts. Asked the way that cannot start a
@@ -585,58 +569,6 @@ fn list_after(text: &str, marker: &str, end: char) -> Option<Vec<String>> {
         .filter(|w| !w.is_empty())
         .collect();
     (!names.is_empty()).then_some(names)
-}
-
-struct Table {
-    rows: Vec<[String; 4]>,
-}
-
-impl Table {
-    fn row(
-        &mut self,
-        workload: impl Into<String>,
-        figure: String,
-        baseline: String,
-        ratio: String,
-    ) {
-        self.rows.push([workload.into(), figure, baseline, ratio]);
-    }
-
-    fn render(&self) -> String {
-        let mut s = String::from("| workload | figure | baseline | ratio |\n|---|---|---|---|\n");
-        for r in &self.rows {
-            s.push_str(&format!("| {} | {} | {} | {} |\n", r[0], r[1], r[2], r[3]));
-        }
-        s
-    }
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn ratio(figure: f64, baseline: f64) -> String {
-    if baseline > 0.0 && figure.is_finite() {
-        format!("{:.2}", figure / baseline)
-    } else {
-        "-".into()
-    }
-}
-
-fn rec_rate(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2} M records/s", r / 1e6)
-    } else {
-        format!("{:.0} records/s", r)
-    }
-}
-
-/// The tighter of the baselines that apply: (value in MB/s, description).
-fn tightest(candidates: &[(Option<f64>, String)]) -> Option<(f64, String)> {
-    candidates
-        .iter()
-        .filter_map(|(v, d)| v.map(|v| (v, d.clone())))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
 /// Machine facts for the table's heading.
@@ -709,74 +641,37 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         let data = work.path().join(format!("data-{rt}"));
         fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let log = work.path().join(format!("conveyor-{rt}.log"));
-        let mut results: Vec<Result<Measured, String>> = Vec::new();
-        let mut rss = None;
-        let mut sampled = None;
-        let mut exit = String::new();
-        let mut cleaning = None;
-        let mut cpu: Vec<Option<f64>> = Vec::new();
-        match Broker::start(opts, rt, &data, log) {
-            Err(e) => {
-                eprintln!("== runtime {rt}: {e}");
-                results = MATRIX.iter().map(|_| Err(e.clone())).collect();
-            }
-            Ok(mut broker) => {
-                let target = Target::Broker(broker.addr.to_string());
-                for w in MATRIX {
-                    eprintln!("== conveyor --runtime {rt}: {}", w.name());
-                    broker.anon_window_kib();
-                    let cpu_before = super::rss::cpu_seconds(broker.child.id());
-                    let m = match broker.exited() {
-                        None => run_workload(&target, *w, seconds),
-                        Some(status) => Err(format!(
-                            "the broker exited ({status}); log tail:\n{}",
-                            broker.log_text()
-                        )),
-                    };
-                    eprintln!("    {}", describe(&m));
-                    let cpu_after = super::rss::cpu_seconds(broker.child.id());
-                    cpu.push(cpu_before.zip(cpu_after).map(|(a, b)| b - a));
-                    if matches!(w, Workload::E2eWhileCleaning { compact: true, .. }) {
-                        let passes = cleaner_passes(&broker.log_text());
-                        eprintln!("    cleaner: {passes}");
-                        cleaning = Some(passes);
-                    }
-                    if let Some(a) = broker.anon_window_kib() {
-                        eprintln!("    broker RssAnon peak {}", mib(a));
-                    }
-                    results.push(m);
-                }
-                let died = broker.exited();
-                rss = broker.peak_rss_kib();
-                sampled = broker.sampled_peaks_kib();
-                let log = broker.log.clone();
-                exit = match died {
-                    Some(status) => format!("exited by itself during the matrix: {status}"),
-                    None => broker.stop(),
-                };
-                eprintln!("== conveyor --runtime {rt}: {exit}");
-                let trouble = exit != "exited: exit status: 0"
-                    || results.iter().any(|r| match r {
-                        Err(_) => true,
-                        Ok(Measured::Produce(p, c)) => {
-                            p.failed > 0 || c.as_ref().is_some_and(|c| c.is_err())
-                        }
-                        Ok(Measured::E2e(e)) => e.failed > 0 || e.received < e.sent,
-                    });
-                if trouble {
-                    // Keep the broker's log past the temporary directory.
-                    let kept = std::env::temp_dir()
-                        .join(format!("conveyor-bench-{rt}-{}.log", std::process::id()));
-                    if fs::copy(&log, &kept).is_ok() {
-                        eprintln!("== conveyor --runtime {rt}: log kept at {}", kept.display());
-                        exit.push_str(&format!("; broker log kept at {}", kept.display()));
-                    }
-                }
-            }
-        }
+        let broker = Broker::conveyor(opts, rt, &data, log);
+        per_runtime.push(measure(
+            rt,
+            &format!("conveyor --runtime {rt}"),
+            (broker, true),
+            seconds,
+            CLEAN_EXIT,
+        ));
         let _ = fs::remove_dir_all(&data);
-        per_runtime.push((rt.clone(), results, rss, sampled, exit, cleaning, cpu));
     }
+
+    // Apache Kafka, the same way.
+    let peer = if opts.kafka {
+        let name = format!("kafka {}", kafka::KAFKA_VERSION);
+        eprintln!("== {name}: resolving its jars with Maven");
+        let log = work.path().join("kafka.log");
+        let broker =
+            kafka::classpath(work.path()).and_then(|cp| kafka::start(&cp, work.path(), log));
+        // The JVM exits 143 after its shutdown hooks ran on SIGTERM.
+        let run = measure(
+            &name,
+            &name,
+            (broker, false),
+            seconds,
+            &[CLEAN_EXIT[0], "exited: exit status: 143"],
+        );
+        let _ = fs::remove_dir_all(work.path().join("kafka-data"));
+        Some(run)
+    } else {
+        None
+    };
 
     // The table.
     let mut t = Table { rows: Vec::new() };
@@ -794,7 +689,17 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         "-".into(),
         "-".into(),
     );
-    for (rt, results, rss, sampled, exit, cleaning, cpu) in &per_runtime {
+    for run in per_runtime.iter().chain(peer.iter()) {
+        let Run {
+            name: rt,
+            results,
+            rss,
+            sampled,
+            exit,
+            clean,
+            cleaning,
+            cpu,
+        } = run;
         let plain_1k = MATRIX.iter().position(|w| {
             matches!(
                 w,
@@ -866,13 +771,57 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
             "-".into(),
             "-".into(),
         );
-        if exit != "exited: exit status: 0" {
+        if !clean {
             t.row(
                 format!("{rt}: broker exit"),
                 one_line(exit),
                 "-".into(),
                 "-".into(),
             );
+        }
+    }
+    if let Some(kafka) = &peer {
+        for run in &per_runtime {
+            for (i, w) in MATRIX.iter().enumerate() {
+                report::peer_rows(
+                    &mut t,
+                    &format!("{} vs {}: {}", run.name, kafka.name, w.name()),
+                    *w,
+                    &run.results[i],
+                    &kafka.results[i],
+                );
+            }
+            if let (Some(a), Some(b)) = (run.rss, kafka.rss) {
+                t.row(
+                    format!("{} vs {}: broker peak RSS (VmHWM)", run.name, kafka.name),
+                    mib(a),
+                    mib(b),
+                    ratio(a as f64, b as f64),
+                );
+            }
+            let cpu_per_gb = |r: &Run| -> Option<f64> {
+                let (mut secs, mut bytes) = (0.0, 0u64);
+                for (i, m) in r.results.iter().enumerate() {
+                    if let (Ok(Measured::Produce(p, _)), Some(Some(c))) = (m, r.cpu.get(i)) {
+                        if matches!(MATRIX[i], Workload::Produce { .. }) {
+                            secs += c;
+                            bytes += p.bytes;
+                        }
+                    }
+                }
+                (bytes > 0).then(|| secs / (bytes as f64 / 1e9))
+            };
+            if let (Some(a), Some(b)) = (cpu_per_gb(run), cpu_per_gb(kafka)) {
+                t.row(
+                    format!(
+                        "{} vs {}: broker CPU per GB over the produce-and-consume workloads",
+                        run.name, kafka.name
+                    ),
+                    format!("{a:.2} s/GB"),
+                    format!("{b:.2} s/GB"),
+                    ratio(a, b),
+                );
+            }
         }
     }
     let mut out = format!(
@@ -899,226 +848,6 @@ pub fn run(opts: &BenchOpts) -> Result<String, String> {
         started.elapsed().as_secs_f64()
     ));
     Ok(out)
-}
-
-fn report_throughput(what: &str, t: &Result<Throughput, String>) {
-    match t {
-        Ok(t) => eprintln!("    {}", t.summary(what)),
-        Err(e) => eprintln!("    {what}: ERROR: {e}"),
-    }
-}
-
-fn throughput_figure(t: &Result<Throughput, String>) -> String {
-    match t {
-        Ok(t) => format!("{:.0} MB/s", t.mb_per_sec()),
-        Err(e) => format!("error: {}", one_line(e)),
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").replace('|', "/")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn add_rows(
-    t: &mut Table,
-    name: &str,
-    w: Workload,
-    m: &Result<Measured, String>,
-    mock: Option<&Result<Measured, String>>,
-    write_mb: Option<f64>,
-    sendfile_mb: Option<f64>,
-) {
-    let m = match m {
-        Ok(m) => m,
-        Err(e) => {
-            t.row(
-                name,
-                format!("error: {}", one_line(e)),
-                "-".into(),
-                "-".into(),
-            );
-            return;
-        }
-    };
-    let mock = mock.and_then(|r| r.as_ref().ok());
-    match (w, m) {
-        (Workload::E2e { .. } | Workload::E2eWhileCleaning { .. }, Measured::E2e(e)) => {
-            let base = match mock {
-                Some(Measured::E2e(b)) => Some(b),
-                _ => None,
-            };
-            // The cleaning row's baseline is the same fill with nothing
-            // to clean, on the same runtime.
-            let base_name = if matches!(w, Workload::E2eWhileCleaning { .. }) {
-                "same fill, no cleaning"
-            } else {
-                "mock"
-            };
-            let lat = |h: &super::hist::Histogram| {
-                format!(
-                    "p50 {} / p99 {} / p99.9 {} ms",
-                    ms(h.quantile(0.5) as f64),
-                    ms(h.quantile(0.99) as f64),
-                    ms(h.quantile(0.999) as f64)
-                )
-            };
-            let mut lost = String::new();
-            if e.failed > 0 || e.received < e.sent {
-                lost = format!(
-                    " ({} failed, {} of {} consumed)",
-                    e.failed, e.received, e.sent
-                );
-            }
-            t.row(
-                format!("{name}: produce-to-ack latency"),
-                format!("{}{lost}", lat(&e.ack_latency)),
-                base.map_or("-".into(), |b| {
-                    format!("{} ({base_name})", lat(&b.ack_latency))
-                }),
-                base.map_or("-".into(), |b| {
-                    ratio(
-                        e.ack_latency.quantile(0.99) as f64,
-                        b.ack_latency.quantile(0.99) as f64,
-                    ) + " (p99)"
-                }),
-            );
-            t.row(
-                format!("{name}: produce-to-consume latency"),
-                lat(&e.e2e_latency),
-                base.map_or("-".into(), |b| {
-                    format!("{} ({base_name})", lat(&b.e2e_latency))
-                }),
-                base.map_or("-".into(), |b| {
-                    ratio(
-                        e.e2e_latency.quantile(0.99) as f64,
-                        b.e2e_latency.quantile(0.99) as f64,
-                    ) + " (p99)"
-                }),
-            );
-        }
-        (Workload::Recompress { .. }, Measured::Produce(p, _)) => {
-            // The baseline is the same produce to a plain topic.
-            let base = match mock {
-                Some(Measured::Produce(b, _)) => Some(b),
-                _ => None,
-            };
-            let figure = format!(
-                "{} ({:.0} MB/s), p99 {} ms",
-                rec_rate(p.records_per_sec()),
-                p.mb_per_sec(),
-                ms(p.latency.quantile(0.99) as f64)
-            );
-            match base {
-                Some(b) => t.row(
-                    name,
-                    figure,
-                    format!(
-                        "{} ({:.0} MB/s) plain topic",
-                        rec_rate(b.records_per_sec()),
-                        b.mb_per_sec()
-                    ),
-                    ratio(p.mb_per_sec(), b.mb_per_sec()),
-                ),
-                None => t.row(name, figure, "-".into(), "-".into()),
-            }
-        }
-        (_, Measured::Produce(p, c)) => {
-            let (base_p, base_c) = match mock {
-                Some(Measured::Produce(bp, bc)) => {
-                    (Some(bp), bc.as_ref().and_then(|r| r.as_ref().ok()))
-                }
-                _ => (None, None),
-            };
-            let mut figure = format!(
-                "{} ({:.0} MB/s), p99 {} ms",
-                rec_rate(p.records_per_sec()),
-                p.mb_per_sec(),
-                ms(p.latency.quantile(0.99) as f64)
-            );
-            if w == Workload::SingleRecord {
-                figure = format!(
-                    "{:.0} requests/s, p99 {} ms",
-                    p.records_per_sec(),
-                    ms(p.latency.quantile(0.99) as f64)
-                );
-            }
-            if p.failed > 0 {
-                figure.push_str(&format!(
-                    " ({} FAILED: {})",
-                    p.failed,
-                    one_line(p.first_error.as_deref().unwrap_or("?"))
-                ));
-            }
-            // In MB/s so the client ceiling and the disk compare alike.
-            let mut candidates = vec![(
-                base_p.map(|b| b.mb_per_sec()),
-                base_p.map_or(String::new(), |b| {
-                    format!(
-                        "{} ({:.0} MB/s) mock",
-                        rec_rate(b.records_per_sec()),
-                        b.mb_per_sec()
-                    )
-                }),
-            )];
-            if w != Workload::SingleRecord {
-                candidates.push((
-                    write_mb,
-                    format!("{:.0} MB/s page-cache write", write_mb.unwrap_or(0.0)),
-                ));
-            }
-            match tightest(&candidates) {
-                Some((b, desc)) => t.row(name, figure, desc, ratio(p.mb_per_sec(), b)),
-                None => t.row(name, figure, "-".into(), "-".into()),
-            }
-            if let Some(c) = c {
-                let cname = name.replacen(": produce", ": consume (page cache)", 1);
-                match c {
-                    Err(e) => t.row(
-                        cname,
-                        format!("error: {}", one_line(e)),
-                        "-".into(),
-                        "-".into(),
-                    ),
-                    Ok(c) => {
-                        let figure = format!(
-                            "{} ({:.0} MB/s), first record {}",
-                            rec_rate(c.records_per_sec()),
-                            c.mb_per_sec(),
-                            c.first_record
-                                .map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
-                        );
-                        let candidates = [
-                            (
-                                base_c.map(|b| b.mb_per_sec()),
-                                base_c.map_or(String::new(), |b| {
-                                    format!(
-                                        "{} ({:.0} MB/s) mock",
-                                        rec_rate(b.records_per_sec()),
-                                        b.mb_per_sec()
-                                    )
-                                }),
-                            ),
-                            (
-                                sendfile_mb,
-                                format!("{:.0} MB/s sendfile", sendfile_mb.unwrap_or(0.0)),
-                            ),
-                        ];
-                        match tightest(&candidates) {
-                            Some((b, desc)) => t.row(cname, figure, desc, ratio(c.mb_per_sec(), b)),
-                            None => t.row(cname, figure, "-".into(), "-".into()),
-                        }
-                    }
-                }
-            }
-        }
-        _ => t.row(
-            name,
-            "error: mismatched result".into(),
-            "-".into(),
-            "-".into(),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@
 
 pub mod baseline;
 pub mod bench;
+mod broker;
 pub mod consume;
 pub mod e2e;
 pub mod hist;
+pub mod kafka;
 pub mod produce;
+mod report;
 mod rss;
 
 use std::time::{Duration, Instant};
