@@ -226,9 +226,19 @@ fn target<'a>(cx: &Ctx<'_>, kind: i8, name: &'a str) -> Result<Target<'a>, Failu
             ResponseError::InvalidTopicException,
             format!("topic name `{name}` is not valid: 1-249 of [a-zA-Z0-9._-]"),
         )),
-        TOPIC if cx.logs.topic(name).is_none() => Err((
+        TOPIC if !cx.topic_exists(name) => Err((
             ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
+        )),
+        // Topic settings in a cluster are metadata records; changing them
+        // through the quorum is not built yet, and changing them on one
+        // broker alone would leave the brokers disagreeing.
+        TOPIC if cx.quorum.is_some() => Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "topic `{name}`: changing a topic's settings in a cluster is not supported yet; \
+                 give them at creation"
+            ),
         )),
         TOPIC => Ok(Target::Topic(name)),
         BROKER if name.is_empty() => Ok(Target::Broker(Level::ClusterDefault)),

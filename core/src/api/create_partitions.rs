@@ -3,6 +3,8 @@
 //! settings. Records keyed to a partition by the old count may land in
 //! another afterwards, as in Kafka.
 
+use std::time::Duration;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -10,7 +12,10 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
+use crate::broker::cluster::Committed;
 use crate::broker::wait::{Answer, Ctx, Origin};
+use crate::cluster::controller;
+use crate::cluster::records::Record;
 use crate::protocol::{Request, guard::Reader};
 
 pub(super) const API: ApiSpec = ApiSpec {
@@ -44,29 +49,122 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<CreatePartitionsRequest>(request) else {
         return Answer::Malformed;
     };
-    let mut response = CreatePartitionsResponse::default();
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms.max(0)).unwrap_or(0));
+    let mut committed = Committed::new(
+        request,
+        CreatePartitionsResponse::default(),
+        cx.now.mono.saturating_add(timeout),
+    );
+    let refused = cx
+        .not_controller()
+        .map(|(_, m)| (ResponseError::NotController, m));
     for topic in &req.topics {
         let mut r = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        match check(cx, topic) {
+        let checked = match &refused {
+            Some(why) => Err(why.clone()),
+            None => check(cx, topic).and_then(|()| plan(cx, topic)),
+        };
+        match checked {
             Err((error, message)) => {
                 r.error_code = error.code();
                 r.error_message = Some(StrBytes::from_string(message));
             }
-            Ok(()) if req.validate_only => {}
-            Ok(()) => {
+            Ok(_) if req.validate_only => {}
+            Ok(None) => {
                 let name = topic.name.0.as_str();
                 tracing::info!(topic = name, count = topic.count, "adding partitions");
                 cx.logs.add_partitions(cx.io, name, topic.count);
             }
+            Ok(Some(records)) => {
+                let at = committed.response().results.len();
+                committed.response().results.push(r);
+                propose(cx, &mut committed, at, topic, &records);
+                continue;
+            }
         }
-        response.results.push(r);
+        committed.response().results.push(r);
     }
-    super::respond(request, &response)
+    committed.answer(cx)
+}
+
+/// In a cluster, the controller's records for the new partitions; alone,
+/// none (the logs are added at once).
+fn plan(
+    cx: &Ctx<'_>,
+    topic: &CreatePartitionsTopic,
+) -> Result<Option<Vec<Record>>, (ResponseError, String)> {
+    let Some(image) = cx.image() else {
+        return Ok(None);
+    };
+    let assignments: Vec<Vec<i32>> = topic
+        .assignments
+        .iter()
+        .flatten()
+        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+        .collect();
+    let start = cx.quorum.as_deref().map_or(0, |q| q.applied() as usize);
+    controller::add_partitions(
+        image,
+        topic.name.0.as_str(),
+        topic.count,
+        &assignments,
+        start,
+    )
+    .map(Some)
+    .map_err(|(code, message)| {
+        let error = ResponseError::try_from_code(code).unwrap_or(ResponseError::InvalidRequest);
+        (error, message)
+    })
+}
+
+/// Propose the records of result `at` and have it wait for them to apply.
+fn propose(
+    cx: &mut Ctx<'_>,
+    committed: &mut Committed<CreatePartitionsResponse>,
+    at: usize,
+    topic: &CreatePartitionsTopic,
+    records: &[Record],
+) {
+    let set = |r: &mut CreatePartitionsTopicResult, code: i16, why: String| {
+        r.error_code = code;
+        r.error_message = Some(StrBytes::from_string(why));
+    };
+    let Some(index) = cx.quorum.as_deref_mut().and_then(|q| q.propose(records)) else {
+        let why = "this broker stopped being the active controller; retry".to_owned();
+        let code = ResponseError::NotController.code();
+        return set(&mut committed.response().results[at], code, why);
+    };
+    let (name, count) = (topic.name.0.as_str().to_owned(), topic.count);
+    tracing::info!(topic = %name, count, index, "proposing partitions");
+    committed.wait_for(
+        index,
+        move |response: &mut CreatePartitionsResponse, outcome| {
+            let r = &mut response.results[at];
+            match outcome {
+                Ok(image)
+                    if image
+                        .topics
+                        .get(&name)
+                        .is_some_and(|t| t.partitions.len() >= count as usize) => {}
+                Ok(_) => set(
+                    r,
+                    ResponseError::NotController.code(),
+                    "the active controller changed before the partitions were committed; retry"
+                        .to_owned(),
+                ),
+                Err((code, why)) => set(r, code, why),
+            }
+        },
+    );
 }
 
 fn check(cx: &Ctx<'_>, topic: &CreatePartitionsTopic) -> Result<(), (ResponseError, String)> {
     let name = topic.name.0.as_str();
-    let Some(t) = cx.logs.topic(name) else {
+    let have = match cx.image() {
+        Some(image) => image.topics.get(name).map(|t| t.partitions.len()),
+        None => cx.logs.topic(name).map(|t| t.partitions.len()),
+    };
+    let Some(have) = have else {
         let message = format!("topic `{name}` does not exist");
         return Err((ResponseError::UnknownTopicOrPartition, message));
     };
@@ -74,7 +172,7 @@ fn check(cx: &Ctx<'_>, topic: &CreatePartitionsTopic) -> Result<(), (ResponseErr
         let message = "the broker is shutting down".to_owned();
         return Err((ResponseError::BrokerNotAvailable, message));
     }
-    let have = t.partitions.len() as i32;
+    let have = have as i32;
     if topic.count <= have {
         // Kafka's words.
         let message = format!(
@@ -90,7 +188,7 @@ fn check(cx: &Ctx<'_>, topic: &CreatePartitionsTopic) -> Result<(), (ResponseErr
         );
         return Err((ResponseError::InvalidPartitions, message));
     }
-    if let Some(assignments) = &topic.assignments {
+    if let Some(assignments) = topic.assignments.as_ref().filter(|_| cx.quorum.is_none()) {
         let node = cx.config.node_id;
         if assignments.len() as i32 != topic.count - have {
             let message = format!(

@@ -12,6 +12,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::ApiSpec;
+use crate::broker::cluster::NotHere;
 use crate::broker::wait::{Answer, Ctx, Origin};
 use crate::config::CleanupPolicy;
 use crate::log::ReadError;
@@ -69,10 +70,10 @@ fn delete(
     partition: i32,
     offset: i64,
 ) -> Result<u64, ResponseError> {
-    let key = cx
-        .logs
-        .find(topic, partition)
-        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    let key = cx.leads(topic, partition).map_err(|e| match e {
+        NotHere::Unknown => ResponseError::UnknownTopicOrPartition,
+        NotHere::NotLeader => ResponseError::NotLeaderOrFollower,
+    })?;
     let log = cx
         .logs
         .get(key)

@@ -1,6 +1,11 @@
 //! DeleteTopics 1–6: topics by name (or, from v6, by id) are removed at
 //! once; their files go when no send or read pins them. A name that names
-//! no topic is UNKNOWN_TOPIC_OR_PARTITION, an id UNKNOWN_TOPIC_ID.
+//! no topic is UNKNOWN_TOPIC_OR_PARTITION, an id UNKNOWN_TOPIC_ID. In a
+//! cluster the active controller proposes each removal and answers once it
+//! is applied (every broker then removes its logs of the topic); another
+//! broker answers NOT_CONTROLLER.
+
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -8,7 +13,10 @@ use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
+use crate::broker::cluster::Committed;
 use crate::broker::wait::{Answer, Ctx, Origin};
+use crate::cluster::controller;
+use crate::cluster::records::Record;
 use crate::protocol::{
     Request,
     guard::{Reader, UUID},
@@ -50,12 +58,19 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         .map(|n| (Some(n.clone()), uuid::Uuid::nil()))
         .collect();
     wanted.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
-    let mut response = DeleteTopicsResponse::default();
     let v = request.version;
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms.max(0)).unwrap_or(0));
+    let mut committed = Committed::new(
+        request,
+        DeleteTopicsResponse::default(),
+        cx.now.mono.saturating_add(timeout),
+    );
+    let refused = cx.not_controller();
     for (name, id) in wanted {
-        let resolved = match &name {
-            Some(n) => Some(n.0.as_str().to_owned()),
-            None => cx
+        let resolved = match (&name, cx.image()) {
+            (Some(n), _) => Some(n.0.as_str().to_owned()),
+            (None, Some(image)) => image.topic_by_id(id).map(|(n, _)| n.clone()),
+            (None, None) => cx
                 .logs
                 .topics()
                 .find(|(_, t)| t.id == id)
@@ -70,15 +85,33 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         } else {
             r.name = Some(name.clone().unwrap_or_default());
         }
-        let found = resolved.and_then(|n| Some((cx.logs.topic(&n)?.id, n)));
+        let found = resolved.and_then(|n| {
+            let id = match cx.image() {
+                Some(image) => image.topics.get(&n)?.id,
+                None => cx.logs.topic(&n)?.id,
+            };
+            Some((id, n))
+        });
         match found {
+            _ if refused.is_some() => {
+                let (code, message) = refused.clone().unwrap_or_default();
+                r.error_code = code;
+                r.error_message = Some(StrBytes::from_string(message));
+            }
             Some((topic_id, n)) => {
                 tracing::info!(topic = %n, "deleting topic");
                 if v >= 6 {
                     r.topic_id = topic_id;
                     r.name = Some(TopicName(StrBytes::from_string(n.clone())));
                 }
-                cx.logs.delete_topic(cx.io, cx.now, &n);
+                if cx.quorum.is_none() {
+                    cx.logs.delete_topic(cx.io, cx.now, &n);
+                } else {
+                    let at = committed.response().responses.len();
+                    committed.response().responses.push(r);
+                    propose_removal(cx, &mut committed, at, &n);
+                    continue;
+                }
             }
             // An id that names no topic is UNKNOWN_TOPIC_ID, as Kafka's
             // controller answers (the Java admin client's
@@ -91,7 +124,55 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             }
             None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
         }
-        response.responses.push(r);
+        committed.response().responses.push(r);
     }
-    super::respond(request, &response)
+    committed.answer(cx)
+}
+
+/// On the active controller: propose the removal of `name`, whose result
+/// is `at`, and have it wait for the removal to apply.
+fn propose_removal(
+    cx: &mut Ctx<'_>,
+    committed: &mut Committed<DeleteTopicsResponse>,
+    at: usize,
+    name: &str,
+) {
+    let records: Vec<_> = cx
+        .image()
+        .and_then(|i| controller::remove_topic(i, name))
+        .into_iter()
+        .collect();
+    let Some(id) = records.iter().find_map(|r| match r {
+        Record::RemoveTopic { id } => Some(*id),
+        _ => None,
+    }) else {
+        return;
+    };
+    let index = cx.quorum.as_deref_mut().and_then(|q| q.propose(&records));
+    let not_controller = |r: &mut DeletableTopicResult, why: &str| {
+        r.error_code = ResponseError::NotController.code();
+        r.error_message = Some(StrBytes::from_string(why.to_owned()));
+    };
+    let Some(index) = index else {
+        let why = "this broker stopped being the active controller; retry";
+        return not_controller(&mut committed.response().responses[at], why);
+    };
+    let name = name.to_owned();
+    committed.wait_for(
+        index,
+        move |response: &mut DeleteTopicsResponse, outcome| {
+            let r = &mut response.responses[at];
+            match outcome {
+                Ok(image) if image.topics.get(&name).is_none_or(|t| t.id != id) => {}
+                Ok(_) => not_controller(
+                    r,
+                    "the active controller changed before the deletion was committed; retry",
+                ),
+                Err((code, message)) => {
+                    r.error_code = code;
+                    r.error_message = Some(StrBytes::from_string(message));
+                }
+            }
+        },
+    );
 }

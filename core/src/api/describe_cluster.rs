@@ -48,7 +48,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let v = request.version;
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
-        .with_controller_id(BrokerId(cx.config.node_id))
+        .with_controller_id(BrokerId(cx.controller_id()))
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS
         } else {
@@ -64,13 +64,17 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             return super::respond(request, &response);
         }
     }
-    response.brokers = vec![
-        DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(cx.config.node_id))
-            .with_host(StrBytes::from_string(cx.config.advertised_host.clone()))
-            .with_port(i32::from(cx.config.advertised_port))
-            .with_rack(None),
-    ];
+    response.brokers = cx
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(None)
+        })
+        .collect();
     super::respond(request, &response)
 }
 

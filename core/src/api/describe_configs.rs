@@ -154,11 +154,11 @@ fn topic(cx: &Ctx<'_>, name: &str) -> Result<Vec<Described>, (ResponseError, Str
         let message = format!("topic name `{name}` is not valid: 1-249 of [a-zA-Z0-9._-]");
         return Err((ResponseError::InvalidTopicException, message));
     }
-    if cx.logs.topic(name).is_none() {
+    if !cx.topic_exists(name) {
         let message = format!("topic `{name}` does not exist");
         return Err((ResponseError::UnknownTopicOrPartition, message));
     }
-    Ok(topic_settings(cx, name, &cx.logs.overrides_of(name)))
+    Ok(topic_settings(cx, name, &cx.topic_overrides(name)))
 }
 
 /// Every setting of topic `name` whose own settings are `own`, described:

@@ -104,11 +104,8 @@ fn describe(
             },
         };
         let partitions: Vec<DescribeLogDirsPartition> = topic
-            .partitions
-            .iter()
-            .enumerate()
-            .filter_map(|(index, &key)| {
-                let index = i32::try_from(index).ok()?;
+            .hosted()
+            .filter_map(|(index, key)| {
                 if asked.is_some_and(|a| !a.contains(&index)) {
                     return None;
                 }

@@ -47,14 +47,15 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         let name = topic.name.0.as_str();
         let mut t = TopicResponse::default().with_name(topic.name.clone());
         for &index in &topic.partition_indexes {
-            let log = cx.logs.find(name, index).and_then(|key| cx.logs.get(key));
+            let log = cx.leads(name, index).map(|key| cx.logs.get(key));
             let p = PartitionResponse::default().with_partition_index(index);
             t.partitions.push(match log {
-                None => p.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                Some(log) if log.offline().is_some() => {
+                Err(e) => p.with_error_code(e.code()),
+                Ok(None) => p.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                Ok(Some(log)) if log.offline().is_some() => {
                     p.with_error_code(ResponseError::KafkaStorageError.code())
                 }
-                Some(log) => p.with_active_producers(active_producers(log)),
+                Ok(Some(log)) => p.with_active_producers(active_producers(log)),
             });
         }
         response.topics.push(t);

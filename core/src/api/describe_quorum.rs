@@ -54,7 +54,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     };
     let v = request.version;
     let mut response = DescribeQuorumResponse::default();
-    let Some(status) = cx.quorum.map(|q| q.status()) else {
+    let Some(status) = cx.quorum.as_ref().map(|q| q.status()) else {
         response.error_code = ResponseError::InvalidRequest.code();
         if v >= 2 {
             response.error_message = Some(StrBytes::from_static_str(

@@ -65,7 +65,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<FetchRequest>(request) else {
         return Answer::Malformed;
     };
-    let plan = plan(cx.logs, &req);
+    let plan = plan(cx, &req);
     let wait_ms = i64::from(req.max_wait_ms.max(0)).min(cx.config.fetch_max_wait_cap_ms);
     if plan.errors || plan.bytes >= min_bytes(&req) || wait_ms == 0 {
         return respond(cx, request.version, request.correlation_id, plan).into();
@@ -104,13 +104,13 @@ impl Waiter for Pending {
     }
 
     fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response> {
-        let plan = plan(cx.logs, &self.req);
+        let plan = plan(cx, &self.req);
         let ready = match wake {
             Wake::Deadline => true,
             Wake::Data(key) => {
                 plan.logs.contains(&key) && (plan.errors || plan.bytes >= min_bytes(&self.req))
             }
-            Wake::Appended | Wake::Read(..) => false,
+            Wake::Appended | Wake::Read(..) | Wake::Metadata => false,
         };
         ready.then(|| respond(cx, self.version, self.correlation_id, plan))
     }
@@ -129,7 +129,8 @@ struct Plan {
 /// at most its `partition_max_bytes`, the response at most `max_bytes`, but
 /// the first batch found is always whole (KIP-74) so a consumer always
 /// progresses.
-fn plan(logs: &Logs, req: &FetchRequest) -> Plan {
+fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
+    let logs: &Logs = cx.logs;
     let mut plan = Plan {
         topics: Vec::with_capacity(req.topics.len()),
         bytes: 0,
@@ -152,13 +153,21 @@ fn plan(logs: &Logs, req: &FetchRequest) -> Plan {
                 log_start_offset: -1,
                 records: Vec::new(),
             };
-            let Some(key) = logs.find(name, p.partition) else {
+            let key = match cx.leads(name, p.partition) {
+                Ok(key) => key,
+                Err(e) => {
+                    data.error = e.code();
+                    plan.errors = true;
+                    t.partitions.push(data);
+                    continue;
+                }
+            };
+            let Some(log) = logs.get(key) else {
                 data.error = ResponseError::UnknownTopicOrPartition.code();
                 plan.errors = true;
                 t.partitions.push(data);
                 continue;
             };
-            let Some(log) = logs.get(key) else { continue };
             plan.logs.push(key);
             if log.offline().is_some() {
                 data.error = ResponseError::KafkaStorageError.code();

@@ -68,13 +68,14 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
             if request.version >= 4 {
                 r.leader_epoch = 0;
             }
-            let key = cx.logs.find(topic.name.0.as_str(), p.partition_index);
-            match key.and_then(|k| Some((k, cx.logs.get(k)?))) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some((_, log)) if log.offline().is_some() => {
+            let key = cx.leads(topic.name.0.as_str(), p.partition_index);
+            match key.map(|k| (k, cx.logs.get(k))) {
+                Err(e) => r.error_code = e.code(),
+                Ok((_, None)) => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Ok((_, Some(log))) if log.offline().is_some() => {
                     r.error_code = ResponseError::KafkaStorageError.code()
                 }
-                Some((key, log)) => match p.timestamp {
+                Ok((key, Some(log))) => match p.timestamp {
                     // Earliest.
                     -2 => r.offset = log.log_start_offset() as i64,
                     // Latest: what a consumer can read, the high watermark.

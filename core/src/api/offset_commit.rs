@@ -77,7 +77,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
             let code = if group_error != 0 {
                 group_error
-            } else if cx.logs.find(name, p.partition_index).is_none() {
+            } else if !cx.partition_exists(name, p.partition_index) {
                 ResponseError::UnknownTopicOrPartition.code()
             } else if metadata.len() > cx.config.offset_metadata_max_bytes {
                 ResponseError::OffsetMetadataTooLarge.code()

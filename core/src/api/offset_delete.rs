@@ -66,7 +66,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         let mut t = OffsetDeleteResponseTopic::default().with_name(topic.name.clone());
         for p in &topic.partitions {
             let index = p.partition_index;
-            let code = if cx.logs.find(name, index).is_none() {
+            let code = if !cx.partition_exists(name, index) {
                 ResponseError::UnknownTopicOrPartition.code()
             } else if deletion.subscribed(name) {
                 ResponseError::GroupSubscribedToTopic.code()

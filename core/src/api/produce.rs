@@ -161,7 +161,9 @@ fn append_one(
         return Err(code(ResponseError::InvalidTopicException));
     }
     let unknown = || code(ResponseError::UnknownTopicOrPartition);
-    let key = cx.logs.find(topic, partition).ok_or_else(unknown)?;
+    let key = cx
+        .leads(topic, partition)
+        .map_err(|e| Refusal::code(e.code()))?;
     let log = cx.logs.get(key).ok_or_else(unknown)?;
     if log.offline().is_some() {
         return Err(code(ResponseError::KafkaStorageError));

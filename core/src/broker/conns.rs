@@ -334,7 +334,7 @@ impl Conns {
         let mut next: Option<Instant> = None;
         for c in self.conns.values() {
             for slot in &c.queue {
-                if let Some(Until::Data { deadline }) = slot.state.until() {
+                if let Some(deadline) = slot.state.until().and_then(Until::deadline) {
                     next = Some(next.map_or(deadline, |n| n.min(deadline)));
                 }
             }

@@ -299,7 +299,8 @@ impl Broker {
         let mut starts = Vec::new();
         let mut cleaned = Vec::new();
         for (name, topic) in self.logs.topics() {
-            for (p, &key) in topic.partitions.iter().enumerate() {
+            for (p, key) in topic.hosted() {
+                let p = p as usize;
                 if let Some(log) = self.logs.get(key) {
                     points.push((name.as_str(), p, log.recovery_point()));
                     starts.push((name.as_str(), p, log.log_start_offset()));
@@ -379,6 +380,7 @@ impl Broker {
             "recovering logs"
         );
         let mut done = 0usize;
+        let clustered = self.quorum.is_some();
         for (name, mut parts) in by_topic {
             let count = parts.keys().next_back().map_or(0, |&p| p + 1);
             let known_id = parts
@@ -452,6 +454,12 @@ impl Broker {
                         }
                         log
                     }
+                    // In a cluster a broker holds only the partitions it
+                    // is a replica of; the image says which are missing.
+                    None if clustered => {
+                        keys.push(None);
+                        continue;
+                    }
                     None => {
                         done += 1;
                         tracing::warn!(%dir, "partition directory missing; creating it empty");
@@ -464,7 +472,7 @@ impl Broker {
                 };
                 let pushed = self.logs.push_recovered(log);
                 debug_assert_eq!(pushed, key);
-                keys.push(key);
+                keys.push(Some(key));
             }
             let topic = Topic {
                 id,
@@ -563,7 +571,7 @@ fn versioned_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
 /// A new topic id: a hash of the name, the time and a counter, shaped as a
 /// version-4 UUID. The core has no randomness source; ids need only be
 /// unique on this broker.
-pub(super) fn topic_id(name: &str, now: Now, salt: u64) -> uuid::Uuid {
+pub(crate) fn topic_id(name: &str, now: Now, salt: u64) -> uuid::Uuid {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

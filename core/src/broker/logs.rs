@@ -21,11 +21,27 @@ pub(crate) type Pins = Vec<(LogKey, SegId)>;
 /// Topic settings given at creation, as `(key, value)` in Kafka's names.
 pub(crate) type Overrides = Vec<(String, String)>;
 
-/// A topic: its id and the logs of its partitions, in partition order.
+/// A topic: its id and the logs of its partitions, in partition order. In
+/// a cluster a broker holds logs only for the partitions it is a replica
+/// of; the others are `None`.
 #[derive(Debug)]
 pub(crate) struct Topic {
     pub(crate) id: uuid::Uuid,
-    pub(crate) partitions: Vec<LogKey>,
+    pub(crate) partitions: Vec<Option<LogKey>>,
+}
+
+impl Topic {
+    /// The partitions this broker holds a log for, as (partition, log).
+    pub(crate) fn hosted(&self) -> impl Iterator<Item = (i32, LogKey)> + '_ {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(p, k)| Some((i32::try_from(p).ok()?, (*k)?)))
+    }
+
+    fn keys(&self) -> Vec<LogKey> {
+        self.partitions.iter().flatten().copied().collect()
+    }
 }
 
 /// What happened to the logs since the broker last looked.
@@ -192,7 +208,9 @@ impl Logs {
     /// The log of `topic`'s partition `partition`, if both exist.
     pub(crate) fn find(&self, topic: &str, partition: i32) -> Option<LogKey> {
         let t = self.topics.get(topic)?;
-        t.partitions.get(usize::try_from(partition).ok()?).copied()
+        t.partitions
+            .get(usize::try_from(partition).ok()?)
+            .copied()?
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<&Topic> {
@@ -254,7 +272,7 @@ impl Logs {
             );
             self.logs.push(Some(log));
             write_partition_metadata(io, &dir, id);
-            keys.push(key);
+            keys.push(Some(key));
         }
         let topic = Topic {
             id,
@@ -262,6 +280,57 @@ impl Logs {
         };
         self.topics.insert(name.to_owned(), topic);
         id
+    }
+
+    /// Hold a log for partition `partition` of `name` (topic id `id`) with
+    /// the topic's `overrides`, creating it empty if this broker has none:
+    /// the cluster's image made this broker one of its replicas. A topic
+    /// held under another id (deleted and created again while this broker
+    /// was away) is removed first.
+    pub(crate) fn host_partition(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        (name, id): (&str, uuid::Uuid),
+        partition: i32,
+        overrides: &Overrides,
+    ) {
+        if self.topics.get(name).is_some_and(|t| t.id != id) {
+            tracing::info!(topic = name, "held under another topic id; removing it");
+            self.delete_topic(io, now, name);
+        }
+        let Ok(p) = usize::try_from(partition) else {
+            return;
+        };
+        if self.find(name, partition).is_some() {
+            return;
+        }
+        if self.overrides_of(name) != *overrides {
+            if overrides.is_empty() {
+                self.overrides.remove(name);
+            } else {
+                self.overrides.insert(name.to_owned(), overrides.clone());
+            }
+            self.write_overrides(io);
+        }
+        let config = self.topic_config(name, overrides);
+        let dir = crate::layout::partition_dir(name, partition);
+        let key = self.logs.len();
+        let log = io.emit_from(
+            || Owner::Log(key),
+            |ids, out| PartitionLog::create(dir.clone(), config, 0, ids, out),
+        );
+        self.logs.push(Some(log));
+        write_partition_metadata(io, &dir, id);
+        let topic = self.topics.entry(name.to_owned()).or_insert(Topic {
+            id,
+            partitions: Vec::new(),
+        });
+        if topic.partitions.len() <= p {
+            topic.partitions.resize(p + 1, None);
+        }
+        topic.partitions[p] = Some(key);
+        tracing::info!(topic = name, partition, "hosting a partition");
     }
 
     /// Grow a topic to `count` partitions (more than it has): the new
@@ -282,7 +351,7 @@ impl Logs {
             );
             self.logs.push(Some(log));
             write_partition_metadata(io, &dir, id);
-            keys.push(key);
+            keys.push(Some(key));
         }
         if let Some(topic) = self.topics.get_mut(name) {
             topic.partitions.extend(keys);
@@ -297,7 +366,7 @@ impl Logs {
         if self.overrides.remove(name).is_some() {
             self.write_overrides(io);
         }
-        self.doomed.extend(topic.partitions);
+        self.doomed.extend(topic.keys());
         self.reap_doomed(io, now);
         // Producers waiting on the deleted logs get errors now.
         self.events.appended = true;
@@ -350,7 +419,7 @@ impl Logs {
             self.overrides.insert(name.to_owned(), overrides);
         }
         self.write_overrides(io);
-        let keys = self.topics.get(name).map(|t| t.partitions.clone());
+        let keys = self.topics.get(name).map(Topic::keys);
         for key in keys.into_iter().flatten() {
             if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
                 log.set_config(config.clone());
@@ -407,7 +476,7 @@ impl Logs {
         let topics: Vec<String> = self.topics.keys().cloned().collect();
         for name in topics {
             let config = self.topic_config(&name, &self.overrides_of(&name));
-            let keys = self.topics.get(&name).map(|t| t.partitions.clone());
+            let keys = self.topics.get(&name).map(Topic::keys);
             for key in keys.into_iter().flatten() {
                 if let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) {
                     log.set_config(config.clone());

@@ -14,6 +14,7 @@
 //! now or waits on one of the conditions in [`wait`]. This module keeps the
 //! response order and wakes waiting requests when their condition may hold.
 
+pub(crate) mod cluster;
 pub(crate) mod conns;
 pub(crate) mod group_log;
 pub(crate) mod groups;
@@ -46,6 +47,7 @@ use producers::Producers;
 use wait::{Answer, Ctx, Origin, Response, Until, Wake};
 
 pub use lifecycle::ROOT_FILES;
+pub(crate) use lifecycle::topic_id as new_topic_id;
 pub use peers::PeerStatus;
 
 /// What [`Broker::poll`] returns.
@@ -91,6 +93,11 @@ pub struct Broker {
     /// A peer's Raft messages arrived here without a quorum, and that was
     /// logged.
     warned_no_quorum: bool,
+    /// Topics of the cluster's image this broker held logs for: one that
+    /// leaves the image was deleted, and its logs go.
+    seen_topics: std::collections::HashSet<uuid::Uuid>,
+    /// Topics held here that the image never had, already warned about.
+    strays: std::collections::HashSet<uuid::Uuid>,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
     metrics: Metrics,
@@ -124,6 +131,8 @@ impl Broker {
             groups: Groups::new(group_config),
             producers: Producers::default(),
             lifecycle,
+            seen_topics: Default::default(),
+            strays: Default::default(),
             interest: Vec::new(),
             metrics: Metrics::new(),
         };
@@ -134,6 +143,7 @@ impl Broker {
             .map(|(_, bytes)| bytes.clone());
         broker.quorum = Quorum::new(&broker.config, now, stored.as_deref());
         broker.recover(disk);
+        broker.follow_image();
         // The first connects to peers, behind recovery's commands.
         broker.peers.timeout(&mut broker.io, now);
         broker
@@ -274,7 +284,7 @@ impl Broker {
     pub fn handle_timeout(&mut self, now: Now) {
         self.tick(now);
         let now = self.now;
-        let due = |u: Until| matches!(u, Until::Data { deadline } if deadline <= now.mono);
+        let due = |u: Until| u.deadline().is_some_and(|d| d <= now.mono);
         for (conn, seq) in self.conns.waiting(due) {
             self.wake_slot(conn, seq, Wake::Deadline);
         }
@@ -327,13 +337,13 @@ impl Broker {
     fn refresh_metrics(&mut self) {
         let mut partitions = Vec::new();
         for (name, topic) in self.logs.topics() {
-            for (p, &key) in topic.partitions.iter().enumerate() {
+            for (partition, key) in topic.hosted() {
                 let Some(log) = self.logs.get(key) else {
                     continue;
                 };
                 let labels = PartitionLabels {
                     topic: name.clone(),
-                    partition: i32::try_from(p).unwrap_or(i32::MAX),
+                    partition,
                 };
                 let state = PartitionState {
                     log_start: log.log_start_offset(),
@@ -416,7 +426,7 @@ impl Broker {
             groups: &mut self.groups,
             producers: &mut self.producers,
             metrics: &mut self.metrics,
-            quorum: self.quorum.as_ref(),
+            quorum: self.quorum.as_mut(),
         };
         (cx, &mut self.conns)
     }
@@ -462,56 +472,8 @@ impl Broker {
         };
         let answer = (spec.handle)(&mut cx, &request, origin);
         self.place(conn, answer, (request.key, bytes));
-    }
-
-    /// Raft messages from a peer: one-way, so they take no slot in the
-    /// connection's response order. Bytes that are not a well-formed batch
-    /// close the connection. A broker outside a quorum drops them, warning
-    /// once: the sender names it a voter, so the two configurations differ
-    /// (closing would only have the sender reconnect and send again).
-    fn raft_frame(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(q) = &mut self.quorum else {
-            self.metrics.rejected("raft_without_quorum");
-            if !self.warned_no_quorum {
-                self.warned_no_quorum = true;
-                tracing::warn!(
-                    ?conn,
-                    client = self.conns.client_id(conn),
-                    "a peer sends Raft messages, but this broker is no voter \
-                     (controller.quorum.voters names no other broker, or not this node.id); dropped"
-                );
-            }
-            return;
-        };
-        match wire::decode_frame(frame) {
-            Ok(messages) => q.receive(messages),
-            Err(e) => {
-                tracing::debug!(?conn, error = ?e, "malformed Raft frame; closing");
-                self.metrics.rejected("malformed");
-                return self.conns.close(&mut self.io, conn);
-            }
-        }
+        // A handler may have proposed metadata records.
         self.send_quorum();
-    }
-
-    /// Write the quorum's state when a round changed it, and send what it
-    /// has for its peers. A peer not connected misses them; Raft sends
-    /// again what matters.
-    fn send_quorum(&mut self) {
-        let Some(q) = &mut self.quorum else {
-            return;
-        };
-        if let Some(bytes) = q.take_write() {
-            let cmd = Command::WriteFile {
-                io: self.io.next_io(),
-                path: state::QUORUM_STATE.to_owned(),
-                bytes,
-            };
-            self.io.emit(cmd, Owner::Quorum);
-        }
-        for (node, messages) in q.take_outbox() {
-            self.peers.send_raft(&mut self.io, node, &messages);
-        }
     }
 
     /// Give a handler's answer to a request of `api` and `bytes` its slot

@@ -23,6 +23,11 @@ use crate::io::{Command, ConnId, IoError, Part};
 use crate::protocol::{self, Frame};
 use crate::time::{Instant, Now};
 
+/// The CreateTopics version sent to the controller, and how long it may
+/// take to commit the topics.
+const CREATE_TOPICS_VERSION: i16 = 7;
+const CREATE_TOPICS_TIMEOUT_MS: i32 = 10_000;
+
 /// The largest response frame a peer may send.
 const MAX_RESPONSE_BYTES: u32 = 100 << 20;
 
@@ -288,6 +293,57 @@ impl Peers {
         io.emit(cmd, Owner::Send(Vec::new()));
     }
 
+    /// Ask `node`, the active controller, to create `topics` with the
+    /// cluster's defaults: a client asked this broker for them and may
+    /// have them created (Kafka's brokers send the controller CreateTopics
+    /// the same way). Dropped when the connection is not ready; the
+    /// client asks again. The answer is not needed: the topics appear in
+    /// the image once created.
+    pub(crate) fn create_topics(&mut self, io: &mut Io, node: i32, topics: &[String]) {
+        use kafka_protocol::messages::CreateTopicsRequest;
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        let from = self.node_id;
+        let Some(p) = self.peers.iter_mut().find(|p| p.status.node_id == node) else {
+            return;
+        };
+        let State::Ready(conn) = p.state else {
+            return;
+        };
+        let request = CreateTopicsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                                t.clone(),
+                            )))
+                            .with_num_partitions(-1)
+                            .with_replication_factor(-1)
+                    })
+                    .collect(),
+            )
+            .with_timeout_ms(CREATE_TOPICS_TIMEOUT_MS);
+        let mut body = BytesMut::new();
+        if let Err(e) = request.encode(&mut body, CREATE_TOPICS_VERSION) {
+            tracing::error!(error = %e, "CreateTopics encoding failed");
+            return;
+        }
+        tracing::debug!(
+            controller = node,
+            ?topics,
+            "asking the controller to create topics"
+        );
+        p.send(
+            io,
+            conn,
+            from,
+            ApiKey::CreateTopics,
+            CREATE_TOPICS_VERSION,
+            &body,
+        );
+    }
+
     /// A clean shutdown: close every peer connection, open no more.
     pub(crate) fn shutdown(&mut self, io: &mut Io) {
         self.stopped = true;
@@ -387,6 +443,9 @@ impl Peer {
                 );
                 Ok(())
             }
+            // The topics show in the image once created; a refusal is
+            // the controller's to log.
+            ApiKey::CreateTopics => Ok(()),
             _ => Err("a response to a request never sent"),
         }
     }

@@ -29,7 +29,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) producers: &'a mut Producers,
     pub(crate) metrics: &'a mut crate::metrics::Metrics,
     /// The metadata quorum, when the broker is a voter of one.
-    pub(crate) quorum: Option<&'a crate::cluster::Quorum>,
+    pub(crate) quorum: Option<&'a mut crate::cluster::Quorum>,
 }
 
 /// Where a request came from: its connection, the place its answer takes
@@ -95,6 +95,22 @@ pub(crate) enum Until {
     },
     /// File reads it issued (owned by its slot) are done. ListOffsets.
     Reads,
+    /// The metadata quorum applied more records, or the deadline passes.
+    /// CreateTopics, CreatePartitions, DeleteTopics in a cluster.
+    Metadata {
+        /// When to give up waiting.
+        deadline: Instant,
+    },
+}
+
+impl Until {
+    /// When the request is answered even if its condition never holds.
+    pub(crate) fn deadline(self) -> Option<Instant> {
+        match self {
+            Until::Data { deadline } | Until::Metadata { deadline } => Some(deadline),
+            Until::Appended | Until::Reads => None,
+        }
+    }
 }
 
 /// Why a waiter is looked at again.
@@ -108,6 +124,8 @@ pub(crate) enum Wake {
     Deadline,
     /// One of its reads finished.
     Read(IoId, Result<Completion, IoError>),
+    /// The metadata quorum applied more records.
+    Metadata,
 }
 
 /// A request's pending state. `poll` is called on the wakes its `until`

@@ -5,10 +5,13 @@
 //! with the messages peers send, and carries what it sends in Conveyor's
 //! frames over the peer connections ([`wire`]).
 //!
-//! What the quorum holds today: broker registrations and NoOps. Every
-//! voter registers itself once it knows a leader; the records apply in log
-//! order on every voter to the same [`Image`]. The quorum decides nothing
-//! about partitions yet.
+//! What the quorum holds: broker registrations, topics with their
+//! partitions (replicas, in-sync replicas, leader, epochs) and settings,
+//! and NoOps. Every voter registers itself once it knows a leader; the
+//! active controller (the leader) turns CreateTopics, CreatePartitions and
+//! DeleteTopics into records ([`controller`]); the records apply in log
+//! order on every voter to the same [`Image`], and each broker opens (or
+//! removes) the partition logs the image gives it.
 //!
 //! Durability ([`state`]): each Raft round that appends entries, takes a
 //! snapshot, or changes the term or vote rewrites the `quorum-state` file,
@@ -23,12 +26,13 @@
 //! draw of its own, seeded from the node id and the clock the broker is
 //! given, so a simulation with the same inputs elects the same leaders.
 
+pub(crate) mod controller;
 mod logger;
 pub(crate) mod records;
 pub mod state;
 pub mod wire;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -40,7 +44,7 @@ use raft::{GetEntriesContext, RaftState, RawNode, StateRole};
 use crate::config::Config;
 use crate::time::{Instant, Now};
 use records::Record;
-pub use records::{Image, Registration};
+pub use records::{Image, NO_LEADER, PartitionImage, Registration, TopicImage};
 use state::Stored;
 
 /// The heartbeat interval, in ticks.
@@ -175,6 +179,14 @@ pub(crate) struct Quorum {
     compact_after: u64,
     /// The log's last index when last looked at, and since when it is so.
     last_index: (u64, Instant),
+    /// Records applied since [`Quorum::take_changed`] last looked changed
+    /// the image.
+    changed: bool,
+    /// Topics clients asked for that do not exist, for the controller to
+    /// create (auto-creation on a broker that is not the controller), and
+    /// when each was last asked for.
+    wanted: Vec<String>,
+    asked: HashMap<String, Instant>,
 }
 
 impl std::fmt::Debug for Quorum {
@@ -305,6 +317,9 @@ impl Quorum {
             idle_interval: Duration::from_millis(config.metadata_max_idle_interval_ms),
             last_index: (0, now.mono),
             compact_after: config.metadata_snapshot_interval_records.max(8),
+            changed: true,
+            wanted: Vec::new(),
+            asked: HashMap::new(),
         };
         // The timeout raft-rs drew at creation is replaced like any other.
         q.seen.3 = usize::MAX;
@@ -366,7 +381,7 @@ impl Quorum {
         self.last_index.1 = now.mono;
         if let Err(e) = self
             .node
-            .propose(Vec::new(), Record::NoOp.encode().to_vec())
+            .propose(Vec::new(), Record::encode_all(&[Record::NoOp]).to_vec())
         {
             tracing::debug!(error = %e, "NoOp not proposed");
         }
@@ -462,7 +477,10 @@ impl Quorum {
         };
         // A follower forwards the proposal to the leader; with none it is
         // dropped, and proposed again later.
-        if let Err(e) = self.node.propose(Vec::new(), record.encode().to_vec()) {
+        if let Err(e) = self
+            .node
+            .propose(Vec::new(), Record::encode_all(&[record]).to_vec())
+        {
             tracing::debug!(error = %e, "registration not proposed");
         }
         self.after_call();
@@ -638,6 +656,7 @@ impl Quorum {
                 self.snapshots_installed += 1;
                 self.image = image;
                 self.digest = digest;
+                self.changed = true;
                 self.applied = self.applied.max(index);
                 self.publish();
             }
@@ -690,18 +709,108 @@ impl Quorum {
                 continue;
             }
             self.digest = digest(self.digest, e.index, &e.data);
-            match Record::decode(&e.data) {
-                Ok(Record::NoOp) => {}
-                Ok(r) => {
-                    tracing::info!(index = e.index, record = ?r, "metadata record applied");
-                    self.image.apply(e.index, r);
+            match Record::decode_all(&e.data) {
+                Ok(records) => {
+                    for r in records {
+                        if r == Record::NoOp {
+                            continue;
+                        }
+                        tracing::debug!(index = e.index, record = ?r, "metadata record");
+                        if self.image.apply(e.index, r) {
+                            self.changed = true;
+                        } else {
+                            tracing::debug!(
+                                index = e.index,
+                                "metadata record did not fit the image"
+                            );
+                        }
+                    }
                 }
-                // Every voter skips the same record, so the images agree;
+                // Every voter skips the same entry, so the images agree;
                 // a newer broker wrote it, or the log is damaged.
-                Err(why) => tracing::error!(index = e.index, why, "metadata record skipped"),
+                Err(why) => tracing::error!(index = e.index, why, "metadata entry skipped"),
             }
         }
         self.publish();
+    }
+
+    /// The metadata the applied records built.
+    pub(crate) fn image(&self) -> &Image {
+        &self.image
+    }
+
+    /// The highest log index applied to the image.
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The active controller (the quorum's leader), when one is known.
+    pub(crate) fn controller(&self) -> Option<i32> {
+        let leader = self.node.raft.leader_id;
+        (leader != 0).then(|| node_id(leader))
+    }
+
+    /// Whether this broker is the active controller and may propose.
+    pub(crate) fn is_controller(&self) -> bool {
+        !self.failed && self.node.raft.state == StateRole::Leader
+    }
+
+    /// As the active controller, append `records` as one entry; the log
+    /// index it takes, which is applied once committed (unless a new
+    /// leader overwrites it first: look at the image then). `None` when
+    /// this broker is not the controller.
+    pub(crate) fn propose(&mut self, records: &[Record]) -> Option<u64> {
+        if !self.is_controller() || records.is_empty() {
+            return None;
+        }
+        let before = self.node.raft.raft_log.last_index();
+        let proposed = self
+            .node
+            .propose(Vec::new(), Record::encode_all(records).to_vec());
+        self.after_call();
+        let index = self.node.raft.raft_log.last_index();
+        self.drive();
+        match proposed {
+            Ok(()) if index > before => Some(index),
+            Ok(()) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata records not proposed");
+                None
+            }
+        }
+    }
+
+    /// A client asked for `topic`, which does not exist, and may have it
+    /// created: ask the controller, at most once per [`REGISTER_RETRY`]
+    /// for each name (clients ask again and again while they wait).
+    pub(crate) fn want_topic(&mut self, topic: &str, now: Now) {
+        let due = self
+            .asked
+            .get(topic)
+            .is_none_or(|at| at.saturating_add(REGISTER_RETRY) <= now.mono);
+        if !due {
+            return;
+        }
+        self.asked
+            .retain(|_, at| at.saturating_add(REGISTER_RETRY) > now.mono);
+        self.asked.insert(topic.to_owned(), now.mono);
+        self.wanted.push(topic.to_owned());
+    }
+
+    /// The topics to ask the controller to create, and the controller;
+    /// none while no other broker is known to be it.
+    pub(crate) fn take_wanted_topics(&mut self) -> Option<(i32, Vec<String>)> {
+        if self.wanted.is_empty() {
+            return None;
+        }
+        let wanted = std::mem::take(&mut self.wanted);
+        let controller = self.controller().filter(|&c| c != self.node_id)?;
+        Some((controller, wanted))
+    }
+
+    /// Whether the image changed since the last call.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 }
 

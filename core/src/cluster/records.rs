@@ -2,38 +2,86 @@
 //! every broker builds by applying them in log order.
 //!
 //! Shaped after Kafka's metadata records (KIP-631), each tagged with
-//! Kafka's record type number and a version of its own layout. Today the
-//! log holds broker registrations; topics, partitions (replicas, ISR,
-//! leader and epochs), configs and producer-id blocks come next.
+//! Kafka's record type number and a version of its own layout. One Raft
+//! entry holds one or more records, applied together: a topic's Topic,
+//! Partition and Config records commit as one, as Kafka's controller
+//! writes them in one atomic batch.
 //!
 //! ```text
+//! entry           := record+
 //! record          := type:u8 version:u8 fields
-//! RegisterBroker  := broker_id:i32 endpoint:string      (type 0, version 0)
-//! NoOp            :=                                     (type 20, version 0)
-//! string          := len:u16 utf8*len
+//! RegisterBroker  := broker_id:i32 endpoint:string                  (type 0)
+//! Topic           := name:string topic_id:uuid                      (type 2)
+//! Partition       := partition:i32 topic_id:uuid replicas:ids isr:ids
+//!                    leader:i32 leader_epoch:i32 partition_epoch:i32 (type 3)
+//! Config          := resource_type:i8 resource:string name:string
+//!                    value:nullable_string                          (type 4)
+//! RemoveTopic     := topic_id:uuid                                  (type 9)
+//! NoOp            :=                                                (type 20)
+//! string          := len:u16 utf8*len     nullable_string := -1:i16 | string
+//! ids             := count:u16 i32*count  uuid := 16 bytes
 //! ```
+//!
+//! Applying is where a record is checked against the image: a Topic whose
+//! name is taken, or a Partition or Config naming no topic, changes
+//! nothing. Every broker skips the same records, so the images agree even
+//! when two proposals raced.
 //!
 //! The image is also the quorum's snapshot, which lets the log be cut: a
 //! voter too far behind gets it instead of the records it missed.
 //!
 //! ```text
-//! snapshot := version:u8 digest:u64 count:u32 (id:i32 epoch:u64 endpoint:string)*count
+//! snapshot := version:u8(1) digest:u64
+//!             count:u32 (id:i32 epoch:u64 endpoint:string)*count
+//!             count:u32 (name:string topic_id:uuid
+//!                        count:u32 (key:string value:string)*count
+//!                        count:u32 (replicas:ids isr:ids leader:i32
+//!                                   leader_epoch:i32 partition_epoch:i32)*count)*count
 //! ```
+//! Version 0 snapshots (brokers only) still read.
 
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use uuid::Uuid;
 
-/// Kafka's number for RegisterBrokerRecord.
+/// Kafka's numbers for its metadata record types.
 const REGISTER_BROKER: u8 = 0;
-/// Kafka's number for NoOpRecord.
+const TOPIC: u8 = 2;
+const PARTITION: u8 = 3;
+const CONFIG: u8 = 4;
+const REMOVE_TOPIC: u8 = 9;
 const NO_OP: u8 = 20;
+
+/// Kafka's resource type number for a topic, as ConfigRecord carries it.
+pub(crate) const TOPIC_RESOURCE: i8 = 2;
+
+/// A partition's leader when it has none.
+pub const NO_LEADER: i32 = -1;
 
 /// One metadata record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Record {
     /// A broker joins (or rejoins) the cluster, reachable at `endpoint`.
     RegisterBroker { broker_id: i32, endpoint: String },
+    /// A topic is created, with its id; its partitions follow.
+    Topic { name: String, id: Uuid },
+    /// A partition of the topic `topic_id`, with its replicas, in-sync
+    /// replicas, leader and epochs: created, or replaced whole.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        state: PartitionImage,
+    },
+    /// A setting of a resource (a topic): set, or removed when `None`.
+    Config {
+        resource_type: i8,
+        resource: String,
+        name: String,
+        value: Option<String>,
+    },
+    /// A topic is deleted, with its partitions and settings.
+    RemoveTopic { id: Uuid },
     /// Nothing: the active controller appends one when the log has been
     /// idle for `metadata.max.idle.interval.ms` (KIP-835), so every voter
     /// sees the log move and a stalled one is noticed.
@@ -41,8 +89,21 @@ pub(crate) enum Record {
 }
 
 impl Record {
-    pub(crate) fn encode(&self) -> Bytes {
+    /// One entry holding `records`, in order.
+    pub(crate) fn encode_all(records: &[Record]) -> Bytes {
         let mut b = BytesMut::new();
+        for r in records {
+            r.encode_into(&mut b);
+        }
+        b.freeze()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn encode(&self) -> Bytes {
+        Self::encode_all(std::slice::from_ref(self))
+    }
+
+    fn encode_into(&self, b: &mut BytesMut) {
         match self {
             Record::RegisterBroker {
                 broker_id,
@@ -51,49 +112,214 @@ impl Record {
                 b.put_u8(REGISTER_BROKER);
                 b.put_u8(0);
                 b.put_i32(*broker_id);
-                let e = endpoint.as_bytes();
-                let n = e.len().min(u16::MAX as usize);
-                b.put_u16(n as u16);
-                b.put_slice(&e[..n]);
+                put_str(b, endpoint);
+            }
+            Record::Topic { name, id } => {
+                b.put_u8(TOPIC);
+                b.put_u8(0);
+                put_str(b, name);
+                b.put_slice(id.as_bytes());
+            }
+            Record::Partition {
+                topic_id,
+                partition,
+                state,
+            } => {
+                b.put_u8(PARTITION);
+                b.put_u8(0);
+                b.put_i32(*partition);
+                b.put_slice(topic_id.as_bytes());
+                put_partition(b, state);
+            }
+            Record::Config {
+                resource_type,
+                resource,
+                name,
+                value,
+            } => {
+                b.put_u8(CONFIG);
+                b.put_u8(0);
+                b.put_i8(*resource_type);
+                put_str(b, resource);
+                put_str(b, name);
+                match value {
+                    Some(v) => put_str(b, v),
+                    None => b.put_i16(-1),
+                }
+            }
+            Record::RemoveTopic { id } => {
+                b.put_u8(REMOVE_TOPIC);
+                b.put_u8(0);
+                b.put_slice(id.as_bytes());
             }
             Record::NoOp => {
                 b.put_u8(NO_OP);
                 b.put_u8(0);
             }
         }
-        b.freeze()
     }
 
-    /// The record in `data`; why not, when it is none this broker knows.
-    pub(crate) fn decode(mut data: &[u8]) -> Result<Record, &'static str> {
+    /// The records of one entry; why not, when one is none this broker
+    /// knows or the bytes are damaged.
+    pub(crate) fn decode_all(mut data: &[u8]) -> Result<Vec<Record>, &'static str> {
+        let mut records = Vec::new();
+        if data.is_empty() {
+            return Err("an entry with no record");
+        }
+        while !data.is_empty() {
+            records.push(Self::decode_one(&mut data)?);
+        }
+        Ok(records)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn decode(data: &[u8]) -> Result<Record, &'static str> {
+        match Self::decode_all(data)?.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err("not one record"),
+        }
+    }
+
+    fn decode_one(data: &mut &[u8]) -> Result<Record, &'static str> {
         if data.remaining() < 2 {
             return Err("record cut short");
         }
         let (kind, version) = (data.get_u8(), data.get_u8());
-        match (kind, version) {
-            (REGISTER_BROKER, 0) => {
-                if data.remaining() < 4 + 2 {
-                    return Err("RegisterBroker cut short");
-                }
-                let broker_id = data.get_i32();
-                let n = data.get_u16() as usize;
-                if data.remaining() != n {
-                    return Err("RegisterBroker endpoint length");
-                }
-                let endpoint = std::str::from_utf8(data)
-                    .map_err(|_| "RegisterBroker endpoint is not UTF-8")?
-                    .to_owned();
-                Ok(Record::RegisterBroker {
-                    broker_id,
-                    endpoint,
-                })
-            }
-            (REGISTER_BROKER, _) => Err("RegisterBroker of a newer version"),
-            (NO_OP, 0) if data.is_empty() => Ok(Record::NoOp),
-            (NO_OP, _) => Err("NoOp of another version or with bytes"),
-            _ => Err("unknown record type"),
+        let known = [
+            REGISTER_BROKER,
+            TOPIC,
+            PARTITION,
+            CONFIG,
+            REMOVE_TOPIC,
+            NO_OP,
+        ];
+        if !known.contains(&kind) {
+            return Err("unknown record type");
         }
+        if version != 0 {
+            return Err("a record of a newer version");
+        }
+        Ok(match kind {
+            REGISTER_BROKER => Record::RegisterBroker {
+                broker_id: get_i32(data)?,
+                endpoint: get_str(data)?,
+            },
+            TOPIC => Record::Topic {
+                name: get_str(data)?,
+                id: get_uuid(data)?,
+            },
+            PARTITION => Record::Partition {
+                partition: get_i32(data)?,
+                topic_id: get_uuid(data)?,
+                state: get_partition(data)?,
+            },
+            CONFIG => {
+                if data.remaining() < 1 {
+                    return Err("Config cut short");
+                }
+                let resource_type = data.get_i8();
+                let resource = get_str(data)?;
+                let name = get_str(data)?;
+                let value = if data.remaining() >= 2 && data[..2] == [0xff, 0xff] {
+                    data.advance(2);
+                    None
+                } else {
+                    Some(get_str(data)?)
+                };
+                Record::Config {
+                    resource_type,
+                    resource,
+                    name,
+                    value,
+                }
+            }
+            REMOVE_TOPIC => Record::RemoveTopic {
+                id: get_uuid(data)?,
+            },
+            _ => Record::NoOp,
+        })
     }
+}
+
+fn put_str(b: &mut BytesMut, s: &str) {
+    // Names and endpoints are far below the limit; a longer one is cut at
+    // a character boundary rather than written with a wrong length.
+    let mut n = s.len().min(i16::MAX as usize);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    b.put_u16(n as u16);
+    b.put_slice(&s.as_bytes()[..n]);
+}
+
+fn get_str(data: &mut &[u8]) -> Result<String, &'static str> {
+    if data.remaining() < 2 {
+        return Err("string cut short");
+    }
+    let n = data.get_u16() as usize;
+    if n > i16::MAX as usize || data.remaining() < n {
+        return Err("string length beyond its bytes");
+    }
+    let s = std::str::from_utf8(&data[..n])
+        .map_err(|_| "string is not UTF-8")?
+        .to_owned();
+    data.advance(n);
+    Ok(s)
+}
+
+fn get_i32(data: &mut &[u8]) -> Result<i32, &'static str> {
+    if data.remaining() < 4 {
+        return Err("number cut short");
+    }
+    Ok(data.get_i32())
+}
+
+fn get_uuid(data: &mut &[u8]) -> Result<Uuid, &'static str> {
+    if data.remaining() < 16 {
+        return Err("topic id cut short");
+    }
+    let mut id = [0; 16];
+    data.copy_to_slice(&mut id);
+    Ok(Uuid::from_bytes(id))
+}
+
+fn put_ids(b: &mut BytesMut, ids: &[i32]) {
+    let n = ids.len().min(u16::MAX as usize);
+    b.put_u16(n as u16);
+    for id in &ids[..n] {
+        b.put_i32(*id);
+    }
+}
+
+fn get_ids(data: &mut &[u8]) -> Result<Vec<i32>, &'static str> {
+    if data.remaining() < 2 {
+        return Err("id list cut short");
+    }
+    let n = data.get_u16() as usize;
+    if data.remaining() < n * 4 {
+        return Err("id count beyond its bytes");
+    }
+    Ok((0..n).map(|_| data.get_i32()).collect())
+}
+
+fn put_partition(b: &mut BytesMut, p: &PartitionImage) {
+    put_ids(b, &p.replicas);
+    put_ids(b, &p.isr);
+    b.put_i32(p.leader);
+    b.put_i32(p.leader_epoch);
+    b.put_i32(p.partition_epoch);
+}
+
+fn get_partition(data: &mut &[u8]) -> Result<PartitionImage, &'static str> {
+    let replicas = get_ids(data)?;
+    let isr = get_ids(data)?;
+    Ok(PartitionImage {
+        replicas,
+        isr,
+        leader: get_i32(data)?,
+        leader_epoch: get_i32(data)?,
+        partition_epoch: get_i32(data)?,
+    })
 }
 
 /// A registered broker.
@@ -106,27 +332,75 @@ pub struct Registration {
     pub endpoint: String,
 }
 
+impl Registration {
+    /// The endpoint as host and port; `None` when it is not `host:port`.
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        let (host, port) = self.endpoint.rsplit_once(':')?;
+        Some((host, port.parse().ok()?))
+    }
+}
+
+/// One partition as the controller decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    /// Its replicas, in assignment order (the first is the preferred
+    /// leader).
+    pub replicas: Vec<i32>,
+    /// The replicas in sync with the leader.
+    pub isr: Vec<i32>,
+    /// Its leader, or [`NO_LEADER`].
+    pub leader: i32,
+    /// Bumped at every leader change.
+    pub leader_epoch: i32,
+    /// Bumped at every change of the partition.
+    pub partition_epoch: i32,
+}
+
+/// A topic as the applied records left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    /// Its id, which a topic created again after deletion does not share.
+    pub id: Uuid,
+    /// Its partitions, in partition order.
+    pub partitions: Vec<PartitionImage>,
+    /// Its own settings (Kafka's names), beside the broker defaults.
+    pub configs: BTreeMap<String, String>,
+}
+
 /// The cluster's metadata as the applied records left it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Image {
     /// Every registered broker, by id.
     pub brokers: BTreeMap<i32, Registration>,
+    /// Every topic, by name.
+    pub topics: BTreeMap<String, TopicImage>,
 }
 
 impl Image {
     /// The image as a snapshot, with the digest of the records it holds.
     pub(crate) fn encode(&self, digest: u64) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(0);
+        b.put_u8(1);
         b.put_u64(digest);
         b.put_u32(self.brokers.len() as u32);
         for (id, r) in &self.brokers {
             b.put_i32(*id);
             b.put_u64(r.epoch);
-            let e = r.endpoint.as_bytes();
-            let n = e.len().min(u16::MAX as usize);
-            b.put_u16(n as u16);
-            b.put_slice(&e[..n]);
+            put_str(&mut b, &r.endpoint);
+        }
+        b.put_u32(self.topics.len() as u32);
+        for (name, t) in &self.topics {
+            put_str(&mut b, name);
+            b.put_slice(t.id.as_bytes());
+            b.put_u32(t.configs.len() as u32);
+            for (k, v) in &t.configs {
+                put_str(&mut b, k);
+                put_str(&mut b, v);
+            }
+            b.put_u32(t.partitions.len() as u32);
+            for p in &t.partitions {
+                put_partition(&mut b, p);
+            }
         }
         b.freeze()
     }
@@ -136,30 +410,45 @@ impl Image {
         if b.remaining() < 1 + 8 + 4 {
             return Err("snapshot cut short");
         }
-        if b.get_u8() != 0 {
-            return Err("snapshot of another version");
+        let version = b.get_u8();
+        if version > 1 {
+            return Err("snapshot of a newer version");
         }
         let digest = b.get_u64();
-        let count = b.get_u32() as usize;
-        if count > b.remaining() / (4 + 8 + 2) {
-            return Err("snapshot broker count beyond its bytes");
-        }
         let mut image = Image::default();
+        let count = get_count(&mut b, 4 + 8 + 2)?;
         for _ in 0..count {
-            if b.remaining() < 4 + 8 + 2 {
+            let id = get_i32(&mut b)?;
+            if b.remaining() < 8 {
                 return Err("snapshot cut short");
             }
-            let id = b.get_i32();
             let epoch = b.get_u64();
-            let n = b.get_u16() as usize;
-            if b.remaining() < n {
-                return Err("snapshot cut short");
-            }
-            let endpoint = std::str::from_utf8(&b[..n])
-                .map_err(|_| "snapshot endpoint is not UTF-8")?
-                .to_owned();
-            b.advance(n);
+            let endpoint = get_str(&mut b)?;
             image.brokers.insert(id, Registration { epoch, endpoint });
+        }
+        if version >= 1 {
+            let topics = get_count(&mut b, 2 + 16 + 4 + 4)?;
+            for _ in 0..topics {
+                let name = get_str(&mut b)?;
+                let id = get_uuid(&mut b)?;
+                let mut configs = BTreeMap::new();
+                for _ in 0..get_count(&mut b, 4)? {
+                    let k = get_str(&mut b)?;
+                    configs.insert(k, get_str(&mut b)?);
+                }
+                let mut partitions = Vec::new();
+                for _ in 0..get_count(&mut b, 2 + 2 + 12)? {
+                    partitions.push(get_partition(&mut b)?);
+                }
+                image.topics.insert(
+                    name,
+                    TopicImage {
+                        id,
+                        partitions,
+                        configs,
+                    },
+                );
+            }
         }
         if b.has_remaining() {
             return Err("bytes after the snapshot");
@@ -167,8 +456,18 @@ impl Image {
         Ok((image, digest))
     }
 
-    /// Apply `record`, committed at log index `index`.
-    pub(crate) fn apply(&mut self, index: u64, record: Record) {
+    /// The topic with id `id`, by name.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<(&String, &TopicImage)> {
+        self.topics.iter().find(|(_, t)| t.id == id)
+    }
+
+    fn topic_by_id_mut(&mut self, id: Uuid) -> Option<&mut TopicImage> {
+        self.topics.values_mut().find(|t| t.id == id)
+    }
+
+    /// Apply `record`, committed at log index `index`; whether it changed
+    /// the image (a record that does not fit it changes nothing).
+    pub(crate) fn apply(&mut self, index: u64, record: Record) -> bool {
         match record {
             Record::RegisterBroker {
                 broker_id,
@@ -181,26 +480,133 @@ impl Image {
                         endpoint,
                     },
                 );
+                true
             }
-            Record::NoOp => {}
+            Record::Topic { name, id } => {
+                if self.topics.contains_key(&name) || self.topic_by_id(id).is_some() {
+                    return false;
+                }
+                let topic = TopicImage {
+                    id,
+                    partitions: Vec::new(),
+                    configs: BTreeMap::new(),
+                };
+                self.topics.insert(name, topic);
+                true
+            }
+            Record::Partition {
+                topic_id,
+                partition,
+                state,
+            } => {
+                let Some(t) = self.topic_by_id_mut(topic_id) else {
+                    return false;
+                };
+                let Ok(p) = usize::try_from(partition) else {
+                    return false;
+                };
+                match p.cmp(&t.partitions.len()) {
+                    std::cmp::Ordering::Less => t.partitions[p] = state,
+                    std::cmp::Ordering::Equal => t.partitions.push(state),
+                    // Partitions are created in order: a gap is refused.
+                    std::cmp::Ordering::Greater => return false,
+                }
+                true
+            }
+            Record::Config {
+                resource_type,
+                resource,
+                name,
+                value,
+            } => {
+                if resource_type != TOPIC_RESOURCE {
+                    return false;
+                }
+                let Some(t) = self.topics.get_mut(&resource) else {
+                    return false;
+                };
+                match value {
+                    Some(v) => t.configs.insert(name, v),
+                    None => t.configs.remove(&name),
+                };
+                true
+            }
+            Record::RemoveTopic { id } => {
+                let before = self.topics.len();
+                self.topics.retain(|_, t| t.id != id);
+                self.topics.len() != before
+            }
+            Record::NoOp => false,
         }
     }
+}
+
+/// A count of items, each at least `min` bytes, checked against the bytes
+/// left.
+fn get_count(b: &mut &[u8], min: usize) -> Result<usize, &'static str> {
+    if b.remaining() < 4 {
+        return Err("snapshot cut short");
+    }
+    let n = b.get_u32() as usize;
+    if n > b.remaining() / min.max(1) {
+        return Err("snapshot count beyond its bytes");
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn partition(replicas: &[i32]) -> PartitionImage {
+        PartitionImage {
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    fn every_record() -> Vec<Record> {
+        let id = Uuid::from_u128(7);
+        vec![
+            Record::RegisterBroker {
+                broker_id: 3,
+                endpoint: "127.0.0.3:9092".into(),
+            },
+            Record::Topic {
+                name: "t".into(),
+                id,
+            },
+            Record::Partition {
+                topic_id: id,
+                partition: 0,
+                state: partition(&[1, 2]),
+            },
+            Record::Config {
+                resource_type: TOPIC_RESOURCE,
+                resource: "t".into(),
+                name: "retention.ms".into(),
+                value: Some("1000".into()),
+            },
+            Record::Config {
+                resource_type: TOPIC_RESOURCE,
+                resource: "t".into(),
+                name: "retention.ms".into(),
+                value: None,
+            },
+            Record::RemoveTopic { id },
+            Record::NoOp,
+        ]
+    }
+
     #[test]
     fn images_round_trip_as_snapshots() {
         let mut image = Image::default();
-        image.apply(
-            4,
-            Record::RegisterBroker {
-                broker_id: 2,
-                endpoint: "h:1".into(),
-            },
-        );
+        for (i, r) in every_record().into_iter().take(4).enumerate() {
+            image.apply(i as u64 + 1, r);
+        }
         image.apply(
             9,
             Record::RegisterBroker {
@@ -208,6 +614,8 @@ mod tests {
                 endpoint: "h:0".into(),
             },
         );
+        assert_eq!(image.topics["t"].partitions.len(), 1);
+        assert_eq!(image.topics["t"].configs["retention.ms"], "1000");
         let b = image.encode(77);
         assert_eq!(Image::decode(&b), Ok((image, 77)));
         for cut in 0..b.len() {
@@ -216,19 +624,59 @@ mod tests {
     }
 
     #[test]
+    fn version_0_snapshots_still_read() {
+        let mut b = BytesMut::new();
+        b.put_u8(0);
+        b.put_u64(5);
+        b.put_u32(1);
+        b.put_i32(2);
+        b.put_u64(4);
+        put_str(&mut b, "h:1");
+        let (image, digest) = Image::decode(&b).unwrap();
+        assert_eq!(digest, 5);
+        assert_eq!(image.brokers[&2].endpoint, "h:1");
+        assert!(image.topics.is_empty());
+    }
+
+    #[test]
     fn records_round_trip_and_bad_ones_are_refused() {
-        let r = Record::RegisterBroker {
-            broker_id: 3,
-            endpoint: "127.0.0.3:9092".into(),
-        };
-        assert_eq!(Record::decode(&r.encode()), Ok(r.clone()));
-        let b = r.encode();
-        for cut in 0..b.len() {
-            assert!(Record::decode(&b[..cut]).is_err(), "cut at {cut}");
+        let all = every_record();
+        for r in &all {
+            assert_eq!(Record::decode(&r.encode()), Ok(r.clone()));
+            let b = r.encode();
+            for cut in 0..b.len() {
+                assert!(Record::decode(&b[..cut]).is_err(), "{r:?} cut at {cut}");
+            }
         }
-        assert_eq!(Record::decode(&Record::NoOp.encode()), Ok(Record::NoOp));
+        assert_eq!(Record::decode_all(&Record::encode_all(&all)), Ok(all));
+        assert!(Record::decode_all(&[]).is_err());
         assert!(Record::decode(&[20, 0, 1]).is_err());
-        assert!(Record::decode(&[9, 0]).is_err());
+        assert!(Record::decode(&[99, 0]).is_err());
         assert!(Record::decode(&[0, 1, 0, 0, 0, 1, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn records_that_do_not_fit_the_image_change_nothing() {
+        let mut image = Image::default();
+        let id = Uuid::from_u128(1);
+        let topic = |name: &str, id| Record::Topic {
+            name: name.into(),
+            id,
+        };
+        assert!(image.apply(1, topic("a", id)));
+        // The name or the id taken: a raced proposal loses.
+        assert!(!image.apply(2, topic("a", Uuid::from_u128(2))));
+        assert!(!image.apply(3, topic("b", id)));
+        let p = |n, topic_id| Record::Partition {
+            topic_id,
+            partition: n,
+            state: partition(&[0]),
+        };
+        assert!(!image.apply(4, p(1, id)), "a gap");
+        assert!(!image.apply(5, p(0, Uuid::from_u128(9))), "no such topic");
+        assert!(image.apply(6, p(0, id)));
+        assert!(image.apply(7, Record::RemoveTopic { id }));
+        assert!(!image.apply(8, Record::RemoveTopic { id }));
+        assert!(image.topics.is_empty());
     }
 }

@@ -12,10 +12,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BufMut, BytesMut};
 use conveyor_core::cluster::QuorumStatus;
 use conveyor_core::sim::SimDisk;
 use conveyor_core::{Broker, Command, Config, ConnId, Done, Instant, IoError, Now, Part, Poll};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::rng::Rng;
 
@@ -56,6 +58,9 @@ pub struct Net {
     pub committed: Vec<u64>,
     pub digests: HashMap<u64, u64>,
     pub events: u64,
+    /// Client connections into a node, with the bytes it sent back.
+    pub clients: HashMap<(usize, ConnId), BytesMut>,
+    pub next_corr: i32,
 }
 
 impl Node {
@@ -107,6 +112,8 @@ impl Net {
             committed: vec![0; n],
             digests: HashMap::new(),
             events: 0,
+            clients: HashMap::new(),
+            next_corr: 1,
         };
         net.run();
         net
@@ -193,10 +200,17 @@ impl Net {
                 for part in parts {
                     match part {
                         Part::Bytes(b) => bytes.extend_from_slice(&b),
-                        Part::File { .. } => panic!("the quorum sends no file regions"),
+                        Part::File { seg, pos, len } => {
+                            let disk = &self.nodes[i].disk;
+                            let path = disk.log_path(seg).expect("a sent segment is open");
+                            let file = disk.file(&path).expect("a sent segment exists");
+                            bytes.extend_from_slice(&file[pos as usize..(pos + len) as usize]);
+                        }
                     }
                 }
-                if self.links.contains_key(&(i, conn)) {
+                if let Some(out) = self.clients.get_mut(&(i, conn)) {
+                    out.extend_from_slice(&bytes);
+                } else if self.links.contains_key(&(i, conn)) {
                     let delay = Duration::from_millis(self.rng.below(self.max_delay_ms + 1));
                     let flight = self.flights.entry((i, conn.0)).or_default();
                     // In order: never before what was sent earlier.
@@ -210,6 +224,10 @@ impl Net {
             }
             Command::Close { io, conn } => {
                 self.nodes[i].broker.handle_done(now, Done::ok(io));
+                if self.clients.remove(&(i, conn)).is_some() {
+                    self.nodes[i].broker.handle_close(now, conn);
+                    return;
+                }
                 self.cut(i, conn);
                 return;
             }
@@ -438,5 +456,169 @@ impl Net {
                 self.restart(i);
             }
         }
+    }
+
+    /// A client connects to node `i`.
+    pub fn client(&mut self, i: usize) -> ConnId {
+        let conn = ConnId(self.next_inbound);
+        self.next_inbound += 1;
+        self.clients.insert((i, conn), BytesMut::new());
+        self.nodes[i].broker.handle_open(self.now, conn);
+        self.drain();
+        conn
+    }
+
+    /// Send a request from a client of node `i` and run until its answer
+    /// comes, for at most `within`; the answer, or `None` when none came
+    /// (or the connection was closed).
+    pub fn request<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        (i, conn): (usize, ConnId),
+        (key, version): (ApiKey, i16),
+        body: &Req,
+        within: Duration,
+    ) -> Option<Resp> {
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str("sim-client")));
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        header
+            .encode(&mut frame, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut frame, version).unwrap();
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.nodes[i].broker.handle_read(self.now, conn, &mut frame);
+        let end = self.now.mono.saturating_add(within);
+        loop {
+            self.drain();
+            let out = self.clients.get_mut(&(i, conn))?;
+            if out.len() >= 4 {
+                let len = i32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
+                if out.len() >= 4 + len {
+                    let mut frame = out.split_to(4 + len).freeze();
+                    frame.advance(4);
+                    let header =
+                        ResponseHeader::decode(&mut frame, key.response_header_version(version))
+                            .unwrap();
+                    assert_eq!(header.correlation_id, corr, "answers come in order");
+                    return Some(Resp::decode(&mut frame, version).unwrap());
+                }
+            }
+            if self.now.mono >= end {
+                return None;
+            }
+            let step = self
+                .now
+                .mono
+                .saturating_add(Duration::from_millis(10))
+                .min(end);
+            self.run_until(step);
+        }
+    }
+}
+
+pub fn voters(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{i}@10.0.0.{}:9093", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `n` voters at 10.0.0.1–n, advertising port 9092, with `settings`.
+pub fn quorum_net(seed: u64, n: usize, delays: (u64, u64), settings: &[(&str, &str)]) -> Net {
+    let configs = (0..n)
+        .map(|i| {
+            let mut c = Config::default();
+            c.set("node.id", &i.to_string()).unwrap();
+            c.set("controller.quorum.voters", &voters(n)).unwrap();
+            for (k, v) in settings {
+                c.set(k, v).unwrap();
+            }
+            c.advertised_host = format!("10.0.0.{}", i + 1);
+            c.advertised_port = 9092;
+            c
+        })
+        .collect();
+    Net::new(seed, configs, delays)
+}
+
+impl Net {
+    /// A run of faults for `span`, then healing.
+    pub fn faults(&mut self, span: Duration) {
+        let end = self.now.mono.saturating_add(span);
+        let n = self.nodes.len();
+        while self.now.mono < end {
+            let until = self
+                .now
+                .mono
+                .saturating_add(Duration::from_millis(self.rng.range(200, 3_000)));
+            match self.rng.below(5) {
+                0 => {
+                    let i = self.rng.index(n);
+                    if self.trace {
+                        eprintln!("{:?}: pause node {i}", self.now.mono);
+                    }
+                    self.pause(i, true);
+                    self.run_until(until);
+                    self.pause(i, false);
+                }
+                1 => {
+                    // One side of up to half the voters.
+                    let k = 1 + self.rng.index(n / 2);
+                    let mut side: Vec<usize> = (0..n).collect();
+                    for x in 0..n {
+                        let y = x + self.rng.index(n - x);
+                        side.swap(x, y);
+                    }
+                    side.truncate(k);
+                    if self.trace {
+                        eprintln!("{:?}: split {side:?} off", self.now.mono);
+                    }
+                    for i in 0..n {
+                        for j in i + 1..n {
+                            if side.contains(&i) != side.contains(&j) {
+                                self.split.insert((i, j));
+                                self.cut_between(i, j);
+                                self.cut_between(j, i);
+                            }
+                        }
+                    }
+                    self.run_until(until);
+                    self.split.clear();
+                }
+                2 => {
+                    let mut ends: Vec<(usize, ConnId)> = self.links.keys().copied().collect();
+                    ends.sort_by_key(|(n, c)| (*n, c.0));
+                    if !ends.is_empty() {
+                        let (i, c) = ends[self.rng.index(ends.len())];
+                        if self.trace {
+                            eprintln!("{:?}: cut node {i}'s {c:?}", self.now.mono);
+                        }
+                        self.cut(i, c);
+                    }
+                    self.run_until(until);
+                }
+                3 => {
+                    let i = self.rng.index(n);
+                    if self.trace {
+                        eprintln!("{:?}: crash node {i}", self.now.mono);
+                    }
+                    self.crash(i);
+                    self.run_until(until);
+                    if self.trace {
+                        eprintln!("{:?}: restart node {i}", self.now.mono);
+                    }
+                    self.restart(i);
+                }
+                _ => self.run_until(until),
+            }
+        }
+        self.heal();
     }
 }

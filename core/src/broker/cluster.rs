@@ -1,0 +1,398 @@
+//! The broker in a cluster: Raft frames in and out, the partition logs
+//! this broker holds made to follow the image the quorum applied, the
+//! cluster as handlers see it (brokers, controller, who leads a partition),
+//! and requests that wait for their records to be committed.
+//!
+//! Without a quorum every answer here is the single broker's own: itself
+//! as the only broker and controller, leader of every partition it has.
+
+use std::fmt;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Encodable;
+
+use super::Broker;
+use super::group_log::OFFSETS_TOPIC;
+use super::logs::LogKey;
+use super::out::Owner;
+use super::wait::{Ctx, Response, Until, Waiter, Wake};
+use crate::cluster::{Image, state, wire};
+use crate::io::{Command, ConnId};
+use crate::protocol::{self, Request};
+use crate::time::Instant;
+
+/// A broker as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerAddr {
+    pub(crate) id: i32,
+    pub(crate) host: String,
+    pub(crate) port: i32,
+}
+
+/// Why a partition is not served here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotHere {
+    /// No such topic or partition.
+    Unknown,
+    /// Another broker leads it (or none does now).
+    NotLeader,
+}
+
+impl NotHere {
+    pub(crate) fn code(self) -> i16 {
+        match self {
+            NotHere::Unknown => ResponseError::UnknownTopicOrPartition.code(),
+            NotHere::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// The image, in a cluster.
+    pub(crate) fn image(&self) -> Option<&Image> {
+        self.quorum.as_deref().map(|q| q.image())
+    }
+
+    /// Every broker clients can reach: the registered ones, and this one
+    /// even before its registration is applied (a client always has one).
+    pub(crate) fn brokers(&self) -> Vec<BrokerAddr> {
+        let me = BrokerAddr {
+            id: self.config.node_id,
+            host: self.config.advertised_host.clone(),
+            port: i32::from(self.config.advertised_port),
+        };
+        let Some(image) = self.image() else {
+            return vec![me];
+        };
+        let mut all: Vec<BrokerAddr> = image
+            .brokers
+            .iter()
+            .filter_map(|(&id, r)| {
+                let (host, port) = r.host_port()?;
+                Some(BrokerAddr {
+                    id,
+                    host: host.to_owned(),
+                    port: i32::from(port),
+                })
+            })
+            .collect();
+        if !all.iter().any(|b| b.id == me.id) {
+            all.push(me);
+        }
+        all
+    }
+
+    /// The active controller's id, -1 when none is known.
+    pub(crate) fn controller_id(&self) -> i32 {
+        match self.quorum.as_deref() {
+            None => self.config.node_id,
+            Some(q) => q.controller().unwrap_or(-1),
+        }
+    }
+
+    /// Whether `name` is a topic of the cluster (or, alone, of this broker).
+    pub(crate) fn topic_exists(&self, name: &str) -> bool {
+        match self.image() {
+            Some(image) if name != OFFSETS_TOPIC => image.topics.contains_key(name),
+            _ => self.logs.topic(name).is_some(),
+        }
+    }
+
+    /// Whether this broker serves reads and writes of `topic`'s partition
+    /// `partition`: it exists and this broker leads it. Alone, a broker
+    /// leads every partition it has. `__consumer_offsets` is each broker's
+    /// own until the cluster replicates it.
+    /// Its log, when so.
+    pub(crate) fn leads(&self, topic: &str, partition: i32) -> Result<LogKey, NotHere> {
+        let local = self.logs.find(topic, partition);
+        let image = match self.image() {
+            Some(image) if topic != OFFSETS_TOPIC => image,
+            _ => return local.ok_or(NotHere::Unknown),
+        };
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|p| image.topics.get(topic)?.partitions.get(p))
+            .ok_or(NotHere::Unknown)?;
+        match local {
+            Some(key) if p.leader == self.config.node_id => Ok(key),
+            _ => Err(NotHere::NotLeader),
+        }
+    }
+
+    /// Whether `topic` has partition `partition` in the cluster (or, alone,
+    /// on this broker).
+    pub(crate) fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        match self.image() {
+            Some(image) if topic != OFFSETS_TOPIC => usize::try_from(partition)
+                .ok()
+                .zip(image.topics.get(topic))
+                .is_some_and(|(p, t)| p < t.partitions.len()),
+            _ => self.logs.find(topic, partition).is_some(),
+        }
+    }
+
+    /// A topic's own settings: the image's in a cluster, else those given
+    /// at its creation (or changed since) on this broker.
+    pub(crate) fn topic_overrides(&self, topic: &str) -> Vec<(String, String)> {
+        match self.image().and_then(|i| i.topics.get(topic)) {
+            Some(t) => t
+                .configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            None => self.logs.overrides_of(topic),
+        }
+    }
+
+    /// This broker is the active controller: it may propose. In a cluster
+    /// elsewhere, the NOT_CONTROLLER refusal to give.
+    pub(crate) fn not_controller(&self) -> Option<(i16, String)> {
+        let q = self.quorum.as_deref()?;
+        if q.is_controller() {
+            return None;
+        }
+        let message = match q.controller() {
+            Some(c) => format!("broker {c} is the active controller; ask it"),
+            None => "no active controller is known yet; retry".to_owned(),
+        };
+        Some((ResponseError::NotController.code(), message))
+    }
+}
+
+/// Called on a response once the records a result waited for are applied
+/// (`Ok`), or could not be (`Err`: the error to give): it fills in that
+/// result.
+type Finish<T> = Box<dyn FnMut(&mut T, Result<&Image, (i16, String)>) + Send>;
+
+/// A request answered once the records it proposed are applied: each
+/// result of its response waits for the log index its records took, then
+/// is filled in from the image. A result whose records a new controller
+/// overwrote is told NOT_CONTROLLER (the client retries); one still
+/// waiting at the request's timeout, REQUEST_TIMED_OUT.
+pub(crate) struct Committed<T> {
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: T,
+    pending: Vec<(u64, Finish<T>)>,
+    deadline: Instant,
+}
+
+impl<T> fmt::Debug for Committed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Committed")
+            .field("key", &self.key)
+            .field("pending", &self.pending.len())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Encodable + Send + 'static> Committed<T> {
+    pub(crate) fn new(request: &Request, response: T, deadline: Instant) -> Self {
+        Self {
+            key: request.key,
+            version: request.version,
+            correlation_id: request.correlation_id,
+            response,
+            pending: Vec::new(),
+            deadline,
+        }
+    }
+
+    /// The response, to fill in results that wait for nothing.
+    pub(crate) fn response(&mut self) -> &mut T {
+        &mut self.response
+    }
+
+    /// A result waiting for log index `index`.
+    pub(crate) fn wait_for(
+        &mut self,
+        index: u64,
+        finish: impl FnMut(&mut T, Result<&Image, (i16, String)>) + Send + 'static,
+    ) {
+        self.pending.push((index, Box::new(finish)));
+    }
+
+    /// The answer: now when nothing waits, else a wait.
+    pub(crate) fn answer(mut self, cx: &mut Ctx<'_>) -> super::wait::Answer {
+        match self.poll(cx, Wake::Metadata) {
+            Some(Response::Frame(f)) => super::wait::Answer::Frame(f),
+            Some(r @ Response::Parts(..)) => r.into(),
+            None => super::wait::Answer::Wait(Box::new(self)),
+        }
+    }
+}
+
+impl<T: Encodable + Send + 'static> Waiter for Committed<T> {
+    fn until(&self) -> Until {
+        Until::Metadata {
+            deadline: self.deadline,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response> {
+        let timed_out = matches!(wake, Wake::Deadline) && self.deadline <= cx.now.mono;
+        let response = &mut self.response;
+        match cx.quorum.as_deref() {
+            None => {
+                for (_, mut finish) in self.pending.drain(..) {
+                    let why = "the metadata quorum stopped".to_owned();
+                    finish(response, Err((ResponseError::NotController.code(), why)));
+                }
+            }
+            Some(q) => {
+                let (applied, image) = (q.applied(), q.image());
+                self.pending.retain_mut(|(index, finish)| {
+                    if *index <= applied {
+                        finish(response, Ok(image));
+                        false
+                    } else if timed_out {
+                        let why = "not committed by the metadata quorum within the timeout; \
+                                   it may still be"
+                            .to_owned();
+                        finish(response, Err((ResponseError::RequestTimedOut.code(), why)));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        if !self.pending.is_empty() {
+            return None;
+        }
+        Some(Response::Frame(protocol::encode_response(
+            self.key,
+            self.version,
+            self.correlation_id,
+            &self.response,
+        )))
+    }
+}
+
+impl Broker {
+    /// Raft messages from a peer: one-way, so they take no slot in the
+    /// connection's response order. Bytes that are not a well-formed batch
+    /// close the connection. A broker outside a quorum drops them, warning
+    /// once: the sender names it a voter, so the two configurations differ
+    /// (closing would only have the sender reconnect and send again).
+    pub(super) fn raft_frame(&mut self, conn: ConnId, frame: bytes::Bytes) {
+        let Some(q) = &mut self.quorum else {
+            self.metrics.rejected("raft_without_quorum");
+            if !self.warned_no_quorum {
+                self.warned_no_quorum = true;
+                tracing::warn!(
+                    ?conn,
+                    client = self.conns.client_id(conn),
+                    "a peer sends Raft messages, but this broker is no voter \
+                     (controller.quorum.voters names no other broker, or not this node.id); dropped"
+                );
+            }
+            return;
+        };
+        match wire::decode_frame(frame) {
+            Ok(messages) => q.receive(messages),
+            Err(e) => {
+                tracing::debug!(?conn, error = ?e, "malformed Raft frame; closing");
+                self.metrics.rejected("malformed");
+                return self.conns.close(&mut self.io, conn);
+            }
+        }
+        self.send_quorum();
+    }
+
+    /// Write the quorum's state when a round changed it, send what it has
+    /// for its peers and forward the topics it wants created to the
+    /// controller. A peer not connected misses them; Raft sends again what
+    /// matters, and clients ask again for their topics. Then act on the
+    /// records applied: follow the image, wake requests waiting on them.
+    pub(super) fn send_quorum(&mut self) {
+        let Some(q) = &mut self.quorum else {
+            return;
+        };
+        if let Some(bytes) = q.take_write() {
+            let cmd = Command::WriteFile {
+                io: self.io.next_io(),
+                path: state::QUORUM_STATE.to_owned(),
+                bytes,
+            };
+            self.io.emit(cmd, Owner::Quorum);
+        }
+        for (node, messages) in q.take_outbox() {
+            self.peers.send_raft(&mut self.io, node, &messages);
+        }
+        if let Some((controller, topics)) = q.take_wanted_topics() {
+            self.peers.create_topics(&mut self.io, controller, &topics);
+        }
+        if q.take_changed() {
+            self.follow_image();
+            self.wake_metadata();
+        }
+    }
+
+    /// Hold a log for every partition the image makes this broker a
+    /// replica of; remove the topics the image no longer has. A topic this
+    /// broker holds that the image never had (a stray: data from before
+    /// the cluster, or from another one) is left on disk, unserved, and
+    /// named once in the log.
+    pub(super) fn follow_image(&mut self) {
+        let Some(q) = &self.quorum else {
+            return;
+        };
+        let image = q.image().clone();
+        let me = self.config.node_id;
+        for (name, topic) in &image.topics {
+            let overrides: Vec<(String, String)> = topic
+                .configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (p, state) in topic.partitions.iter().enumerate() {
+                if !state.replicas.contains(&me) {
+                    continue;
+                }
+                let Ok(p) = i32::try_from(p) else { continue };
+                self.logs
+                    .host_partition(&mut self.io, self.now, (name, topic.id), p, &overrides);
+            }
+        }
+        let held: Vec<(String, uuid::Uuid)> = self
+            .logs
+            .topics()
+            .filter(|(name, _)| name.as_str() != OFFSETS_TOPIC)
+            .map(|(name, t)| (name.clone(), t.id))
+            .collect();
+        for (name, id) in held {
+            let now_in_image = image.topics.get(&name).is_some_and(|t| t.id == id);
+            if now_in_image {
+                continue;
+            }
+            if self.seen_topics.contains(&id) {
+                tracing::info!(topic = %name, "topic deleted by the controller; removing its logs");
+                self.logs.delete_topic(&mut self.io, self.now, &name);
+                self.seen_topics.remove(&id);
+            } else if self.strays.insert(id) {
+                tracing::warn!(
+                    topic = %name,
+                    "this broker holds logs of a topic the cluster's metadata does not have; \
+                     they are kept on disk and not served"
+                );
+            }
+        }
+        for (name, t) in &image.topics {
+            if self.logs.topic(name).is_some_and(|held| held.id == t.id) {
+                self.seen_topics.insert(t.id);
+            }
+        }
+    }
+
+    /// Requests waiting on the metadata quorum look again.
+    fn wake_metadata(&mut self) {
+        let metadata = |u: Until| matches!(u, Until::Metadata { .. });
+        for (conn, seq) in self.conns.waiting(metadata) {
+            self.wake_slot(conn, seq, Wake::Metadata);
+        }
+    }
+}

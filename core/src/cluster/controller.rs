@@ -1,0 +1,311 @@
+//! The active controller's decisions, as pure functions of the image: which
+//! records a topic creation, a partition increase or a topic deletion
+//! writes. The controller is the quorum's leader; it checks a request
+//! against its image and proposes the records, and every broker applies
+//! them once committed (applying checks them again, so a proposal raced by
+//! another changes nothing).
+//!
+//! Replica placement follows Kafka's rack-unaware assignment: brokers in id
+//! order, partition `p`'s first replica (its preferred leader) at position
+//! `start + p`, the others after it, so leaders spread evenly and `start`
+//! moves from one topic to the next.
+
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::records::{Image, PartitionImage, Record, TOPIC_RESOURCE};
+
+/// A refusal: a Kafka error code and the message a user reads.
+pub(crate) type Refusal = (i16, String);
+
+/// The replication factor this cluster builds today: partitions are led
+/// and served across brokers, but not yet copied between them.
+pub(crate) const MAX_REPLICATION_FACTOR: i16 = 1;
+
+/// What a CreateTopics entry asks for, already checked for name and
+/// settings.
+#[derive(Debug, Clone)]
+pub(crate) struct NewTopic {
+    pub(crate) name: String,
+    /// Partitions when no assignment is given.
+    pub(crate) partitions: i32,
+    /// -1 for `default.replication.factor`.
+    pub(crate) replication_factor: i16,
+    /// Replicas per partition, when the client chose them.
+    pub(crate) assignments: Vec<Vec<i32>>,
+    pub(crate) configs: Vec<(String, String)>,
+}
+
+/// The records that create `topic` with id `id`, placing replicas from
+/// position `start`; `default_rf` stands in for a factor of -1.
+pub(crate) fn create_topic(
+    image: &Image,
+    topic: &NewTopic,
+    id: Uuid,
+    start: usize,
+    default_rf: i16,
+) -> Result<Vec<Record>, Refusal> {
+    if image.topics.contains_key(&topic.name) {
+        return Err((
+            ResponseError::TopicAlreadyExists.code(),
+            format!("topic `{}` already exists", topic.name),
+        ));
+    }
+    let rf = if topic.replication_factor == -1 {
+        default_rf
+    } else {
+        topic.replication_factor
+    };
+    let replicas = if topic.assignments.is_empty() {
+        place(image, 0, topic.partitions, rf, start)?
+    } else {
+        check_assignments(image, &topic.assignments)?;
+        topic.assignments.clone()
+    };
+    let mut records = vec![Record::Topic {
+        name: topic.name.clone(),
+        id,
+    }];
+    records.extend(partitions(id, 0, replicas));
+    records.extend(topic.configs.iter().map(|(k, v)| Record::Config {
+        resource_type: TOPIC_RESOURCE,
+        resource: topic.name.clone(),
+        name: k.clone(),
+        value: Some(v.clone()),
+    }));
+    Ok(records)
+}
+
+/// The records that grow `name` to `count` partitions (with `assignments`
+/// for the new ones, when given).
+pub(crate) fn add_partitions(
+    image: &Image,
+    name: &str,
+    count: i32,
+    assignments: &[Vec<i32>],
+    start: usize,
+) -> Result<Vec<Record>, Refusal> {
+    let Some(topic) = image.topics.get(name) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("topic `{name}` does not exist"),
+        ));
+    };
+    let have = topic.partitions.len() as i32;
+    if count <= have {
+        return Err((
+            ResponseError::InvalidPartitions.code(),
+            format!("topic `{name}` has {have} partitions; the count can only grow"),
+        ));
+    }
+    let rf = topic
+        .partitions
+        .first()
+        .map_or(1, |p| p.replicas.len() as i16);
+    let replicas = if assignments.is_empty() {
+        place(image, have, count - have, rf, start)?
+    } else {
+        if assignments.len() as i32 != count - have {
+            return Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                format!(
+                    "{} assignments for {} new partitions",
+                    assignments.len(),
+                    count - have
+                ),
+            ));
+        }
+        check_assignments(image, assignments)?;
+        assignments.to_vec()
+    };
+    Ok(partitions(topic.id, have, replicas).collect())
+}
+
+/// The record that deletes `name`.
+pub(crate) fn remove_topic(image: &Image, name: &str) -> Option<Record> {
+    let topic = image.topics.get(name)?;
+    Some(Record::RemoveTopic { id: topic.id })
+}
+
+/// Partition records from `first` on, each led by its first replica, every
+/// replica in sync (a new partition is empty everywhere).
+fn partitions(id: Uuid, first: i32, replicas: Vec<Vec<i32>>) -> impl Iterator<Item = Record> {
+    replicas
+        .into_iter()
+        .zip(first..)
+        .map(move |(r, p)| Record::Partition {
+            topic_id: id,
+            partition: p,
+            state: PartitionImage {
+                isr: r.clone(),
+                leader: r[0],
+                replicas: r,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+        })
+}
+
+/// Replicas for `count` partitions from partition `first` on.
+fn place(
+    image: &Image,
+    first: i32,
+    count: i32,
+    rf: i16,
+    start: usize,
+) -> Result<Vec<Vec<i32>>, Refusal> {
+    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    check_factor(rf, brokers.len())?;
+    let n = brokers.len();
+    let rf = rf as usize;
+    Ok((first..first + count)
+        .map(|p| {
+            let lead = start.wrapping_add(p as usize) % n;
+            (0..rf).map(|i| brokers[(lead + i) % n]).collect()
+        })
+        .collect())
+}
+
+fn check_factor(rf: i16, brokers: usize) -> Result<(), Refusal> {
+    if rf < 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor.code(),
+            format!("replication factor {rf}: must be at least 1"),
+        ));
+    }
+    if rf as usize > brokers {
+        return Err((
+            ResponseError::InvalidReplicationFactor.code(),
+            format!("replication factor {rf} is larger than the {brokers} brokers registered"),
+        ));
+    }
+    if rf > MAX_REPLICATION_FACTOR {
+        return Err((
+            ResponseError::InvalidReplicationFactor.code(),
+            format!(
+                "replication factor {rf}: this cluster spreads partitions across brokers \
+                 but does not yet copy them between brokers; use 1"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_assignments(image: &Image, assignments: &[Vec<i32>]) -> Result<(), Refusal> {
+    let bad = |m: String| Err((ResponseError::InvalidReplicaAssignment.code(), m));
+    let Some(first) = assignments.first() else {
+        return bad("no assignment".to_owned());
+    };
+    for (p, a) in assignments.iter().enumerate() {
+        if a.len() != first.len() {
+            return bad(format!(
+                "partition {p} has {} replicas, partition 0 has {}",
+                a.len(),
+                first.len()
+            ));
+        }
+        if let Some(b) = a.iter().find(|b| !image.brokers.contains_key(b)) {
+            return bad(format!(
+                "partition {p} names broker {b}, which is not registered"
+            ));
+        }
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != a.len() {
+            return bad(format!("partition {p} names a broker twice"));
+        }
+    }
+    check_factor(first.len() as i16, image.brokers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::records::Registration;
+
+    fn image(brokers: &[i32]) -> Image {
+        let mut i = Image::default();
+        for &b in brokers {
+            i.brokers.insert(
+                b,
+                Registration {
+                    epoch: 1,
+                    endpoint: format!("h:{b}"),
+                },
+            );
+        }
+        i
+    }
+
+    fn new_topic(partitions: i32, rf: i16) -> NewTopic {
+        NewTopic {
+            name: "t".into(),
+            partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: vec![("retention.ms".into(), "5".into())],
+        }
+    }
+
+    fn leaders(records: &[Record]) -> Vec<i32> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Partition { state, .. } => Some(state.leader),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn leaders_spread_over_the_brokers_from_the_start_position() {
+        let img = image(&[0, 1, 2]);
+        let r = create_topic(&img, &new_topic(6, -1), Uuid::from_u128(1), 1, 1).unwrap();
+        assert_eq!(leaders(&r), vec![1, 2, 0, 1, 2, 0]);
+        assert!(matches!(&r[0], Record::Topic { name, .. } if name == "t"));
+        assert!(matches!(r.last(), Some(Record::Config { name, .. }) if name == "retention.ms"));
+        // Applied, they make the topic.
+        let mut applied = img.clone();
+        for rec in r {
+            applied.apply(9, rec);
+        }
+        assert_eq!(applied.topics["t"].partitions.len(), 6);
+        let more = add_partitions(&applied, "t", 8, &[], 0).unwrap();
+        assert_eq!(leaders(&more), vec![0, 1]);
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_kafkas_codes() {
+        let img = image(&[0, 1, 2]);
+        let code = |r: Result<Vec<Record>, Refusal>| r.unwrap_err().0;
+        let id = Uuid::from_u128(1);
+        assert_eq!(
+            code(create_topic(&img, &new_topic(1, 4), id, 0, 1)),
+            ResponseError::InvalidReplicationFactor.code()
+        );
+        assert_eq!(
+            code(create_topic(&img, &new_topic(1, 0), id, 0, 1)),
+            ResponseError::InvalidReplicationFactor.code()
+        );
+        let mut t = new_topic(1, -1);
+        t.assignments = vec![vec![0], vec![7]];
+        assert_eq!(
+            code(create_topic(&img, &t, id, 0, 1)),
+            ResponseError::InvalidReplicaAssignment.code()
+        );
+        t.assignments = vec![vec![0], vec![1, 2]];
+        assert_eq!(
+            code(create_topic(&img, &t, id, 0, 1)),
+            ResponseError::InvalidReplicaAssignment.code()
+        );
+        assert_eq!(
+            code(add_partitions(&img, "t", 3, &[], 0)),
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert_eq!(
+            code(create_topic(&image(&[]), &new_topic(1, -1), id, 0, 1)),
+            ResponseError::InvalidReplicationFactor.code()
+        );
+    }
+}

@@ -1,0 +1,405 @@
+//! Topics through the metadata quorum, with three broker cores on the
+//! simulated network of `net/`: the active controller places partitions on
+//! the registered brokers and commits them; every broker applies the same
+//! records, holds logs for exactly the partitions it was given, answers
+//! Metadata with the whole cluster, and serves only the partitions it
+//! leads. Then the same under faults, over many seeds: whatever the
+//! controller answered as created is in every image, and every broker
+//! holds the logs its image gives it.
+//!
+//! `CONVEYOR_CLUSTER_SEEDS=N` runs N seeds; `CONVEYOR_CLUSTER_SEED=S`
+//! replays one (`CONVEYOR_SIM_NET_TRACE=1` prints its faults).
+
+mod common;
+#[allow(dead_code)]
+mod net;
+#[allow(dead_code)]
+#[path = "seeded/rng.rs"]
+mod rng;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use conveyor_core::ConnId;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeLogDirsRequest,
+    DescribeLogDirsResponse, FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use net::{Net, quorum_net};
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const NOT_CONTROLLER: i16 = 41;
+const WAIT: Duration = Duration::from_secs(10);
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+/// Three brokers, run until one leads and every one is registered.
+fn cluster(seed: u64, delays: (u64, u64)) -> Net {
+    let mut net = quorum_net(seed, 3, delays, &[("num.partitions", "3")]);
+    settle(&mut net).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    net
+}
+
+/// Run until a leader is known to all and every broker is in every image.
+fn settle(net: &mut Net) -> Result<(), String> {
+    for _ in 0..600 {
+        net.advance(Duration::from_millis(100));
+        let statuses: Vec<_> = (0..net.nodes.len()).map(|i| net.status(i)).collect();
+        let leader = statuses[0].leader;
+        let agreed = leader.is_some()
+            && statuses.iter().all(|s| {
+                s.leader == leader
+                    && s.image.brokers.len() == net.nodes.len()
+                    && s.applied == s.committed
+            });
+        if agreed {
+            return Ok(());
+        }
+    }
+    Err("the cluster never settled".into())
+}
+
+fn controller(net: &Net) -> usize {
+    net.status(0).leader.expect("a controller") as usize
+}
+
+fn create(net: &mut Net, at: usize, topic: &str, partitions: i32) -> CreateTopicsResponse {
+    let conn = net.client(at);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1),
+        ])
+        .with_timeout_ms(5_000);
+    net.request((at, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
+        .expect("CreateTopics answered")
+}
+
+fn metadata(net: &mut Net, at: usize, conn: ConnId, topic: &str, create: bool) -> MetadataResponse {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name(topic))),
+        ]))
+        .with_allow_auto_topic_creation(create);
+    net.request((at, conn), (ApiKey::Metadata, 12), &req, WAIT)
+        .expect("Metadata answered")
+}
+
+/// The partitions of `topic` node `at` holds logs for.
+fn held(net: &mut Net, at: usize, topic: &str) -> BTreeSet<i32> {
+    let conn = net.client(at);
+    let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+        DescribableLogDirTopic::default()
+            .with_topic(name(topic))
+            .with_partitions((0..64).collect()),
+    ]));
+    let r: DescribeLogDirsResponse = net
+        .request((at, conn), (ApiKey::DescribeLogDirs, 4), &req, WAIT)
+        .expect("DescribeLogDirs answered");
+    r.results
+        .iter()
+        .flat_map(|d| &d.topics)
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.partition_index)
+        .collect()
+}
+
+/// The partitions of `topic` the image of node `at` makes it a replica of.
+fn assigned(net: &Net, at: usize, topic: &str) -> BTreeSet<i32> {
+    let s = net.status(at);
+    s.image.topics.get(topic).map_or_else(BTreeSet::new, |t| {
+        t.partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.replicas.contains(&s.node_id))
+            .map(|(i, _)| i as i32)
+            .collect()
+    })
+}
+
+fn produce(net: &mut Net, at: usize, topic: &str, partition: i32, value: &str) -> i16 {
+    let conn = net.client(at);
+    let batch = common::batch(&[value], 1_700_000_000_000, Compression::None);
+    let req = common::Sim::produce_req(topic, partition, batch);
+    let r: ProduceResponse = net
+        .request((at, conn), (ApiKey::Produce, 9), &req, WAIT)
+        .expect("Produce answered");
+    r.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn topics_are_created_by_the_controller_and_placed_across_the_brokers() {
+    let mut net = cluster(7, (5, 2));
+    let c = controller(&net);
+    let other = (c + 1) % 3;
+
+    // Another broker is not the controller, and says which is.
+    let r = create(&mut net, other, "orders", 6);
+    assert_eq!(r.topics[0].error_code, NOT_CONTROLLER);
+    let message = r.topics[0].error_message.as_ref().unwrap().to_string();
+    assert!(message.contains(&format!("broker {c}")), "{message}");
+
+    let r = create(&mut net, c, "orders", 6);
+    let t = &r.topics[0];
+    assert_eq!(t.error_code, 0, "{:?}", t.error_message);
+    assert!(!t.topic_id.is_nil());
+    assert_eq!((t.num_partitions, t.replication_factor), (6, 1));
+    net.advance(Duration::from_secs(1));
+
+    // Every broker has the same topic, the leaders spread two to a broker,
+    // and each holds logs for exactly the partitions given to it.
+    let image = net.status(0).image.topics["orders"].clone();
+    assert_eq!(image.id, t.topic_id);
+    for i in 0..3 {
+        assert_eq!(net.status(i).image.topics["orders"], image, "node {i}");
+        assert_eq!(assigned(&net, i, "orders").len(), 2, "node {i}");
+        assert_eq!(
+            held(&mut net, i, "orders"),
+            assigned(&net, i, "orders"),
+            "node {i}"
+        );
+    }
+
+    // Metadata from any broker names all three and each partition's leader.
+    for i in 0..3 {
+        let conn = net.client(i);
+        let m = metadata(&mut net, i, conn, "orders", false);
+        assert_eq!(m.brokers.len(), 3, "node {i}");
+        assert_eq!(m.controller_id.0, c as i32);
+        let topic = &m.topics[0];
+        assert_eq!(topic.error_code, 0);
+        assert_eq!(topic.topic_id, image.id);
+        for p in &topic.partitions {
+            let want = &image.partitions[p.partition_index as usize];
+            assert_eq!(p.leader_id.0, want.leader);
+            assert_eq!(p.replica_nodes.len(), 1);
+        }
+    }
+
+    // The leader takes a produce and serves it back; the others refuse it.
+    for p in 0..6 {
+        let leader = image.partitions[p as usize].leader as usize;
+        assert_eq!(
+            produce(&mut net, leader, "orders", p, "v"),
+            0,
+            "partition {p}"
+        );
+        let elsewhere = (leader + 1) % 3;
+        let code = produce(&mut net, elsewhere, "orders", p, "w");
+        assert_eq!(
+            code, NOT_LEADER_OR_FOLLOWER,
+            "partition {p} on node {elsewhere}"
+        );
+    }
+    let leader = image.partitions[0].leader as usize;
+    let conn = net.client(leader);
+    let f: FetchResponse = net
+        .request(
+            (leader, conn),
+            (ApiKey::Fetch, 12),
+            &common::Sim::fetch_req("orders", 0, 0),
+            WAIT,
+        )
+        .unwrap();
+    let part = &f.responses[0].partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (0, 1));
+    let values = common::values_of(part.records.as_ref().unwrap());
+    assert_eq!(values, vec![(0, "v".to_owned())]);
+    let follower = (leader + 1) % 3;
+    let conn = net.client(follower);
+    let f: FetchResponse = net
+        .request(
+            (follower, conn),
+            (ApiKey::Fetch, 12),
+            &common::Sim::fetch_req("orders", 0, 0),
+            WAIT,
+        )
+        .unwrap();
+    assert_eq!(
+        f.responses[0].partitions[0].error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
+
+    // Another topic of the same name is refused.
+    assert_eq!(create(&mut net, c, "orders", 1).topics[0].error_code, 36);
+}
+
+#[test]
+fn a_topic_auto_created_on_any_broker_is_created_by_the_controller() {
+    let mut net = cluster(11, (5, 2));
+    let c = controller(&net);
+    for (i, at) in [(c + 1) % 3, c].into_iter().enumerate() {
+        let topic = format!("auto-{i}");
+        let conn = net.client(at);
+        let first = metadata(&mut net, at, conn, &topic, true);
+        assert_eq!(
+            first.topics[0].error_code, LEADER_NOT_AVAILABLE,
+            "asked at {at}"
+        );
+        let mut found = None;
+        for _ in 0..50 {
+            net.advance(Duration::from_millis(100));
+            let m = metadata(&mut net, at, conn, &topic, true);
+            if m.topics[0].error_code == 0 {
+                found = Some(m);
+                break;
+            }
+        }
+        let m = found.unwrap_or_else(|| panic!("{topic} never created"));
+        assert_eq!(m.topics[0].partitions.len(), 3, "num.partitions");
+    }
+    // Without leave to create, nothing is.
+    let conn = net.client(0);
+    let m = metadata(&mut net, 0, conn, "never", false);
+    assert_eq!(m.topics[0].error_code, 3);
+    net.advance(Duration::from_secs(2));
+    assert!(!net.status(0).image.topics.contains_key("never"));
+}
+
+#[test]
+fn partitions_grow_and_topics_go_on_every_broker() {
+    let mut net = cluster(13, (5, 2));
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "t", 3).topics[0].error_code, 0);
+    let conn = net.client(c);
+    let req = CreatePartitionsRequest::default()
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(name("t"))
+                .with_count(6),
+        ])
+        .with_timeout_ms(5_000);
+    let r: CreatePartitionsResponse = net
+        .request((c, conn), (ApiKey::CreatePartitions, 3), &req, WAIT)
+        .unwrap();
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "{:?}",
+        r.results[0].error_message
+    );
+    net.advance(Duration::from_secs(1));
+    for i in 0..3 {
+        assert_eq!(net.status(i).image.topics["t"].partitions.len(), 6);
+        assert_eq!(held(&mut net, i, "t"), assigned(&net, i, "t"), "node {i}");
+        assert_eq!(assigned(&net, i, "t").len(), 2, "node {i}");
+    }
+    // A broker that restarts keeps its partitions and no others.
+    let restarted = (c + 2) % 3;
+    net.crash(restarted);
+    net.advance(Duration::from_millis(500));
+    net.restart(restarted);
+    net.advance(Duration::from_secs(3));
+    assert_eq!(
+        held(&mut net, restarted, "t"),
+        assigned(&net, restarted, "t")
+    );
+
+    let c = controller(&net);
+    let conn = net.client(c);
+    let req = DeleteTopicsRequest::default()
+        .with_topic_names(vec![name("t")])
+        .with_timeout_ms(5_000);
+    let r: DeleteTopicsResponse = net
+        .request((c, conn), (ApiKey::DeleteTopics, 5), &req, WAIT)
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 0);
+    net.advance(Duration::from_secs(1));
+    for i in 0..3 {
+        assert!(!net.status(i).image.topics.contains_key("t"));
+        assert!(held(&mut net, i, "t").is_empty(), "node {i} still holds t");
+    }
+}
+
+/// One seed: topics created on whichever broker leads, under faults;
+/// after healing, every topic the controller said it created is in every
+/// image, and every broker holds the logs its image gives it.
+fn run_seed(seed: u64) -> Result<usize, String> {
+    let mut net = cluster(seed, (20, 5));
+    let mut created = Vec::new();
+    for round in 0..4 {
+        let topic = format!("s{round}");
+        let at = net.status(0).leader.unwrap_or(0) as usize;
+        if !net.nodes[at].down {
+            let conn = net.client(at);
+            let req = CreateTopicsRequest::default()
+                .with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(name(&topic))
+                        .with_num_partitions(1 + (seed % 5) as i32)
+                        .with_replication_factor(-1),
+                ])
+                .with_timeout_ms(3_000);
+            let answer: Option<CreateTopicsResponse> = net.request(
+                (at, conn),
+                (ApiKey::CreateTopics, 7),
+                &req,
+                Duration::from_millis(50),
+            );
+            if let Some(r) = answer {
+                if r.topics[0].error_code == 0 {
+                    created.push((topic.clone(), r.topics[0].topic_id));
+                }
+            }
+        }
+        net.faults(Duration::from_secs(3));
+        settle(&mut net)?;
+    }
+    net.advance(Duration::from_secs(2));
+    for i in 0..3 {
+        let image = net.status(i).image;
+        for (topic, id) in &created {
+            match image.topics.get(topic) {
+                Some(t) if t.id == *id => {}
+                _ => return Err(format!("node {i} lacks {topic}, answered as created")),
+            }
+        }
+        for topic in image.topics.keys() {
+            if held(&mut net, i, topic) != assigned(&net, i, topic) {
+                return Err(format!(
+                    "node {i} holds other partitions of {topic} than its image gives it"
+                ));
+            }
+        }
+    }
+    Ok(created.len())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+#[test]
+fn what_the_controller_created_survives_faults_on_every_broker() {
+    if let Some(seed) = env_u64("CONVEYOR_CLUSTER_SEED") {
+        run_seed(seed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        return;
+    }
+    let seeds = env_u64("CONVEYOR_CLUSTER_SEEDS").unwrap_or(300);
+    let mut created = 0;
+    for seed in 0..seeds {
+        match run_seed(seed) {
+            Ok(n) => created += n,
+            Err(e) => panic!(
+                "seed {seed}: {e}\nreplay: CONVEYOR_CLUSTER_SEED={seed} cargo test -p conveyor-core --test cluster_sim"
+            ),
+        }
+    }
+    // The runs must have created topics, not only refused them.
+    assert!(
+        created as u64 >= seeds,
+        "{created} topics over {seeds} seeds"
+    );
+}

@@ -1,0 +1,154 @@
+//! Topics across three `conveyor serve` processes on loopback, on every
+//! runtime, driven by librdkafka: a topic created through any broker is
+//! created by the active controller and its partitions led by all three;
+//! Metadata from any broker names the three brokers and every partition's
+//! leader; a producer and a consumer bootstrapped from one broker each
+//! reach every leader, and every record produced is read back.
+//!
+//! Run: `cargo test -p conveyor-tests --test cluster`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use conveyor_tests::client::{
+    client_config, consume_all, consumer, produce_test_records, producer, producer_config,
+    try_create_topic,
+};
+use conveyor_tests::{ChildBroker, each_runtime, free_port, unique_topic};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::RDKafkaErrorCode;
+
+/// How long three brokers may take to elect a controller and register.
+const FORM: Duration = Duration::from_secs(30);
+const PARTITIONS: i32 = 6;
+const RECORDS: usize = 600;
+
+fn logs(brokers: &[ChildBroker]) -> String {
+    brokers
+        .iter()
+        .map(ChildBroker::log)
+        .collect::<Vec<_>>()
+        .join("\n----\n")
+}
+
+/// Wait until Metadata from `bootstrap` names `n` brokers and a controller.
+fn formed(bootstrap: &str, n: usize, brokers: &[ChildBroker]) {
+    let c = consumer(&client_config(bootstrap));
+    let deadline = Instant::now() + FORM;
+    loop {
+        if let Ok(m) = c.fetch_metadata(None, Duration::from_secs(2)) {
+            if m.brokers().len() == n {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Metadata never named {n} brokers within {FORM:?}\n{}",
+            logs(brokers)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+each_runtime! {
+    fn a_topic_spreads_over_three_brokers_and_every_record_comes_back(rt) {
+        let addrs: Vec<SocketAddr> = (0..3)
+            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+            .collect();
+        let voters = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}@{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let brokers: Vec<ChildBroker> = (0..3)
+            .map(|i| {
+                let id = i.to_string();
+                let settings = [
+                    ("node.id", id.as_str()),
+                    ("controller.quorum.voters", voters.as_str()),
+                ];
+                ChildBroker::spawn_on(rt, addrs[i], dirs[i].path(), &settings)
+            })
+            .collect();
+        let bootstrap = |i: usize| addrs[i].to_string();
+        formed(&bootstrap(0), 3, &brokers);
+
+        // Created through broker 1, whichever broker is the controller:
+        // librdkafka sends CreateTopics to the controller Metadata names.
+        let topic = unique_topic("spread");
+        let deadline = Instant::now() + FORM;
+        loop {
+            match try_create_topic(&bootstrap(1), &topic, PARTITIONS, Duration::from_secs(10)) {
+                Ok(()) => break,
+                // A controller elected a moment ago may not be known yet.
+                Err(RDKafkaErrorCode::NotController) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("CreateTopics {topic}: {e}\n{}", logs(&brokers)),
+            }
+        }
+
+        // Every broker answers Metadata with all three and the same leaders,
+        // all three leading some partitions.
+        let mut leaders_seen = None;
+        for i in 0..3 {
+            let c = consumer(&client_config(&bootstrap(i)));
+            let deadline = Instant::now() + FORM;
+            let leaders: Vec<i32> = loop {
+                let m = c
+                    .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                    .expect("metadata");
+                let t = &m.topics()[0];
+                if t.error().is_none() && t.partitions().len() == PARTITIONS as usize {
+                    assert_eq!(m.brokers().len(), 3, "broker {i} names every broker");
+                    let mut l: Vec<(i32, i32)> =
+                        t.partitions().iter().map(|p| (p.id(), p.leader())).collect();
+                    l.sort_unstable();
+                    break l.into_iter().map(|(_, leader)| leader).collect();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "broker {i} never had {topic}: {:?}\n{}",
+                    t.error(),
+                    logs(&brokers)
+                );
+                thread::sleep(Duration::from_millis(100));
+            };
+            let distinct: BTreeSet<i32> = leaders.iter().copied().collect();
+            assert_eq!(distinct, BTreeSet::from([0, 1, 2]), "leaders {leaders:?}");
+            match &leaders_seen {
+                None => leaders_seen = Some(leaders),
+                Some(seen) => assert_eq!(seen, &leaders, "broker {i} agrees"),
+            }
+        }
+
+        // A producer bootstrapped from broker 2 reaches every leader.
+        let p = producer(&producer_config(&bootstrap(2), "lz4"));
+        let acked = produce_test_records(&p, &topic, None, 0..RECORDS, Duration::from_secs(60));
+        assert_eq!(acked.len(), RECORDS);
+        let partitions: BTreeSet<i32> = acked.values().map(|d| d.partition).collect();
+        assert_eq!(partitions.len(), PARTITIONS as usize, "keys spread over every partition");
+
+        // And a consumer bootstrapped from broker 0 reads every one back.
+        let records = consume_all(&bootstrap(0), &topic, PARTITIONS, Duration::from_secs(60));
+        let got: BTreeSet<usize> = records.iter().map(|r| r.index()).collect();
+        assert_eq!(got, (0..RECORDS).collect::<BTreeSet<_>>());
+        assert_eq!(records.len(), RECORDS, "no record twice");
+
+        // Each broker holds logs only for the partitions it leads.
+        let leaders = leaders_seen.expect("leaders");
+        for (i, dir) in dirs.iter().enumerate() {
+            for (p, &leader) in leaders.iter().enumerate() {
+                let held = dir.path().join(format!("{topic}-{p}")).is_dir();
+                assert_eq!(held, leader == i as i32, "broker {i}, partition {p}");
+            }
+        }
+        for b in brokers {
+            assert!(b.terminate().success(), "clean stop");
+        }
+    }
+}
