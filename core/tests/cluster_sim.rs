@@ -367,9 +367,10 @@ fn run_seed(seed: u64) -> Result<usize, String> {
             }
         }
         for topic in image.topics.keys() {
-            if held(&mut net, i, topic) != assigned(&net, i, topic) {
+            let (h, a) = (held(&mut net, i, topic), assigned(&net, i, topic));
+            if h != a {
                 return Err(format!(
-                    "node {i} holds other partitions of {topic} than its image gives it"
+                    "node {i} holds partitions {h:?} of {topic}; its image gives it {a:?}"
                 ));
             }
         }
@@ -401,5 +402,112 @@ fn what_the_controller_created_survives_faults_on_every_broker() {
     assert!(
         created as u64 >= seeds,
         "{created} topics over {seeds} seeds"
+    );
+}
+
+#[test]
+fn each_group_has_one_coordinator_and_the_others_send_clients_to_it() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
+        HeartbeatResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+        OffsetFetchResponse,
+    };
+    const NOT_COORDINATOR: i16 = 16;
+
+    let mut net = cluster(17, (5, 2));
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "orders", 3).topics[0].error_code, 0);
+    // The controller creates __consumer_offsets once all three registered.
+    net.advance(Duration::from_secs(2));
+    let offsets = net.status(0).image.topics["__consumer_offsets"].clone();
+    assert_eq!(offsets.partitions.len(), 50);
+    let leaders: BTreeSet<i32> = offsets.partitions.iter().map(|p| p.leader).collect();
+    assert_eq!(leaders, BTreeSet::from([0, 1, 2]), "coordinators spread");
+
+    let mut coordinators = BTreeSet::new();
+    for g in 0..12 {
+        let group = format!("g{g}");
+        let find = |net: &mut Net, at: usize| {
+            let conn = net.client(at);
+            let req =
+                FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.clone()));
+            let r: FindCoordinatorResponse = net
+                .request((at, conn), (ApiKey::FindCoordinator, 3), &req, WAIT)
+                .unwrap();
+            assert_eq!(r.error_code, 0, "{group} from node {at}");
+            r.node_id.0
+        };
+        let answers: BTreeSet<i32> = (0..3).map(|at| find(&mut net, at)).collect();
+        assert_eq!(
+            answers.len(),
+            1,
+            "{group}: one coordinator, whoever is asked"
+        );
+        let coordinator = *answers.first().unwrap() as usize;
+        coordinators.insert(coordinator);
+
+        // Another broker sends the client back to find it.
+        let other = (coordinator + 1) % 3;
+        let conn = net.client(other);
+        let hb = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_member_id(StrBytes::from_static_str("m"));
+        let r: HeartbeatResponse = net
+            .request((other, conn), (ApiKey::Heartbeat, 4), &hb, WAIT)
+            .unwrap();
+        assert_eq!(r.error_code, NOT_COORDINATOR);
+
+        // The coordinator keeps the group's offsets, for any topic's
+        // partition, wherever that partition is led.
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(name("orders"))
+                    .with_partitions(
+                        (0..3)
+                            .map(|p| {
+                                OffsetCommitRequestPartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(10 + i64::from(p))
+                            })
+                            .collect(),
+                    ),
+            ]);
+        for (at, want) in [(other, NOT_COORDINATOR), (coordinator, 0)] {
+            let conn = net.client(at);
+            let r: OffsetCommitResponse = net
+                .request((at, conn), (ApiKey::OffsetCommit, 8), &commit, WAIT)
+                .unwrap();
+            for p in &r.topics[0].partitions {
+                assert_eq!(p.error_code, want, "{group} committed at node {at}");
+            }
+        }
+        let conn = net.client(coordinator);
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(name("orders"))
+                    .with_partition_indexes(vec![0, 1, 2]),
+            ]));
+        let r: OffsetFetchResponse = net
+            .request((coordinator, conn), (ApiKey::OffsetFetch, 7), &fetch, WAIT)
+            .unwrap();
+        let got: Vec<i64> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.committed_offset)
+            .collect();
+        assert_eq!(got, vec![10, 11, 12], "{group}");
+    }
+    assert!(
+        coordinators.len() > 1,
+        "groups spread over coordinators: {coordinators:?}"
     );
 }

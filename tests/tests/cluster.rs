@@ -3,7 +3,10 @@
 //! created by the active controller and its partitions led by all three;
 //! Metadata from any broker names the three brokers and every partition's
 //! leader; a producer and a consumer bootstrapped from one broker each
-//! reach every leader, and every record produced is read back.
+//! reach every leader, and every record produced is read back; a consumer
+//! group found through one broker is coordinated by the leader of its
+//! `__consumer_offsets` partition, and its committed offsets are read back
+//! through another broker.
 //!
 //! Run: `cargo test -p conveyor-tests --test cluster`.
 
@@ -13,12 +16,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conveyor_tests::client::{
-    client_config, consume_all, consumer, produce_test_records, producer, producer_config,
+    client_config, consume, consume_all, consumer, produce_test_records, producer, producer_config,
     try_create_topic,
 };
 use conveyor_tests::{ChildBroker, each_runtime, free_port, unique_topic};
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 /// How long three brokers may take to elect a controller and register.
 const FORM: Duration = Duration::from_secs(30);
@@ -138,6 +142,42 @@ each_runtime! {
         let got: BTreeSet<usize> = records.iter().map(|r| r.index()).collect();
         assert_eq!(got, (0..RECORDS).collect::<BTreeSet<_>>());
         assert_eq!(records.len(), RECORDS, "no record twice");
+
+        // A consumer group, found through broker 0, reads everything and
+        // commits; its coordinator is whichever broker leads the group's
+        // partition of __consumer_offsets, and a member bootstrapped from
+        // broker 2 finds the same committed offsets.
+        let group = unique_topic("group");
+        let mut config = client_config(&bootstrap(0));
+        config
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest");
+        let member = consumer(&config);
+        member.subscribe(&[&topic]).expect("subscribe");
+        let read = consume(&member, RECORDS, Duration::from_secs(60));
+        assert_eq!(read.len(), RECORDS);
+        member.commit_consumer_state(CommitMode::Sync).expect("commit");
+        drop(member);
+        let mut config = client_config(&bootstrap(2));
+        config.set("group.id", &group);
+        let other = consumer(&config);
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            wanted.add_partition(&topic, p);
+        }
+        let committed = other
+            .committed_offsets(wanted, Duration::from_secs(10))
+            .expect("committed offsets");
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                other => panic!("partition {} has {other:?} committed", e.partition()),
+            })
+            .sum();
+        assert_eq!(total, RECORDS as i64, "every record's offset committed");
 
         // Each broker holds logs only for the partitions it leads.
         let leaders = leaders_seen.expect("leaders");

@@ -1,6 +1,7 @@
 //! DescribeGroups 0–5, answered by the coordinator.
 
 use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest};
+use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
 use crate::broker::wait::{Answer, Ctx, Origin};
@@ -27,6 +28,16 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<DescribeGroupsRequest>(request) else {
         return Answer::Malformed;
     };
-    let resp = cx.groups.coordinator.describe_groups(request.version, &req);
+    let mut resp = cx.groups.coordinator.describe_groups(request.version, &req);
+    // In a cluster only a group's coordinator describes it.
+    for g in &mut resp.groups {
+        if let Some(code) = cx.not_coordinator(g.group_id.0.as_str()) {
+            g.error_code = code;
+            g.group_state = StrBytes::new();
+            g.protocol_type = StrBytes::new();
+            g.protocol_data = StrBytes::new();
+            g.members.clear();
+        }
+    }
     super::respond(request, &resp)
 }

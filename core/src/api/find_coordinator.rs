@@ -1,6 +1,9 @@
-//! FindCoordinator 0–4: this broker coordinates every group (it creates
-//! `__consumer_offsets` on first use). Transactions are not supported, so a
-//! transaction coordinator is never found.
+//! FindCoordinator 0–4: a group's coordinator is the leader of its
+//! partition of `__consumer_offsets` — alone, this broker, which creates
+//! the topic on first use; in a cluster, whichever broker the image names
+//! (COORDINATOR_NOT_AVAILABLE until the controller has created the topic).
+//! Transactions are not supported, so a transaction coordinator is never
+//! found.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
@@ -38,14 +41,14 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<FindCoordinatorRequest>(request) else {
         return Answer::Malformed;
     };
-    let node = BrokerId(cx.config.node_id);
-    let host = StrBytes::from_string(cx.config.advertised_host.clone());
-    let port = i32::from(cx.config.advertised_port);
     // Only group coordinators: transactions are not supported.
-    let error = if req.key_type != 0 || !groups::ensure_offsets_topic(cx) {
-        ResponseError::CoordinatorNotAvailable.code()
-    } else {
-        0
+    let available = req.key_type == 0 && groups::ensure_offsets_topic(cx);
+    let find = |key: &str| {
+        if available {
+            cx.coordinator_of(key)
+        } else {
+            Err(ResponseError::CoordinatorNotAvailable.code())
+        }
     };
     let mut resp = FindCoordinatorResponse::default();
     if request.version >= 4 {
@@ -53,29 +56,31 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             .coordinator_keys
             .iter()
             .map(|key| {
-                let mut c = CoordinatorEntry::default()
-                    .with_key(key.clone())
-                    .with_error_code(error);
-                if error == 0 {
-                    c.node_id = node;
-                    c.host = host.clone();
-                    c.port = port;
-                } else {
-                    c.node_id = BrokerId(-1);
-                    c.port = -1;
+                let c = CoordinatorEntry::default().with_key(key.clone());
+                match find(key.as_str()) {
+                    Ok(b) => c
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(StrBytes::from_string(b.host))
+                        .with_port(b.port),
+                    Err(code) => c
+                        .with_error_code(code)
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1),
                 }
-                c
             })
             .collect();
     } else {
-        resp.error_code = error;
-        if error == 0 {
-            resp.node_id = node;
-            resp.host = host;
-            resp.port = port;
-        } else {
-            resp.node_id = BrokerId(-1);
-            resp.port = -1;
+        match find(req.key.as_str()) {
+            Ok(b) => {
+                resp.node_id = BrokerId(b.id);
+                resp.host = StrBytes::from_string(b.host);
+                resp.port = b.port;
+            }
+            Err(code) => {
+                resp.error_code = code;
+                resp.node_id = BrokerId(-1);
+                resp.port = -1;
+            }
         }
     }
     super::respond(request, &resp)

@@ -1,6 +1,6 @@
 //! Heartbeat 0–4, answered by the coordinator.
 
-use kafka_protocol::messages::{ApiKey, HeartbeatRequest};
+use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 
 use super::ApiSpec;
 use crate::broker::wait::{Answer, Ctx, Origin};
@@ -29,6 +29,9 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<HeartbeatRequest>(request) else {
         return Answer::Malformed;
     };
+    if let Some(code) = cx.not_coordinator(req.group_id.0.as_str()) {
+        return super::respond(request, &HeartbeatResponse::default().with_error_code(code));
+    }
     let resp = cx
         .groups
         .coordinator

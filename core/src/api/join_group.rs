@@ -40,6 +40,10 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<JoinGroupRequest>(request) else {
         return Answer::Malformed;
     };
+    if let Some(code) = cx.not_coordinator(req.group_id.0.as_str()) {
+        let resp = crate::group::join_error(request.version, req.member_id.as_str(), code);
+        return super::respond(request, &resp);
+    }
     let reply = cx.groups.coordinator.join_group(
         cx.now.mono,
         request.version,

@@ -1,6 +1,6 @@
 //! LeaveGroup 0–4 (batch leave from 3), answered by the coordinator.
 
-use kafka_protocol::messages::{ApiKey, LeaveGroupRequest};
+use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 
 use super::ApiSpec;
 use crate::broker::wait::{Answer, Ctx, Origin};
@@ -34,6 +34,12 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<LeaveGroupRequest>(request) else {
         return Answer::Malformed;
     };
+    if let Some(code) = cx.not_coordinator(req.group_id.0.as_str()) {
+        return super::respond(
+            request,
+            &LeaveGroupResponse::default().with_error_code(code),
+        );
+    }
     let resp = cx
         .groups
         .coordinator

@@ -30,6 +30,10 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<ListGroupsRequest>(request) else {
         return Answer::Malformed;
     };
-    let resp = cx.groups.coordinator.list_groups(request.version, &req);
+    let mut resp = cx.groups.coordinator.list_groups(request.version, &req);
+    // In a cluster each broker lists the groups it coordinates, as Kafka's
+    // brokers do (admin clients ask every broker).
+    resp.groups
+        .retain(|g| cx.not_coordinator(g.group_id.0.as_str()).is_none());
     super::respond(request, &resp)
 }

@@ -169,13 +169,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
 /// Every topic: the cluster's, or this broker's alone.
 fn every_topic(cx: &Ctx<'_>) -> Vec<String> {
     match cx.image() {
-        Some(image) => {
-            let mut names: Vec<String> = image.topics.keys().cloned().collect();
-            if cx.logs.topic(OFFSETS_TOPIC).is_some() {
-                names.push(OFFSETS_TOPIC.to_owned());
-            }
-            names
-        }
+        Some(image) => image.topics.keys().cloned().collect(),
         None => cx.logs.topics().map(|(n, _)| n.clone()).collect(),
     }
 }

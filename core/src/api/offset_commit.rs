@@ -58,6 +58,8 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let group = req.group_id.0.as_str().to_owned();
     let group_error = if group.is_empty() {
         ResponseError::InvalidGroupId.code()
+    } else if let Some(code) = cx.not_coordinator(&group) {
+        code
     } else {
         cx.groups.coordinator.validate_commit(
             cx.now.mono,

@@ -113,6 +113,9 @@ fn check_group(cx: &Ctx<'_>, group: &str) -> Result<OffsetDeletion, ResponseErro
     if group.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
+    if let Some(code) = cx.not_coordinator(group) {
+        return Err(ResponseError::try_from_code(code).unwrap_or(ResponseError::NotCoordinator));
+    }
     match cx.groups.coordinator.offset_deletion(group) {
         // A group known only by its offsets counts as empty, as it does
         // for DeleteGroups (the coordinator loads such groups at startup).

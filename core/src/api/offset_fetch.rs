@@ -54,7 +54,38 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<OffsetFetchRequest>(request) else {
         return Answer::Malformed;
     };
-    let resp = answer(&cx.groups.committed, request.version, &req);
+    let v = request.version;
+    let mut resp = answer(&cx.groups.committed, v, &req);
+    // In a cluster only the group's coordinator answers for it.
+    if v >= 8 {
+        for g in &mut resp.groups {
+            if let Some(code) = cx.not_coordinator(g.group_id.0.as_str()) {
+                g.error_code = code;
+                g.topics.clear();
+            }
+        }
+    } else if let Some(code) = cx.not_coordinator(req.group_id.0.as_str()) {
+        resp = OffsetFetchResponse::default();
+        if v >= 2 {
+            resp.error_code = code;
+        } else {
+            // v1 has errors only per partition.
+            for t in req.topics.iter().flatten() {
+                let partitions = t.partition_indexes.iter().map(|&p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(StrBytes::new()))
+                        .with_error_code(code)
+                });
+                resp.topics.push(
+                    OffsetFetchResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions.collect()),
+                );
+            }
+        }
+    }
     super::respond(request, &resp)
 }
 

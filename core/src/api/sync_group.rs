@@ -1,7 +1,7 @@
 //! SyncGroup 0–5, answered by the coordinator now or parked until the
 //! leader's assignment arrives.
 
-use kafka_protocol::messages::{ApiKey, SyncGroupRequest};
+use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 
 use super::ApiSpec;
 use crate::broker::wait::{Answer, Ctx, Origin};
@@ -40,6 +40,9 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<SyncGroupRequest>(request) else {
         return Answer::Malformed;
     };
+    if let Some(code) = cx.not_coordinator(req.group_id.0.as_str()) {
+        return super::respond(request, &SyncGroupResponse::default().with_error_code(code));
+    }
     match cx
         .groups
         .coordinator

@@ -13,14 +13,19 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 
 use super::Broker;
-use super::group_log::OFFSETS_TOPIC;
+use super::group_log::{self, OFFSETS_TOPIC};
 use super::logs::LogKey;
 use super::out::Owner;
 use super::wait::{Ctx, Response, Until, Waiter, Wake};
+use crate::cluster::controller::{self, NewTopic};
 use crate::cluster::{Image, state, wire};
 use crate::io::{Command, ConnId};
 use crate::protocol::{self, Request};
 use crate::time::Instant;
+
+/// How long the controller waits before proposing `__consumer_offsets`
+/// again, when a leader change may have lost the proposal.
+const OFFSETS_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A broker as clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +99,19 @@ impl Ctx<'_> {
     /// Whether `name` is a topic of the cluster (or, alone, of this broker).
     pub(crate) fn topic_exists(&self, name: &str) -> bool {
         match self.image() {
-            Some(image) if name != OFFSETS_TOPIC => image.topics.contains_key(name),
-            _ => self.logs.topic(name).is_some(),
+            Some(image) => image.topics.contains_key(name),
+            None => self.logs.topic(name).is_some(),
         }
     }
 
     /// Whether this broker serves reads and writes of `topic`'s partition
     /// `partition`: it exists and this broker leads it. Alone, a broker
-    /// leads every partition it has. `__consumer_offsets` is each broker's
-    /// own until the cluster replicates it.
+    /// leads every partition it has.
     /// Its log, when so.
     pub(crate) fn leads(&self, topic: &str, partition: i32) -> Result<LogKey, NotHere> {
         let local = self.logs.find(topic, partition);
-        let image = match self.image() {
-            Some(image) if topic != OFFSETS_TOPIC => image,
-            _ => return local.ok_or(NotHere::Unknown),
+        let Some(image) = self.image() else {
+            return local.ok_or(NotHere::Unknown);
         };
         let p = usize::try_from(partition)
             .ok()
@@ -124,11 +127,11 @@ impl Ctx<'_> {
     /// on this broker).
     pub(crate) fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         match self.image() {
-            Some(image) if topic != OFFSETS_TOPIC => usize::try_from(partition)
+            Some(image) => usize::try_from(partition)
                 .ok()
                 .zip(image.topics.get(topic))
                 .is_some_and(|(p, t)| p < t.partitions.len()),
-            _ => self.logs.find(topic, partition).is_some(),
+            None => self.logs.find(topic, partition).is_some(),
         }
     }
 
@@ -143,6 +146,56 @@ impl Ctx<'_> {
                 .collect(),
             None => self.logs.overrides_of(topic),
         }
+    }
+
+    /// The broker that coordinates `group`: the leader of its partition of
+    /// `__consumer_offsets`. Alone, this broker; in a cluster, the error
+    /// while that topic does not exist yet or the partition has no leader
+    /// (COORDINATOR_NOT_AVAILABLE: the client asks again).
+    pub(crate) fn coordinator_of(&self, group: &str) -> Result<BrokerAddr, i16> {
+        let not_available = ResponseError::CoordinatorNotAvailable.code();
+        let Some(image) = self.image() else {
+            return Ok(self.brokers().swap_remove(0));
+        };
+        let topic = image.topics.get(OFFSETS_TOPIC).ok_or(not_available)?;
+        let p = group_log::partition_for(group, topic.partitions.len() as i32);
+        let leader = topic
+            .partitions
+            .get(usize::try_from(p).unwrap_or(0))
+            .map_or(crate::cluster::NO_LEADER, |p| p.leader);
+        self.brokers()
+            .into_iter()
+            .find(|b| b.id == leader)
+            .ok_or(not_available)
+    }
+
+    /// Whether this broker coordinates `group`; when not, the error to give
+    /// (NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE while there is none),
+    /// so the client finds the coordinator again.
+    pub(crate) fn not_coordinator(&self, group: &str) -> Option<i16> {
+        // Alone, this broker coordinates every group.
+        self.quorum.as_ref()?;
+        match self.coordinator_of(group) {
+            Ok(b) if b.id == self.config.node_id => {
+                let p = group_log::partition_for(group, self.offsets_partitions());
+                // Its log is being created: the client asks again.
+                self.logs
+                    .find(OFFSETS_TOPIC, p)
+                    .is_none()
+                    .then(|| ResponseError::CoordinatorLoadInProgress.code())
+            }
+            Ok(_) => Some(ResponseError::NotCoordinator.code()),
+            Err(code) => Some(code),
+        }
+    }
+
+    /// The partitions `__consumer_offsets` has (or will have, alone).
+    pub(crate) fn offsets_partitions(&self) -> i32 {
+        self.image()
+            .and_then(|i| i.topics.get(OFFSETS_TOPIC))
+            .map_or(self.config.offsets_topic_partitions, |t| {
+                t.partitions.len() as i32
+            })
     }
 
     /// This broker is the active controller: it may propose. In a cluster
@@ -330,6 +383,52 @@ impl Broker {
             self.follow_image();
             self.wake_metadata();
         }
+        self.maybe_create_offsets_topic();
+    }
+
+    /// As the active controller, create `__consumer_offsets` once every
+    /// voter is registered, so its partitions (and the groups they
+    /// coordinate) spread over all of them. Proposed again if a leader
+    /// change lost the proposal.
+    fn maybe_create_offsets_topic(&mut self) {
+        let Some(q) = &mut self.quorum else {
+            return;
+        };
+        let voters = self.config.quorum_voters.len();
+        let image = q.image();
+        if !q.is_controller()
+            || image.topics.contains_key(OFFSETS_TOPIC)
+            || image.brokers.len() < voters
+            || self
+                .offsets_proposed_at
+                .is_some_and(|at| at.saturating_add(OFFSETS_RETRY) > self.now.mono)
+        {
+            return;
+        }
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_owned(),
+            partitions: self.config.offsets_topic_partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: super::groups::offsets_topic_settings(&self.config),
+        };
+        let id = super::new_topic_id(OFFSETS_TOPIC, self.now, q.applied());
+        match controller::create_topic(image, &topic, id, 0, 1) {
+            Ok(records) => {
+                self.offsets_proposed_at = Some(self.now.mono);
+                if let Some(index) = q.propose(&records) {
+                    tracing::info!(
+                        partitions = topic.partitions,
+                        index,
+                        "creating {OFFSETS_TOPIC}"
+                    );
+                    // Once more, for what the proposal made to send; it
+                    // is not proposed again within OFFSETS_RETRY.
+                    self.send_quorum();
+                }
+            }
+            Err((_, why)) => tracing::warn!(why, "{OFFSETS_TOPIC} not created"),
+        }
     }
 
     /// Hold a log for every partition the image makes this broker a
@@ -354,14 +453,29 @@ impl Broker {
                     continue;
                 }
                 let Ok(p) = i32::try_from(p) else { continue };
-                self.logs
-                    .host_partition(&mut self.io, self.now, (name, topic.id), p, &overrides);
+                let seen = &self.seen_topics;
+                let hosted = self.logs.host_partition(
+                    &mut self.io,
+                    self.now,
+                    (name, topic.id),
+                    p,
+                    (&overrides, |old| seen.contains(&old)),
+                );
+                if let Err(old) = hosted {
+                    if self.strays.insert(old) {
+                        tracing::warn!(
+                            topic = %name,
+                            "this broker holds logs of another topic of this name, which the \
+                             cluster's metadata never had; they are kept, and the cluster's \
+                             topic is not served here until they are moved away"
+                        );
+                    }
+                }
             }
         }
         let held: Vec<(String, uuid::Uuid)> = self
             .logs
             .topics()
-            .filter(|(name, _)| name.as_str() != OFFSETS_TOPIC)
             .map(|(name, t)| (name.clone(), t.id))
             .collect();
         for (name, id) in held {

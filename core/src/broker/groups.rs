@@ -153,7 +153,7 @@ pub(crate) fn drain(cx: &mut Ctx<'_>) -> Vec<(ConnId, u64, Bytes)> {
         if let Some(s) = snapshot.as_mut().filter(|s| s.state_timestamp_ms < 0) {
             s.state_timestamp_ms = cx.now.wall_ms;
         }
-        let p = group_log::partition_for(&group, cx.config.offsets_topic_partitions);
+        let p = partition_of(cx, &group);
         records
             .entry(p)
             .or_default()
@@ -168,8 +168,13 @@ pub(crate) fn drain(cx: &mut Ctx<'_>) -> Vec<(ConnId, u64, Bytes)> {
 }
 
 /// Create `__consumer_offsets` on first use, as Kafka does; false while
-/// shutting down.
+/// shutting down. In a cluster the active controller creates it (once
+/// every voter is registered, so its partitions spread over all of them):
+/// false until the image has it.
 pub(crate) fn ensure_offsets_topic(cx: &mut Ctx<'_>) -> bool {
+    if let Some(image) = cx.image() {
+        return image.topics.contains_key(OFFSETS_TOPIC);
+    }
     if cx.logs.topic(OFFSETS_TOPIC).is_some() {
         return true;
     }
@@ -178,16 +183,25 @@ pub(crate) fn ensure_offsets_topic(cx: &mut Ctx<'_>) -> bool {
     }
     let partitions = cx.config.offsets_topic_partitions;
     tracing::info!(partitions, "creating {OFFSETS_TOPIC}");
-    let overrides = vec![
+    cx.logs.create_topic(
+        cx.io,
+        cx.now,
+        OFFSETS_TOPIC,
+        partitions,
+        offsets_topic_settings(cx.config),
+    );
+    true
+}
+
+/// The settings `__consumer_offsets` is created with.
+pub(crate) fn offsets_topic_settings(config: &crate::config::Config) -> Vec<(String, String)> {
+    vec![
         ("cleanup.policy".to_owned(), "compact".to_owned()),
         (
             "segment.bytes".to_owned(),
-            cx.config.offsets_topic_segment_bytes.to_string(),
+            config.offsets_topic_segment_bytes.to_string(),
         ),
-    ];
-    cx.logs
-        .create_topic(cx.io, cx.now, OFFSETS_TOPIC, partitions, overrides);
-    true
+    ]
 }
 
 /// Append records to the internal topic's `partition`; the appended
@@ -214,7 +228,7 @@ pub(crate) fn append_internal(
 
 /// The internal topic's partition for `group`.
 pub(crate) fn partition_of(cx: &Ctx<'_>, group: &str) -> i32 {
-    group_log::partition_for(group, cx.config.offsets_topic_partitions)
+    group_log::partition_for(group, cx.offsets_partitions())
 }
 
 /// Forget a deleted group's offsets, on disk too (tombstones).

@@ -386,7 +386,17 @@ impl Broker {
             let known_id = parts
                 .values()
                 .find_map(|p| p.metadata.as_deref().and_then(parse_partition_metadata));
-            let id = known_id.unwrap_or_else(|| topic_id(&name, self.now, 0));
+            // A crash can lose an unsynced `partition.metadata`; in a
+            // cluster the image still knows the topic's id.
+            let id = known_id
+                .or_else(|| {
+                    let q = self.quorum.as_ref()?;
+                    Some(q.image().topics.get(&name)?.id)
+                })
+                .unwrap_or_else(|| {
+                    self.logs.mark_unknown_id(&name);
+                    topic_id(&name, self.now, 0)
+                });
             let mut keys = Vec::new();
             for p in 0..count {
                 let dir = layout::partition_dir(&name, p);

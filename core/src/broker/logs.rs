@@ -111,6 +111,10 @@ pub(crate) struct Logs {
     dynamic: Dynamic,
     /// Logs of deleted topics, waiting for their pins to drop.
     doomed: Vec<LogKey>,
+    /// Topics recovered without a stored id (a crash lost every
+    /// `partition.metadata` before it was synced): their id was made up, and
+    /// the cluster's image may give the real one.
+    unknown_ids: std::collections::BTreeSet<String>,
     events: Events,
 }
 
@@ -124,6 +128,7 @@ impl Logs {
             defaults,
             dynamic: Dynamic::default(),
             doomed: Vec::new(),
+            unknown_ids: Default::default(),
             events: Events::default(),
         }
     }
@@ -285,25 +290,33 @@ impl Logs {
     /// Hold a log for partition `partition` of `name` (topic id `id`) with
     /// the topic's `overrides`, creating it empty if this broker has none:
     /// the cluster's image made this broker one of its replicas. A topic
-    /// held under another id (deleted and created again while this broker
-    /// was away) is removed first.
+    /// held under another id is removed first when `replaces(old id)` says
+    /// so (the image had it: it was deleted and created again while this
+    /// broker was away); otherwise it is left alone and its id returned.
     pub(crate) fn host_partition(
         &mut self,
         io: &mut Io,
         now: Now,
         (name, id): (&str, uuid::Uuid),
         partition: i32,
-        overrides: &Overrides,
-    ) {
-        if self.topics.get(name).is_some_and(|t| t.id != id) {
-            tracing::info!(topic = name, "held under another topic id; removing it");
-            self.delete_topic(io, now, name);
+        (overrides, replaces): (&Overrides, impl Fn(uuid::Uuid) -> bool),
+    ) -> Result<(), uuid::Uuid> {
+        if let Some(old) = self.topics.get(name).map(|t| t.id).filter(|&old| old != id) {
+            if self.unknown_ids.remove(name) {
+                tracing::info!(topic = name, %id, "the topic's id, lost in a crash, is the image's");
+                self.adopt_id(io, name, id);
+            } else if !replaces(old) {
+                return Err(old);
+            } else {
+                tracing::info!(topic = name, "held under an older topic id; removing it");
+                self.delete_topic(io, now, name);
+            }
         }
         let Ok(p) = usize::try_from(partition) else {
-            return;
+            return Ok(());
         };
         if self.find(name, partition).is_some() {
-            return;
+            return Ok(());
         }
         if self.overrides_of(name) != *overrides {
             if overrides.is_empty() {
@@ -331,6 +344,27 @@ impl Logs {
         }
         topic.partitions[p] = Some(key);
         tracing::info!(topic = name, partition, "hosting a partition");
+        Ok(())
+    }
+
+    /// Give `name` the id `id`, stored in each of its partitions.
+    fn adopt_id(&mut self, io: &mut Io, name: &str, id: uuid::Uuid) {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return;
+        };
+        topic.id = id;
+        let dirs: Vec<String> = topic
+            .hosted()
+            .map(|(p, _)| crate::layout::partition_dir(name, p))
+            .collect();
+        for dir in dirs {
+            write_partition_metadata(io, &dir, id);
+        }
+    }
+
+    /// A recovered topic's id was made up: no partition had it stored.
+    pub(crate) fn mark_unknown_id(&mut self, name: &str) {
+        self.unknown_ids.insert(name.to_owned());
     }
 
     /// Grow a topic to `count` partitions (more than it has): the new

@@ -98,6 +98,9 @@ pub struct Broker {
     seen_topics: std::collections::HashSet<uuid::Uuid>,
     /// Topics held here that the image never had, already warned about.
     strays: std::collections::HashSet<uuid::Uuid>,
+    /// When this broker, as the controller, last proposed
+    /// `__consumer_offsets`.
+    offsets_proposed_at: Option<Instant>,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
     metrics: Metrics,
@@ -133,6 +136,7 @@ impl Broker {
             lifecycle,
             seen_topics: Default::default(),
             strays: Default::default(),
+            offsets_proposed_at: None,
             interest: Vec::new(),
             metrics: Metrics::new(),
         };

@@ -50,6 +50,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
 pub use coordinator::Coordinator;
+pub(crate) use reply::join_error;
 
 /// The broker settings the coordinator obeys, in Kafka's units.
 #[derive(Clone, Debug, PartialEq, Eq)]

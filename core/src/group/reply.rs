@@ -33,7 +33,7 @@ pub(super) fn s(x: &str) -> StrBytes {
 }
 
 /// A JoinGroup error: no generation, leader or protocol.
-pub(super) fn join_error(version: i16, member_id: &str, error: i16) -> JoinGroupResponse {
+pub(crate) fn join_error(version: i16, member_id: &str, error: i16) -> JoinGroupResponse {
     let mut r = JoinGroupResponse::default();
     r.error_code = error;
     r.generation_id = -1;
