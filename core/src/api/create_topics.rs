@@ -320,7 +320,13 @@ fn plan(
     };
     let salt = cx.quorum.as_deref().map_or(0, |q| q.applied());
     let id = crate::broker::new_topic_id(&new.name, cx.now, salt);
-    let records = controller::create_topic(image, &new, id, placement_start(&id), 1)?;
+    let records = controller::create_topic(
+        image,
+        &new,
+        id,
+        placement_start(&id),
+        cx.config.default_replication_factor,
+    )?;
     let rf = records
         .iter()
         .find_map(|r| match r {

@@ -2,6 +2,11 @@
 //! answer with file regions (sendfile), and long-poll while fewer than
 //! `min_bytes` are there, woken by appends or the deadline. From 13 topics
 //! are named by id, which this broker does not do yet.
+//!
+//! A Fetch with a replica id is a follower's: its fetch offsets are its log
+//! ends, which move the leader's high watermark, and it is served up to the
+//! leader's written end rather than the high watermark
+//! (`broker::replication`).
 
 use std::time::Duration;
 
@@ -65,6 +70,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<FetchRequest>(request) else {
         return Answer::Malformed;
     };
+    follower_fetched(cx, &req);
     let plan = plan(cx, &req);
     let wait_ms = i64::from(req.max_wait_ms.max(0)).min(cx.config.fetch_max_wait_cap_ms);
     if plan.errors || plan.bytes >= min_bytes(&req) || wait_ms == 0 {
@@ -80,6 +86,26 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         req,
         deadline,
     }))
+}
+
+/// A follower's fetch offsets are its log ends: the leader's high
+/// watermark may move (see `broker::replication`).
+fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
+    let replica = req.replica_id.0;
+    if replica < 0 {
+        return;
+    }
+    for topic in &req.topics {
+        for p in &topic.partitions {
+            let (Ok(key), Ok(offset)) = (
+                cx.leads(topic.topic.0.as_str(), p.partition),
+                u64::try_from(p.fetch_offset),
+            ) else {
+                continue;
+            };
+            cx.logs.follower_fetched(key, replica, offset);
+        }
+    }
 }
 
 fn min_bytes(req: &FetchRequest) -> u64 {
@@ -178,8 +204,18 @@ fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
             data.high_watermark = log.high_watermark() as i64;
             data.log_start_offset = log.log_start_offset() as i64;
             let offset = u64::try_from(p.fetch_offset).ok();
-            let limit = (p.partition_max_bytes.max(0) as u64).min(budget);
-            match offset.map(|o| log.read_regions(o, limit.max(1))) {
+            let limit = (p.partition_max_bytes.max(0) as u64).min(budget).max(1);
+            // A follower is served what the leader has written; a consumer
+            // what is below the high watermark.
+            let follower = logs.is_follower(key, req.replica_id.0);
+            let read = offset.map(|o| {
+                if follower {
+                    log.read_regions_for_replica(o, limit)
+                } else {
+                    log.read_regions(o, limit)
+                }
+            });
+            match read {
                 Some(Ok(slices)) if !slices.is_empty() => {
                     let len: u64 = slices.iter().map(|s| s.len).sum();
                     // Past the first partition, respect the budget strictly.

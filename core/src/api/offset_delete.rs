@@ -152,7 +152,7 @@ struct Pending {
 
 impl Waiter for Pending {
     fn until(&self) -> Until {
-        Until::Appended
+        Until::Appended { deadline: None }
     }
 
     fn poll(&mut self, cx: &mut Ctx<'_>, _: Wake) -> Option<Response> {

@@ -1,11 +1,18 @@
 //! Produce 0–9: validate each partition's batch (idempotent producers'
 //! epochs and sequences included), append it, and answer once every append
-//! the request made is done (acks 1 and -1), or not at all (acks 0).
+//! the request made is done, or not at all (acks 0). Done is written on
+//! this broker for acks 1; for acks -1, below the high watermark — which,
+//! replicated, every in-sync replica has written — and synced too on a
+//! `flush.messages=1` topic. A replicated partition whose acks=-1 append
+//! is not done by the request's `timeout_ms` is answered
+//! REQUEST_TIMED_OUT, as Kafka does; local writes are always waited for.
 //!
 //! Produce is advertised from version 0 because librdkafka turns off
 //! compression when the lowest Produce version is above 0; versions 0–2
 //! (message format v0/v1) are answered with UNSUPPORTED_VERSION per
 //! partition ([`crate::protocol::produce_v0`]).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -100,14 +107,18 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
                             p.log_start_offset = log.log_start_offset() as i64;
                         }
                     }
-                    let durable =
-                        req.acks == -1 && log.is_some_and(|l| l.config().flush_messages == 1);
+                    let to = match req.acks {
+                        -1 if log.is_some_and(|l| l.config().flush_messages == 1) => Ack::Synced,
+                        -1 => Ack::Replicated,
+                        _ => Ack::Written,
+                    };
                     waits.push(Wait {
                         topic: ti,
                         partition: pi,
                         key,
                         last: info.last_offset,
-                        durable,
+                        to,
+                        replicated: cx.replicas(&name, data.index).is_some_and(|r| r > 1),
                     });
                 }
                 Err(refusal) => {
@@ -140,11 +151,13 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             Answer::Silent
         };
     }
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     Answer::Wait(Box::new(Pending {
         version: request.version,
         correlation_id: request.correlation_id,
         response,
         waits,
+        deadline: cx.now.mono.saturating_add(timeout),
     }))
 }
 
@@ -169,11 +182,13 @@ fn append_one(
         return Err(code(ResponseError::KafkaStorageError));
     }
     let config = log.config();
-    // This broker is every partition's only replica.
-    if acks == -1 && config.min_insync_replicas > 1 {
+    // Alone, this broker is every partition's only replica.
+    let in_sync = cx.in_sync_replicas(topic, partition).unwrap_or(1);
+    if acks == -1 && (in_sync as i64) < i64::from(config.min_insync_replicas) {
         return Err(Refusal {
             message: format!(
-                "the in-sync replicas of {topic}-{partition} are 1, below min.insync.replicas {}",
+                "the in-sync replicas of {topic}-{partition} are {in_sync}, below \
+                 min.insync.replicas {}",
                 config.min_insync_replicas
             ),
             ..code(ResponseError::NotEnoughReplicas)
@@ -256,13 +271,25 @@ struct Wait {
     topic: usize,
     partition: usize,
     key: LogKey,
-    /// The offset that must be below the high watermark.
+    /// The offset that must be done.
     last: u64,
+    to: Ack,
+    /// The partition has other replicas: an acks=-1 wait may time out.
+    replicated: bool,
+}
+
+/// What a partition's append waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// acks=1: written on this broker.
+    Written,
+    /// acks=-1: below the high watermark, so written on every in-sync
+    /// replica.
+    Replicated,
     /// acks=-1 on a topic that syncs every message (`flush.messages=1`):
-    /// the offset must be below the recovery point — synced — so an
-    /// acknowledged record survives a power loss, not only a crash of the
-    /// broker.
-    durable: bool,
+    /// below the high watermark and the recovery point — synced — so an
+    /// acknowledged record survives a power loss, not only a crash.
+    Synced,
 }
 
 /// A Produce waiting for its appends to complete.
@@ -274,14 +301,38 @@ struct Pending {
     /// still waiting are listed in `waits`.
     response: ProduceResponse,
     waits: Vec<Wait>,
+    /// The request's `timeout_ms` from its arrival.
+    deadline: crate::time::Instant,
 }
 
 impl Waiter for Pending {
     fn until(&self) -> Until {
-        Until::Appended
+        let replicated = self
+            .waits
+            .iter()
+            .any(|w| w.replicated && w.to != Ack::Written);
+        Until::Appended {
+            deadline: replicated.then_some(self.deadline),
+        }
     }
 
-    fn poll(&mut self, cx: &mut Ctx<'_>, _: Wake) -> Option<Response> {
+    fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response> {
+        let answer = self.poll_logs(cx.logs);
+        if answer.is_some() || !matches!(wake, Wake::Deadline) || self.deadline > cx.now.mono {
+            return answer.map(Response::Frame);
+        }
+        // What is still being written or replicated stays in the log; the
+        // producer retries (an idempotent one's retry is a duplicate).
+        let response = &mut self.response;
+        self.waits.retain(|w| {
+            if !w.replicated || w.to == Ack::Written {
+                return true;
+            }
+            let p = &mut response.responses[w.topic].partition_responses[w.partition];
+            p.error_code = ResponseError::RequestTimedOut.code();
+            p.base_offset = -1;
+            false
+        });
         self.poll_logs(cx.logs).map(Response::Frame)
     }
 }
@@ -302,10 +353,10 @@ impl Pending {
                 p.base_offset = -1;
                 return false;
             }
-            let done_to = if w.durable {
-                log.recovery_point()
-            } else {
-                log.high_watermark()
+            let done_to = match w.to {
+                Ack::Written => log.written_end(),
+                Ack::Replicated => log.high_watermark(),
+                Ack::Synced => log.recovery_point().min(log.high_watermark()),
             };
             done_to <= w.last
         });

@@ -16,8 +16,10 @@ use super::Broker;
 use super::group_log::{self, OFFSETS_TOPIC};
 use super::logs::LogKey;
 use super::out::Owner;
+use super::replication::Role;
 use super::wait::{Ctx, Response, Until, Waiter, Wake};
 use crate::cluster::controller::{self, NewTopic};
+use crate::cluster::records::PartitionImage;
 use crate::cluster::{Image, state, wire};
 use crate::io::{Command, ConnId};
 use crate::protocol::{self, Request};
@@ -121,6 +123,24 @@ impl Ctx<'_> {
             Some(key) if p.leader == self.config.node_id => Ok(key),
             _ => Err(NotHere::NotLeader),
         }
+    }
+
+    /// The image's state of one partition, in a cluster.
+    fn partition_image(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        let p = usize::try_from(partition).ok()?;
+        self.image()?.topics.get(topic)?.partitions.get(p)
+    }
+
+    /// How many replicas `topic`'s partition has in the cluster; `None`
+    /// alone, or for a partition the image does not have.
+    pub(crate) fn replicas(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.partition_image(topic, partition)
+            .map(|p| p.replicas.len())
+    }
+
+    /// How many of them are in sync.
+    pub(crate) fn in_sync_replicas(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.partition_image(topic, partition).map(|p| p.isr.len())
     }
 
     /// Whether `topic` has partition `partition` in the cluster (or, alone,
@@ -408,7 +428,10 @@ impl Broker {
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_owned(),
             partitions: self.config.offsets_topic_partitions,
-            replication_factor: -1,
+            // One replica, its coordinator's: a group's offsets are not
+            // copied to other brokers yet (`offsets.topic.replication.factor`
+            // must be 1).
+            replication_factor: 1,
             assignments: Vec::new(),
             configs: super::groups::offsets_topic_settings(&self.config),
         };
@@ -461,6 +484,9 @@ impl Broker {
                     p,
                     (&overrides, |old| seen.contains(&old)),
                 );
+                if let Some(key) = hosted.ok().and_then(|()| self.logs.find(name, p)) {
+                    self.logs.set_role(key, role_of(state, me));
+                }
                 if let Err(old) = hosted {
                     if self.strays.insert(old) {
                         tracing::warn!(
@@ -500,8 +526,28 @@ impl Broker {
                 self.seen_topics.insert(t.id);
             }
         }
+        self.replicate();
     }
 
+}
+
+/// What broker `me`, one of its replicas, is to a partition.
+fn role_of(state: &PartitionImage, me: i32) -> Option<Role> {
+    if state.replicas.len() < 2 {
+        None
+    } else if state.leader == me {
+        Some(Role::Leader {
+            isr: state.isr.iter().copied().filter(|&r| r != me).collect(),
+            ends: Default::default(),
+        })
+    } else {
+        Some(Role::Follower {
+            leader: state.leader,
+        })
+    }
+}
+
+impl Broker {
     /// Requests waiting on the metadata quorum look again.
     fn wake_metadata(&mut self) {
         let metadata = |u: Until| matches!(u, Until::Metadata { .. });

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::lifecycle::{self, FileJob};
 use super::out::{Io, Owner};
+use super::replication::Role;
 use crate::config::TopicConfig;
 use crate::io::{Command, Completion, Ids, IoError, IoId, SegId};
 use crate::log::PartitionLog;
@@ -115,6 +116,8 @@ pub(crate) struct Logs {
     /// `partition.metadata` before it was synced): their id was made up, and
     /// the cluster's image may give the real one.
     unknown_ids: std::collections::BTreeSet<String>,
+    /// This broker's part in each partition with other replicas.
+    roles: std::collections::HashMap<LogKey, Role>,
     events: Events,
 }
 
@@ -129,6 +132,7 @@ impl Logs {
             dynamic: Dynamic::default(),
             doomed: Vec::new(),
             unknown_ids: Default::default(),
+            roles: Default::default(),
             events: Events::default(),
         }
     }
@@ -170,7 +174,7 @@ impl Logs {
             let dir = self.get(key).map(|l| l.dir().to_owned());
             tracing::error!(?dir, error = %e, "storage error: partition offline");
         }
-        if event.high_watermark_advanced || event.failed.is_some() {
+        if event.high_watermark_advanced || event.written_advanced || event.failed.is_some() {
             self.events.appended = true;
             self.events.data.push(key);
         }
@@ -183,6 +187,92 @@ impl Logs {
         // A deleted topic's log may have waited for this (a swap).
         if self.doomed.contains(&key) {
             self.reap_doomed(io, now);
+        }
+    }
+
+    /// This broker's part in `key`'s partition: `None` when it is the only
+    /// replica. A leader's in-sync followers keep the log ends they showed.
+    pub(crate) fn set_role(&mut self, key: LogKey, role: Option<Role>) {
+        let role = match (role, self.roles.get(&key)) {
+            (
+                Some(Role::Leader { isr, .. }),
+                Some(Role::Leader {
+                    ends: known,
+                    ..
+                }),
+            ) => {
+                let ends = known
+                    .iter()
+                    .filter(|(r, _)| isr.contains(r))
+                    .map(|(&r, &e)| (r, e))
+                    .collect();
+                Some(Role::Leader { isr, ends })
+            }
+            (role, _) => role,
+        };
+        if role.as_ref() == self.roles.get(&key) {
+            return;
+        }
+        let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        let hwm = log.high_watermark();
+        let bound = match &role {
+            None => None,
+            Some(r @ Role::Leader { .. }) => r.leader_bound(hwm),
+            // Until the leader says more.
+            Some(Role::Follower { .. }) => Some(hwm),
+        };
+        let moved = log.set_high_watermark_bound(bound);
+        match role {
+            Some(r) => self.roles.insert(key, r),
+            None => self.roles.remove(&key),
+        };
+        self.high_watermark_moved(key, moved);
+    }
+
+    /// Whether `replica` follows `key`'s partition, which this broker leads.
+    pub(crate) fn is_follower(&self, key: LogKey, replica: i32) -> bool {
+        matches!(self.roles.get(&key), Some(Role::Leader { isr, .. }) if isr.contains(&replica))
+    }
+
+    /// A follower fetched `key` from `offset`: its log ends there.
+    pub(crate) fn follower_fetched(&mut self, key: LogKey, replica: i32, offset: u64) {
+        let Some(Role::Leader { isr, ends }) = self.roles.get_mut(&key) else {
+            return;
+        };
+        if !isr.contains(&replica) {
+            return;
+        }
+        ends.insert(replica, offset);
+        let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        let bound = self
+            .roles
+            .get(&key)
+            .and_then(|r| r.leader_bound(log.high_watermark()));
+        let moved = log.set_high_watermark_bound(bound);
+        self.high_watermark_moved(key, moved);
+    }
+
+    /// The leader of `key`'s partition, which this broker follows, has its
+    /// high watermark at `hw`.
+    pub(crate) fn leader_high_watermark(&mut self, key: LogKey, hw: u64) {
+        if !matches!(self.roles.get(&key), Some(Role::Follower { .. })) {
+            return;
+        }
+        let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        let moved = log.set_high_watermark_bound(Some(hw));
+        self.high_watermark_moved(key, moved);
+    }
+
+    fn high_watermark_moved(&mut self, key: LogKey, moved: bool) {
+        if moved {
+            self.events.appended = true;
+            self.events.data.push(key);
         }
     }
 

@@ -7,6 +7,8 @@
 //! - [`groups`]: the group coordinator and committed offsets;
 //! - [`producers`]: the producer id allocator;
 //! - [`out`]: the command queue and who owns each command in flight;
+//! - [`peers`]: connections to the other brokers; [`replication`]: the
+//!   leader's and the follower's halves of data replication;
 //! - [`lifecycle`]: recovery at startup, checkpoints, clean shutdown.
 //!
 //! A request is routed once, through the table in [`crate::api`]; its
@@ -23,6 +25,7 @@ pub(crate) mod logs;
 pub(crate) mod out;
 pub(crate) mod peers;
 pub(crate) mod producers;
+pub(crate) mod replication;
 pub(crate) mod wait;
 
 use std::time::Duration;
@@ -101,6 +104,8 @@ pub struct Broker {
     /// When this broker, as the controller, last proposed
     /// `__consumer_offsets`.
     offsets_proposed_at: Option<Instant>,
+    /// The follower's fetches from leaders.
+    fetching: replication::Fetching,
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
     metrics: Metrics,
@@ -137,6 +142,7 @@ impl Broker {
             seen_topics: Default::default(),
             strays: Default::default(),
             offsets_proposed_at: None,
+            fetching: Default::default(),
             interest: Vec::new(),
             metrics: Metrics::new(),
         };
@@ -206,7 +212,12 @@ impl Broker {
     pub fn handle_read(&mut self, now: Now, conn: ConnId, buf: &mut BytesMut) {
         self.tick(now);
         if conn.is_outbound() {
-            return self.peers.read(&mut self.io, conn, buf);
+            for (leader, frame) in self.peers.read(&mut self.io, conn, buf) {
+                self.replica_fetched(leader, frame);
+            }
+            // A peer past its handshake may be fetched from now.
+            self.replicate();
+            return self.settle();
         }
         loop {
             if !self.wants_read(conn) {
@@ -312,6 +323,7 @@ impl Broker {
             }
         }
         self.send_quorum();
+        self.replicate();
         self.lifecycle_timeout();
         self.settle();
     }
@@ -402,6 +414,9 @@ impl Broker {
             consider(d);
         }
         if let Some(d) = self.peers.next_deadline() {
+            consider(d);
+        }
+        if let Some(d) = self.fetching.next_deadline() {
             consider(d);
         }
         if let Some(d) = self.metrics.deadline() {
@@ -499,7 +514,7 @@ impl Broker {
                 return self.conns.close(&mut self.io, conn);
             }
         };
-        let appends = state.until() == Some(Until::Appended);
+        let appends = matches!(state.until(), Some(Until::Appended { .. }));
         match self
             .conns
             .push(&mut self.io, conn, state, (api, bytes, self.now.mono))
@@ -576,7 +591,7 @@ impl Broker {
             // Other kinds are answered by their own events; an append
             // behind them must still be looked at now, or nothing would
             // wake it once they leave.
-            let SlotState::Waiting(Until::Appended, w) = &mut slot.state else {
+            let SlotState::Waiting(Until::Appended { .. }, w) = &mut slot.state else {
                 continue;
             };
             let Some(response) = w.poll(&mut cx, Wake::Appended) else {
@@ -592,7 +607,10 @@ impl Broker {
 
     /// A high watermark or recovery point moved, or a log failed or went.
     fn wake_appends(&mut self) {
-        for conn in self.conns.conns_waiting(|u| u == Until::Appended) {
+        for conn in self
+            .conns
+            .conns_waiting(|u| matches!(u, Until::Appended { .. }))
+        {
             self.wake_appends_on(conn);
         }
     }

@@ -7,8 +7,9 @@
 //! `reconnect.backoff.max.ms`), as Kafka's network client does.
 //!
 //! The metadata quorum sends its Raft messages on these connections, as
-//! one-way frames of Conveyor's own ([`crate::cluster::wire`]); data
-//! replication will send its Fetch requests on them too.
+//! one-way frames of Conveyor's own ([`crate::cluster::wire`]); followers
+//! send their Fetch requests to leaders on them
+//! ([`super::replication`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -224,17 +225,24 @@ impl Peers {
         }
     }
 
-    /// Bytes a peer sent: its responses, in request order.
-    pub(crate) fn read(&mut self, io: &mut Io, conn: ConnId, buf: &mut BytesMut) {
+    /// Bytes a peer sent: its responses, in request order. The answers to
+    /// Fetch requests come back, as (peer, whole frame), for the broker.
+    pub(crate) fn read(
+        &mut self,
+        io: &mut Io,
+        conn: ConnId,
+        buf: &mut BytesMut,
+    ) -> Vec<(i32, Bytes)> {
+        let mut fetched = Vec::new();
         let Some(p) = self.find(conn) else {
             buf.clear();
-            return;
+            return fetched;
         };
         p.rbuf.extend_from_slice(buf);
         buf.clear();
         loop {
             match protocol::cut_response(&mut p.rbuf, MAX_RESPONSE_BYTES) {
-                Frame::Partial => return,
+                Frame::Partial => return fetched,
                 Frame::Invalid(len) => {
                     tracing::warn!(
                         peer = p.status.node_id,
@@ -244,16 +252,18 @@ impl Peers {
                     p.rbuf.clear();
                     p.state = State::Closing(conn);
                     close(io, conn);
-                    return;
+                    return fetched;
                 }
-                Frame::Request(frame) => {
-                    if let Err(why) = p.answered(conn, frame) {
+                Frame::Request(frame) => match p.answered(conn, frame) {
+                    Ok(Some(frame)) => fetched.push((p.status.node_id, frame)),
+                    Ok(None) => {}
+                    Err(why) => {
                         tracing::warn!(peer = p.status.node_id, why, "bad response; reconnecting");
                         p.state = State::Closing(conn);
                         close(io, conn);
-                        return;
+                        return fetched;
                     }
-                }
+                },
             }
         }
     }
@@ -302,13 +312,6 @@ impl Peers {
     pub(crate) fn create_topics(&mut self, io: &mut Io, node: i32, topics: &[String]) {
         use kafka_protocol::messages::CreateTopicsRequest;
         use kafka_protocol::messages::create_topics_request::CreatableTopic;
-        let from = self.node_id;
-        let Some(p) = self.peers.iter_mut().find(|p| p.status.node_id == node) else {
-            return;
-        };
-        let State::Ready(conn) = p.state else {
-            return;
-        };
         let request = CreateTopicsRequest::default()
             .with_topics(
                 topics
@@ -334,14 +337,34 @@ impl Peers {
             ?topics,
             "asking the controller to create topics"
         );
-        p.send(
-            io,
-            conn,
-            from,
-            ApiKey::CreateTopics,
-            CREATE_TOPICS_VERSION,
-            &body,
-        );
+        self.send_request(io, node, (ApiKey::CreateTopics, CREATE_TOPICS_VERSION), &body);
+    }
+
+    /// Send `node` a request (`key` at `version`, its body encoded) when
+    /// its connection is past the handshake; dropped otherwise.
+    pub(crate) fn send_request(
+        &mut self,
+        io: &mut Io,
+        node: i32,
+        (key, version): (ApiKey, i16),
+        body: &[u8],
+    ) {
+        let from = self.node_id;
+        let Some(p) = self.peers.iter_mut().find(|p| p.status.node_id == node) else {
+            return;
+        };
+        let State::Ready(conn) = p.state else {
+            return;
+        };
+        p.send(io, conn, from, key, version, body);
+    }
+
+    /// Whether a `key` request to `node` is unanswered.
+    pub(crate) fn awaiting(&self, node: i32, key: ApiKey) -> bool {
+        self.peers
+            .iter()
+            .find(|p| p.status.node_id == node)
+            .is_some_and(|p| p.in_flight.iter().any(|r| r.1 == key))
     }
 
     /// A clean shutdown: close every peer connection, open no more.
@@ -419,13 +442,15 @@ impl Peer {
         io.emit(cmd, Owner::Send(Vec::new()));
     }
 
-    /// One response frame: it answers the oldest request in flight.
-    fn answered(&mut self, conn: ConnId, mut frame: Bytes) -> Result<(), &'static str> {
+    /// One response frame: it answers the oldest request in flight. A
+    /// Fetch's answer is the broker's, whole.
+    fn answered(&mut self, conn: ConnId, mut frame: Bytes) -> Result<Option<Bytes>, &'static str> {
         let Some((correlation, key, version)) = self.in_flight.pop_front() else {
             return Err("a response to no request");
         };
+        let whole = frame.clone();
         // Response header v0 for ApiVersions, always (KAFKA-NOTES).
-        if frame.get_i32() != correlation {
+        if frame.len() < 4 || frame.get_i32() != correlation {
             return Err("responses out of order");
         }
         match key {
@@ -441,11 +466,12 @@ impl Peer {
                     apis = self.status.api_versions.len(),
                     "peer ready"
                 );
-                Ok(())
+                Ok(None)
             }
             // The topics show in the image once created; a refusal is
             // the controller's to log.
-            ApiKey::CreateTopics => Ok(()),
+            ApiKey::CreateTopics => Ok(None),
+            ApiKey::Fetch => Ok(Some(whole)),
             _ => Err("a response to a request never sent"),
         }
     }

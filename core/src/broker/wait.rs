@@ -87,7 +87,10 @@ pub(crate) enum Until {
     /// Its appends are done: a log reaches an offset (the high watermark
     /// passes it) or a sync covers it (the recovery point passes it), or
     /// the log failed or went away. Produce, OffsetCommit, OffsetDelete.
-    Appended,
+    Appended {
+        /// When to give up waiting (Produce's `timeout_ms`), if ever.
+        deadline: Option<Instant>,
+    },
     /// A log it reads has more, or the deadline passes. Fetch.
     Data {
         /// When to answer with whatever is there.
@@ -108,7 +111,8 @@ impl Until {
     pub(crate) fn deadline(self) -> Option<Instant> {
         match self {
             Until::Data { deadline } | Until::Metadata { deadline } => Some(deadline),
-            Until::Appended | Until::Reads => None,
+            Until::Appended { deadline } => deadline,
+            Until::Reads => None,
         }
     }
 }

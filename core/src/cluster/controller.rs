@@ -18,10 +18,6 @@ use super::records::{Image, PartitionImage, Record, TOPIC_RESOURCE};
 /// A refusal: a Kafka error code and the message a user reads.
 pub(crate) type Refusal = (i16, String);
 
-/// The replication factor this cluster builds today: partitions are led
-/// and served across brokers, but not yet copied between them.
-pub(crate) const MAX_REPLICATION_FACTOR: i16 = 1;
-
 /// What a CreateTopics entry asks for, already checked for name and
 /// settings.
 #[derive(Debug, Clone)]
@@ -177,15 +173,6 @@ fn check_factor(rf: i16, brokers: usize) -> Result<(), Refusal> {
         return Err((
             ResponseError::InvalidReplicationFactor.code(),
             format!("replication factor {rf} is larger than the {brokers} brokers registered"),
-        ));
-    }
-    if rf > MAX_REPLICATION_FACTOR {
-        return Err((
-            ResponseError::InvalidReplicationFactor.code(),
-            format!(
-                "replication factor {rf}: this cluster spreads partitions across brokers \
-                 but does not yet copy them between brokers; use 1"
-            ),
         ));
     }
     Ok(())

@@ -96,6 +96,21 @@ pub struct Config {
     /// `request.timeout.ms`: how long a request to a peer may go unanswered
     /// before its connection is closed and opened again.
     pub request_timeout_ms: u64,
+    /// `default.replication.factor`: replicas of a topic created without
+    /// one (in a cluster; alone, only 1 can be made).
+    pub default_replication_factor: i16,
+    /// `replica.fetch.max.bytes`: the most bytes a follower asks of one
+    /// partition per fetch (the first batch always comes whole).
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: the most bytes a follower asks
+    /// for in one fetch.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at
+    /// the leader for new records.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.backoff.ms`: a follower's wait before fetching again
+    /// from a leader that answered with errors.
+    pub replica_fetch_backoff_ms: u64,
     /// `fetch.max.wait.cap.ms`: the longest a fetch may long-poll whatever
     /// the client asks.
     pub fetch_max_wait_cap_ms: i64,
@@ -174,6 +189,11 @@ impl Default for Config {
             metadata_max_idle_interval_ms: 500,
             metadata_snapshot_interval_records: 1_024,
             request_timeout_ms: 30_000,
+            default_replication_factor: 1,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
             flush_threads: 4,
             queued_max_request_bytes: 32 << 20,
             fetch_max_wait_cap_ms: 30_000,
@@ -241,6 +261,21 @@ impl Config {
             "log.flush.threads" => self.flush_threads = parse_range(key, value, 1, 64)?,
             "request.timeout.ms" => {
                 self.request_timeout_ms = parse_range(key, value, 1, 3_600_000)?
+            }
+            "default.replication.factor" => {
+                self.default_replication_factor = parse_range(key, value, 1, i16::MAX)?
+            }
+            "replica.fetch.max.bytes" => {
+                self.replica_fetch_max_bytes = parse_range(key, value, 1, i32::MAX)?
+            }
+            "replica.fetch.response.max.bytes" => {
+                self.replica_fetch_response_max_bytes = parse_range(key, value, 1, i32::MAX)?
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.replica_fetch_wait_max_ms = parse_range(key, value, 0, 60_000)?
+            }
+            "replica.fetch.backoff.ms" => {
+                self.replica_fetch_backoff_ms = parse_range(key, value, 0, 3_600_000)?
             }
             "log.retention.check.interval.ms" => {
                 self.retention_check_interval_ms = parse_range(key, value, 1, u64::MAX / 2)?
@@ -324,10 +359,10 @@ impl Config {
                     .saturating_mul(3_600_000)
                     .max(-1)
             }
-            // A single broker has one replica of everything; these are accepted
-            // so a stock single-node server.properties works, and must say 1.
-            "default.replication.factor"
-            | "offsets.topic.replication.factor"
+            // Not replicated yet (the offsets topic) or not built (the
+            // transaction log); accepted so a stock server.properties
+            // works, and must say 1.
+            "offsets.topic.replication.factor"
             | "transaction.state.log.replication.factor"
             | "transaction.state.log.min.isr" => {
                 parse_range::<i32>(key, value, 1, 1)?;
@@ -484,6 +519,7 @@ mod tests {
         assert_eq!(e.key, "log.segment.bytes");
         let e = c.set("no.such.key", "1").unwrap_err();
         assert!(e.to_string().contains("unknown configuration key"), "{e}");
-        assert!(c.set("default.replication.factor", "3").is_err());
+        assert!(c.set("default.replication.factor", "0").is_err());
+        assert!(c.set("offsets.topic.replication.factor", "3").is_err());
     }
 }

@@ -89,6 +89,9 @@ pub enum ReadError {
 pub struct LogEvent {
     /// The high watermark moved forward (wake fetches, answer produces).
     pub high_watermark_advanced: bool,
+    /// The written end moved forward (wake followers' fetches, answer
+    /// `acks=1` produces of a replicated partition).
+    pub written_advanced: bool,
     /// The recovery point moved forward (data up to it is synced).
     pub recovery_point_advanced: bool,
     /// The command failed: the partition is now offline (sticky).
@@ -136,7 +139,15 @@ pub struct PartitionLog {
     pub(super) segments: Vec<Segment>,
     pub(super) log_start: u64,
     pub(super) log_end: u64,
+    /// What readers see: everything below it. Alone it follows `written`;
+    /// replicated, it is also held at `hw_bound`.
     pub(super) hwm: u64,
+    /// One past the last offset whose bytes are all written here.
+    pub(super) written: u64,
+    /// Replicated, the most the high watermark may be: on a leader the
+    /// least log end of the in-sync followers, on a follower the leader's
+    /// high watermark. `None` alone (or with no followers).
+    hw_bound: Option<u64>,
     pub(super) recovery_point: u64,
     pub(super) pending: IdMap<IoId, Pending>,
     /// `Append`s in issue order: (id, end offset it makes visible, answered).
@@ -171,6 +182,8 @@ impl PartitionLog {
             log_start: start,
             log_end: start,
             hwm: start,
+            written: start,
+            hw_bound: None,
             recovery_point: start,
             pending: IdMap::default(),
             appends: VecDeque::new(),
@@ -348,6 +361,64 @@ impl PartitionLog {
         ids: &mut Ids,
         out: &mut Vec<Command>,
     ) -> Result<AppendInfo, IoError> {
+        let (len32, delta) = self.writable(&batch, header)?;
+        let base = self.log_end;
+        let last = base.saturating_add(delta);
+        let lat = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let (parts, max_ts) = if lat {
+            // Validated batches are at least a header long.
+            let Some(h) = batch::log_append_time_header(&batch, base, now.wall_ms) else {
+                return Err(io_error(
+                    std::io::ErrorKind::InvalidInput,
+                    "batch shorter than its header",
+                ));
+            };
+            (vec![h, batch.slice(HEADER_LEN..)], now.wall_ms)
+        } else {
+            let prefix = batch::offset_prefix(base, header.batch_length);
+            (vec![prefix, batch.slice(16..)], header.max_timestamp)
+        };
+        self.write_batch(now, parts, header, (len32, base, last, max_ts), ids, out)?;
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: if lat { now.wall_ms } else { -1 },
+        })
+    }
+
+    /// Append a batch fetched from the partition's leader, as it came: its
+    /// offsets, epoch and timestamps are the leader's, and it must start
+    /// at this log's end (`InvalidInput` otherwise, changing nothing). The
+    /// producer state follows it, as on the leader.
+    pub fn append_replica(
+        &mut self,
+        now: Now,
+        batch: Bytes,
+        header: &BatchHeader,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) -> Result<AppendInfo, IoError> {
+        let (len32, delta) = self.writable(&batch, header)?;
+        let base = self.log_end;
+        if u64::try_from(header.base_offset).ok() != Some(base) {
+            return Err(io_error(
+                std::io::ErrorKind::InvalidInput,
+                "a replicated batch does not start at the log end",
+            ));
+        }
+        let last = base.saturating_add(delta);
+        let max_ts = header.max_timestamp;
+        self.write_batch(now, vec![batch], header, (len32, base, last, max_ts), ids, out)?;
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: -1,
+        })
+    }
+
+    /// Whether a batch may be appended now: the log is online and the
+    /// batch's length agrees with its header. Its length and offset delta.
+    fn writable(&self, batch: &Bytes, header: &BatchHeader) -> Result<(u32, u64), IoError> {
         if let Some(e) = &self.offline {
             return Err(e.clone());
         }
@@ -370,30 +441,30 @@ impl PartitionLog {
                 "batch length disagrees with its header",
             ));
         };
-        let base = self.log_end;
-        let last = base.saturating_add(delta);
+        Ok((len32, delta))
+    }
+
+    /// Write a batch's `parts` at `base..=last`: roll first when it would
+    /// overflow `segment.bytes`, the offset index is full or `segment.ms`
+    /// passed; emit the `Append` (and `WriteIndex` when an entry is due);
+    /// move the log end and the producer state now.
+    fn write_batch(
+        &mut self,
+        now: Now,
+        parts: Vec<Bytes>,
+        header: &BatchHeader,
+        (len32, base, last, max_ts): (u32, u64, u64, i64),
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) -> Result<(), IoError> {
         if self.active_expired(now.wall_ms)
             || self
                 .segments
                 .last()
-                .is_some_and(|s| s.is_full_for(len as u64, last, &self.config))
+                .is_some_and(|s| s.is_full_for(u64::from(len32), last, &self.config))
         {
             self.roll(ids, out);
         }
-        let lat = self.config.timestamp_type == TimestampType::LogAppendTime;
-        let (parts, max_ts) = if lat {
-            // Validated batches are at least a header long.
-            let Some(h) = batch::log_append_time_header(&batch, base, now.wall_ms) else {
-                return Err(io_error(
-                    std::io::ErrorKind::InvalidInput,
-                    "batch shorter than its header",
-                ));
-            };
-            (vec![h, batch.slice(HEADER_LEN..)], now.wall_ms)
-        } else {
-            let prefix = batch::offset_prefix(base, header.batch_length);
-            (vec![prefix, batch.slice(16..)], header.max_timestamp)
-        };
         let interval = self.config.index_interval_bytes;
         let Some(active) = self.segments.last_mut() else {
             return Err(io_error(
@@ -419,17 +490,14 @@ impl PartitionLog {
         // Offsets are assigned now, so the producer's state moves now: a
         // retry arriving before this append completes is a duplicate.
         self.producers.record(header, base, last, max_ts);
+        let delta = last - base;
         self.unflushed_messages = self.unflushed_messages.saturating_add(delta + 1);
         self.unflushed_since.get_or_insert(now.wall_ms);
         if i64::try_from(self.unflushed_messages).unwrap_or(i64::MAX) >= self.config.flush_messages
         {
             self.flush(ids, out);
         }
-        Ok(AppendInfo {
-            base_offset: base,
-            last_offset: last,
-            log_append_time: if lat { now.wall_ms } else { -1 },
-        })
+        Ok(())
     }
 
     /// Append a client's batch: [`PartitionLog::append`] after the checks of
@@ -601,7 +669,10 @@ impl PartitionLog {
             }
         };
         match kind {
-            Pending::Append => event.high_watermark_advanced = self.append_done(io),
+            Pending::Append => {
+                event.written_advanced = self.append_done(io);
+                event.high_watermark_advanced = self.advance_high_watermark();
+            }
             Pending::Sync(seg) => {
                 if let Some(i) = self.segment_index(seg) {
                     let s = &mut self.segments[i];
@@ -632,18 +703,36 @@ impl PartitionLog {
         event
     }
 
-    /// Mark an `Append` answered; move the high watermark over the answered
+    /// Mark an `Append` answered; move the written end over the answered
     /// prefix. Returns whether it moved.
     fn append_done(&mut self, io: IoId) -> bool {
         if let Some(a) = self.appends.iter_mut().find(|a| a.0 == io) {
             a.2 = true;
         }
-        let before = self.hwm;
+        let before = self.written;
         while let Some(&(_, end, true)) = self.appends.front() {
-            self.hwm = self.hwm.max(end);
+            self.written = self.written.max(end);
             self.appends.pop_front();
         }
+        self.written > before
+    }
+
+    /// Move the high watermark to the written end, held at the bound when
+    /// replicated. It never goes back. Returns whether it moved.
+    fn advance_high_watermark(&mut self) -> bool {
+        let before = self.hwm;
+        let to = self.hw_bound.map_or(self.written, |b| b.min(self.written));
+        self.hwm = self.hwm.max(to);
         self.hwm > before
+    }
+
+    /// Replicated: hold the high watermark at `bound` (the least log end of
+    /// the in-sync replicas on a leader, the leader's high watermark on a
+    /// follower); `None` lets it follow the written end. Returns whether
+    /// the high watermark moved.
+    pub fn set_high_watermark_bound(&mut self, bound: Option<u64>) -> bool {
+        self.hw_bound = bound;
+        self.advance_high_watermark()
     }
 
     /// Move the recovery point over every segment synced from it on.
@@ -685,10 +774,17 @@ impl PartitionLog {
         self.log_end
     }
 
-    /// One past the last offset whose bytes are all written: readers see
-    /// everything below it and nothing at or above it.
+    /// Readers see everything below it and nothing at or above it: the
+    /// written end alone, and replicated, no further than every in-sync
+    /// replica has written.
     pub fn high_watermark(&self) -> u64 {
         self.hwm
+    }
+
+    /// One past the last offset whose bytes are all written here (what a
+    /// follower is served up to, and what `acks=1` waits for).
+    pub fn written_end(&self) -> u64 {
+        self.written
     }
 
     /// Offsets below this are synced to disk.

@@ -16,17 +16,27 @@ impl PartitionLog {
     /// when `offset` is at or past the high watermark (and not past the log
     /// end); `OffsetOutOfRange` below the log start or past the log end.
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Option<ReadSlice>, ReadError> {
+        self.read_below(offset, max_bytes, self.hwm)
+    }
+
+    /// [`PartitionLog::read`] up to `end` rather than the high watermark.
+    fn read_below(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+        end: u64,
+    ) -> Result<Option<ReadSlice>, ReadError> {
         if offset < self.log_start || offset > self.log_end {
             return Err(ReadError::OffsetOutOfRange);
         }
-        if offset >= self.hwm {
+        if offset >= end {
             return Ok(None);
         }
         // The first segment that ends past `offset` holds it; when `offset`
         // is the end of a sealed segment that is the next one.
         let first = self.segments.partition_point(|s| s.end <= offset);
         for s in self.segments.get(first..).unwrap_or_default() {
-            if let Some((pos, len)) = s.read(offset, self.hwm, max_bytes) {
+            if let Some((pos, len)) = s.read(offset, end, max_bytes) {
                 return Ok(Some(ReadSlice {
                     seg: s.id,
                     pos,
@@ -45,7 +55,27 @@ impl PartitionLog {
     /// segments (a compacted one's) is read in one response, not one
     /// segment per fetch.
     pub fn read_regions(&self, offset: u64, max_bytes: u64) -> Result<Vec<ReadSlice>, ReadError> {
-        let Some(first) = self.read(offset, max_bytes)? else {
+        self.regions_below(offset, max_bytes, self.hwm)
+    }
+
+    /// [`PartitionLog::read_regions`] up to the written end rather than the
+    /// high watermark: what a follower replica is served, as Kafka serves
+    /// followers up to the log end.
+    pub fn read_regions_for_replica(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<ReadSlice>, ReadError> {
+        self.regions_below(offset, max_bytes, self.written)
+    }
+
+    fn regions_below(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+        end: u64,
+    ) -> Result<Vec<ReadSlice>, ReadError> {
+        let Some(first) = self.read_below(offset, max_bytes, end)? else {
             return Ok(Vec::new());
         };
         let mut total = first.len;
@@ -55,7 +85,7 @@ impl PartitionLog {
             let last = out.last().copied().unwrap_or(first);
             // All of this segment is below the high watermark and was
             // taken, and the budget has room.
-            if s.end >= self.hwm || total >= max_bytes {
+            if s.end >= end || total >= max_bytes {
                 break;
             }
             let whole = s.id == last.seg && last.pos + last.len >= s.size;
@@ -65,7 +95,7 @@ impl PartitionLog {
             let Some(next) = self.segments.get(i + 1) else {
                 break;
             };
-            match next.read(next.base, self.hwm, max_bytes - total) {
+            match next.read(next.base, end, max_bytes - total) {
                 Some((pos, len)) if len <= max_bytes - total && len > 0 => {
                     total += len;
                     out.push(ReadSlice {

@@ -85,6 +85,7 @@ impl PartitionLog {
         let first_base = bases.first().copied().unwrap_or(0);
         self.log_end = self.segments.last().map_or(first_base, |s| s.end);
         self.hwm = self.log_end;
+        self.written = self.log_end;
         self.log_start = log_start
             .unwrap_or(first_base)
             .max(first_base)

@@ -1,0 +1,318 @@
+//! Data replication, Kafka's ISR protocol, in two halves.
+//!
+//! The leader's: a follower fetches with its replica id, and its fetch
+//! offset is its log end; the leader keeps each in-sync follower's, and
+//! holds the partition's high watermark at the least of them (and its own
+//! written end), so readers and `acks=all` see only what every in-sync
+//! replica has. Followers are served up to the leader's written end, from
+//! the segment files, as consumers are (`sendfile`).
+//!
+//! The follower's ([`Broker::replicate`]): one Fetch at a time to each
+//! leader it follows partitions of, naming them all from its log ends;
+//! the batches that come back are appended as they came (offsets, epochs
+//! and timestamps the leader's) through the same segment writer, and the
+//! leader's high watermark bounds the follower's.
+//!
+//! Not yet: ISR changes (a follower that stops fetching holds the high
+//! watermark until it returns), leader epochs and truncation of a
+//! diverging follower, and leaders changing hands.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::Broker;
+use super::logs::LogKey;
+use crate::log::batch;
+use crate::time::Instant;
+
+/// The Fetch version followers send: topics by name, no sessions needed.
+pub(crate) const REPLICA_FETCH_VERSION: i16 = 12;
+
+/// This broker's part in a partition with more than one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It leads: the other in-sync replicas, and each one's log end as its
+    /// last fetch showed.
+    Leader {
+        isr: Vec<i32>,
+        ends: BTreeMap<i32, u64>,
+    },
+    /// It follows `leader`.
+    Follower { leader: i32 },
+}
+
+impl Role {
+    /// The most the high watermark may be, given the log's own: on a
+    /// leader the least log end of the other in-sync replicas (one not
+    /// heard from yet holds it where it is); on a follower, `None` (the
+    /// leader's answers set it).
+    pub(crate) fn leader_bound(&self, hwm: u64) -> Option<u64> {
+        match self {
+            Role::Leader { isr, ends } => Some(
+                isr.iter()
+                    .map(|r| ends.get(r).copied().unwrap_or(hwm))
+                    .min()
+                    .unwrap_or(u64::MAX),
+            ),
+            Role::Follower { .. } => None,
+        }
+    }
+}
+
+/// The follower's fetch state.
+#[derive(Debug, Default)]
+pub(crate) struct Fetching {
+    /// Leaders not fetched from again before this (they answered errors).
+    backoff: BTreeMap<i32, Instant>,
+    /// Partitions whose fetch failed in a way only an operator can mend,
+    /// already logged.
+    warned: std::collections::BTreeSet<LogKey>,
+}
+
+impl Fetching {
+    /// When a backoff ends.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.backoff.values().min().copied()
+    }
+}
+
+impl Broker {
+    /// Send a Fetch to each leader this broker follows partitions of, when
+    /// none is in flight to it and it is not backing off.
+    pub(super) fn replicate(&mut self) {
+        let Some(q) = &self.quorum else {
+            return;
+        };
+        let me = self.config.node_id;
+        let now = self.now.mono;
+        self.fetching.backoff.retain(|_, until| *until > now);
+        // Partitions by leader, each with its log end and start.
+        let mut wanted: BTreeMap<i32, Vec<(String, i32, u64, u64)>> = BTreeMap::new();
+        for (name, topic) in &q.image().topics {
+            for (p, state) in topic.partitions.iter().enumerate() {
+                let leader = state.leader;
+                if leader == me || leader < 0 || !state.replicas.contains(&me) {
+                    continue;
+                }
+                let Ok(p) = i32::try_from(p) else { continue };
+                let Some(key) = self.logs.find(name, p) else {
+                    continue;
+                };
+                if self.fetching.warned.contains(&key) {
+                    continue;
+                }
+                let Some(log) = self.logs.get(key) else {
+                    continue;
+                };
+                if log.offline().is_some() {
+                    continue;
+                }
+                wanted.entry(leader).or_default().push((
+                    name.clone(),
+                    p,
+                    log.log_end_offset(),
+                    log.log_start_offset(),
+                ));
+            }
+        }
+        for (leader, partitions) in wanted {
+            if self.peers.awaiting(leader, ApiKey::Fetch)
+                || self.fetching.backoff.contains_key(&leader)
+            {
+                continue;
+            }
+            let Some(body) = fetch_request(&self.config, &partitions) else {
+                tracing::error!(leader, "replica Fetch encoding failed");
+                continue;
+            };
+            self.peers.send_request(
+                &mut self.io,
+                leader,
+                (ApiKey::Fetch, REPLICA_FETCH_VERSION),
+                &body,
+            );
+        }
+    }
+
+    /// A leader answered a follower's Fetch: append what came, in order,
+    /// and take the leader's high watermark.
+    pub(super) fn replica_fetched(&mut self, leader: i32, mut frame: Bytes) {
+        let version = REPLICA_FETCH_VERSION;
+        let decoded = ResponseHeader::decode(
+            &mut frame,
+            ApiKey::Fetch.response_header_version(version),
+        )
+        .and_then(|_| FetchResponse::decode(&mut frame, version));
+        let response = match decoded {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(leader, error = %e, "replica Fetch answer does not decode");
+                self.back_off(leader);
+                return;
+            }
+        };
+        if response.error_code != 0 {
+            self.back_off(leader);
+            return;
+        }
+        let mut errors = false;
+        for topic in response.responses {
+            let name = topic.topic.0.as_str();
+            for p in topic.partitions {
+                let Some(key) = self.logs.find(name, p.partition_index) else {
+                    continue;
+                };
+                if p.error_code != 0 {
+                    errors = true;
+                    self.replica_error(key, leader, p.error_code);
+                    continue;
+                }
+                if let Some(records) = p.records {
+                    self.append_replicated(key, leader, records);
+                }
+                let hw = u64::try_from(p.high_watermark).unwrap_or(0);
+                self.logs.leader_high_watermark(key, hw);
+            }
+        }
+        if errors {
+            self.back_off(leader);
+        }
+        self.replicate();
+    }
+
+    fn back_off(&mut self, leader: i32) {
+        let wait = Duration::from_millis(self.config.replica_fetch_backoff_ms);
+        self.fetching
+            .backoff
+            .insert(leader, self.now.mono.saturating_add(wait));
+    }
+
+    /// Append the whole batches of one partition's fetched records; a
+    /// partial batch at the end (cut by the byte limits) is fetched again.
+    fn append_replicated(&mut self, key: LogKey, leader: i32, records: Bytes) {
+        for (at, header) in batch::scan(&records, 0) {
+            let len = header.total_len() as usize;
+            let bytes = records.slice(at..at + len);
+            let end = self.logs.get(key).map_or(0, |l| l.log_end_offset());
+            let base = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
+            if base < end {
+                // Already here (the first batch of a fetch may start before
+                // the offset asked for).
+                continue;
+            }
+            if batch::crc_of(&bytes) != Some(header.crc) || base > end {
+                let why = if base > end {
+                    "a gap"
+                } else {
+                    "a CRC mismatch"
+                };
+                self.stop_replicating(key, leader, why);
+                return;
+            }
+            let appended = self.logs.run(&mut self.io, self.now, key, |log, now, ids, out| {
+                log.append_replica(now, bytes, &header, ids, out)
+            });
+            if let Some(Err(e)) = appended {
+                tracing::warn!(leader, error = %e, "replicated batch not appended");
+                return;
+            }
+        }
+    }
+
+    /// A partition's error in a leader's answer.
+    fn replica_error(&mut self, key: LogKey, leader: i32, code: i16) {
+        if code == ResponseError::OffsetOutOfRange.code() {
+            // This log runs past the leader's: the leader lost records it
+            // had (a power loss). Truncating to it needs leader epochs.
+            self.stop_replicating(key, leader, "this replica's log runs past the leader's");
+        } else {
+            // The leader does not lead it yet or any more: the image
+            // catches up.
+            tracing::debug!(leader, code, "replica fetch refused");
+        }
+    }
+
+    fn stop_replicating(&mut self, key: LogKey, leader: i32, why: &str) {
+        if self.fetching.warned.insert(key) {
+            let dir = self.logs.get(key).map(|l| l.dir().to_owned());
+            tracing::error!(
+                leader,
+                ?dir,
+                why,
+                "replication of this partition stopped; move this replica's log away \
+                 and restart the broker to copy it from the leader again"
+            );
+        }
+    }
+}
+
+/// The Fetch a follower sends: every partition it follows on one leader,
+/// from its log ends.
+fn fetch_request(
+    config: &crate::config::Config,
+    partitions: &[(String, i32, u64, u64)],
+) -> Option<Bytes> {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (name, p, end, start) in partitions {
+        let partition = FetchPartition::default()
+            .with_partition(*p)
+            .with_fetch_offset(*end as i64)
+            .with_log_start_offset(*start as i64)
+            .with_partition_max_bytes(config.replica_fetch_max_bytes);
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == name => t.partitions.push(partition),
+            _ => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(name.clone())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(config.node_id))
+        .with_max_wait_ms(config.replica_fetch_wait_max_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(config.replica_fetch_response_max_bytes)
+        .with_topics(topics);
+    let mut body = BytesMut::new();
+    // Every field is in range: only a broker bug fails here.
+    request.encode(&mut body, REPLICA_FETCH_VERSION).ok()?;
+    Some(body.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_holds_the_high_watermark_at_its_slowest_in_sync_follower() {
+        let mut ends = BTreeMap::new();
+        ends.insert(1, 7);
+        let role = Role::Leader {
+            isr: vec![1, 2],
+            ends,
+        };
+        // Replica 2 has not fetched: the high watermark stays where it is.
+        assert_eq!(role.leader_bound(3), Some(3));
+        let Role::Leader { isr, mut ends } = role else {
+            unreachable!()
+        };
+        ends.insert(2, 5);
+        let role = Role::Leader { isr, ends };
+        assert_eq!(role.leader_bound(3), Some(5));
+        let alone = Role::Leader {
+            isr: Vec::new(),
+            ends: BTreeMap::new(),
+        };
+        assert_eq!(alone.leader_bound(3), Some(u64::MAX));
+        assert_eq!(Role::Follower { leader: 0 }.leader_bound(3), None);
+    }
+}
