@@ -511,3 +511,125 @@ fn each_group_has_one_coordinator_and_the_others_send_clients_to_it() {
         "groups spread over coordinators: {coordinators:?}"
     );
 }
+
+/// The bytes of every `.log` segment of `topic`-`p` on node `at`, in order.
+fn log_bytes(net: &Net, at: usize, topic: &str, p: i32) -> Vec<u8> {
+    let dir = format!("{topic}-{p}/");
+    let disk = &net.nodes[at].disk;
+    let mut paths: Vec<String> = disk
+        .paths()
+        .into_iter()
+        .filter(|path| path.contains(&dir) && path.ends_with(".log"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .flat_map(|path| disk.file(path).unwrap_or_default().to_vec())
+        .collect()
+}
+
+fn high_watermark(net: &mut Net, at: usize, topic: &str, p: i32) -> i64 {
+    let conn = net.client(at);
+    let mut req = common::Sim::fetch_req(topic, 0, 0);
+    req.topics[0].partitions[0].partition = p;
+    let f: FetchResponse = net
+        .request((at, conn), (ApiKey::Fetch, 12), &req, WAIT)
+        .expect("Fetch answered");
+    let part = &f.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0, "fetch of {topic}-{p} at {at}");
+    part.high_watermark
+}
+
+#[test]
+fn replicas_copy_their_leader_and_acks_all_waits_for_every_in_sync_one() {
+    let mut net = cluster(17, (5, 2));
+    let c = controller(&net);
+    let conn = net.client(c);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name("r"))
+                .with_num_partitions(2)
+                .with_replication_factor(3),
+        ])
+        .with_timeout_ms(5_000);
+    let r: CreateTopicsResponse = net
+        .request((c, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
+        .unwrap();
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    assert_eq!(r.topics[0].replication_factor, 3);
+    net.advance(Duration::from_secs(1));
+    let image = net.status(0).image.topics["r"].clone();
+    for i in 0..3 {
+        assert_eq!(held(&mut net, i, "r"), BTreeSet::from([0, 1]), "node {i}");
+    }
+
+    // acks=all to each leader: every answer comes, in order, and every
+    // replica ends with the leader's bytes.
+    for p in 0..2 {
+        let leader = image.partitions[p as usize].leader as usize;
+        for i in 0..20 {
+            assert_eq!(produce(&mut net, leader, "r", p, &format!("v{i}")), 0);
+        }
+        net.advance(Duration::from_secs(2));
+        assert_eq!(high_watermark(&mut net, leader, "r", p), 20);
+        let want = log_bytes(&net, leader, "r", p);
+        assert!(!want.is_empty());
+        for i in 0..3 {
+            assert_eq!(log_bytes(&net, i, "r", p), want, "node {i}, partition {p}");
+        }
+    }
+
+    // A follower stops: acks=all times out and the high watermark holds,
+    // acks=1 is answered; once it is back, both catch up.
+    let leader = image.partitions[0].leader as usize;
+    let follower = (leader + 1) % 3;
+    net.pause(follower, true);
+    net.advance(Duration::from_secs(1));
+    assert_eq!(
+        produce(&mut net, leader, "r", 0, "late"),
+        7,
+        "REQUEST_TIMED_OUT"
+    );
+    let conn = net.client(leader);
+    let batch = common::batch(&["one"], 1_700_000_000_000, Compression::None);
+    let req = common::Sim::produce_req("r", 0, batch).with_acks(1);
+    let r: ProduceResponse = net
+        .request((leader, conn), (ApiKey::Produce, 9), &req, WAIT)
+        .unwrap();
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(high_watermark(&mut net, leader, "r", 0), 20);
+    net.pause(follower, false);
+    net.advance(Duration::from_secs(3));
+    assert_eq!(high_watermark(&mut net, leader, "r", 0), 22);
+    let want = log_bytes(&net, leader, "r", 0);
+    assert_eq!(log_bytes(&net, follower, "r", 0), want);
+
+    // More in-sync replicas asked for than there are: refused.
+    let conn = net.client(c);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name("strict"))
+                .with_num_partitions(1)
+                .with_replication_factor(3)
+                .with_configs(vec![
+                    kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default(
+                    )
+                    .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                    .with_value(Some(StrBytes::from_static_str("4"))),
+                ]),
+        ])
+        .with_timeout_ms(5_000);
+    let r: CreateTopicsResponse = net
+        .request((c, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
+        .unwrap();
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    net.advance(Duration::from_secs(1));
+    let leader = net.status(0).image.topics["strict"].partitions[0].leader as usize;
+    assert_eq!(
+        produce(&mut net, leader, "strict", 0, "x"),
+        19,
+        "NOT_ENOUGH_REPLICAS"
+    );
+}

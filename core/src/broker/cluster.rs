@@ -528,7 +528,6 @@ impl Broker {
         }
         self.replicate();
     }
-
 }
 
 /// What broker `me`, one of its replicas, is to a partition.

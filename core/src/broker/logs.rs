@@ -194,13 +194,7 @@ impl Logs {
     /// replica. A leader's in-sync followers keep the log ends they showed.
     pub(crate) fn set_role(&mut self, key: LogKey, role: Option<Role>) {
         let role = match (role, self.roles.get(&key)) {
-            (
-                Some(Role::Leader { isr, .. }),
-                Some(Role::Leader {
-                    ends: known,
-                    ..
-                }),
-            ) => {
+            (Some(Role::Leader { isr, .. }), Some(Role::Leader { ends: known, .. })) => {
                 let ends = known
                     .iter()
                     .filter(|(r, _)| isr.contains(r))

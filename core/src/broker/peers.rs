@@ -337,7 +337,12 @@ impl Peers {
             ?topics,
             "asking the controller to create topics"
         );
-        self.send_request(io, node, (ApiKey::CreateTopics, CREATE_TOPICS_VERSION), &body);
+        self.send_request(
+            io,
+            node,
+            (ApiKey::CreateTopics, CREATE_TOPICS_VERSION),
+            &body,
+        );
     }
 
     /// Send `node` a request (`key` at `version`, its body encoded) when

@@ -146,11 +146,9 @@ impl Broker {
     /// and take the leader's high watermark.
     pub(super) fn replica_fetched(&mut self, leader: i32, mut frame: Bytes) {
         let version = REPLICA_FETCH_VERSION;
-        let decoded = ResponseHeader::decode(
-            &mut frame,
-            ApiKey::Fetch.response_header_version(version),
-        )
-        .and_then(|_| FetchResponse::decode(&mut frame, version));
+        let decoded =
+            ResponseHeader::decode(&mut frame, ApiKey::Fetch.response_header_version(version))
+                .and_then(|_| FetchResponse::decode(&mut frame, version));
         let response = match decoded {
             Ok(r) => r,
             Err(e) => {
@@ -217,9 +215,11 @@ impl Broker {
                 self.stop_replicating(key, leader, why);
                 return;
             }
-            let appended = self.logs.run(&mut self.io, self.now, key, |log, now, ids, out| {
-                log.append_replica(now, bytes, &header, ids, out)
-            });
+            let appended = self
+                .logs
+                .run(&mut self.io, self.now, key, |log, now, ids, out| {
+                    log.append_replica(now, bytes, &header, ids, out)
+                });
             if let Some(Err(e)) = appended {
                 tracing::warn!(leader, error = %e, "replicated batch not appended");
                 return;

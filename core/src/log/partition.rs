@@ -408,7 +408,14 @@ impl PartitionLog {
         }
         let last = base.saturating_add(delta);
         let max_ts = header.max_timestamp;
-        self.write_batch(now, vec![batch], header, (len32, base, last, max_ts), ids, out)?;
+        self.write_batch(
+            now,
+            vec![batch],
+            header,
+            (len32, base, last, max_ts),
+            ids,
+            out,
+        )?;
         Ok(AppendInfo {
             base_offset: base,
             last_offset: last,
