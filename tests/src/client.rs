@@ -417,13 +417,23 @@ pub fn try_create_topic(
     partitions: i32,
     timeout: Duration,
 ) -> Result<(), RDKafkaErrorCode> {
+    try_create_replicated_topic(bootstrap, topic, (partitions, 1), timeout)
+}
+
+/// Like [`try_create_topic`], with `replicas` replicas of each partition.
+pub fn try_create_replicated_topic(
+    bootstrap: &str,
+    topic: &str,
+    (partitions, replicas): (i32, i32),
+    timeout: Duration,
+) -> Result<(), RDKafkaErrorCode> {
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
         .create()
         .expect("create the rdkafka admin client");
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
     let results = block_on(
         admin.create_topics([&new], &opts),
         timeout + Duration::from_secs(1),

@@ -6,7 +6,8 @@
 //! reach every leader, and every record produced is read back; a consumer
 //! group found through one broker is coordinated by the leader of its
 //! `__consumer_offsets` partition, and its committed offsets are read back
-//! through another broker.
+//! through another broker; a topic with three replicas ends with the
+//! same segment bytes on every broker.
 //!
 //! Run: `cargo test -p conveyor-tests --test cluster`.
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use conveyor_tests::client::{
     client_config, consume, consume_all, consumer, produce_test_records, producer, producer_config,
-    try_create_topic,
+    try_create_replicated_topic, try_create_topic,
 };
 use conveyor_tests::{ChildBroker, each_runtime, free_port, unique_topic};
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -187,8 +188,44 @@ each_runtime! {
                 assert_eq!(held, leader == i as i32, "broker {i}, partition {p}");
             }
         }
+        // A topic with three replicas: acks=all answered, every record read
+        // back, and every broker ends with the leader's segment bytes.
+        let replicated = unique_topic("replicated");
+        try_create_replicated_topic(&bootstrap(0), &replicated, (3, 3), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("CreateTopics {replicated}: {e}\n{}", logs(&brokers)));
+        let p = producer(&producer_config(&bootstrap(2), "zstd"));
+        let acked = produce_test_records(&p, &replicated, None, 0..RECORDS, Duration::from_secs(60));
+        assert_eq!(acked.len(), RECORDS);
+        let records = consume_all(&bootstrap(1), &replicated, 3, Duration::from_secs(60));
+        assert_eq!(records.len(), RECORDS, "every acked record, once");
+        for part in 0..3 {
+            let bytes = |i: usize| segment_bytes(dirs[i].path(), &replicated, part);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !(bytes(1) == bytes(0) && bytes(2) == bytes(0)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(100));
+            }
+            assert!(!bytes(0).is_empty(), "partition {part} has records");
+            assert_eq!(bytes(1), bytes(0), "partition {part}: brokers 0 and 1");
+            assert_eq!(bytes(2), bytes(0), "partition {part}: brokers 0 and 2");
+        }
         for b in brokers {
             assert!(b.terminate().success(), "clean stop");
         }
     }
+}
+
+/// The bytes of every `.log` segment of `topic`-`p` in `dir`, in order.
+fn segment_bytes(dir: &std::path::Path, topic: &str, p: i32) -> Vec<u8> {
+    let Ok(entries) = std::fs::read_dir(dir.join(format!("{topic}-{p}"))) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
 }
