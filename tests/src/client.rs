@@ -438,8 +438,14 @@ pub fn try_create_replicated_topic(
         admin.create_topics([&new], &opts),
         timeout + Duration::from_secs(1),
     )
-    .unwrap_or_else(|| panic!("CreateTopics for {topic} did not complete in {timeout:?}"))
-    .unwrap_or_else(|e| panic!("CreateTopics for {topic}: {e}"));
+    .unwrap_or_else(|| panic!("CreateTopics for {topic} did not complete in {timeout:?}"));
+    let results = match results {
+        Ok(results) => results,
+        // The client's own timeout, or a request it could not send: the
+        // caller decides, and can print the brokers' logs.
+        Err(KafkaError::AdminOp(code)) => return Err(code),
+        Err(e) => panic!("CreateTopics for {topic}: {e}"),
+    };
     assert_eq!(results.len(), 1, "one result per topic: {results:?}");
     match &results[0] {
         Ok(name) => {

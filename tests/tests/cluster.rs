@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use conveyor_tests::client::{
     client_config, consume, consume_all, consumer, produce_test_records, producer, producer_config,
-    try_create_replicated_topic, try_create_topic,
+    try_create_replicated_topic,
 };
 use conveyor_tests::{ChildBroker, each_runtime, free_port, unique_topic};
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -85,17 +85,7 @@ each_runtime! {
         // Created through broker 1, whichever broker is the controller:
         // librdkafka sends CreateTopics to the controller Metadata names.
         let topic = unique_topic("spread");
-        let deadline = Instant::now() + FORM;
-        loop {
-            match try_create_topic(&bootstrap(1), &topic, PARTITIONS, Duration::from_secs(10)) {
-                Ok(()) => break,
-                // A controller elected a moment ago may not be known yet.
-                Err(RDKafkaErrorCode::NotController) if Instant::now() < deadline => {
-                    thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("CreateTopics {topic}: {e}\n{}", logs(&brokers)),
-            }
-        }
+        create(&bootstrap(1), &topic, (PARTITIONS, 1), &brokers);
 
         // Every broker answers Metadata with all three and the same leaders,
         // all three leading some partitions.
@@ -191,8 +181,7 @@ each_runtime! {
         // A topic with three replicas: acks=all answered, every record read
         // back, and every broker ends with the leader's segment bytes.
         let replicated = unique_topic("replicated");
-        try_create_replicated_topic(&bootstrap(0), &replicated, (3, 3), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("CreateTopics {replicated}: {e}\n{}", logs(&brokers)));
+        create(&bootstrap(0), &replicated, (3, 3), &brokers);
         let p = producer(&producer_config(&bootstrap(2), "zstd"));
         let acked = produce_test_records(&p, &replicated, None, 0..RECORDS, Duration::from_secs(60));
         assert_eq!(acked.len(), RECORDS);
@@ -215,6 +204,41 @@ each_runtime! {
 }
 
 /// The bytes of every `.log` segment of `topic`-`p` in `dir`, in order.
+/// Creates `topic` through the broker at `bootstrap`, retrying what a
+/// Kafka client retries: NOT_CONTROLLER (a controller elected a moment ago
+/// may not be known yet) and the client's own timeout (the brokers' logs
+/// are printed so a slow quorum leaves its trace), after which the topic
+/// may already exist.
+fn create(bootstrap: &str, topic: &str, (partitions, rf): (i32, i32), brokers: &[ChildBroker]) {
+    let deadline = Instant::now() + FORM;
+    let mut timed_out = false;
+    loop {
+        let e = match try_create_replicated_topic(
+            bootstrap,
+            topic,
+            (partitions, rf),
+            Duration::from_secs(10),
+        ) {
+            Ok(()) => return,
+            Err(RDKafkaErrorCode::TopicAlreadyExists) if timed_out => return,
+            Err(e) => e,
+        };
+        match e {
+            RDKafkaErrorCode::NotController if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(200));
+            }
+            RDKafkaErrorCode::OperationTimedOut if Instant::now() < deadline => {
+                eprintln!(
+                    "CreateTopics {topic} timed out; retrying\n{}",
+                    logs(brokers)
+                );
+                timed_out = true;
+            }
+            e => panic!("CreateTopics {topic}: {e}\n{}", logs(brokers)),
+        }
+    }
+}
+
 fn segment_bytes(dir: &std::path::Path, topic: &str, p: i32) -> Vec<u8> {
     let Ok(entries) = std::fs::read_dir(dir.join(format!("{topic}-{p}"))) else {
         return Vec::new();

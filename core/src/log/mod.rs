@@ -12,6 +12,7 @@
 //! end of the completed prefix. A read never returns bytes past it, so a
 //! `sendfile` never sends bytes that are not yet in the file.
 
+mod append;
 pub mod batch;
 pub mod clean;
 mod cleaner;
@@ -27,9 +28,7 @@ mod recovery;
 mod retention;
 mod segment;
 
+pub use append::{AppendError, AppendInfo, Appended};
 pub use cleaner::CleanerLimits;
 pub use job::{Job, JobOutput, PIECE_BYTES};
-pub use partition::{
-    AppendError, AppendInfo, Appended, LogEvent, PartitionLog, ReadError, ReadSlice, Recovered,
-    TimeHit,
-};
+pub use partition::{LogEvent, PartitionLog, ReadError, ReadSlice, Recovered, TimeHit};
