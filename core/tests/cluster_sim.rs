@@ -633,3 +633,159 @@ fn replicas_copy_their_leader_and_acks_all_waits_for_every_in_sync_one() {
         "NOT_ENOUGH_REPLICAS"
     );
 }
+
+/// What node `at` reads of `topic`-`p` from offset 0 (up to its high
+/// watermark), as values.
+fn values(net: &mut Net, at: usize, topic: &str, p: i32) -> Vec<String> {
+    let conn = net.client(at);
+    let mut req = common::Sim::fetch_req(topic, 0, 0);
+    req.topics[0].partitions[0].partition = p;
+    let f: FetchResponse = net
+        .request((at, conn), (ApiKey::Fetch, 12), &req, WAIT)
+        .expect("Fetch answered");
+    let part = &f.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0, "fetch of {topic}-{p} at {at}");
+    let records = part.records.clone().unwrap_or_default();
+    common::values_of(&records)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
+}
+
+#[test]
+fn a_dead_leaders_partitions_pass_to_an_in_sync_replica_and_nothing_acknowledged_is_lost() {
+    for seed in 23..31 {
+        failover(seed);
+    }
+}
+
+fn failover(seed: u64) {
+    let mut net = cluster(seed, (5, 2));
+    let c = controller(&net);
+    let conn = net.client(c);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name("f"))
+                .with_num_partitions(3)
+                .with_replication_factor(3),
+        ])
+        .with_timeout_ms(5_000);
+    let r: CreateTopicsResponse = net
+        .request((c, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
+        .unwrap();
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    net.advance(Duration::from_secs(1));
+    let image = net.status(c).image.topics["f"].clone();
+    let leader_of = |p: usize| image.partitions[p].leader as usize;
+
+    // First a broker that is not the controller, then the controller.
+    let plain = (0..3).find(|&p| leader_of(p) != c).unwrap();
+    let led_by_controller = (0..3).find(|&p| leader_of(p) == c).unwrap();
+    for (round, p) in [plain, led_by_controller].into_iter().enumerate() {
+        let old = leader_of(p);
+        let p32 = p as i32;
+        let mut acked = Vec::new();
+        for i in 0..10 {
+            let v = format!("r{round}-{i}");
+            assert_eq!(produce(&mut net, old, "f", p32, &v), 0);
+            acked.push(v);
+        }
+        net.crash(old);
+        // A session passes, a new controller is elected if need be, and
+        // the partition moves to an in-sync replica.
+        net.advance(Duration::from_secs(12));
+        let alive = (0..3).find(|&i| i != old).unwrap();
+        let s = net.status(alive);
+        assert!(s.image.brokers[&(old as i32)].fenced, "{old} fenced");
+        let state = &s.image.topics["f"].partitions[p];
+        let new = state.leader;
+        assert!(new >= 0 && new != old as i32, "partition {p} led by {new}");
+        assert!(!state.isr.contains(&(old as i32)), "isr {:?}", state.isr);
+        assert!(state.leader_epoch >= 1);
+        let new = new as usize;
+        for i in 0..10 {
+            let v = format!("r{round}-late-{i}");
+            assert_eq!(produce(&mut net, new, "f", p32, &v), 0, "to the new leader");
+            acked.push(v);
+        }
+        let read = values(&mut net, new, "f", p32);
+        assert!(
+            acked.iter().all(|v| read.contains(v)),
+            "every acknowledged record on the new leader: {read:?}"
+        );
+
+        // Back: unfenced, it follows the new leader and catches up.
+        net.restart(old);
+        net.advance(Duration::from_secs(5));
+        let s = net.status(new);
+        assert!(!s.image.brokers[&(old as i32)].fenced, "{old} unfenced");
+        assert_eq!(
+            produce(&mut net, old, "f", p32, "to the old leader"),
+            NOT_LEADER_OR_FOLLOWER
+        );
+        net.advance(Duration::from_secs(2));
+        assert_eq!(
+            log_bytes(&net, old, "f", p32),
+            log_bytes(&net, new, "f", p32),
+            "partition {p}: the old leader copies the new one"
+        );
+        let isr = &net.status(new).image.topics["f"].partitions[p].isr;
+        assert_eq!(isr.len(), 3, "partition {p}: back in the ISR: {isr:?}");
+    }
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
+    // Sessions longer than the lag allowed: the leader, not the
+    // controller, drops the follower.
+    let settings = [
+        ("num.partitions", "3"),
+        ("default.replication.factor", "3"),
+        ("broker.session.timeout.ms", "600000"),
+        ("replica.lag.time.max.ms", "2000"),
+    ];
+    let mut net = quorum_net(41, 3, (5, 2), &settings);
+    settle(&mut net).unwrap();
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "lag", 3).topics[0].error_code, 0);
+    net.advance(Duration::from_secs(1));
+    let state = |net: &Net, p: usize| net.status(c).image.topics["lag"].partitions[p].clone();
+    let leader_of = |net: &Net, p: usize| state(net, p).leader as usize;
+    // A partition the controller leads (its ISR changes go straight to the
+    // quorum) and one another broker leads (AlterPartition over the wire).
+    let by_controller = (0..3).find(|&p| leader_of(&net, p) == c).unwrap();
+    let by_other = (0..3).find(|&p| leader_of(&net, p) != c).unwrap();
+    for p in [by_controller, by_other] {
+        let leader = leader_of(&net, p);
+        let p32 = p as i32;
+        assert_eq!(state(&net, p).isr.len(), 3);
+        let before = high_watermark(&mut net, leader, "lag", p32);
+        assert_eq!(produce(&mut net, leader, "lag", p32, "a"), 0);
+
+        // A follower that is not the controller stops: acks=all waits for
+        // it only until the leader drops it from the ISR.
+        let slow = (0..3).find(|&i| i != leader && i != c).unwrap();
+        net.pause(slow, true);
+        net.advance(Duration::from_secs(4));
+        let shrunk = state(&net, p).isr;
+        assert!(!shrunk.contains(&(slow as i32)), "{slow} out: {shrunk:?}");
+        assert_eq!(shrunk.len(), 2);
+        for i in 0..5 {
+            assert_eq!(produce(&mut net, leader, "lag", p32, &format!("b{i}")), 0);
+        }
+        assert_eq!(high_watermark(&mut net, leader, "lag", p32), before + 6);
+
+        // Back, it catches up and the leader adds it again.
+        net.pause(slow, false);
+        net.advance(Duration::from_secs(3));
+        let back = state(&net, p);
+        assert_eq!(back.isr.len(), 3, "partition {p}: {back:?}");
+        assert!(back.partition_epoch >= 2, "{back:?}");
+        assert_eq!(back.leader_epoch, 0, "the leader never changed");
+        assert_eq!(
+            log_bytes(&net, slow, "lag", p32),
+            log_bytes(&net, leader, "lag", p32)
+        );
+    }
+}

@@ -103,7 +103,7 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
             ) else {
                 continue;
             };
-            cx.logs.follower_fetched(key, replica, offset);
+            cx.logs.follower_fetched(key, replica, offset, cx.now.mono);
         }
     }
 }

@@ -14,6 +14,7 @@
 //! the conditions in [`crate::broker::wait`].
 
 mod alter_configs;
+mod alter_partition;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -108,6 +109,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     describe_producers::API,
     describe_log_dirs::API,
     describe_quorum::API,
+    alter_partition::API,
 ];
 
 /// The spec of `key`, if the broker answers it.

@@ -347,9 +347,19 @@ impl Pending {
             let Some(log) = logs.get(w.key) else {
                 return false;
             };
-            if log.offline().is_some() {
+            let refused = if log.offline().is_some() {
+                Some(ResponseError::KafkaStorageError)
+            } else if w.to != Ack::Written && logs.led_elsewhere(w.key) {
+                // Leadership moved before the in-sync replicas had it: the
+                // new leader may or may not hold it; the producer retries
+                // there (an idempotent retry is a duplicate if it does).
+                Some(ResponseError::NotLeaderOrFollower)
+            } else {
+                None
+            };
+            if let Some(e) = refused {
                 let p = &mut response.responses[w.topic].partition_responses[w.partition];
-                p.error_code = ResponseError::KafkaStorageError.code();
+                p.error_code = e.code();
                 p.base_offset = -1;
                 return false;
             }

@@ -16,7 +16,7 @@ use super::Broker;
 use super::group_log::{self, OFFSETS_TOPIC};
 use super::logs::LogKey;
 use super::out::Owner;
-use super::replication::Role;
+use super::replication::{Leading, Role};
 use super::wait::{Ctx, Response, Until, Waiter, Wake};
 use crate::cluster::controller::{self, NewTopic};
 use crate::cluster::records::PartitionImage;
@@ -366,7 +366,7 @@ impl Broker {
             return;
         };
         match wire::decode_frame(frame) {
-            Ok(messages) => q.receive(messages),
+            Ok(messages) => q.receive(messages, self.now),
             Err(e) => {
                 tracing::debug!(?conn, error = ?e, "malformed Raft frame; closing");
                 self.metrics.rejected("malformed");
@@ -485,7 +485,7 @@ impl Broker {
                     (&overrides, |old| seen.contains(&old)),
                 );
                 if let Some(key) = hosted.ok().and_then(|()| self.logs.find(name, p)) {
-                    self.logs.set_role(key, role_of(state, me));
+                    self.logs.set_role(key, role_of(state, me, self.now.mono));
                 }
                 if let Err(old) = hosted {
                     if self.strays.insert(old) {
@@ -530,15 +530,12 @@ impl Broker {
     }
 }
 
-/// What broker `me`, one of its replicas, is to a partition.
-fn role_of(state: &PartitionImage, me: i32) -> Option<Role> {
+/// What broker `me`, one of its replicas, is to a partition, at `now`.
+fn role_of(state: &PartitionImage, me: i32, now: Instant) -> Option<Role> {
     if state.replicas.len() < 2 {
         None
     } else if state.leader == me {
-        Some(Role::Leader {
-            isr: state.isr.iter().copied().filter(|&r| r != me).collect(),
-            ends: Default::default(),
-        })
+        Some(Role::Leader(Leading::new(state, me, now)))
     } else {
         Some(Role::Follower {
             leader: state.leader,

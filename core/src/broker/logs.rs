@@ -11,7 +11,7 @@ use super::replication::Role;
 use crate::config::TopicConfig;
 use crate::io::{Command, Completion, Ids, IoError, IoId, SegId};
 use crate::log::PartitionLog;
-use crate::time::Now;
+use crate::time::{Instant, Now};
 
 /// Index of a partition log.
 pub(crate) type LogKey = usize;
@@ -117,7 +117,7 @@ pub(crate) struct Logs {
     /// the cluster's image may give the real one.
     unknown_ids: std::collections::BTreeSet<String>,
     /// This broker's part in each partition with other replicas.
-    roles: std::collections::HashMap<LogKey, Role>,
+    roles: BTreeMap<LogKey, Role>,
     events: Events,
 }
 
@@ -190,17 +190,18 @@ impl Logs {
         }
     }
 
+    /// This broker's part in `key`'s partition, when it has other replicas.
+    pub(crate) fn role(&self, key: LogKey) -> Option<&Role> {
+        self.roles.get(&key)
+    }
+
     /// This broker's part in `key`'s partition: `None` when it is the only
-    /// replica. A leader's in-sync followers keep the log ends they showed.
+    /// replica. A leader keeps what it knew of its followers while its
+    /// leader epoch stays.
     pub(crate) fn set_role(&mut self, key: LogKey, role: Option<Role>) {
         let role = match (role, self.roles.get(&key)) {
-            (Some(Role::Leader { isr, .. }), Some(Role::Leader { ends: known, .. })) => {
-                let ends = known
-                    .iter()
-                    .filter(|(r, _)| isr.contains(r))
-                    .map(|(&r, &e)| (r, e))
-                    .collect();
-                Some(Role::Leader { isr, ends })
+            (Some(Role::Leader(new)), Some(Role::Leader(known))) => {
+                Some(Role::Leader(new.carry(known)))
             }
             (role, _) => role,
         };
@@ -218,30 +219,46 @@ impl Logs {
             Some(Role::Follower { .. }) => Some(hwm),
         };
         let moved = log.set_high_watermark_bound(bound);
+        let followed = self.led_elsewhere(key);
         match role {
             Some(r) => self.roles.insert(key, r),
             None => self.roles.remove(&key),
         };
-        self.high_watermark_moved(key, moved);
+        // Produces waiting on a leader that lost the partition are told so.
+        self.high_watermark_moved(key, moved || followed != self.led_elsewhere(key));
+    }
+
+    /// Whether another broker leads `key`'s partition (or none does), so
+    /// this one only follows it.
+    pub(crate) fn led_elsewhere(&self, key: LogKey) -> bool {
+        matches!(self.roles.get(&key), Some(Role::Follower { .. }))
+    }
+
+    /// Whether this broker follows `key`'s partition on `leader`.
+    pub(crate) fn follows(&self, key: LogKey, leader: i32) -> bool {
+        matches!(self.roles.get(&key), Some(Role::Follower { leader: l }) if *l == leader)
     }
 
     /// Whether `replica` follows `key`'s partition, which this broker leads.
     pub(crate) fn is_follower(&self, key: LogKey, replica: i32) -> bool {
-        matches!(self.roles.get(&key), Some(Role::Leader { isr, .. }) if isr.contains(&replica))
+        matches!(self.roles.get(&key), Some(Role::Leader(l)) if l.followers.contains(&replica))
     }
 
-    /// A follower fetched `key` from `offset`: its log ends there.
-    pub(crate) fn follower_fetched(&mut self, key: LogKey, replica: i32, offset: u64) {
-        let Some(Role::Leader { isr, ends }) = self.roles.get_mut(&key) else {
-            return;
-        };
-        if !isr.contains(&replica) {
-            return;
-        }
-        ends.insert(replica, offset);
+    /// A follower fetched `key` from `offset` at `now`: its log ends there.
+    pub(crate) fn follower_fetched(
+        &mut self,
+        key: LogKey,
+        replica: i32,
+        offset: u64,
+        now: Instant,
+    ) {
         let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) else {
             return;
         };
+        let Some(Role::Leader(l)) = self.roles.get_mut(&key) else {
+            return;
+        };
+        l.fetched(replica, offset, log.written_end(), now);
         let bound = self
             .roles
             .get(&key)

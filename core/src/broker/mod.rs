@@ -20,6 +20,7 @@ pub(crate) mod cluster;
 pub(crate) mod conns;
 pub(crate) mod group_log;
 pub(crate) mod groups;
+mod isr;
 mod lifecycle;
 pub(crate) mod logs;
 pub(crate) mod out;
@@ -322,6 +323,9 @@ impl Broker {
                 q.timeout(now);
             }
         }
+        // The controller among the leaders proposes its ISR changes
+        // itself: before the quorum's messages go out.
+        self.alter_isrs();
         self.send_quorum();
         self.replicate();
         self.lifecycle_timeout();

@@ -476,6 +476,9 @@ impl Peer {
             // The topics show in the image once created; a refusal is
             // the controller's to log.
             ApiKey::CreateTopics => Ok(None),
+            // Likewise an ISR change: the leader goes by the image and
+            // asks again while it does not show.
+            ApiKey::AlterPartition => Ok(None),
             ApiKey::Fetch => Ok(Some(whole)),
             _ => Err("a response to a request never sent"),
         }

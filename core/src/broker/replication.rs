@@ -13,9 +13,15 @@
 //! and timestamps the leader's) through the same segment writer, and the
 //! leader's high watermark bounds the follower's.
 //!
-//! Not yet: ISR changes (a follower that stops fetching holds the high
-//! watermark until it returns), leader epochs and truncation of a
-//! diverging follower, and leaders changing hands.
+//! Leaders change hands through the controller (a fenced broker's
+//! partitions pass to an in-sync replica, `cluster::controller`); each
+//! broker takes its new role from the image: a new leader holds its high
+//! watermark where it was until its followers fetch, an old one answers
+//! the produces still waiting on it NOT_LEADER_OR_FOLLOWER and follows.
+//!
+//! Not yet: ISR changes by the leader (a follower that stops fetching, yet
+//! is heard by the controller, holds the high watermark until it
+//! returns), leader epochs and truncation of a diverging follower.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +35,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::Broker;
+pub(crate) use super::isr::Leading;
 use super::logs::LogKey;
 use crate::log::batch;
 use crate::time::Instant;
@@ -39,12 +46,8 @@ pub(crate) const REPLICA_FETCH_VERSION: i16 = 12;
 /// This broker's part in a partition with more than one replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Role {
-    /// It leads: the other in-sync replicas, and each one's log end as its
-    /// last fetch showed.
-    Leader {
-        isr: Vec<i32>,
-        ends: BTreeMap<i32, u64>,
-    },
+    /// It leads ([`Leading`]).
+    Leader(Leading),
     /// It follows `leader`.
     Follower { leader: i32 },
 }
@@ -56,9 +59,10 @@ impl Role {
     /// leader's answers set it).
     pub(crate) fn leader_bound(&self, hwm: u64) -> Option<u64> {
         match self {
-            Role::Leader { isr, ends } => Some(
-                isr.iter()
-                    .map(|r| ends.get(r).copied().unwrap_or(hwm))
+            Role::Leader(l) => Some(
+                l.isr
+                    .iter()
+                    .map(|r| l.ends.get(r).copied().unwrap_or(hwm))
                     .min()
                     .unwrap_or(u64::MAX),
             ),
@@ -67,9 +71,12 @@ impl Role {
     }
 }
 
-/// The follower's fetch state.
+/// The replication state beside the logs' roles: the follower's fetches,
+/// and the leader's ISR changes asked for.
 #[derive(Debug, Default)]
 pub(crate) struct Fetching {
+    /// ISR changes asked of the controller ([`super::isr`]).
+    pub(crate) isr_asked: super::isr::Asked,
     /// Leaders not fetched from again before this (they answered errors).
     backoff: BTreeMap<i32, Instant>,
     /// Partitions whose fetch failed in a way only an operator can mend,
@@ -168,6 +175,10 @@ impl Broker {
                 let Some(key) = self.logs.find(name, p.partition_index) else {
                     continue;
                 };
+                if !self.logs.follows(key, leader) {
+                    // Asked before leadership moved: stale.
+                    continue;
+                }
                 if p.error_code != 0 {
                     errors = true;
                     self.replica_error(key, leader, p.error_code);
@@ -291,28 +302,25 @@ fn fetch_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::PartitionImage;
 
     #[test]
     fn a_leader_holds_the_high_watermark_at_its_slowest_in_sync_follower() {
-        let mut ends = BTreeMap::new();
-        ends.insert(1, 7);
-        let role = Role::Leader {
-            isr: vec![1, 2],
-            ends,
+        let state = PartitionImage {
+            replicas: vec![0, 1, 2],
+            isr: vec![0, 1, 2],
+            leader: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
         };
+        let mut leading = Leading::new(&state, 0, Instant::from_nanos(0));
+        leading.ends.insert(1, 7);
         // Replica 2 has not fetched: the high watermark stays where it is.
-        assert_eq!(role.leader_bound(3), Some(3));
-        let Role::Leader { isr, mut ends } = role else {
-            unreachable!()
-        };
-        ends.insert(2, 5);
-        let role = Role::Leader { isr, ends };
-        assert_eq!(role.leader_bound(3), Some(5));
-        let alone = Role::Leader {
-            isr: Vec::new(),
-            ends: BTreeMap::new(),
-        };
-        assert_eq!(alone.leader_bound(3), Some(u64::MAX));
+        assert_eq!(Role::Leader(leading.clone()).leader_bound(3), Some(3));
+        leading.ends.insert(2, 5);
+        assert_eq!(Role::Leader(leading.clone()).leader_bound(3), Some(5));
+        leading.isr.clear();
+        assert_eq!(Role::Leader(leading).leader_bound(3), Some(u64::MAX));
         assert_eq!(Role::Follower { leader: 0 }.leader_bound(3), None);
     }
 }

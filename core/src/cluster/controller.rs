@@ -8,12 +8,21 @@
 //! Replica placement follows Kafka's rack-unaware assignment: brokers in id
 //! order, partition `p`'s first replica (its preferred leader) at position
 //! `start + p`, the others after it, so leaders spread evenly and `start`
-//! moves from one topic to the next.
+//! moves from one topic to the next. Only unfenced brokers are placed on.
+//!
+//! Leader election, when a broker is fenced (its session expired) or
+//! unfenced: a fenced broker leaves every ISR (the last in-sync replica of
+//! a partition stays its ISR, so the partition knows whom to wait for);
+//! each partition it led passes to the first replica in assignment order
+//! that is in the ISR and unfenced, with the leader epoch bumped; with none
+//! the partition has no leader until one comes back, unless the topic has
+//! `unclean.leader.election.enable`, which lets any unfenced replica lead
+//! (and makes it the whole ISR).
 
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::records::{Image, PartitionImage, Record, TOPIC_RESOURCE};
+use super::records::{Image, NO_LEADER, PartitionImage, Record, TOPIC_RESOURCE};
 
 /// A refusal: a Kafka error code and the message a user reads.
 pub(crate) type Refusal = (i16, String);
@@ -62,7 +71,7 @@ pub(crate) fn create_topic(
         name: topic.name.clone(),
         id,
     }];
-    records.extend(partitions(id, 0, replicas));
+    records.extend(partitions(image, id, 0, replicas));
     records.extend(topic.configs.iter().map(|(k, v)| Record::Config {
         resource_type: TOPIC_RESOURCE,
         resource: topic.name.clone(),
@@ -114,7 +123,200 @@ pub(crate) fn add_partitions(
         check_assignments(image, assignments)?;
         assignments.to_vec()
     };
-    Ok(partitions(topic.id, have, replicas).collect())
+    Ok(partitions(image, topic.id, have, replicas).collect())
+}
+
+/// The records that fence `broker` and move what it led; `unclean` says
+/// whether a topic allows unclean leader election.
+pub(crate) fn fence_broker(
+    image: &Image,
+    broker: i32,
+    unclean: impl Fn(&str) -> bool,
+) -> Vec<Record> {
+    let Some(r) = image.brokers.get(&broker) else {
+        return Vec::new();
+    };
+    let mut records = vec![Record::FenceBroker {
+        broker_id: broker,
+        epoch: r.epoch,
+    }];
+    let usable = |b: i32| b != broker && image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    changes(image, &mut records, |name, p| {
+        if !p.isr.contains(&broker) && p.leader != broker {
+            return None;
+        }
+        let mut next = p.clone();
+        if p.isr.len() > 1 {
+            next.isr.retain(|&b| b != broker);
+        }
+        if p.leader == broker || p.leader == NO_LEADER {
+            let leader = elect(&mut next, usable, unclean(name));
+            next.leader = leader;
+        }
+        Some(next)
+    });
+    records
+}
+
+/// The records that unfence `broker` and give it the partitions that wait
+/// for it.
+pub(crate) fn unfence_broker(
+    image: &Image,
+    broker: i32,
+    unclean: impl Fn(&str) -> bool,
+) -> Vec<Record> {
+    let Some(r) = image.brokers.get(&broker) else {
+        return Vec::new();
+    };
+    let mut records = vec![Record::UnfenceBroker {
+        broker_id: broker,
+        epoch: r.epoch,
+    }];
+    let usable = |b: i32| b == broker || image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    changes(image, &mut records, |name, p| {
+        if p.leader != NO_LEADER || !p.replicas.contains(&broker) {
+            return None;
+        }
+        let mut next = p.clone();
+        let leader = elect(&mut next, usable, unclean(name));
+        next.leader = leader;
+        (next.leader != NO_LEADER).then_some(next)
+    });
+    records
+}
+
+/// Partition records for every partition `change` gives a new state,
+/// with the leader epoch bumped when the leader changed and the partition
+/// epoch at every change.
+fn changes(
+    image: &Image,
+    records: &mut Vec<Record>,
+    mut change: impl FnMut(&str, &PartitionImage) -> Option<PartitionImage>,
+) {
+    for (name, t) in &image.topics {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let Some(mut next) = change(name, p).filter(|n| n != p) else {
+                continue;
+            };
+            if next.leader != p.leader {
+                next.leader_epoch = p.leader_epoch.saturating_add(1);
+            }
+            next.partition_epoch = p.partition_epoch.saturating_add(1);
+            records.push(Record::Partition {
+                topic_id: t.id,
+                partition: i as i32,
+                state: next,
+            });
+        }
+    }
+}
+
+/// The leader for `p` among the `usable` replicas: the first in the ISR;
+/// with none and `unclean`, the first usable replica, which becomes the
+/// whole ISR; else none.
+fn elect(p: &mut PartitionImage, usable: impl Fn(i32) -> bool, unclean: bool) -> i32 {
+    let in_sync = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|&b| p.isr.contains(&b) && usable(b));
+    match in_sync {
+        Some(b) => b,
+        None if unclean => match p.replicas.iter().copied().find(|&b| usable(b)) {
+            Some(b) => {
+                p.isr = vec![b];
+                b
+            }
+            None => NO_LEADER,
+        },
+        None => NO_LEADER,
+    }
+}
+
+/// A leader's request to change a partition's ISR (AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IsrChange {
+    pub(crate) topic_id: Uuid,
+    pub(crate) partition: i32,
+    /// The broker asking: it must lead the partition.
+    pub(crate) leader: i32,
+    pub(crate) leader_epoch: i32,
+    /// The partition epoch the change is made from: a compare-and-swap.
+    pub(crate) partition_epoch: i32,
+    /// The ISR wanted, the leader among it.
+    pub(crate) isr: Vec<i32>,
+}
+
+impl IsrChange {
+    /// The Partition record that makes the change, or Kafka's refusal.
+    pub(crate) fn record(&self, image: &Image) -> Result<Record, Refusal> {
+        let refuse = |e: ResponseError, m: String| Err((e.code(), m));
+        let Some(p) = image
+            .topic_by_id(self.topic_id)
+            .and_then(|(_, t)| t.partitions.get(usize::try_from(self.partition).ok()?))
+        else {
+            return refuse(
+                ResponseError::UnknownTopicOrPartition,
+                format!("no partition {} of topic {}", self.partition, self.topic_id),
+            );
+        };
+        if p.leader != self.leader {
+            return refuse(
+                ResponseError::NotLeaderOrFollower,
+                format!("broker {} does not lead it; {} does", self.leader, p.leader),
+            );
+        }
+        if self.leader_epoch != p.leader_epoch {
+            return refuse(
+                ResponseError::FencedLeaderEpoch,
+                format!("leader epoch {}, not {}", p.leader_epoch, self.leader_epoch),
+            );
+        }
+        if self.partition_epoch != p.partition_epoch {
+            return refuse(
+                ResponseError::InvalidUpdateVersion,
+                format!(
+                    "partition epoch {}, not {}: it changed since",
+                    p.partition_epoch, self.partition_epoch
+                ),
+            );
+        }
+        let mut sorted = self.isr.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != self.isr.len()
+            || !self.isr.contains(&self.leader)
+            || self.isr.iter().any(|r| !p.replicas.contains(r))
+        {
+            return refuse(
+                ResponseError::InvalidRequest,
+                format!(
+                    "ISR {:?}: not distinct replicas of {:?} with the leader among them",
+                    self.isr, p.replicas
+                ),
+            );
+        }
+        let fenced = |r: &i32| image.brokers.get(r).is_none_or(|b| b.fenced);
+        if let Some(r) = self.isr.iter().find(|r| !p.isr.contains(r) && fenced(r)) {
+            return refuse(
+                ResponseError::IneligibleReplica,
+                format!("replica {r} is fenced and may not join the ISR"),
+            );
+        }
+        let mut next = p.clone();
+        next.isr = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| self.isr.contains(r))
+            .collect();
+        next.partition_epoch = p.partition_epoch.saturating_add(1);
+        Ok(Record::Partition {
+            topic_id: self.topic_id,
+            partition: self.partition,
+            state: next,
+        })
+    }
 }
 
 /// The record that deletes `name`.
@@ -123,23 +325,32 @@ pub(crate) fn remove_topic(image: &Image, name: &str) -> Option<Record> {
     Some(Record::RemoveTopic { id: topic.id })
 }
 
-/// Partition records from `first` on, each led by its first replica, every
-/// replica in sync (a new partition is empty everywhere).
-fn partitions(id: Uuid, first: i32, replicas: Vec<Vec<i32>>) -> impl Iterator<Item = Record> {
-    replicas
-        .into_iter()
-        .zip(first..)
-        .map(move |(r, p)| Record::Partition {
+/// Partition records from `first` on, every unfenced replica in sync (a
+/// new partition is empty everywhere) and the first of them leading.
+fn partitions<'a>(
+    image: &'a Image,
+    id: Uuid,
+    first: i32,
+    replicas: Vec<Vec<i32>>,
+) -> impl Iterator<Item = Record> + 'a {
+    replicas.into_iter().zip(first..).map(move |(r, p)| {
+        let isr: Vec<i32> = r
+            .iter()
+            .copied()
+            .filter(|b| image.brokers.get(b).is_some_and(|r| !r.fenced))
+            .collect();
+        Record::Partition {
             topic_id: id,
             partition: p,
             state: PartitionImage {
-                isr: r.clone(),
-                leader: r[0],
+                leader: isr.first().copied().unwrap_or(NO_LEADER),
+                isr,
                 replicas: r,
                 leader_epoch: 0,
                 partition_epoch: 0,
             },
-        })
+        }
+    })
 }
 
 /// Replicas for `count` partitions from partition `first` on.
@@ -150,7 +361,12 @@ fn place(
     rf: i16,
     start: usize,
 ) -> Result<Vec<Vec<i32>>, Refusal> {
-    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let brokers: Vec<i32> = image
+        .brokers
+        .iter()
+        .filter(|(_, r)| !r.fenced)
+        .map(|(&id, _)| id)
+        .collect();
     check_factor(rf, brokers.len())?;
     let n = brokers.len();
     let rf = rf as usize;
@@ -172,7 +388,10 @@ fn check_factor(rf: i16, brokers: usize) -> Result<(), Refusal> {
     if rf as usize > brokers {
         return Err((
             ResponseError::InvalidReplicationFactor.code(),
-            format!("replication factor {rf} is larger than the {brokers} brokers registered"),
+            format!(
+                "replication factor {rf} is larger than the {brokers} brokers available \
+                 (registered and not fenced)"
+            ),
         ));
     }
     Ok(())
@@ -203,6 +422,14 @@ fn check_assignments(image: &Image, assignments: &[Vec<i32>]) -> Result<(), Refu
             return bad(format!("partition {p} names a broker twice"));
         }
     }
+    if let Some(p) = assignments
+        .iter()
+        .position(|a| a.iter().all(|b| image.brokers[b].fenced))
+    {
+        return bad(format!(
+            "every broker assigned to partition {p} is fenced (not heard from)"
+        ));
+    }
     check_factor(first.len() as i16, image.brokers.len())
 }
 
@@ -219,6 +446,7 @@ mod tests {
                 Registration {
                     epoch: 1,
                     endpoint: format!("h:{b}"),
+                    fenced: false,
                 },
             );
         }

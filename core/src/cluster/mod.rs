@@ -29,7 +29,9 @@
 pub(crate) mod controller;
 mod logger;
 pub(crate) mod records;
+mod sessions;
 pub mod state;
+mod store;
 pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -39,13 +41,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use raft::prelude::{ConfState, Entry, EntryType, Message, Snapshot};
 use raft::storage::{MemStorage, Storage};
-use raft::{GetEntriesContext, RaftState, RawNode, StateRole};
+use raft::{GetEntriesContext, RawNode, StateRole};
 
 use crate::config::Config;
 use crate::time::{Instant, Now};
 use records::Record;
 pub use records::{Image, NO_LEADER, PartitionImage, Registration, TopicImage};
+use sessions::Sessions;
 use state::Stored;
+use store::{Store, restore};
 
 /// The heartbeat interval, in ticks.
 const HEARTBEAT_TICKS: usize = 2;
@@ -88,53 +92,6 @@ pub struct QuorumStatus {
     pub snapshots_installed: u64,
     /// The first index the log still holds (it is cut below it).
     pub first_index: u64,
-}
-
-/// The log raft-rs reads: entries and hard state in memory, and as its
-/// snapshot the image at the commit index (which, applied at once, is the
-/// applied index), so a voter behind the cut log gets the metadata itself.
-struct Store {
-    mem: MemStorage,
-    /// The image and digest, encoded, as of the last apply.
-    image: Arc<RwLock<Bytes>>,
-}
-
-impl Storage for Store {
-    fn initial_state(&self) -> raft::Result<RaftState> {
-        self.mem.initial_state()
-    }
-
-    fn entries(
-        &self,
-        low: u64,
-        high: u64,
-        max_size: impl Into<Option<u64>>,
-        context: GetEntriesContext,
-    ) -> raft::Result<Vec<Entry>> {
-        self.mem.entries(low, high, max_size, context)
-    }
-
-    fn term(&self, idx: u64) -> raft::Result<u64> {
-        self.mem.term(idx)
-    }
-
-    fn first_index(&self) -> raft::Result<u64> {
-        self.mem.first_index()
-    }
-
-    fn last_index(&self) -> raft::Result<u64> {
-        self.mem.last_index()
-    }
-
-    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        let mut snap = self.mem.snapshot(request_index, to)?;
-        snap.data = self
-            .image
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        Ok(snap)
-    }
 }
 
 /// The Raft node and what the broker does with it.
@@ -187,6 +144,10 @@ pub(crate) struct Quorum {
     /// when each was last asked for.
     wanted: Vec<String>,
     asked: HashMap<String, Instant>,
+    /// As the controller, the brokers' sessions.
+    sessions: Sessions,
+    /// `unclean.leader.election.enable` for topics that do not set it.
+    unclean_default: bool,
 }
 
 impl std::fmt::Debug for Quorum {
@@ -320,6 +281,8 @@ impl Quorum {
             changed: true,
             wanted: Vec::new(),
             asked: HashMap::new(),
+            sessions: Sessions::new(Duration::from_millis(config.broker_session_timeout_ms)),
+            unclean_default: config.topic_defaults.unclean_leader_election,
         };
         // The timeout raft-rs drew at creation is replaced like any other.
         q.seen.3 = usize::MAX;
@@ -362,7 +325,59 @@ impl Quorum {
         }
         self.maybe_register(now);
         self.maybe_no_op(now);
+        self.maybe_fence(now);
         self.drive();
+    }
+
+    /// As the controller, fence the brokers whose sessions expired and
+    /// unfence those heard again, each with its leader changes.
+    fn maybe_fence(&mut self, now: Now) {
+        let raft = &self.node.raft;
+        if self.failed || raft.state != StateRole::Leader {
+            self.sessions.step_down();
+            return;
+        }
+        let applied = self.applied;
+        let prs = raft.prs();
+        let caught_up = |b: i32| prs.get(raft_id(b)).is_some_and(|p| p.matched >= applied);
+        let due = self
+            .sessions
+            .due(raft.term, &self.image, self.node_id, now.mono, caught_up);
+        for (broker, fence) in due {
+            let unclean = |topic: &str| {
+                self.image
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.configs.get("unclean.leader.election.enable"))
+                    .map_or(self.unclean_default, |v| v == "true")
+            };
+            let records = if fence {
+                controller::fence_broker(&self.image, broker, unclean)
+            } else {
+                controller::unfence_broker(&self.image, broker, unclean)
+            };
+            let moved = records.len().saturating_sub(1);
+            if fence {
+                tracing::warn!(
+                    broker,
+                    partitions = moved,
+                    "no word from broker within broker.session.timeout.ms; fencing it"
+                );
+            } else {
+                tracing::info!(
+                    broker,
+                    partitions = moved,
+                    "broker heard again; unfencing it"
+                );
+            }
+            if let Err(e) = self
+                .node
+                .propose(Vec::new(), Record::encode_all(&records).to_vec())
+            {
+                tracing::debug!(error = %e, "fencing not proposed");
+            }
+            self.after_call();
+        }
     }
 
     /// As the leader, append a NoOp record when the log was idle for
@@ -389,12 +404,13 @@ impl Quorum {
     }
 
     /// Messages a peer sent.
-    pub(crate) fn receive(&mut self, messages: Vec<Message>) {
+    pub(crate) fn receive(&mut self, messages: Vec<Message>, now: Now) {
         if self.failed {
             return;
         }
         let me = raft_id(self.node_id);
         for m in messages {
+            self.sessions.heard(node_id(m.from), now.mono);
             if m.to != me {
                 tracing::debug!(to = m.to, "a Raft message for another node; dropped");
                 continue;
@@ -812,26 +828,6 @@ impl Quorum {
     pub(crate) fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
     }
-}
-
-/// Put the `quorum-state` file's snapshot, entries and hard state in the
-/// in-memory store raft-rs reads.
-fn restore(mem: &MemStorage, stored: &Stored, conf: ConfState) -> raft::Result<()> {
-    let mut core = mem.wl();
-    if stored.snap_index > 0 {
-        let mut snap = Snapshot::default();
-        let meta = snap.mut_metadata();
-        meta.index = stored.snap_index;
-        meta.term = stored.snap_term;
-        meta.set_conf_state(conf);
-        snap.data = stored.image.clone();
-        core.apply_snapshot(snap)?;
-    }
-    core.append(&stored.entries)?;
-    let mut hs = stored.hard_state.clone();
-    hs.commit = hs.commit.max(stored.snap_index);
-    core.set_hardstate(hs);
-    Ok(())
 }
 
 /// FNV-1a over the previous digest, the index and the record.

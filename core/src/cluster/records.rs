@@ -16,6 +16,8 @@
 //!                    leader:i32 leader_epoch:i32 partition_epoch:i32 (type 3)
 //! Config          := resource_type:i8 resource:string name:string
 //!                    value:nullable_string                          (type 4)
+//! FenceBroker     := broker_id:i32 epoch:u64                        (type 7)
+//! UnfenceBroker   := broker_id:i32 epoch:u64                        (type 8)
 //! RemoveTopic     := topic_id:uuid                                  (type 9)
 //! NoOp            :=                                                (type 20)
 //! string          := len:u16 utf8*len     nullable_string := -1:i16 | string
@@ -31,14 +33,15 @@
 //! voter too far behind gets it instead of the records it missed.
 //!
 //! ```text
-//! snapshot := version:u8(1) digest:u64
-//!             count:u32 (id:i32 epoch:u64 endpoint:string)*count
+//! snapshot := version:u8(2) digest:u64
+//!             count:u32 (id:i32 epoch:u64 endpoint:string fenced:u8)*count
 //!             count:u32 (name:string topic_id:uuid
 //!                        count:u32 (key:string value:string)*count
 //!                        count:u32 (replicas:ids isr:ids leader:i32
 //!                                   leader_epoch:i32 partition_epoch:i32)*count)*count
 //! ```
-//! Version 0 snapshots (brokers only) still read.
+//! Version 0 snapshots (brokers only) and version 1 (no fenced flag:
+//! every broker unfenced) still read.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +53,8 @@ const REGISTER_BROKER: u8 = 0;
 const TOPIC: u8 = 2;
 const PARTITION: u8 = 3;
 const CONFIG: u8 = 4;
+const FENCE_BROKER: u8 = 7;
+const UNFENCE_BROKER: u8 = 8;
 const REMOVE_TOPIC: u8 = 9;
 const NO_OP: u8 = 20;
 
@@ -80,6 +85,13 @@ pub(crate) enum Record {
         name: String,
         value: Option<String>,
     },
+    /// The controller stopped hearing from a broker (its session
+    /// expired): it leads nothing and is in no ISR until unfenced. Applies
+    /// only to the registration of broker epoch `epoch`.
+    FenceBroker { broker_id: i32, epoch: u64 },
+    /// A fenced broker is heard from again and has the metadata up to its
+    /// fencing: it may lead and rejoin ISRs.
+    UnfenceBroker { broker_id: i32, epoch: u64 },
     /// A topic is deleted, with its partitions and settings.
     RemoveTopic { id: Uuid },
     /// Nothing: the active controller appends one when the log has been
@@ -113,6 +125,18 @@ impl Record {
                 b.put_u8(0);
                 b.put_i32(*broker_id);
                 put_str(b, endpoint);
+            }
+            Record::FenceBroker { broker_id, epoch } => {
+                b.put_u8(FENCE_BROKER);
+                b.put_u8(0);
+                b.put_i32(*broker_id);
+                b.put_u64(*epoch);
+            }
+            Record::UnfenceBroker { broker_id, epoch } => {
+                b.put_u8(UNFENCE_BROKER);
+                b.put_u8(0);
+                b.put_i32(*broker_id);
+                b.put_u64(*epoch);
             }
             Record::Topic { name, id } => {
                 b.put_u8(TOPIC);
@@ -190,6 +214,8 @@ impl Record {
             TOPIC,
             PARTITION,
             CONFIG,
+            FENCE_BROKER,
+            UNFENCE_BROKER,
             REMOVE_TOPIC,
             NO_OP,
         ];
@@ -233,6 +259,14 @@ impl Record {
                     value,
                 }
             }
+            FENCE_BROKER => Record::FenceBroker {
+                broker_id: get_i32(data)?,
+                epoch: get_u64(data)?,
+            },
+            UNFENCE_BROKER => Record::UnfenceBroker {
+                broker_id: get_i32(data)?,
+                epoch: get_u64(data)?,
+            },
             REMOVE_TOPIC => Record::RemoveTopic {
                 id: get_uuid(data)?,
             },
@@ -272,6 +306,13 @@ fn get_i32(data: &mut &[u8]) -> Result<i32, &'static str> {
         return Err("number cut short");
     }
     Ok(data.get_i32())
+}
+
+fn get_u64(data: &mut &[u8]) -> Result<u64, &'static str> {
+    if data.remaining() < 8 {
+        return Err("number cut short");
+    }
+    Ok(data.get_u64())
 }
 
 fn get_uuid(data: &mut &[u8]) -> Result<Uuid, &'static str> {
@@ -330,6 +371,9 @@ pub struct Registration {
     pub epoch: u64,
     /// Where clients reach it.
     pub endpoint: String,
+    /// Fenced by the controller (its session expired): it leads no
+    /// partition and is in no ISR.
+    pub fenced: bool,
 }
 
 impl Registration {
@@ -380,13 +424,14 @@ impl Image {
     /// The image as a snapshot, with the digest of the records it holds.
     pub(crate) fn encode(&self, digest: u64) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(1);
+        b.put_u8(2);
         b.put_u64(digest);
         b.put_u32(self.brokers.len() as u32);
         for (id, r) in &self.brokers {
             b.put_i32(*id);
             b.put_u64(r.epoch);
             put_str(&mut b, &r.endpoint);
+            b.put_u8(u8::from(r.fenced));
         }
         b.put_u32(self.topics.len() as u32);
         for (name, t) in &self.topics {
@@ -411,7 +456,7 @@ impl Image {
             return Err("snapshot cut short");
         }
         let version = b.get_u8();
-        if version > 1 {
+        if version > 2 {
             return Err("snapshot of a newer version");
         }
         let digest = b.get_u64();
@@ -424,7 +469,26 @@ impl Image {
             }
             let epoch = b.get_u64();
             let endpoint = get_str(&mut b)?;
-            image.brokers.insert(id, Registration { epoch, endpoint });
+            let fenced = if version >= 2 {
+                match b.first() {
+                    Some(&f @ (0 | 1)) => {
+                        b.advance(1);
+                        f == 1
+                    }
+                    Some(_) => return Err("snapshot with a bad fenced flag"),
+                    None => return Err("snapshot cut short"),
+                }
+            } else {
+                false
+            };
+            image.brokers.insert(
+                id,
+                Registration {
+                    epoch,
+                    endpoint,
+                    fenced,
+                },
+            );
         }
         if version >= 1 {
             let topics = get_count(&mut b, 2 + 16 + 4 + 4)?;
@@ -478,9 +542,22 @@ impl Image {
                     Registration {
                         epoch: index,
                         endpoint,
+                        fenced: false,
                     },
                 );
                 true
+            }
+            Record::FenceBroker { broker_id, epoch }
+            | Record::UnfenceBroker { broker_id, epoch } => {
+                let fence = matches!(record, Record::FenceBroker { .. });
+                match self.brokers.get_mut(&broker_id) {
+                    Some(r) if r.epoch == epoch && r.fenced != fence => {
+                        r.fenced = fence;
+                        true
+                    }
+                    // A registration since, or no change.
+                    _ => false,
+                }
             }
             Record::Topic { name, id } => {
                 if self.topics.contains_key(&name) || self.topic_by_id(id).is_some() {
@@ -596,6 +673,14 @@ mod tests {
                 name: "retention.ms".into(),
                 value: None,
             },
+            Record::FenceBroker {
+                broker_id: 3,
+                epoch: 1,
+            },
+            Record::UnfenceBroker {
+                broker_id: 3,
+                epoch: 1,
+            },
             Record::RemoveTopic { id },
             Record::NoOp,
         ]
@@ -614,6 +699,14 @@ mod tests {
                 endpoint: "h:0".into(),
             },
         );
+        assert!(image.apply(
+            10,
+            Record::FenceBroker {
+                broker_id: 0,
+                epoch: 9
+            }
+        ));
+        assert!(image.brokers[&0].fenced);
         assert_eq!(image.topics["t"].partitions.len(), 1);
         assert_eq!(image.topics["t"].configs["retention.ms"], "1000");
         let b = image.encode(77);
@@ -636,6 +729,45 @@ mod tests {
         assert_eq!(digest, 5);
         assert_eq!(image.brokers[&2].endpoint, "h:1");
         assert!(image.topics.is_empty());
+        assert!(!image.brokers[&2].fenced);
+    }
+
+    #[test]
+    fn fencing_applies_to_the_registration_it_names() {
+        let mut image = Image::default();
+        let register = Record::RegisterBroker {
+            broker_id: 1,
+            endpoint: "h:1".into(),
+        };
+        let fence = |epoch| Record::FenceBroker {
+            broker_id: 1,
+            epoch,
+        };
+        let unfence = |epoch| Record::UnfenceBroker {
+            broker_id: 1,
+            epoch,
+        };
+        assert!(image.apply(4, register.clone()));
+        assert!(!image.apply(5, fence(3)), "an older registration's");
+        assert!(!image.apply(5, unfence(4)), "not fenced");
+        assert!(image.apply(6, fence(4)));
+        assert!(!image.apply(7, fence(4)), "already fenced");
+        assert!(image.brokers[&1].fenced);
+        // Registering again starts a new, unfenced epoch.
+        assert!(image.apply(8, register));
+        assert!(!image.brokers[&1].fenced);
+        assert!(!image.apply(9, unfence(4)));
+        assert!(image.apply(10, fence(8)));
+        assert!(image.apply(11, unfence(8)));
+        assert!(!image.brokers[&1].fenced);
+        assert!(!image.apply(12, fence(1)));
+        assert!(!image.apply(
+            13,
+            Record::FenceBroker {
+                broker_id: 5,
+                epoch: 8
+            }
+        ));
     }
 
     #[test]

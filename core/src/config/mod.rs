@@ -80,6 +80,13 @@ pub struct Config {
     /// once it holds this many applied records, keeping a quarter of them;
     /// a voter further behind gets a snapshot of the image.
     pub metadata_snapshot_interval_records: u64,
+    /// `replica.lag.time.max.ms`: how long a leader keeps a follower that
+    /// has not caught up in the ISR (Kafka's default, 30 s).
+    pub replica_lag_time_max_ms: u64,
+    /// `broker.session.timeout.ms`: how long the active controller goes
+    /// without a message from a broker before it fences it (Kafka's
+    /// default, 9 s): out of every ISR, its partitions led by others.
+    pub broker_session_timeout_ms: u64,
     /// `controller.quorum.tick.ms` (Conveyor's): the quorum's clock step.
     /// The leader sends heartbeats every two ticks; the election timeout
     /// is counted in ticks, so it must be at least three.
@@ -186,6 +193,8 @@ impl Default for Config {
             reconnect_backoff_max_ms: 1_000,
             quorum_election_timeout_ms: 1_000,
             quorum_tick_ms: 100,
+            broker_session_timeout_ms: 9_000,
+            replica_lag_time_max_ms: 30_000,
             metadata_max_idle_interval_ms: 500,
             metadata_snapshot_interval_records: 1_024,
             request_timeout_ms: 30_000,
@@ -248,6 +257,12 @@ impl Config {
             }
             "metadata.log.snapshot.interval.records" => {
                 self.metadata_snapshot_interval_records = parse_range(key, value, 8, 1 << 40)?
+            }
+            "replica.lag.time.max.ms" => {
+                self.replica_lag_time_max_ms = parse_range(key, value, 1, 3_600_000)?
+            }
+            "broker.session.timeout.ms" => {
+                self.broker_session_timeout_ms = parse_range(key, value, 1, 3_600_000)?
             }
             "controller.quorum.tick.ms" => {
                 self.quorum_tick_ms = parse_range(key, value, 1, 60_000)?

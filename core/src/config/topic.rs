@@ -62,6 +62,9 @@ pub struct TopicConfig {
     pub compression_levels: Levels,
     /// `min.insync.replicas`: replicas in sync an acks=-1 produce needs.
     pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: when no in-sync replica is left
+    /// to lead, an out-of-sync one may (losing what it lacks).
+    pub unclean_leader_election: bool,
     /// `message.timestamp.before.max.ms`: how far in the past a CreateTime
     /// timestamp may be.
     pub timestamp_before_max_ms: i64,
@@ -124,6 +127,7 @@ impl Default for TopicConfig {
             compression: None,
             compression_levels: Levels::default(),
             min_insync_replicas: 1,
+            unclean_leader_election: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             delete_retention_ms: 86_400_000,
@@ -200,6 +204,9 @@ impl TopicConfig {
             }
             "min.insync.replicas" => {
                 self.min_insync_replicas = parse_range(key, value, 1, i32::MAX)?
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election = parse_bool(key, value)?
             }
             "message.timestamp.before.max.ms" => {
                 self.timestamp_before_max_ms = parse_range(key, value, 0, i64::MAX)?
@@ -559,12 +566,12 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         ConfigType::Long,
         "The active segment rolls when its first record is this old.",
     ),
-    inert(
+    setting(
         "unclean.leader.election.enable",
         "unclean.leader.election.enable",
         ConfigType::Boolean,
-        "false",
-        "No effect: one broker is the only replica, so never out of sync.",
+        "When every in-sync replica is fenced, let an out-of-sync one lead, losing the records \
+         it lacks.",
     ),
 ];
 
@@ -598,6 +605,7 @@ impl TopicConfig {
             "compression.lz4.level" => self.compression_levels.lz4.to_string(),
             "compression.zstd.level" => self.compression_levels.zstd.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election.to_string(),
             "message.timestamp.before.max.ms" => self.timestamp_before_max_ms.to_string(),
             "message.timestamp.after.max.ms" => self.timestamp_after_max_ms.to_string(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
