@@ -28,8 +28,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeLogDirsRequest,
-    DescribeLogDirsResponse, FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
-    TopicName,
+    DescribeLogDirsResponse, FetchResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -788,4 +788,52 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
             log_bytes(&net, leader, "lag", p32)
         );
     }
+}
+
+fn producer_id(net: &mut Net, at: usize) -> i64 {
+    let conn = net.client(at);
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let r: InitProducerIdResponse = net
+        .request((at, conn), (ApiKey::InitProducerId, 4), &req, WAIT)
+        .expect("InitProducerId answered");
+    assert_eq!(r.error_code, 0, "InitProducerId at {at}");
+    r.producer_id.0
+}
+
+#[test]
+fn producer_ids_never_repeat_across_brokers_or_restarts() {
+    let mut net = cluster(51, (5, 2));
+    let mut seen = BTreeSet::new();
+    let mut take = |net: &mut Net, at: usize, n: usize| {
+        for _ in 0..n {
+            let id = producer_id(net, at);
+            assert!(
+                id >= 0 && seen.insert(id),
+                "producer id {id} from {at} given before"
+            );
+        }
+    };
+    // Every broker at once claims a block from the same free id: one wins
+    // each round, the others claim again.
+    for at in 0..3 {
+        take(&mut net, at, 3);
+    }
+    // Past a block's end on one broker.
+    take(&mut net, 1, 1_100);
+    // A restarted broker takes a new block, never its old one again.
+    net.crash(2);
+    net.restart(2);
+    settle(&mut net).unwrap();
+    take(&mut net, 2, 5);
+    // The controller claims through the same records.
+    let c = controller(&net);
+    take(&mut net, c, 2);
+    let image = net.status(c).image;
+    assert!(
+        image.next_producer_id >= 2_000,
+        "{}",
+        image.next_producer_id
+    );
 }

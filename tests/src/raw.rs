@@ -150,6 +150,15 @@ impl<'a> Reader<'a> {
         let len = usize::try_from(self.i16()?).ok()?;
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
+    /// NULLABLE_STRING.
+    pub fn nullable_string(&mut self) -> Option<Option<String>> {
+        let len = self.i16()?;
+        if len == -1 {
+            return Some(None);
+        }
+        let len = usize::try_from(len).ok()?;
+        String::from_utf8(self.take(len)?.to_vec()).ok().map(Some)
+    }
     /// Bytes not read yet.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -266,6 +275,38 @@ pub fn metadata_v4_body(topics: &[&str]) -> Vec<u8> {
     }
     w.i8(1); // allow_auto_topic_creation
     w.buf
+}
+
+/// The controller id of a Metadata v4 response body (after the
+/// correlation id): -1 when none is known.
+pub fn parse_metadata_v4_controller(body: &[u8]) -> Option<i32> {
+    let mut r = Reader::new(body);
+    r.i32()?; // throttle_time_ms
+    for _ in 0..r.i32()? {
+        r.i32()?; // node_id
+        r.string()?; // host
+        r.i32()?; // port
+        r.nullable_string()?; // rack
+    }
+    r.nullable_string()?; // cluster_id
+    r.i32()
+}
+
+/// The active controller as the broker at `addr` names it in Metadata
+/// (v4), or -1.
+pub fn controller_id(addr: SocketAddr) -> i32 {
+    let frame = request(
+        api::METADATA,
+        4,
+        7,
+        Some("conveyor-tests"),
+        &metadata_v4_body(&[]),
+    );
+    let mut conn = RawConn::connect(addr);
+    conn.round_trip(&frame, 7)
+        .ok()
+        .and_then(|body| parse_metadata_v4_controller(&body))
+        .unwrap_or(-1)
 }
 
 /// The one partition result of a Produce v3 response.

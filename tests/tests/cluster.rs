@@ -9,6 +9,14 @@
 //! through another broker; a topic with three replicas ends with the
 //! same segment bytes on every broker.
 //!
+//! Failover: `kill -9` of a partition's leader while an idempotent
+//! producer writes with `acks=all` and `min.insync.replicas=2` — once a
+//! plain broker, once the active controller. The controller fences the
+//! dead broker, an in-sync replica takes the partition, the producer
+//! goes on there, and a read from the earliest offset holds every record
+//! acknowledged, each once. The killed broker restarts and rejoins the
+//! ISR.
+//!
 //! Run: `cargo test -p conveyor-tests --test cluster`.
 
 use std::collections::BTreeSet;
@@ -30,16 +38,17 @@ const FORM: Duration = Duration::from_secs(30);
 const PARTITIONS: i32 = 6;
 const RECORDS: usize = 600;
 
-fn logs(brokers: &[ChildBroker]) -> String {
+/// The logs of every broker still running.
+fn logs<'a>(brokers: impl IntoIterator<Item = &'a ChildBroker>) -> String {
     brokers
-        .iter()
+        .into_iter()
         .map(ChildBroker::log)
         .collect::<Vec<_>>()
         .join("\n----\n")
 }
 
 /// Wait until Metadata from `bootstrap` names `n` brokers and a controller.
-fn formed(bootstrap: &str, n: usize, brokers: &[ChildBroker]) {
+fn formed(bootstrap: &str, n: usize, logs: impl Fn() -> String) {
     let c = consumer(&client_config(bootstrap));
     let deadline = Instant::now() + FORM;
     loop {
@@ -51,7 +60,7 @@ fn formed(bootstrap: &str, n: usize, brokers: &[ChildBroker]) {
         assert!(
             Instant::now() < deadline,
             "Metadata never named {n} brokers within {FORM:?}\n{}",
-            logs(brokers)
+            logs()
         );
         thread::sleep(Duration::from_millis(200));
     }
@@ -80,12 +89,12 @@ each_runtime! {
             })
             .collect();
         let bootstrap = |i: usize| addrs[i].to_string();
-        formed(&bootstrap(0), 3, &brokers);
+        formed(&bootstrap(0), 3, || logs(&brokers));
 
         // Created through broker 1, whichever broker is the controller:
         // librdkafka sends CreateTopics to the controller Metadata names.
         let topic = unique_topic("spread");
-        create(&bootstrap(1), &topic, (PARTITIONS, 1), &brokers);
+        create(&bootstrap(1), &topic, (PARTITIONS, 1), || logs(&brokers));
 
         // Every broker answers Metadata with all three and the same leaders,
         // all three leading some partitions.
@@ -181,7 +190,7 @@ each_runtime! {
         // A topic with three replicas: acks=all answered, every record read
         // back, and every broker ends with the leader's segment bytes.
         let replicated = unique_topic("replicated");
-        create(&bootstrap(0), &replicated, (3, 3), &brokers);
+        create(&bootstrap(0), &replicated, (3, 3), || logs(&brokers));
         let p = producer(&producer_config(&bootstrap(2), "zstd"));
         let acked = produce_test_records(&p, &replicated, None, 0..RECORDS, Duration::from_secs(60));
         assert_eq!(acked.len(), RECORDS);
@@ -203,13 +212,163 @@ each_runtime! {
     }
 }
 
+each_runtime! {
+    fn killing_a_leader_loses_no_acknowledged_record(rt) {
+        let addrs: Vec<SocketAddr> = (0..3)
+            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+            .collect();
+        let voters = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}@{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let start = |i: usize| {
+            let id = i.to_string();
+            let settings = [
+                ("node.id", id.as_str()),
+                ("controller.quorum.voters", voters.as_str()),
+                ("broker.session.timeout.ms", "3000"),
+                ("default.replication.factor", "3"),
+                ("min.insync.replicas", "2"),
+            ];
+            ChildBroker::spawn_on(rt, addrs[i], dirs[i].path(), &settings)
+        };
+        let mut brokers: Vec<Option<ChildBroker>> = (0..3).map(|i| Some(start(i))).collect();
+        let bootstrap = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+        formed(&addrs[0].to_string(), 3, || logs(brokers.iter().flatten()));
+        let topic = unique_topic("failover");
+        create(&addrs[1].to_string(), &topic, (2, 3), || logs(brokers.iter().flatten()));
+
+        let mut config = producer_config(&bootstrap, "lz4");
+        config.set("enable.idempotence", "true");
+        let p = producer(&config);
+        let mut sent: Vec<(i32, std::ops::Range<usize>)> = Vec::new();
+        let mut next = 0;
+        let per_round = 300;
+        for round in 0..2 {
+            let (leaders, controller) = leaders_and_controller(&addrs, &topic, &brokers);
+            // First the leader of a partition the controller does not lead,
+            // then the controller, with a partition it leads if it has one.
+            let (partition, victim) = if round == 0 {
+                let p = (0..2).find(|&p| leaders[p] != controller).expect("leaders spread");
+                (p as i32, leaders[p] as usize)
+            } else {
+                let p = (0..2).find(|&p| leaders[p] == controller).unwrap_or(0);
+                (p as i32, controller as usize)
+            };
+            let mut produce = |next: &mut usize| {
+                let batch = *next..*next + per_round;
+                *next += per_round;
+                let acked = produce_test_records(
+                    &p,
+                    &topic,
+                    Some(partition),
+                    batch.clone(),
+                    Duration::from_secs(60),
+                );
+                assert_eq!(acked.len(), *next, "round {round}: every record acknowledged");
+                sent.push((partition, batch));
+            };
+            produce(&mut next);
+            brokers[victim].take().expect("running").kill9();
+            // Writes go on while the controller fences it and moves what
+            // it led; librdkafka retries until the new leader answers.
+            produce(&mut next);
+            let survivor = (0..3).find(|&i| brokers[i].is_some()).unwrap();
+            let read = consume_all(&addrs[survivor].to_string(), &topic, 2, Duration::from_secs(60));
+            let indexes: BTreeSet<usize> = read.iter().map(|r| r.index()).collect();
+            assert_eq!(read.len(), indexes.len(), "round {round}: no record twice");
+            assert_eq!(indexes, (0..next).collect(), "round {round}: every acknowledged record");
+            for r in &read {
+                let (want, _) = sent.iter().find(|(_, b)| b.contains(&r.index())).unwrap();
+                assert_eq!(r.partition, *want, "record {} in its partition", r.index());
+            }
+            // Back from its data directory: it rejoins the ISR.
+            brokers[victim] = Some(start(victim));
+            wait_for_isr(&addrs[survivor].to_string(), &topic, 3, || {
+                logs(brokers.iter().flatten())
+            });
+        }
+        for b in brokers.into_iter().flatten() {
+            assert!(b.terminate().success(), "clean stop");
+        }
+    }
+}
+
+/// The leaders of `topic`'s partitions and the active controller, once a
+/// running broker's Metadata names them all.
+fn leaders_and_controller(
+    addrs: &[SocketAddr],
+    topic: &str,
+    brokers: &[Option<ChildBroker>],
+) -> (Vec<i32>, i32) {
+    let at = (0..addrs.len()).find(|&i| brokers[i].is_some()).unwrap();
+    let c = consumer(&client_config(&addrs[at].to_string()));
+    let deadline = Instant::now() + FORM;
+    loop {
+        let m = c
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .expect("metadata");
+        let mut leaders: Vec<(i32, i32)> = m.topics()[0]
+            .partitions()
+            .iter()
+            .map(|p| (p.id(), p.leader()))
+            .collect();
+        leaders.sort_unstable();
+        let leaders: Vec<i32> = leaders.into_iter().map(|(_, l)| l).collect();
+        let controller = conveyor_tests::raw::controller_id(addrs[at]);
+        if !leaders.is_empty() && leaders.iter().all(|&l| l >= 0) && controller >= 0 {
+            return (leaders, controller);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leaders ({leaders:?}) or controller ({controller})\n{}",
+            logs(brokers.iter().flatten())
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Until Metadata from `bootstrap` shows every partition of `topic` with
+/// `n` in-sync replicas.
+fn wait_for_isr(bootstrap: &str, topic: &str, n: usize, logs: impl Fn() -> String) {
+    let c = consumer(&client_config(bootstrap));
+    let deadline = Instant::now() + FORM;
+    loop {
+        let isr = c
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .map(|m| {
+                m.topics()[0]
+                    .partitions()
+                    .iter()
+                    .map(|p| p.isr().len())
+                    .collect::<Vec<_>>()
+            });
+        if isr
+            .as_ref()
+            .is_some_and(|l| !l.is_empty() && l.iter().all(|&c| c == n))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} never had {n} in-sync replicas in every partition ({isr:?})\n{}",
+            logs()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The bytes of every `.log` segment of `topic`-`p` in `dir`, in order.
 /// Creates `topic` through the broker at `bootstrap`, retrying what a
 /// Kafka client retries: NOT_CONTROLLER (a controller elected a moment ago
 /// may not be known yet) and the client's own timeout (the brokers' logs
 /// are printed so a slow quorum leaves its trace), after which the topic
 /// may already exist.
-fn create(bootstrap: &str, topic: &str, (partitions, rf): (i32, i32), brokers: &[ChildBroker]) {
+fn create(bootstrap: &str, topic: &str, (partitions, rf): (i32, i32), logs: impl Fn() -> String) {
     let deadline = Instant::now() + FORM;
     let mut timed_out = false;
     loop {
@@ -228,13 +387,10 @@ fn create(bootstrap: &str, topic: &str, (partitions, rf): (i32, i32), brokers: &
                 thread::sleep(Duration::from_millis(200));
             }
             RDKafkaErrorCode::OperationTimedOut if Instant::now() < deadline => {
-                eprintln!(
-                    "CreateTopics {topic} timed out; retrying\n{}",
-                    logs(brokers)
-                );
+                eprintln!("CreateTopics {topic} timed out; retrying\n{}", logs());
                 timed_out = true;
             }
-            e => panic!("CreateTopics {topic}: {e}\n{}", logs(brokers)),
+            e => panic!("CreateTopics {topic}: {e}\n{}", logs()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! InitProducerId 0–4 for idempotent producers: a new producer id and epoch
-//! 0 from the reserved block, or a wait for the next block's write
-//! ([`crate::broker::producers`]).
+//! 0 from the reserved block, or a wait for the next block's write (in a
+//! cluster, for the quorum to grant the next block;
+//! [`crate::broker::producers`]).
 //!
 //! Kafka's transaction coordinator answers a request without a
 //! transactional id with a new producer id and epoch 0, ignoring any
@@ -74,6 +75,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
         }),
     };
     cx.producers.wait(cx.io, waiting);
+    cx.producers.claim(cx.quorum.as_deref_mut(), cx.now.mono);
     Answer::Parked
 }
 

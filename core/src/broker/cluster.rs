@@ -465,6 +465,11 @@ impl Broker {
         };
         let image = q.image().clone();
         let me = self.config.node_id;
+        if let Some(&block) = image.producer_ids.get(&me) {
+            for (conn, seq, frame) in self.producers.granted(&mut self.io, block) {
+                self.fill(conn, seq, frame);
+            }
+        }
         for (name, topic) in &image.topics {
             let overrides: Vec<(String, String)> = topic
                 .configs

@@ -154,6 +154,9 @@ impl Broker {
             .map(|(_, bytes)| bytes.clone());
         broker.quorum = Quorum::new(&broker.config, now, stored.as_deref());
         broker.recover(disk);
+        if broker.quorum.is_some() {
+            broker.producers.use_quorum();
+        }
         broker.follow_image();
         // The first connects to peers, behind recovery's commands.
         broker.peers.timeout(&mut broker.io, now);
@@ -326,6 +329,7 @@ impl Broker {
         // The controller among the leaders proposes its ISR changes
         // itself: before the quorum's messages go out.
         self.alter_isrs();
+        self.producers.claim(self.quorum.as_mut(), now.mono);
         self.send_quorum();
         self.replicate();
         self.lifecycle_timeout();

@@ -6,20 +6,35 @@
 //! `ProducerIdManager` takes them: the end of the reserved block is written
 //! to [`PRODUCER_ID_BLOCK`] before any id in it is handed out, so a crash
 //! may skip ids but never hands one out twice.
+//!
+//! In a cluster the blocks come from the metadata quorum instead, as
+//! Kafka's controller hands them out: a broker claims the next free block
+//! with a ProducerIds record (a compare-and-swap on the next free id, so no
+//! two brokers ever share one) and hands out its ids once the image shows
+//! the block as its own. The quorum's log is the durable record, so no file
+//! is written; a restarted broker claims a new block.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use std::time::Duration;
+
 use super::lifecycle::FileJob;
 use super::out::Io;
+use crate::cluster::Quorum;
 use crate::io::{ConnId, IoError};
+use crate::time::Instant;
 
 /// The root file holding the first producer id not yet reserved.
 pub(crate) const PRODUCER_ID_BLOCK: &str = "producer-id-block";
 
 /// Ids reserved per write of [`PRODUCER_ID_BLOCK`] (Kafka's `PID_BLOCK_SIZE`).
 const BLOCK_SIZE: i64 = 1000;
+
+/// How often a claim not yet granted is made again (a proposal can be lost
+/// with a leader change, or lose a race to another broker's).
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
 /// Encodes the answer to a waiting request: a producer id, or the error
 /// code when none could be reserved.
@@ -50,6 +65,11 @@ pub(crate) struct Producers {
     writing: Option<i64>,
     /// Requests waiting for that write, in arrival order.
     waiting: VecDeque<Waiting>,
+    /// In a cluster: blocks come from the quorum, not the file.
+    quorum: bool,
+    /// The last claim: when, and the next free id it was made from (a
+    /// block below it is an older one of this broker's).
+    claimed: Option<(Instant, i64)>,
 }
 
 impl Producers {
@@ -62,7 +82,52 @@ impl Producers {
             reserved_end: next,
             writing: None,
             waiting: VecDeque::new(),
+            quorum: false,
+            claimed: None,
         }
+    }
+
+    /// Take blocks from the metadata quorum from now on.
+    pub(crate) fn use_quorum(&mut self) {
+        self.quorum = true;
+    }
+
+    /// In a cluster, claim a block through `quorum` when one is wanted and
+    /// no claim is pending.
+    pub(crate) fn claim(&mut self, quorum: Option<&mut Quorum>, now: Instant) {
+        let Some(q) = quorum.filter(|_| self.quorum) else {
+            return;
+        };
+        let Some(floor) = self.writing.map(|_| self.reserved_end.max(self.next)) else {
+            return;
+        };
+        if self
+            .claimed
+            .is_some_and(|(at, _)| at.saturating_add(CLAIM_RETRY) > now)
+        {
+            return;
+        }
+        if let Some(from) = q.claim_producer_ids(floor, BLOCK_SIZE) {
+            self.claimed = Some((now, from));
+        }
+    }
+
+    /// The image gives this broker the block `start..end`: when it is the
+    /// one claimed, its ids may be handed out, and the requests waiting
+    /// for them are answered, as (connection, slot, frame).
+    pub(crate) fn granted(
+        &mut self,
+        io: &mut Io,
+        (start, end): (i64, i64),
+    ) -> Vec<(ConnId, u64, Bytes)> {
+        let claimed = self.claimed.is_some_and(|(_, from)| start >= from);
+        if !claimed || self.writing.is_none() || end <= self.reserved_end {
+            return Vec::new();
+        }
+        self.next = start;
+        self.writing = Some(end);
+        self.claimed = None;
+        self.written(io, Ok(()))
     }
 
     /// A reserved id for a new request, if one is left and no earlier
@@ -83,9 +148,10 @@ impl Producers {
         self.maybe_reserve(io);
     }
 
-    /// Start writing the next block if it is due.
+    /// Start writing the next block if it is due (in a cluster, mark it
+    /// wanted: [`Self::claim`] asks the quorum).
     fn maybe_reserve(&mut self, io: &mut Io) {
-        if let Some(end) = self.want_write() {
+        if let Some(end) = self.want_write().filter(|_| !self.quorum) {
             io.write_file(
                 FileJob::ProducerIds,
                 PRODUCER_ID_BLOCK,

@@ -796,6 +796,36 @@ impl Quorum {
         }
     }
 
+    /// Claim `size` producer ids for this broker, from the next free one
+    /// (or `floor`, when higher: ids this broker handed out before). The
+    /// next free id the claim was made from, when proposed (a follower
+    /// forwards it to the leader; with none known it is not).
+    pub(crate) fn claim_producer_ids(&mut self, floor: i64, size: i64) -> Option<i64> {
+        if self.failed || self.node.raft.leader_id == 0 {
+            return None;
+        }
+        let from = self.image.next_producer_id;
+        let start = from.max(floor);
+        let record = Record::ProducerIds {
+            broker_id: self.node_id,
+            from,
+            start,
+            end: start.saturating_add(size),
+        };
+        let proposed = self
+            .node
+            .propose(Vec::new(), Record::encode_all(&[record]).to_vec());
+        self.after_call();
+        self.drive();
+        match proposed {
+            Ok(()) => Some(from),
+            Err(e) => {
+                tracing::debug!(error = %e, "producer id claim not proposed");
+                None
+            }
+        }
+    }
+
     /// A client asked for `topic`, which does not exist, and may have it
     /// created: ask the controller, at most once per [`REGISTER_RETRY`]
     /// for each name (clients ask again and again while they wait).

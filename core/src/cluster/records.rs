@@ -19,6 +19,7 @@
 //! FenceBroker     := broker_id:i32 epoch:u64                        (type 7)
 //! UnfenceBroker   := broker_id:i32 epoch:u64                        (type 8)
 //! RemoveTopic     := topic_id:uuid                                  (type 9)
+//! ProducerIds     := broker_id:i32 from:i64 start:i64 end:i64       (type 15)
 //! NoOp            :=                                                (type 20)
 //! string          := len:u16 utf8*len     nullable_string := -1:i16 | string
 //! ids             := count:u16 i32*count  uuid := 16 bytes
@@ -35,6 +36,7 @@
 //! ```text
 //! snapshot := version:u8(2) digest:u64
 //!             count:u32 (id:i32 epoch:u64 endpoint:string fenced:u8)*count
+//!             next_producer_id:i64 count:u32 (broker:i32 start:i64 end:i64)*count
 //!             count:u32 (name:string topic_id:uuid
 //!                        count:u32 (key:string value:string)*count
 //!                        count:u32 (replicas:ids isr:ids leader:i32
@@ -56,6 +58,7 @@ const CONFIG: u8 = 4;
 const FENCE_BROKER: u8 = 7;
 const UNFENCE_BROKER: u8 = 8;
 const REMOVE_TOPIC: u8 = 9;
+const PRODUCER_IDS: u8 = 15;
 const NO_OP: u8 = 20;
 
 /// Kafka's resource type number for a topic, as ConfigRecord carries it.
@@ -94,6 +97,16 @@ pub(crate) enum Record {
     UnfenceBroker { broker_id: i32, epoch: u64 },
     /// A topic is deleted, with its partitions and settings.
     RemoveTopic { id: Uuid },
+    /// A broker takes the producer ids `start..end` for InitProducerId,
+    /// claimed when the next free id was `from`: a compare-and-swap, so two
+    /// brokers claiming at once never share ids (the later changes
+    /// nothing and claims again).
+    ProducerIds {
+        broker_id: i32,
+        from: i64,
+        start: i64,
+        end: i64,
+    },
     /// Nothing: the active controller appends one when the log has been
     /// idle for `metadata.max.idle.interval.ms` (KIP-835), so every voter
     /// sees the log move and a stalled one is noticed.
@@ -137,6 +150,19 @@ impl Record {
                 b.put_u8(0);
                 b.put_i32(*broker_id);
                 b.put_u64(*epoch);
+            }
+            Record::ProducerIds {
+                broker_id,
+                from,
+                start,
+                end,
+            } => {
+                b.put_u8(PRODUCER_IDS);
+                b.put_u8(0);
+                b.put_i32(*broker_id);
+                b.put_i64(*from);
+                b.put_i64(*start);
+                b.put_i64(*end);
             }
             Record::Topic { name, id } => {
                 b.put_u8(TOPIC);
@@ -217,6 +243,7 @@ impl Record {
             FENCE_BROKER,
             UNFENCE_BROKER,
             REMOVE_TOPIC,
+            PRODUCER_IDS,
             NO_OP,
         ];
         if !known.contains(&kind) {
@@ -269,6 +296,12 @@ impl Record {
             },
             REMOVE_TOPIC => Record::RemoveTopic {
                 id: get_uuid(data)?,
+            },
+            PRODUCER_IDS => Record::ProducerIds {
+                broker_id: get_i32(data)?,
+                from: get_u64(data)? as i64,
+                start: get_u64(data)? as i64,
+                end: get_u64(data)? as i64,
             },
             _ => Record::NoOp,
         })
@@ -418,6 +451,10 @@ pub struct Image {
     pub brokers: BTreeMap<i32, Registration>,
     /// Every topic, by name.
     pub topics: BTreeMap<String, TopicImage>,
+    /// The first producer id no broker has taken.
+    pub next_producer_id: i64,
+    /// Each broker's latest block of producer ids, `start..end`.
+    pub producer_ids: BTreeMap<i32, (i64, i64)>,
 }
 
 impl Image {
@@ -432,6 +469,13 @@ impl Image {
             b.put_u64(r.epoch);
             put_str(&mut b, &r.endpoint);
             b.put_u8(u8::from(r.fenced));
+        }
+        b.put_i64(self.next_producer_id);
+        b.put_u32(self.producer_ids.len() as u32);
+        for (broker, (start, end)) in &self.producer_ids {
+            b.put_i32(*broker);
+            b.put_i64(*start);
+            b.put_i64(*end);
         }
         b.put_u32(self.topics.len() as u32);
         for (name, t) in &self.topics {
@@ -489,6 +533,15 @@ impl Image {
                     fenced,
                 },
             );
+        }
+        if version >= 2 {
+            image.next_producer_id = get_u64(&mut b)? as i64;
+            for _ in 0..get_count(&mut b, 4 + 8 + 8)? {
+                let broker = get_i32(&mut b)?;
+                let start = get_u64(&mut b)? as i64;
+                let end = get_u64(&mut b)? as i64;
+                image.producer_ids.insert(broker, (start, end));
+            }
         }
         if version >= 1 {
             let topics = get_count(&mut b, 2 + 16 + 4 + 4)?;
@@ -613,6 +666,19 @@ impl Image {
                 self.topics.retain(|_, t| t.id != id);
                 self.topics.len() != before
             }
+            Record::ProducerIds {
+                broker_id,
+                from,
+                start,
+                end,
+            } => {
+                if from != self.next_producer_id || start < from || end <= start {
+                    return false;
+                }
+                self.next_producer_id = end;
+                self.producer_ids.insert(broker_id, (start, end));
+                true
+            }
             Record::NoOp => false,
         }
     }
@@ -682,6 +748,12 @@ mod tests {
                 epoch: 1,
             },
             Record::RemoveTopic { id },
+            Record::ProducerIds {
+                broker_id: 3,
+                from: 0,
+                start: 5,
+                end: 1005,
+            },
             Record::NoOp,
         ]
     }
@@ -707,6 +779,15 @@ mod tests {
             }
         ));
         assert!(image.brokers[&0].fenced);
+        assert!(image.apply(
+            11,
+            Record::ProducerIds {
+                broker_id: 0,
+                from: 0,
+                start: 0,
+                end: 1000
+            }
+        ));
         assert_eq!(image.topics["t"].partitions.len(), 1);
         assert_eq!(image.topics["t"].configs["retention.ms"], "1000");
         let b = image.encode(77);
@@ -768,6 +849,32 @@ mod tests {
                 epoch: 8
             }
         ));
+    }
+
+    #[test]
+    fn producer_id_blocks_are_taken_once() {
+        let mut image = Image::default();
+        let claim = |broker_id, from, start, end| Record::ProducerIds {
+            broker_id,
+            from,
+            start,
+            end,
+        };
+        assert!(image.apply(1, claim(1, 0, 0, 1000)));
+        // Claimed from the same free id: raced, changes nothing.
+        assert!(!image.apply(2, claim(2, 0, 0, 1000)));
+        assert!(
+            image.apply(3, claim(2, 1000, 4000, 5000)),
+            "a floor of its own"
+        );
+        assert!(
+            !image.apply(4, claim(2, 5000, 4999, 6000)),
+            "below the free id"
+        );
+        assert!(!image.apply(5, claim(2, 5000, 5000, 5000)), "empty");
+        assert_eq!(image.next_producer_id, 5000);
+        assert_eq!(image.producer_ids[&1], (0, 1000));
+        assert_eq!(image.producer_ids[&2], (4000, 5000));
     }
 
     #[test]
