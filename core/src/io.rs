@@ -422,6 +422,8 @@ pub struct DiskPartition {
     /// Its producer-state snapshots: every `<20 digits>.snapshot` file's
     /// offset and contents, in any order.
     pub snapshots: Vec<(u64, Bytes)>,
+    /// The contents of its `leader-epoch-checkpoint` file, if there is one.
+    pub leader_epochs: Option<Bytes>,
 }
 
 /// One segment found on disk: the views of its files (a missing `.index` or

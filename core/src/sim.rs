@@ -494,6 +494,12 @@ impl SimDisk {
                     .collect();
                 DiskPartition {
                     snapshots,
+                    leader_epochs: self
+                        .file(&format!(
+                            "{dir}/{}",
+                            crate::log::epochs::LEADER_EPOCH_CHECKPOINT
+                        ))
+                        .map(Bytes::copy_from_slice),
                     metadata: self
                         .file(&format!("{dir}/partition.metadata"))
                         .map(Bytes::copy_from_slice),

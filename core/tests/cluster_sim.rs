@@ -837,3 +837,68 @@ fn producer_ids_never_repeat_across_brokers_or_restarts() {
         image.next_producer_id
     );
 }
+
+/// Acks=1 to a leader cut off from the others: its records are its own.
+fn produce_acks_1(net: &mut Net, at: usize, topic: &str, value: &str) -> i16 {
+    let conn = net.client(at);
+    let batch = common::batch(&[value], 1_700_000_000_000, Compression::None);
+    let req = common::Sim::produce_req(topic, 0, batch).with_acks(1);
+    let r: ProduceResponse = net
+        .request((at, conn), (ApiKey::Produce, 9), &req, WAIT)
+        .expect("Produce answered");
+    r.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn an_old_leader_whose_log_diverged_is_told_so_and_never_rejoins_the_isr() {
+    let settings = [("num.partitions", "1"), ("default.replication.factor", "3")];
+    let mut net = quorum_net(61, 3, (5, 2), &settings);
+    settle(&mut net).unwrap();
+    let c = controller(&net);
+    let mut made = None;
+    for n in 0..6 {
+        let topic = format!("d{n}");
+        assert_eq!(create(&mut net, c, &topic, 1).topics[0].error_code, 0);
+        net.advance(Duration::from_secs(1));
+        let state = net.status(c).image.topics[&topic].partitions[0].clone();
+        if state.leader as usize != c {
+            made = Some((topic, state.leader as usize));
+            break;
+        }
+    }
+    let (topic, old) = made.expect("a partition led by a broker that is not the controller");
+    for i in 0..5 {
+        assert_eq!(produce(&mut net, old, &topic, 0, &format!("a{i}")), 0);
+    }
+    // Cut off, the old leader still takes acks=1 writes the others never
+    // see; they fence it and the new leader takes more.
+    net.isolate(old);
+    for i in 0..3 {
+        assert_eq!(
+            produce_acks_1(&mut net, old, &topic, &format!("lost{i}")),
+            0
+        );
+    }
+    net.advance(Duration::from_secs(12));
+    let new = net.status(c).image.topics[&topic].partitions[0].leader as usize;
+    assert_ne!(new, old);
+    for i in 0..6 {
+        assert_eq!(produce(&mut net, new, &topic, 0, &format!("b{i}")), 0);
+    }
+    let old_end = log_bytes(&net, old, &topic, 0).len();
+    net.heal();
+    net.advance(Duration::from_secs(6));
+    // Unfenced, it follows, is told where its epoch ended on the new
+    // leader, and stops rather than append after its own tail.
+    let state = net.status(c).image.topics[&topic].partitions[0].clone();
+    assert!(!net.status(c).image.brokers[&(old as i32)].fenced);
+    assert!(!state.isr.contains(&(old as i32)), "{state:?}");
+    assert_eq!(
+        log_bytes(&net, old, &topic, 0).len(),
+        old_end,
+        "nothing appended"
+    );
+    let read = values(&mut net, new, &topic, 0);
+    assert!(read.iter().all(|v| !v.starts_with("lost")), "{read:?}");
+    assert_eq!(read.len(), 11);
+}

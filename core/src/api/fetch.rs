@@ -16,7 +16,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use super::ApiSpec;
 use crate::broker::logs::{LogKey, Logs, Pins};
 use crate::broker::wait::{Answer, Ctx, Origin, Response, Until, Waiter, Wake};
-use crate::log::ReadError;
+use crate::log::{PartitionLog, ReadError};
 use crate::protocol::{Request, fetch as wire, guard::Reader};
 use crate::time::Instant;
 
@@ -108,6 +108,25 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
     }
 }
 
+/// A follower that last fetched `last_fetched_epoch` (-1: none known) and
+/// now fetches from `offset` diverged when this log's epoch at or below it
+/// is older, or ends before `offset` (KIP-320): the epoch and end offset to
+/// tell it. Without epochs on either side, or none here as old as the
+/// follower's (this log's checkpoint was lost), nothing is checked.
+fn diverging(
+    log: &PartitionLog,
+    last_fetched_epoch: i32,
+    offset: Option<u64>,
+) -> Option<(i32, i64)> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    let offset = offset?;
+    let to_i64 = |o: u64| i64::try_from(o).unwrap_or(i64::MAX);
+    let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch)?;
+    (epoch < last_fetched_epoch || end < offset).then(|| (epoch, to_i64(end)))
+}
+
 fn min_bytes(req: &FetchRequest) -> u64 {
     req.min_bytes.max(0) as u64
 }
@@ -178,6 +197,7 @@ fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
                 high_watermark: -1,
                 log_start_offset: -1,
                 records: Vec::new(),
+                diverging_epoch: None,
             };
             let key = match cx.leads(name, p.partition) {
                 Ok(key) => key,
@@ -208,6 +228,15 @@ fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
             // A follower is served what the leader has written; a consumer
             // what is below the high watermark.
             let follower = logs.is_follower(key, req.replica_id.0);
+            if follower {
+                if let Some(d) = diverging(log, p.last_fetched_epoch, offset) {
+                    // Nothing is sent past a divergence: the follower
+                    // truncates first.
+                    data.diverging_epoch = Some(d);
+                    t.partitions.push(data);
+                    continue;
+                }
+            }
             let read = offset.map(|o| {
                 if follower {
                     log.read_regions_for_replica(o, limit)

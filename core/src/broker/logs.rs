@@ -211,6 +211,9 @@ impl Logs {
         let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) else {
             return;
         };
+        if let Some(Role::Leader(l)) = &role {
+            log.set_leader_epoch(l.leader_epoch);
+        }
         let hwm = log.high_watermark();
         let bound = match &role {
             None => None,

@@ -102,7 +102,7 @@ impl Broker {
         let now = self.now.mono;
         self.fetching.backoff.retain(|_, until| *until > now);
         // Partitions by leader, each with its log end and start.
-        let mut wanted: BTreeMap<i32, Vec<(String, i32, u64, u64)>> = BTreeMap::new();
+        let mut wanted: BTreeMap<i32, Vec<Wanted>> = BTreeMap::new();
         for (name, topic) in &q.image().topics {
             for (p, state) in topic.partitions.iter().enumerate() {
                 let leader = state.leader;
@@ -122,12 +122,14 @@ impl Broker {
                 if log.offline().is_some() {
                     continue;
                 }
-                wanted.entry(leader).or_default().push((
-                    name.clone(),
-                    p,
-                    log.log_end_offset(),
-                    log.log_start_offset(),
-                ));
+                wanted.entry(leader).or_default().push(Wanted {
+                    topic: name.clone(),
+                    partition: p,
+                    end: log.log_end_offset(),
+                    start: log.log_start_offset(),
+                    last_epoch: log.latest_epoch().unwrap_or(-1),
+                    leader_epoch: state.leader_epoch,
+                });
             }
         }
         for (leader, partitions) in wanted {
@@ -182,6 +184,20 @@ impl Broker {
                 if p.error_code != 0 {
                     errors = true;
                     self.replica_error(key, leader, p.error_code);
+                    continue;
+                }
+                let diverged = &p.diverging_epoch;
+                let end = self.logs.get(key).map_or(0, |l| l.log_end_offset());
+                if diverged.epoch >= 0 || diverged.end_offset >= 0 {
+                    if u64::try_from(diverged.end_offset).is_ok_and(|at| at < end) {
+                        let why = format!(
+                            "this replica's log diverged from the leader's: the leader's epoch {} \
+                             ends at offset {}, this log runs to {end}; truncating a diverged \
+                             replica is not built yet",
+                            diverged.epoch, diverged.end_offset
+                        );
+                        self.stop_replicating(key, leader, &why);
+                    }
                     continue;
                 }
                 if let Some(records) = p.records {
@@ -241,9 +257,11 @@ impl Broker {
     /// A partition's error in a leader's answer.
     fn replica_error(&mut self, key: LogKey, leader: i32, code: i16) {
         if code == ResponseError::OffsetOutOfRange.code() {
-            // This log runs past the leader's: the leader lost records it
-            // had (a power loss). Truncating to it needs leader epochs.
-            self.stop_replicating(key, leader, "this replica's log runs past the leader's");
+            // This log runs past the leader's, and no leader epochs tell
+            // where they parted.
+            let why = "this replica's log runs past the leader's; truncating a diverged replica \
+                       is not built yet";
+            self.stop_replicating(key, leader, why);
         } else {
             // The leader does not lead it yet or any more: the image
             // catches up.
@@ -265,24 +283,37 @@ impl Broker {
     }
 }
 
+/// One partition a follower fetches.
+struct Wanted {
+    topic: String,
+    partition: i32,
+    /// Its log end (the fetch offset) and start.
+    end: u64,
+    start: u64,
+    /// The leader epoch of its last batch (-1: none known).
+    last_epoch: i32,
+    /// The leader's epoch, as the image has it.
+    leader_epoch: i32,
+}
+
 /// The Fetch a follower sends: every partition it follows on one leader,
-/// from its log ends.
-fn fetch_request(
-    config: &crate::config::Config,
-    partitions: &[(String, i32, u64, u64)],
-) -> Option<Bytes> {
+/// from its log ends, with the epoch of its last batch so the leader can
+/// tell it where its log diverged.
+fn fetch_request(config: &crate::config::Config, partitions: &[Wanted]) -> Option<Bytes> {
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for (name, p, end, start) in partitions {
+    for w in partitions {
         let partition = FetchPartition::default()
-            .with_partition(*p)
-            .with_fetch_offset(*end as i64)
-            .with_log_start_offset(*start as i64)
+            .with_partition(w.partition)
+            .with_current_leader_epoch(w.leader_epoch)
+            .with_fetch_offset(i64::try_from(w.end).ok()?)
+            .with_last_fetched_epoch(w.last_epoch)
+            .with_log_start_offset(i64::try_from(w.start).ok()?)
             .with_partition_max_bytes(config.replica_fetch_max_bytes);
         match topics.last_mut() {
-            Some(t) if t.topic.0.as_str() == name => t.partitions.push(partition),
+            Some(t) if t.topic.0.as_str() == w.topic => t.partitions.push(partition),
             _ => topics.push(
                 FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(name.clone())))
+                    .with_topic(TopicName(StrBytes::from_string(w.topic.clone())))
                     .with_partitions(vec![partition]),
             ),
         }

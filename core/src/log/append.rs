@@ -10,6 +10,7 @@ use crate::io::{Command, Ids, IoError};
 use crate::time::Now;
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::epochs::LEADER_EPOCH_CHECKPOINT;
 use super::partition::{PartitionLog, Pending, io_error, snapshot_path};
 use super::producers::{Check, ProducerError, ProducerStates};
 
@@ -72,7 +73,8 @@ impl PartitionLog {
         let lat = self.config.timestamp_type == TimestampType::LogAppendTime;
         let (parts, max_ts) = if lat {
             // Validated batches are at least a header long.
-            let Some(h) = batch::log_append_time_header(&batch, base, now.wall_ms) else {
+            let stamp = (base, self.stamp_epoch);
+            let Some(h) = batch::log_append_time_header(&batch, stamp, now.wall_ms) else {
                 return Err(io_error(
                     std::io::ErrorKind::InvalidInput,
                     "batch shorter than its header",
@@ -80,10 +82,18 @@ impl PartitionLog {
             };
             (vec![h, batch.slice(HEADER_LEN..)], now.wall_ms)
         } else {
-            let prefix = batch::offset_prefix(base, header.batch_length);
+            let prefix = batch::offset_prefix(base, header.batch_length, self.stamp_epoch);
             (vec![prefix, batch.slice(16..)], header.max_timestamp)
         };
-        self.write_batch(now, parts, header, (len32, base, last, max_ts), ids, out)?;
+        let epoch = self.stamp_epoch;
+        self.write_batch(
+            now,
+            parts,
+            (header, epoch),
+            (len32, base, last, max_ts),
+            ids,
+            out,
+        )?;
         Ok(AppendInfo {
             base_offset: base,
             last_offset: last,
@@ -116,7 +126,7 @@ impl PartitionLog {
         self.write_batch(
             now,
             vec![batch],
-            header,
+            (header, header.partition_leader_epoch),
             (len32, base, last, max_ts),
             ids,
             out,
@@ -156,15 +166,16 @@ impl PartitionLog {
         Ok((len32, delta))
     }
 
-    /// Write a batch's `parts` at `base..=last`: roll first when it would
-    /// overflow `segment.bytes`, the offset index is full or `segment.ms`
-    /// passed; emit the `Append` (and `WriteIndex` when an entry is due);
-    /// move the log end and the producer state now.
+    /// Write a batch's `parts` at `base..=last`, stamped with leader epoch
+    /// `epoch`: roll first when it would overflow `segment.bytes`, the
+    /// offset index is full or `segment.ms` passed; emit the `Append` (and
+    /// `WriteIndex` when an entry is due); move the log end, the producer
+    /// state and the leader epochs now.
     fn write_batch(
         &mut self,
         now: Now,
         parts: Vec<Bytes>,
-        header: &BatchHeader,
+        (header, epoch): (&BatchHeader, i32),
         (len32, base, last, max_ts): (u32, u64, u64, i64),
         ids: &mut Ids,
         out: &mut Vec<Command>,
@@ -202,6 +213,15 @@ impl PartitionLog {
         // Offsets are assigned now, so the producer's state moves now: a
         // retry arriving before this append completes is a duplicate.
         self.producers.record(header, base, last, max_ts);
+        if self.epochs.appended(epoch, base) {
+            let cmd = Command::WriteFile {
+                io: ids.io(),
+                path: format!("{}/{LEADER_EPOCH_CHECKPOINT}", self.dir),
+                bytes: self.epochs.encode(),
+            };
+            // Lost in a crash, the epochs start again at the next one.
+            self.emit(cmd, Pending::Snapshot, out);
+        }
         let delta = last - base;
         self.unflushed_messages = self.unflushed_messages.saturating_add(delta + 1);
         self.unflushed_since.get_or_insert(now.wall_ms);

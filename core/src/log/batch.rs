@@ -235,15 +235,15 @@ pub fn crc_of(batch: &[u8]) -> Option<u32> {
 }
 
 /// The 16 bytes that replace a batch's first 16 when it is appended: the
-/// assigned base offset, the original batch length, partition leader epoch 0.
-/// Neither field is covered by the CRC, so the rest of the batch is written
+/// assigned base offset, the original batch length, the partition leader
+/// epoch of the leader appending it. Neither the offset nor the epoch is covered by the CRC, so the rest of the batch is written
 /// untouched.
-pub fn offset_prefix(base_offset: u64, batch_length: i32) -> Bytes {
+pub fn offset_prefix(base_offset: u64, batch_length: i32, leader_epoch: i32) -> Bytes {
     let mut b = BytesMut::with_capacity(16);
     // Offsets are below i64::MAX: they count records appended.
     b.put_i64(i64::try_from(base_offset).unwrap_or(i64::MAX));
     b.put_i32(batch_length);
-    b.put_i32(0);
+    b.put_i32(leader_epoch);
     b.freeze()
 }
 
@@ -254,7 +254,11 @@ pub fn offset_prefix(base_offset: u64, batch_length: i32) -> Bytes {
 /// timestamp is left as the producer wrote it, as Kafka's
 /// `setMaxTimestamp` does: readers of a `LogAppendTime` batch use its max
 /// timestamp for every record. `None` when `batch` is shorter than a header.
-pub fn log_append_time_header(batch: &[u8], base_offset: u64, append_ms: i64) -> Option<Bytes> {
+pub fn log_append_time_header(
+    batch: &[u8],
+    (base_offset, leader_epoch): (u64, i32),
+    append_ms: i64,
+) -> Option<Bytes> {
     let original = batch.get(..HEADER_LEN)?;
     let records = batch.get(HEADER_LEN..)?;
     let mut h = BytesMut::with_capacity(HEADER_LEN);
@@ -262,7 +266,8 @@ pub fn log_append_time_header(batch: &[u8], base_offset: u64, append_ms: i64) ->
     let attributes = read_i16(original, 21)? | LOG_APPEND_TIME;
     h.get_mut(0..8)?
         .copy_from_slice(&i64::try_from(base_offset).unwrap_or(i64::MAX).to_be_bytes());
-    h.get_mut(12..16)?.copy_from_slice(&0i32.to_be_bytes());
+    h.get_mut(12..16)?
+        .copy_from_slice(&leader_epoch.to_be_bytes());
     h.get_mut(21..23)?
         .copy_from_slice(&attributes.to_be_bytes());
     h.get_mut(35..43)?.copy_from_slice(&append_ms.to_be_bytes());
@@ -468,7 +473,7 @@ pub(crate) mod tests {
     #[test]
     fn log_append_time_header_recomputes_the_crc() {
         let b = batch(2, 5);
-        let h = log_append_time_header(&b, 42, 9999).unwrap();
+        let h = log_append_time_header(&b, (42, 0), 9999).unwrap();
         let mut whole = h.to_vec();
         whole.extend_from_slice(&b[HEADER_LEN..]);
         let parsed = BatchHeader::parse(&whole).unwrap();

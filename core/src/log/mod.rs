@@ -17,6 +17,7 @@ pub mod batch;
 pub mod clean;
 mod cleaner;
 pub mod codec;
+pub mod epochs;
 pub mod index;
 mod job;
 mod partition;

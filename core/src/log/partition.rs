@@ -18,6 +18,7 @@ use crate::io::{
 };
 use crate::time::Now;
 
+use super::epochs::{LEADER_EPOCH_CHECKPOINT, LeaderEpochs};
 use super::producers::ProducerStates;
 use super::segment::Segment;
 
@@ -138,6 +139,11 @@ pub struct PartitionLog {
     /// What the cleaning pass that finished since the broker last asked
     /// did.
     pub(super) cleaner_advanced: Option<super::clean::Cleaned>,
+    /// Where each leader epoch's batches start (`epochs.rs`).
+    pub(super) epochs: LeaderEpochs,
+    /// The epoch client appends are stamped with: this broker's leader
+    /// epoch of the partition (0 alone).
+    pub(super) stamp_epoch: i32,
 }
 
 impl PartitionLog {
@@ -164,6 +170,8 @@ impl PartitionLog {
             cleaning: None,
             first_dirty: start,
             cleaner_advanced: None,
+            epochs: LeaderEpochs::default(),
+            stamp_epoch: 0,
         }
     }
 
@@ -212,6 +220,7 @@ impl PartitionLog {
             metadata: None,
             segments,
             snapshots: Vec::new(),
+            leader_epochs: None,
         };
         Self::recover_partition(
             config,
@@ -244,6 +253,7 @@ impl PartitionLog {
             dir,
             mut segments,
             snapshots,
+            leader_epochs,
             ..
         } = found;
         segments.sort_by_key(|s| s.base_offset);
@@ -264,6 +274,20 @@ impl PartitionLog {
             (log, cut)
         };
         log.load_producers(&segments, snapshots, clean_shutdown, ids, out);
+        if let Some(file) = leader_epochs {
+            match LeaderEpochs::decode(&file) {
+                Some(mut epochs) => {
+                    // Epochs past what recovery kept are gone with their
+                    // batches.
+                    epochs.truncate_from(log.log_end);
+                    log.epochs = epochs;
+                }
+                None => tracing::warn!(
+                    dir = %log.dir,
+                    "unreadable {LEADER_EPOCH_CHECKPOINT}; leader epochs start afresh"
+                ),
+            }
+        }
         Recovered {
             log,
             truncated_bytes,
@@ -466,6 +490,23 @@ impl PartitionLog {
         let to = self.hw_bound.map_or(self.written, |b| b.min(self.written));
         self.hwm = self.hwm.max(to);
         self.hwm > before
+    }
+
+    /// Stamp client appends with leader epoch `epoch` from now on (this
+    /// broker leads the partition in it).
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.stamp_epoch = epoch;
+    }
+
+    /// The leader epoch of the last batch, if any carried one.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest()
+    }
+
+    /// Where leader epoch `epoch` ends on this log: the largest epoch at
+    /// or below it and the first offset past it (see `epochs.rs`).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
+        self.epochs.end_offset_for(epoch, self.log_end)
     }
 
     /// Replicated: hold the high watermark at `bound` (the least log end of

@@ -88,3 +88,45 @@ fn one_sync_in_flight_per_segment() {
     );
     assert_eq!(log.recovery_point(), 2);
 }
+
+#[test]
+fn appends_carry_the_leader_epoch_and_its_checkpoint_survives_a_restart() {
+    let (mut ids, mut disk, mut out) = (Ids::default(), SimDisk::default(), Vec::new());
+    let mut log = PartitionLog::create("t-0".into(), TopicConfig::default(), 0, &mut ids, &mut out);
+    let append = |log: &mut PartitionLog, ids: &mut Ids, out: &mut Vec<Command>, i| {
+        let b = batch(2, i);
+        let h = validate_client_batch(&b, 1 << 20).unwrap();
+        log.append(Now::default(), b, &h, ids, out).unwrap();
+    };
+    append(&mut log, &mut ids, &mut out, 0);
+    log.set_leader_epoch(4);
+    append(&mut log, &mut ids, &mut out, 1);
+    append(&mut log, &mut ids, &mut out, 2);
+    run(&mut log, &mut disk, &mut ids, std::mem::take(&mut out));
+    assert_eq!(log.latest_epoch(), Some(4));
+    assert_eq!(log.end_offset_for_epoch(0), Some((0, 2)));
+    assert_eq!(log.end_offset_for_epoch(3), Some((0, 2)));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, 6)));
+    // Each batch on disk carries the epoch it was appended in.
+    let bytes = disk.file("t-0/00000000000000000000.log").unwrap().to_vec();
+    let epochs: Vec<i32> = crate::log::batch::scan(&bytes, 0)
+        .map(|(_, h)| h.partition_leader_epoch)
+        .collect();
+    assert_eq!(epochs, vec![0, 4, 4]);
+
+    let state = disk.disk_state();
+    let found = state.partitions.into_iter().next().unwrap();
+    assert!(found.leader_epochs.is_some());
+    let mut out = Vec::new();
+    let back = PartitionLog::recover_partition(
+        TopicConfig::default(),
+        found,
+        None,
+        None,
+        false,
+        &mut ids,
+        &mut out,
+    );
+    assert_eq!(back.log.latest_epoch(), Some(4));
+    assert_eq!(back.log.end_offset_for_epoch(4), Some((4, 6)));
+}

@@ -25,6 +25,9 @@ pub struct PartitionData {
     /// The records: regions of segment files, in order (several when a
     /// read runs on past a segment's end).
     pub records: Vec<(SegId, u64, u64)>,
+    /// To a follower whose log diverged (v12+): the leader's epoch at or
+    /// below the follower's last and where it ends on the leader's log.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 /// One topic's entry in a Fetch response.
@@ -91,8 +94,17 @@ pub fn encode(
             for &(seg, pos, len) in p.records.iter().filter(|r| r.2 > 0) {
                 w.file(seg, pos, len);
             }
-            if flexible {
-                w.cur.put_u8(0); // partition tagged fields
+            match (flexible, p.diverging_epoch) {
+                (true, Some((epoch, end_offset))) => {
+                    // One tagged field: 0, DivergingEpoch (epoch,
+                    // end_offset, no tagged fields of its own): 13 bytes.
+                    w.cur.put_slice(&[1, 0, 13]);
+                    w.cur.put_i32(epoch);
+                    w.cur.put_i64(end_offset);
+                    w.cur.put_u8(0);
+                }
+                (true, None) => w.cur.put_u8(0), // partition tagged fields
+                (false, _) => {}
             }
         }
         if flexible {
@@ -179,6 +191,7 @@ mod tests {
                     high_watermark: 42,
                     log_start_offset: 0,
                     records: vec![(SegId(3), 100, 200), (SegId(4), 0, 100)],
+                    diverging_epoch: None,
                 },
                 PartitionData {
                     index: 1,
@@ -186,6 +199,7 @@ mod tests {
                     high_watermark: -1,
                     log_start_offset: -1,
                     records: Vec::new(),
+                    diverging_epoch: Some((3, 120)),
                 },
             ],
         }];
@@ -204,6 +218,10 @@ mod tests {
             assert_eq!(p[0].high_watermark, 42);
             assert_eq!(p[0].records.as_ref().map(|r| r.len()), Some(300));
             assert_eq!(p[1].error_code, 1);
+            if version >= 12 {
+                assert_eq!(p[1].diverging_epoch.epoch, 3);
+                assert_eq!(p[1].diverging_epoch.end_offset, 120);
+            }
             assert!(bytes.is_empty(), "v{version}: trailing bytes");
         }
     }

@@ -310,6 +310,18 @@ impl Net {
         self.nodes[i].broker.handle_close(now, conn);
     }
 
+    /// Node `i` can reach no other node (its clients still reach it) until
+    /// [`Net::heal`].
+    pub fn isolate(&mut self, i: usize) {
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.split.insert((i.min(j), i.max(j)));
+                self.cut_between(i, j);
+                self.cut_between(j, i);
+            }
+        }
+    }
+
     /// Every connection between `i` and `j`.
     pub fn cut_between(&mut self, i: usize, j: usize) {
         let mut ends: Vec<(usize, ConnId)> = self

@@ -206,6 +206,8 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
     finish_swaps(path)?;
     let meta_path = path.join(PARTITION_METADATA);
     let metadata = read_optional(&meta_path).map_err(|e| with_path(&meta_path, e))?;
+    let epochs_path = path.join(conveyor_core::log::epochs::LEADER_EPOCH_CHECKPOINT);
+    let leader_epochs = read_optional(&epochs_path).map_err(|e| with_path(&epochs_path, e))?;
     let mut segments = Vec::new();
     let mut snapshots = Vec::new();
     for entry in fs::read_dir(path).map_err(|e| with_path(path, e))? {
@@ -248,6 +250,7 @@ fn read_partition(path: &Path, dir: String) -> io::Result<DiskPartition> {
         metadata,
         segments,
         snapshots,
+        leader_epochs,
     })
 }
 
