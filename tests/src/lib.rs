@@ -257,6 +257,21 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
+/// `n` free 127.0.0.1 addresses for a cluster's brokers, and the
+/// `controller.quorum.voters` value naming them as nodes `0..n`.
+pub fn loopback_voters(n: usize) -> (Vec<SocketAddr>, String) {
+    let addrs: Vec<SocketAddr> = (0..n)
+        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+        .collect();
+    let voters = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{i}@{a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (addrs, voters)
+}
+
 /// Waits until something accepts TCP connections on `addr`, for at most
 /// `timeout`. `still_alive` is asked between attempts so a dead server fails
 /// fast; it returns a reason to stop waiting.

@@ -28,7 +28,7 @@ use conveyor_tests::client::{
     client_config, consume, consume_all, consumer, produce_test_records, producer, producer_config,
     try_create_replicated_topic,
 };
-use conveyor_tests::{ChildBroker, each_runtime, free_port, unique_topic};
+use conveyor_tests::{ChildBroker, each_runtime, loopback_voters, unique_topic};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -68,15 +68,7 @@ fn formed(bootstrap: &str, n: usize, logs: impl Fn() -> String) {
 
 each_runtime! {
     fn a_topic_spreads_over_three_brokers_and_every_record_comes_back(rt) {
-        let addrs: Vec<SocketAddr> = (0..3)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-            .collect();
-        let voters = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{i}@{a}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (addrs, voters) = loopback_voters(3);
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let brokers: Vec<ChildBroker> = (0..3)
             .map(|i| {
@@ -214,15 +206,7 @@ each_runtime! {
 
 each_runtime! {
     fn killing_a_leader_loses_no_acknowledged_record(rt) {
-        let addrs: Vec<SocketAddr> = (0..3)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-            .collect();
-        let voters = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{i}@{a}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (addrs, voters) = loopback_voters(3);
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let start = |i: usize| {
             let id = i.to_string();

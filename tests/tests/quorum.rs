@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conveyor_tests::{ChildBroker, Runtime, conveyor_bin, each_runtime, free_port};
+use conveyor_tests::{ChildBroker, Runtime, conveyor_bin, each_runtime, loopback_voters};
 use serde_json::Value;
 
 /// How long a new leader may take: several election timeouts, on a busy
@@ -62,15 +62,7 @@ fn caught_up(addrs: &[SocketAddr], want: usize, logs: impl Fn() -> String) -> (i
 
 each_runtime! {
     fn three_voters_elect_a_leader_and_elect_another_when_it_dies(rt) {
-        let addrs: Vec<SocketAddr> = (0..3)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-            .collect();
-        let voters = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{i}@{a}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (addrs, voters) = loopback_voters(3);
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let start = |i: usize| {
             let id = i.to_string();

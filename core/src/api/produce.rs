@@ -158,6 +158,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         response,
         waits,
         deadline: cx.now.mono.saturating_add(timeout),
+        written: false,
     }))
 }
 
@@ -303,6 +304,9 @@ struct Pending {
     waits: Vec<Wait>,
     /// The request's `timeout_ms` from its arrival.
     deadline: crate::time::Instant,
+    /// Every append it waits for is written here: it waits only for the
+    /// followers (or a sync).
+    written: bool,
 }
 
 impl Waiter for Pending {
@@ -335,6 +339,10 @@ impl Waiter for Pending {
         });
         self.poll_logs(cx.logs).map(Response::Frame)
     }
+
+    fn holds_request_bytes(&self) -> bool {
+        !self.written
+    }
 }
 
 impl Pending {
@@ -343,6 +351,7 @@ impl Pending {
     /// KAFKA_STORAGE_ERROR); `None` while any is still being written.
     fn poll_logs(&mut self, logs: &Logs) -> Option<Bytes> {
         let response = &mut self.response;
+        let mut written = true;
         self.waits.retain(|w| {
             let Some(log) = logs.get(w.key) else {
                 return false;
@@ -368,8 +377,10 @@ impl Pending {
                 Ack::Replicated => log.high_watermark(),
                 Ack::Synced => log.recovery_point().min(log.high_watermark()),
             };
+            written &= log.written_end() > w.last;
             done_to <= w.last
         });
+        self.written = written;
         self.waits.is_empty().then(|| {
             protocol::encode_response(
                 ApiKey::Produce,

@@ -352,6 +352,8 @@ impl Broker {
     /// once: the sender names it a voter, so the two configurations differ
     /// (closing would only have the sender reconnect and send again).
     pub(super) fn raft_frame(&mut self, conn: ConnId, frame: bytes::Bytes) {
+        // The same connection carries its replica fetches.
+        self.conns.mark_peer(conn);
         let Some(q) = &mut self.quorum else {
             self.metrics.rejected("raft_without_quorum");
             if !self.warned_no_quorum {

@@ -27,6 +27,13 @@ pub(crate) struct Slot {
     read_at: Instant,
 }
 
+impl Slot {
+    /// Stop counting the request's bytes as held; how many they were.
+    pub(crate) fn release_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum SlotState {
     /// The response, ready to leave once every earlier one has.
@@ -76,6 +83,12 @@ struct Conn {
     /// more: the driver must be told to stop and read again (which hands
     /// them over), even if reading is what it was last told.
     stalled: bool,
+    /// Another broker's (it sent Raft frames, or a request as a voter):
+    /// its replica fetches and Raft messages are what moves the high
+    /// watermark that held produces wait for, so `queued.max.request.bytes`
+    /// never stops reading it, and its requests (a follower's fetch
+    /// long-polls all the time) do not count toward it.
+    peer: bool,
 }
 
 /// Every open connection.
@@ -168,7 +181,7 @@ impl Conns {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
-            let want = !full && c.queue.len() < self.max_inflight;
+            let want = (!full || c.peer) && c.queue.len() < self.max_inflight;
             if c.closing {
                 continue;
             }
@@ -192,6 +205,13 @@ impl Conns {
         self.dirty = ids;
     }
 
+    /// `bytes` of held requests no longer count (their records are written,
+    /// and they wait only for other brokers): see
+    /// [`Waiter::holds_request_bytes`].
+    pub(crate) fn release(&mut self, bytes: u64) {
+        self.held_bytes = self.held_bytes.saturating_sub(bytes);
+    }
+
     /// Forget a closed connection; the pins its unsent responses held.
     pub(crate) fn remove(&mut self, conn: ConnId) -> Pins {
         let mut pins = Vec::new();
@@ -210,12 +230,26 @@ impl Conns {
 
     /// Whether the broker takes more bytes from `conn` now: not while it
     /// has `queued.max.requests` requests unanswered or is closing, nor
-    /// while `queued.max.request.bytes` are held across connections.
+    /// while `queued.max.request.bytes` are held across connections
+    /// (another broker's excepted: see [`Conns::mark_peer`]).
     pub(crate) fn wants_read(&self, conn: ConnId) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|c| !c.closing && c.queue.len() < self.max_inflight)
-            && self.held_bytes < self.max_held_bytes
+        self.conns.get(&conn).is_some_and(|c| {
+            !c.closing
+                && c.queue.len() < self.max_inflight
+                && (c.peer || self.held_bytes < self.max_held_bytes)
+        })
+    }
+
+    /// `conn` is another broker's: the bytes clients hold never stop it
+    /// being read (an `acks=all` produce held at the limit waits for the
+    /// very fetches that would free it).
+    pub(crate) fn mark_peer(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.peer {
+                c.peer = true;
+                self.dirty.push(conn);
+            }
+        }
     }
 
     /// The broker left bytes of `conn` in the driver's buffer, unread for
@@ -263,6 +297,9 @@ impl Conns {
         };
         let seq = c.next_seq;
         c.next_seq += 1;
+        // Another broker's requests neither stop nor count (a follower's
+        // fetch long-polls all the time).
+        let bytes = if c.peer { 0 } else { bytes };
         self.held_bytes += bytes;
         c.queue.push_back(Slot {
             seq,

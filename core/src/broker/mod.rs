@@ -487,6 +487,9 @@ impl Broker {
         self.metrics.request(request.key, request.version);
         if let Some(id) = &request.client_id {
             self.conns.note_client(conn, id);
+            if peers::is_peer_client(&self.config, id) {
+                self.conns.mark_peer(conn);
+            }
         }
         let Some(seq) = self.conns.next_seq(conn) else {
             return;
@@ -595,6 +598,7 @@ impl Broker {
     fn wake_appends_on(&mut self, conn: ConnId) {
         let (mut cx, conns) = self.parts();
         let mut any = false;
+        let mut released = 0;
         for slot in conns.slots_mut(conn) {
             // Other kinds are answered by their own events; an append
             // behind them must still be looked at now, or nothing would
@@ -603,10 +607,16 @@ impl Broker {
                 continue;
             };
             let Some(response) = w.poll(&mut cx, Wake::Appended) else {
+                if !w.holds_request_bytes() {
+                    released += slot.release_bytes();
+                }
                 break;
             };
             slot.state = ready(response);
             any = true;
+        }
+        if released > 0 {
+            conns.release(released);
         }
         if any {
             conns.flush(cx.io, conn);

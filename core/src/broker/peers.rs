@@ -427,7 +427,7 @@ impl Peer {
             .with_request_api_key(key as i16)
             .with_request_api_version(version)
             .with_correlation_id(correlation)
-            .with_client_id(Some(StrBytes::from_string(format!("conveyor-{node}"))));
+            .with_client_id(Some(StrBytes::from_string(client_id(node))));
         let mut frame = BytesMut::new();
         frame.put_i32(0);
         if let Err(e) = header.encode(&mut frame, key.request_header_version(version)) {
@@ -483,6 +483,20 @@ impl Peer {
             _ => Err("a response to a request never sent"),
         }
     }
+}
+
+/// The client id of the requests a broker sends to voter `node`.
+fn client_id(node: i32) -> String {
+    format!("conveyor-{node}")
+}
+
+/// Whether `id` is the client id of a request one broker of `config`'s
+/// quorum sends another.
+pub(crate) fn is_peer_client(config: &Config, id: &str) -> bool {
+    config
+        .quorum_voters
+        .iter()
+        .any(|(node, _)| id == client_id(*node))
 }
 
 fn close(io: &mut Io, conn: ConnId) {

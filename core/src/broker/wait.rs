@@ -139,4 +139,13 @@ pub(crate) trait Waiter: fmt::Debug + Send {
     fn until(&self) -> Until;
     /// Look again; `None` while it still waits.
     fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response>;
+    /// Whether the request's bytes still count toward
+    /// `queued.max.request.bytes` while it waits. A produce whose records
+    /// are written and which waits only for its followers holds none, as
+    /// Kafka frees a request's buffer once its records are appended:
+    /// counted, such produces would stop the broker reading the very
+    /// fetches that answer them.
+    fn holds_request_bytes(&self) -> bool {
+        true
+    }
 }

@@ -11,7 +11,9 @@
 //! active controller (the leader) turns CreateTopics, CreatePartitions and
 //! DeleteTopics into records ([`controller`]); the records apply in log
 //! order on every voter to the same [`Image`], and each broker opens (or
-//! removes) the partition logs the image gives it.
+//! removes) the partition logs the image gives it. The active controller
+//! also keeps the brokers' sessions ([`sessions`]): a broker it stops
+//! hearing from is fenced and its partitions move ([`proposals`]).
 //!
 //! Durability ([`state`]): each Raft round that appends entries, takes a
 //! snapshot, or changes the term or vote rewrites the `quorum-state` file,
@@ -28,6 +30,7 @@
 
 pub(crate) mod controller;
 mod logger;
+mod proposals;
 pub(crate) mod records;
 mod sessions;
 pub mod state;
@@ -329,80 +332,6 @@ impl Quorum {
         self.drive();
     }
 
-    /// As the controller, fence the brokers whose sessions expired and
-    /// unfence those heard again, each with its leader changes.
-    fn maybe_fence(&mut self, now: Now) {
-        let raft = &self.node.raft;
-        if self.failed || raft.state != StateRole::Leader {
-            self.sessions.step_down();
-            return;
-        }
-        let applied = self.applied;
-        let prs = raft.prs();
-        let caught_up = |b: i32| prs.get(raft_id(b)).is_some_and(|p| p.matched >= applied);
-        let due = self
-            .sessions
-            .due(raft.term, &self.image, self.node_id, now.mono, caught_up);
-        for (broker, fence) in due {
-            let unclean = |topic: &str| {
-                self.image
-                    .topics
-                    .get(topic)
-                    .and_then(|t| t.configs.get("unclean.leader.election.enable"))
-                    .map_or(self.unclean_default, |v| v == "true")
-            };
-            let records = if fence {
-                controller::fence_broker(&self.image, broker, unclean)
-            } else {
-                controller::unfence_broker(&self.image, broker, unclean)
-            };
-            let moved = records.len().saturating_sub(1);
-            if fence {
-                tracing::warn!(
-                    broker,
-                    partitions = moved,
-                    "no word from broker within broker.session.timeout.ms; fencing it"
-                );
-            } else {
-                tracing::info!(
-                    broker,
-                    partitions = moved,
-                    "broker heard again; unfencing it"
-                );
-            }
-            if let Err(e) = self
-                .node
-                .propose(Vec::new(), Record::encode_all(&records).to_vec())
-            {
-                tracing::debug!(error = %e, "fencing not proposed");
-            }
-            self.after_call();
-        }
-    }
-
-    /// As the leader, append a NoOp record when the log was idle for
-    /// `metadata.max.idle.interval.ms`.
-    fn maybe_no_op(&mut self, now: Now) {
-        if self.idle_interval.is_zero() || self.node.raft.state != StateRole::Leader {
-            return;
-        }
-        let last = self.node.raft.raft_log.last_index();
-        if last != self.last_index.0 {
-            self.last_index = (last, now.mono);
-        }
-        if self.last_index.1.saturating_add(self.idle_interval) > now.mono {
-            return;
-        }
-        self.last_index.1 = now.mono;
-        if let Err(e) = self
-            .node
-            .propose(Vec::new(), Record::encode_all(&[Record::NoOp]).to_vec())
-        {
-            tracing::debug!(error = %e, "NoOp not proposed");
-        }
-        self.after_call();
-    }
-
     /// Messages a peer sent.
     pub(crate) fn receive(&mut self, messages: Vec<Message>, now: Now) {
         if self.failed {
@@ -466,40 +395,6 @@ impl Quorum {
             snapshots_installed: self.snapshots_installed,
             first_index: self.node.store().first_index().unwrap_or(0),
         }
-    }
-
-    /// Propose this broker's registration while the image lacks it (or
-    /// names another endpoint), once a leader is known, at most once per
-    /// [`REGISTER_RETRY`].
-    fn maybe_register(&mut self, now: Now) {
-        let current = self
-            .image
-            .brokers
-            .get(&self.node_id)
-            .is_some_and(|r| r.endpoint == self.endpoint);
-        if current || self.node.raft.leader_id == 0 {
-            return;
-        }
-        if self
-            .registered_at
-            .is_some_and(|at| at.saturating_add(REGISTER_RETRY) > now.mono)
-        {
-            return;
-        }
-        self.registered_at = Some(now.mono);
-        let record = Record::RegisterBroker {
-            broker_id: self.node_id,
-            endpoint: self.endpoint.clone(),
-        };
-        // A follower forwards the proposal to the leader; with none it is
-        // dropped, and proposed again later.
-        if let Err(e) = self
-            .node
-            .propose(Vec::new(), Record::encode_all(&[record]).to_vec())
-        {
-            tracing::debug!(error = %e, "registration not proposed");
-        }
-        self.after_call();
     }
 
     /// Replace an election timeout raft-rs drew with one of our own.
@@ -791,36 +686,6 @@ impl Quorum {
             Ok(()) => None,
             Err(e) => {
                 tracing::debug!(error = %e, "metadata records not proposed");
-                None
-            }
-        }
-    }
-
-    /// Claim `size` producer ids for this broker, from the next free one
-    /// (or `floor`, when higher: ids this broker handed out before). The
-    /// next free id the claim was made from, when proposed (a follower
-    /// forwards it to the leader; with none known it is not).
-    pub(crate) fn claim_producer_ids(&mut self, floor: i64, size: i64) -> Option<i64> {
-        if self.failed || self.node.raft.leader_id == 0 {
-            return None;
-        }
-        let from = self.image.next_producer_id;
-        let start = from.max(floor);
-        let record = Record::ProducerIds {
-            broker_id: self.node_id,
-            from,
-            start,
-            end: start.saturating_add(size),
-        };
-        let proposed = self
-            .node
-            .propose(Vec::new(), Record::encode_all(&[record]).to_vec());
-        self.after_call();
-        self.drive();
-        match proposed {
-            Ok(()) => Some(from),
-            Err(e) => {
-                tracing::debug!(error = %e, "producer id claim not proposed");
                 None
             }
         }

@@ -60,6 +60,10 @@ pub struct Net {
     pub events: u64,
     /// Client connections into a node, with the bytes it sent back.
     pub clients: HashMap<(usize, ConnId), BytesMut>,
+    /// Bytes a node's broker left unread on a connection (its read
+    /// interest was off), as a driver keeps them: handed over, before
+    /// anything that arrives after, when it asks to read again.
+    pub unread: HashMap<(usize, ConnId), BytesMut>,
     pub next_corr: i32,
 }
 
@@ -113,6 +117,7 @@ impl Net {
             digests: HashMap::new(),
             events: 0,
             clients: HashMap::new(),
+            unread: HashMap::new(),
             next_corr: 1,
         };
         net.run();
@@ -155,6 +160,12 @@ impl Net {
                         Poll::Wait(d) => {
                             self.nodes[i].wait = d;
                             break;
+                        }
+                        Poll::ReadInterest { conn, read: true } => {
+                            if let Some(mut buf) = self.unread.remove(&(i, conn)) {
+                                idle = false;
+                                self.read(i, conn, &mut buf);
+                            }
                         }
                         Poll::ReadInterest { .. } => {}
                         Poll::Command(cmd) => {
@@ -280,6 +291,7 @@ impl Net {
                 self.nodes[j].broker.handle_close(now, other);
             }
         }
+        self.unread.retain(|(n, _), _| *n != i);
         let node = &mut self.nodes[i];
         node.disk_queue.clear();
         node.disk.crash();
@@ -302,7 +314,9 @@ impl Net {
     pub fn cut(&mut self, i: usize, conn: ConnId) {
         let now = self.now;
         self.flights.remove(&(i, conn.0));
+        self.unread.remove(&(i, conn));
         if let Some((j, other)) = self.links.remove(&(i, conn)) {
+            self.unread.remove(&(j, other));
             self.links.remove(&(j, other));
             self.flights.remove(&(j, other.0));
             self.nodes[j].broker.handle_close(now, other);
@@ -400,9 +414,7 @@ impl Net {
                 }
                 let (_, mut bytes) = self.flights.get_mut(&(i, c)).unwrap().pop_front().unwrap();
                 self.events += 1;
-                self.nodes[j]
-                    .broker
-                    .handle_read(self.now, other, &mut bytes);
+                self.read(j, other, &mut bytes);
                 // The connection may have closed under the read.
                 if !self.links.contains_key(&(i, ConnId(c))) {
                     break;
@@ -490,6 +502,18 @@ impl Net {
         body: &Req,
         within: Duration,
     ) -> Option<Resp> {
+        let corr = self.send((i, conn), (key, version), body);
+        self.answer((i, conn), (key, version), corr, within)
+    }
+
+    /// Send a request from a client of node `i` without waiting: its
+    /// correlation id, for [`Net::answer`]. Answers come in order.
+    pub fn send<Req: Encodable>(
+        &mut self,
+        (i, conn): (usize, ConnId),
+        (key, version): (ApiKey, i16),
+        body: &Req,
+    ) -> i32 {
         let corr = self.next_corr;
         self.next_corr += 1;
         let header = RequestHeader::default()
@@ -505,7 +529,31 @@ impl Net {
         body.encode(&mut frame, version).unwrap();
         let len = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&len.to_be_bytes());
-        self.nodes[i].broker.handle_read(self.now, conn, &mut frame);
+        self.read(i, conn, &mut frame);
+        corr
+    }
+
+    /// Hand `bytes` that arrived on `conn` to node `i`, behind any it left
+    /// unread; keep what it leaves.
+    fn read(&mut self, i: usize, conn: ConnId, bytes: &mut BytesMut) {
+        if let Some(held) = self.unread.get_mut(&(i, conn)) {
+            held.extend_from_slice(bytes);
+            return;
+        }
+        self.nodes[i].broker.handle_read(self.now, conn, bytes);
+        if !bytes.is_empty() {
+            self.unread.insert((i, conn), bytes.split());
+        }
+    }
+
+    /// Run until the answer to request `corr` comes, for at most `within`.
+    pub fn answer<Resp: Decodable>(
+        &mut self,
+        (i, conn): (usize, ConnId),
+        (key, version): (ApiKey, i16),
+        corr: i32,
+        within: Duration,
+    ) -> Option<Resp> {
         let end = self.now.mono.saturating_add(within);
         loop {
             self.drain();

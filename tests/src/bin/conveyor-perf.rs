@@ -49,6 +49,37 @@ enum Cmd {
     /// The benchmark matrix against `conveyor serve` on every runtime, with
     /// baselines; prints a Markdown table.
     Bench(BenchArgs),
+    /// Three brokers beside one: replicated produce throughput and the
+    /// failover time after kill -9 of a leader; prints a Markdown table.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// The conveyor binary.
+    #[arg(long, default_value = "target/release/conveyor")]
+    conveyor: PathBuf,
+    /// The runtime every broker runs.
+    #[arg(long, default_value = "mio")]
+    runtime: String,
+    /// Seconds per throughput workload.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Where the data directories go.
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    dir: PathBuf,
+    /// Extra broker setting for every `conveyor serve --set` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    broker_settings: Vec<String>,
+    /// Failovers to measure (kill -9 of a leader each).
+    #[arg(long, default_value_t = 3)]
+    failovers: usize,
+    /// A note printed under the table (the commit, say).
+    #[arg(long)]
+    note: Option<String>,
+    /// Also save the table to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -364,12 +395,31 @@ fn run(cmd: Cmd) -> Result<bool, String> {
                 kafka: a.kafka,
             };
             let report = perf::bench::run(&opts)?;
-            println!("{report}");
-            if let Some(out) = a.out {
-                std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-                eprintln!("saved to {}", out.display());
-            }
+            print_and_save(&report, a.out.as_deref())?;
+            Ok(true)
+        }
+        Cmd::Cluster(a) => {
+            let opts = perf::cluster::ClusterOpts {
+                conveyor: a.conveyor,
+                runtime: a.runtime,
+                seconds: a.seconds,
+                dir: a.dir,
+                broker_settings: a.broker_settings,
+                failovers: a.failovers,
+                note: a.note,
+            };
+            let report = perf::cluster::run(&opts)?;
+            print_and_save(&report, a.out.as_deref())?;
             Ok(true)
         }
     }
+}
+
+fn print_and_save(report: &str, out: Option<&std::path::Path>) -> Result<(), String> {
+    println!("{report}");
+    if let Some(out) = out {
+        std::fs::write(out, report).map_err(|e| format!("{}: {e}", out.display()))?;
+        eprintln!("saved to {}", out.display());
+    }
+    Ok(())
 }

@@ -67,14 +67,7 @@ impl Broker {
         let mut last = String::new();
         for _ in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], conveyor_tests::free_port()));
-            let mut cmd = Command::new(&opts.conveyor);
-            cmd.arg("serve")
-                .arg("--listen")
-                .arg(addr.to_string())
-                .arg("--data-dir")
-                .arg(data_dir)
-                .arg("--runtime")
-                .arg(runtime);
+            let mut cmd = serve_command(&opts.conveyor, addr, data_dir, runtime);
             // The cleaning workload wants the cleaner to start at once.
             cmd.arg("--set").arg("log.cleaner.backoff.ms=1000");
             for kv in &opts.broker_settings {
@@ -147,4 +140,23 @@ impl Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `conveyor serve` on `runtime`, listening on `addr` with its data in
+/// `data_dir`; the caller adds its settings.
+pub(crate) fn serve_command(
+    conveyor: &Path,
+    addr: SocketAddr,
+    data_dir: &Path,
+    runtime: &str,
+) -> Command {
+    let mut cmd = Command::new(conveyor);
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--runtime")
+        .arg(runtime);
+    cmd
 }

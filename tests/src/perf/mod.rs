@@ -10,6 +10,7 @@
 pub mod baseline;
 pub mod bench;
 mod broker;
+pub mod cluster;
 pub mod consume;
 pub mod e2e;
 pub mod hist;
@@ -87,7 +88,7 @@ impl Target {
             Target::Mock(m) => m
                 .create_topic(topic, partitions, 1)
                 .map_err(|e| format!("mock create_topic {topic}: {e}")),
-            Target::Broker(b) => create_topic(b, topic, partitions, configs),
+            Target::Broker(b) => create_topic(b, topic, (partitions, 1), configs),
         }
     }
 
@@ -115,14 +116,16 @@ fn admin(bootstrap: &str) -> Result<(AdminClient<DefaultClientContext>, AdminOpt
     Ok((admin, opts))
 }
 
-fn create_topic(
+/// Creates `topic` with `partitions` partitions of `replicas` replicas
+/// each and `configs`; an existing topic is fine.
+pub fn create_topic(
     bootstrap: &str,
     topic: &str,
-    partitions: i32,
+    (partitions, replicas): (i32, i32),
     configs: &[(&str, &str)],
 ) -> Result<(), String> {
     let (admin, opts) = admin(bootstrap)?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
     for (k, v) in configs {
         new = new.set(k, v);
     }
