@@ -20,7 +20,8 @@ use std::time::Duration;
 use brokers::*;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceResponse,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -166,6 +167,19 @@ fn failover(seed: u64) {
         let alive = (0..3).find(|&i| i != old).unwrap();
         let s = net.status(alive);
         assert!(s.image.brokers[&(old as i32)].fenced, "{old} fenced");
+        // Clients are no longer sent to it.
+        let conn = net.client(alive);
+        let m: MetadataResponse = net
+            .request(
+                (alive, conn),
+                (ApiKey::Metadata, 12),
+                &MetadataRequest::default(),
+                WAIT,
+            )
+            .unwrap();
+        let listed: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        assert!(!listed.contains(&(old as i32)), "Metadata lists {listed:?}");
+        assert_eq!(listed.len(), 2);
         let state = &s.image.topics["f"].partitions[p];
         let new = state.leader;
         assert!(new >= 0 && new != old as i32, "partition {p} led by {new}");

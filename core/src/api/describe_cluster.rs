@@ -1,5 +1,6 @@
 //! DescribeCluster 0–2: the cluster id, the controller, and the brokers
-//! (this one). There is no authorizer, so the cluster's authorized
+//! (alone, this one; in a cluster, every registered broker, those the
+//! controller fenced only when v2 asks for them). There is no authorizer, so the cluster's authorized
 //! operations, when asked for, are every operation Kafka defines on a
 //! cluster, as Kafka answers without an authorizer.
 
@@ -64,15 +65,21 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             return super::respond(request, &response);
         }
     }
+    // Fenced brokers only when asked for (v2), marked as such.
     response.brokers = cx
         .brokers()
         .into_iter()
+        .filter(|b| !b.fenced || (v >= 2 && req.include_fenced_brokers))
         .map(|b| {
-            DescribeClusterBroker::default()
+            let mut d = DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
                 .with_host(StrBytes::from_string(b.host))
                 .with_port(b.port)
-                .with_rack(None)
+                .with_rack(None);
+            if v >= 2 {
+                d.is_fenced = b.fenced;
+            }
+            d
         })
         .collect();
     super::respond(request, &response)

@@ -84,9 +84,12 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
     // v4+ lets the client ask that nothing be created; nothing is
     // created for a request naming topics by id, as in Kafka.
     let allow_create = (v < 4 || req.allow_auto_topic_creation) && !by_id;
+    // Fenced brokers are left out, as Kafka leaves them out: clients would
+    // only try to reach them.
     let brokers = cx
         .brokers()
         .into_iter()
+        .filter(|b| !b.fenced)
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))

@@ -35,6 +35,8 @@ pub(crate) struct BrokerAddr {
     pub(crate) id: i32,
     pub(crate) host: String,
     pub(crate) port: i32,
+    /// Fenced by the controller (not heard from): Metadata leaves it out.
+    pub(crate) fenced: bool,
 }
 
 /// Why a partition is not served here.
@@ -68,6 +70,7 @@ impl Ctx<'_> {
             id: self.config.node_id,
             host: self.config.advertised_host.clone(),
             port: i32::from(self.config.advertised_port),
+            fenced: false,
         };
         let Some(image) = self.image() else {
             return vec![me];
@@ -81,6 +84,9 @@ impl Ctx<'_> {
                     id,
                     host: host.to_owned(),
                     port: i32::from(port),
+                    // This broker answers, so it is up, whatever the
+                    // image says yet.
+                    fenced: r.fenced && id != self.config.node_id,
                 })
             })
             .collect();

@@ -170,7 +170,15 @@ impl ProducerContext for Acks {
 /// acknowledgement after the kill. The killed broker comes back after.
 fn failover(c: &mut Cluster, opts: &ClusterOpts, work: &Path) -> Result<Duration, String> {
     let topic = unique_topic("failover");
-    create_topic(&c.bootstrap(), &topic, (1, 3), &[])?;
+    // A broker restarted by the previous run is placed on once the
+    // controller has heard from it and unfenced it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = create_topic(&c.bootstrap(), &topic, (1, 3), &[]) {
+        if Instant::now() > deadline {
+            return Err(e);
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
     let acks = Acks::default();
     let mut config = base_config(&c.bootstrap());
     config
