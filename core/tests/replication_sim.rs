@@ -31,18 +31,7 @@ use net::{Net, quorum_net};
 fn replicas_copy_their_leader_and_acks_all_waits_for_every_in_sync_one() {
     let mut net = cluster(17, (5, 2));
     let c = controller(&net);
-    let conn = net.client(c);
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(name("r"))
-                .with_num_partitions(2)
-                .with_replication_factor(3),
-        ])
-        .with_timeout_ms(5_000);
-    let r: CreateTopicsResponse = net
-        .request((c, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
-        .unwrap();
+    let r = create_replicated(&mut net, c, "r", (2, 3));
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
     assert_eq!(r.topics[0].replication_factor, 3);
     net.advance(Duration::from_secs(1));
@@ -131,18 +120,7 @@ fn a_dead_leaders_partitions_pass_to_an_in_sync_replica_and_nothing_acknowledged
 fn failover(seed: u64) {
     let mut net = cluster(seed, (5, 2));
     let c = controller(&net);
-    let conn = net.client(c);
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(name("f"))
-                .with_num_partitions(3)
-                .with_replication_factor(3),
-        ])
-        .with_timeout_ms(5_000);
-    let r: CreateTopicsResponse = net
-        .request((c, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
-        .unwrap();
+    let r = create_replicated(&mut net, c, "f", (3, 3));
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
     net.advance(Duration::from_secs(1));
     let image = net.status(c).image.topics["f"].clone();

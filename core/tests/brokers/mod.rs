@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DescribeLogDirsRequest,
     DescribeLogDirsResponse, FetchResponse, ProduceResponse, TopicName,
@@ -55,13 +56,24 @@ pub fn controller(net: &Net) -> usize {
 }
 
 pub fn create(net: &mut Net, at: usize, topic: &str, partitions: i32) -> CreateTopicsResponse {
+    create_replicated(net, at, topic, (partitions, -1))
+}
+
+/// CreateTopics of `topic` with `partitions` partitions of `rf` replicas
+/// each (-1: `default.replication.factor`), through node `at`.
+pub fn create_replicated(
+    net: &mut Net,
+    at: usize,
+    topic: &str,
+    (partitions, rf): (i32, i16),
+) -> CreateTopicsResponse {
     let conn = net.client(at);
     let req = CreateTopicsRequest::default()
         .with_topics(vec![
             CreatableTopic::default()
                 .with_name(name(topic))
                 .with_num_partitions(partitions)
-                .with_replication_factor(-1),
+                .with_replication_factor(rf),
         ])
         .with_timeout_ms(5_000);
     net.request((at, conn), (ApiKey::CreateTopics, 7), &req, WAIT)
@@ -94,30 +106,30 @@ pub fn log_bytes(net: &Net, at: usize, topic: &str, p: i32) -> Vec<u8> {
         .collect()
 }
 
-pub fn high_watermark(net: &mut Net, at: usize, topic: &str, p: i32) -> i64 {
+/// A consumer's fetch of `topic`-`p` from offset 0 through node `at`,
+/// which must answer without error.
+fn fetch_from_start(net: &mut Net, at: usize, topic: &str, p: i32) -> PartitionData {
     let conn = net.client(at);
     let mut req = common::Sim::fetch_req(topic, 0, 0);
     req.topics[0].partitions[0].partition = p;
     let f: FetchResponse = net
         .request((at, conn), (ApiKey::Fetch, 12), &req, WAIT)
         .expect("Fetch answered");
-    let part = &f.responses[0].partitions[0];
+    let part = f.responses[0].partitions[0].clone();
     assert_eq!(part.error_code, 0, "fetch of {topic}-{p} at {at}");
-    part.high_watermark
+    part
+}
+
+pub fn high_watermark(net: &mut Net, at: usize, topic: &str, p: i32) -> i64 {
+    fetch_from_start(net, at, topic, p).high_watermark
 }
 
 /// What node `at` reads of `topic`-`p` from offset 0 (up to its high
 /// watermark), as values.
 pub fn values(net: &mut Net, at: usize, topic: &str, p: i32) -> Vec<String> {
-    let conn = net.client(at);
-    let mut req = common::Sim::fetch_req(topic, 0, 0);
-    req.topics[0].partitions[0].partition = p;
-    let f: FetchResponse = net
-        .request((at, conn), (ApiKey::Fetch, 12), &req, WAIT)
-        .expect("Fetch answered");
-    let part = &f.responses[0].partitions[0];
-    assert_eq!(part.error_code, 0, "fetch of {topic}-{p} at {at}");
-    let records = part.records.clone().unwrap_or_default();
+    let records = fetch_from_start(net, at, topic, p)
+        .records
+        .unwrap_or_default();
     common::values_of(&records)
         .into_iter()
         .map(|(_, v)| v)
