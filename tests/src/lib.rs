@@ -1,6 +1,7 @@
 //! Helpers shared by Conveyor's end-to-end tests.
 //!
-//! Everything here binds 127.0.0.1 only, owns what it starts (temporary
+//! Everything here binds loopback addresses only (127.0.0.1, and a
+//! cluster's own address in 127.0.0.0/8), owns what it starts (temporary
 //! directories are removed and child processes killed on drop) and bounds
 //! every wait in time. A helper that gives up panics with what it saw, so a
 //! failing test says why.
@@ -257,12 +258,33 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
-/// `n` free 127.0.0.1 addresses for a cluster's brokers, and the
+/// `n` free loopback addresses for a cluster's brokers, and the
 /// `controller.quorum.voters` value naming them as nodes `0..n`.
+///
+/// Every port is held until all are picked, so no two brokers of one cluster
+/// are given the same port (Linux hands a just-released port straight back).
+/// Each call takes its own address in 127.0.0.0/8, away from 127.0.0.1, so a
+/// port another test picks at the same moment, or takes while a killed broker
+/// of this cluster is down, can never be one of this cluster's.
 pub fn loopback_voters(n: usize) -> (Vec<SocketAddr>, String) {
-    let addrs: Vec<SocketAddr> = (0..n)
-        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+    let call = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let ip = [
+        127,
+        1 + (pid % 250) as u8,
+        (pid / 250 % 256) as u8,
+        1 + (call % 250) as u8,
+    ];
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind a loopback address"))
         .collect();
+    let addrs: Vec<SocketAddr> = held
+        .iter()
+        .map(|l| l.local_addr().expect("local_addr"))
+        .collect();
+    drop(held);
     let voters = addrs
         .iter()
         .enumerate()

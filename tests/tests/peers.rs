@@ -8,7 +8,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conveyor_tests::{ChildBroker, Runtime, each_runtime, free_port};
+use conveyor_tests::{ChildBroker, Runtime, each_runtime, loopback_voters};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -35,7 +35,8 @@ fn ready_lines(log: &str) -> usize {
 fn start_pair(rt: Runtime, peer_addr: &str) -> (ChildBroker, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a data directory");
     // This broker's own voter address is not dialled; the peer's is.
-    let voters = format!("1@127.0.0.1:{},2@{peer_addr}", free_port());
+    let own = loopback_voters(1).0[0];
+    let voters = format!("1@{own},2@{peer_addr}");
     let settings = [
         ("node.id", "1"),
         ("controller.quorum.voters", voters.as_str()),
@@ -60,8 +61,10 @@ each_runtime! {
     fn a_broker_whose_peer_is_down_keeps_dialling_and_stops_cleanly(rt) {
         // Nothing listens on the peer's port: every connect is refused and
         // tried again after the backoff, while the broker serves clients.
-        let port = free_port();
-        let (broker, _dir) = start_pair(rt, &format!("127.0.0.1:{port}"));
+        // The address is in this test's own part of 127.0.0.0/8, so no
+        // broker started at the same moment can be listening there.
+        let nobody = loopback_voters(1).0[0];
+        let (broker, _dir) = start_pair(rt, &nobody.to_string());
         wait_for_log(&broker, "the unreachable peer", |l| l.contains("peer unreachable"));
         thread::sleep(Duration::from_millis(300));
         let log = broker.log();

@@ -68,8 +68,16 @@ pub fn classpath(work: &Path) -> Result<String, String> {
 pub fn start(classpath: &str, dir: &Path, log: PathBuf) -> Result<Broker, String> {
     let data = dir.join("kafka-data");
     let _ = fs::remove_dir_all(&data);
-    let port = conveyor_tests::free_port();
-    let controller = conveyor_tests::free_port();
+    // Both held until both are picked, so the two listeners never share one.
+    let held: Vec<std::net::TcpListener> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let port_of = |l: &std::net::TcpListener| l.local_addr().map(|a| a.port());
+    let (port, controller) = (
+        port_of(&held[0]).map_err(|e| e.to_string())?,
+        port_of(&held[1]).map_err(|e| e.to_string())?,
+    );
+    drop(held);
     let props = dir.join("kafka-server.properties");
     let text = format!(
         "process.roles=broker,controller\n\
