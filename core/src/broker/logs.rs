@@ -190,6 +190,25 @@ impl Logs {
         }
     }
 
+    /// Cut `key`'s log before offset `at` (a follower dropping a tail its
+    /// leader does not have); the recovery-point checkpoint is rewritten,
+    /// as the point may have moved back. `None` when the log is gone.
+    pub(crate) fn truncate(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        key: LogKey,
+        at: u64,
+    ) -> Option<Result<crate::log::Truncated, crate::log::TruncateError>> {
+        let result = self.run(io, now, key, |log, _, ids, out| {
+            log.truncate_to(at, ids, out)
+        })?;
+        if result.is_ok_and(|t| t.bytes > 0) {
+            self.events.recovery_points = true;
+        }
+        Some(result)
+    }
+
     /// This broker's part in `key`'s partition, when it has other replicas.
     pub(crate) fn role(&self, key: LogKey) -> Option<&Role> {
         self.roles.get(&key)

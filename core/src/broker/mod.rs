@@ -266,9 +266,14 @@ impl Broker {
             return;
         };
         match owner {
-            Owner::Log(key) => self
-                .logs
-                .done(&mut self.io, self.now, key, done.io, done.result),
+            Owner::Log(key) => {
+                self.logs
+                    .done(&mut self.io, self.now, key, done.io, done.result);
+                if self.fetching.truncating() {
+                    // A diverged log waiting to be cut may be quiet now.
+                    self.replicate();
+                }
+            }
             Owner::Send(pins) => {
                 if let Err(e) = &done.result {
                     tracing::debug!(error = %e, "send failed");

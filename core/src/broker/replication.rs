@@ -19,9 +19,11 @@
 //! watermark where it was until its followers fetch, an old one answers
 //! the produces still waiting on it NOT_LEADER_OR_FOLLOWER and follows.
 //!
-//! Not yet: ISR changes by the leader (a follower that stops fetching, yet
-//! is heard by the controller, holds the high watermark until it
-//! returns), leader epochs and truncation of a diverging follower.
+//! A follower whose log diverged from its leader's (it led once and took
+//! batches no in-sync replica has) learns where from the leader's answer
+//! (KIP-320's DivergingEpoch), stops fetching the partition, cuts its log
+//! there once the log is quiet (`log/truncate.rs`) and fetches the
+//! leader's batches in their place.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +31,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseHeader, TopicName,
 };
@@ -37,7 +40,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use super::Broker;
 pub(crate) use super::isr::Leading;
 use super::logs::LogKey;
-use crate::log::batch;
+use crate::log::{TruncateError, batch};
 use crate::time::Instant;
 
 /// The Fetch version followers send: topics by name, no sessions needed.
@@ -82,9 +85,18 @@ pub(crate) struct Fetching {
     /// Partitions whose fetch failed in a way only an operator can mend,
     /// already logged.
     warned: std::collections::BTreeSet<LogKey>,
+    /// Diverged partitions to cut before this offset, not fetched until the
+    /// cut is made and written.
+    truncating: BTreeMap<LogKey, u64>,
 }
 
 impl Fetching {
+    /// Whether a diverged log waits to be cut (its commands' answers
+    /// should look again).
+    pub(crate) fn truncating(&self) -> bool {
+        !self.truncating.is_empty()
+    }
+
     /// When a backoff ends.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.backoff.values().min().copied()
@@ -95,12 +107,16 @@ impl Broker {
     /// Send a Fetch to each leader this broker follows partitions of, when
     /// none is in flight to it and it is not backing off.
     pub(super) fn replicate(&mut self) {
-        let Some(q) = &self.quorum else {
+        if self.quorum.is_none() {
             return;
-        };
+        }
         let me = self.config.node_id;
         let now = self.now.mono;
         self.fetching.backoff.retain(|_, until| *until > now);
+        self.truncate_diverged();
+        let Some(q) = &self.quorum else {
+            return;
+        };
         // Partitions by leader, each with its log end and start.
         let mut wanted: BTreeMap<i32, Vec<Wanted>> = BTreeMap::new();
         for (name, topic) in &q.image().topics {
@@ -113,7 +129,9 @@ impl Broker {
                 let Some(key) = self.logs.find(name, p) else {
                     continue;
                 };
-                if self.fetching.warned.contains(&key) {
+                if self.fetching.warned.contains(&key)
+                    || self.fetching.truncating.contains_key(&key)
+                {
                     continue;
                 }
                 let Some(log) = self.logs.get(key) else {
@@ -183,21 +201,12 @@ impl Broker {
                 }
                 if p.error_code != 0 {
                     errors = true;
-                    self.replica_error(key, leader, p.error_code);
+                    self.replica_error(key, leader, &p);
                     continue;
                 }
                 let diverged = &p.diverging_epoch;
-                let end = self.logs.get(key).map_or(0, |l| l.log_end_offset());
                 if diverged.epoch >= 0 || diverged.end_offset >= 0 {
-                    if u64::try_from(diverged.end_offset).is_ok_and(|at| at < end) {
-                        let why = format!(
-                            "this replica's log diverged from the leader's: the leader's epoch {} \
-                             ends at offset {}, this log runs to {end}; truncating a diverged \
-                             replica is not built yet",
-                            diverged.epoch, diverged.end_offset
-                        );
-                        self.stop_replicating(key, leader, &why);
-                    }
+                    self.diverged(key, leader, diverged.epoch, diverged.end_offset);
                     continue;
                 }
                 if let Some(records) = p.records {
@@ -211,6 +220,89 @@ impl Broker {
             self.back_off(leader);
         }
         self.replicate();
+    }
+
+    /// The leader says its epoch `epoch` ends at `end_offset`, and this
+    /// log holds more past it: cut before the first offset that is not
+    /// the leader's, as Kafka's follower does (`getOffsetTruncationState`):
+    /// at the leader's end of that epoch, and before any batch of a later
+    /// epoch this log has and the leader's answer did not name. Another
+    /// round follows when that still leaves a later epoch than the
+    /// leader's here.
+    fn diverged(&mut self, key: LogKey, leader: i32, epoch: i32, end_offset: i64) {
+        let Some(log) = self.logs.get(key) else {
+            return;
+        };
+        let end = log.log_end_offset();
+        let theirs = u64::try_from(end_offset).unwrap_or(0);
+        let at = theirs.min(log.start_after_epoch(epoch)).min(end);
+        if at >= end {
+            return;
+        }
+        tracing::warn!(
+            leader,
+            dir = log.dir(),
+            leader_epoch = epoch,
+            leader_end = end_offset,
+            log_end = end,
+            truncate_to = at,
+            "this replica's log diverged from its leader's; truncating it"
+        );
+        self.fetching.truncating.insert(key, at);
+        self.truncate_diverged();
+    }
+
+    /// Cut each diverged log that is quiet; resume fetching those cut and
+    /// written. A partition no longer followed is left as it is.
+    fn truncate_diverged(&mut self) {
+        if self.fetching.truncating.is_empty() {
+            return;
+        }
+        let wanted: Vec<(LogKey, u64)> = self
+            .fetching
+            .truncating
+            .iter()
+            .map(|(k, at)| (*k, *at))
+            .collect();
+        for (key, at) in wanted {
+            let Some(Role::Follower { leader }) = self.logs.role(key).cloned() else {
+                self.fetching.truncating.remove(&key);
+                continue;
+            };
+            let Some(log) = self.logs.get(key) else {
+                self.fetching.truncating.remove(&key);
+                continue;
+            };
+            if log.log_end_offset() <= at {
+                if log.is_quiet() {
+                    self.fetching.truncating.remove(&key);
+                }
+                continue;
+            }
+            match self.logs.truncate(&mut self.io, self.now, key, at) {
+                Some(Ok(t)) => tracing::info!(
+                    leader,
+                    log_end = t.log_end,
+                    bytes = t.bytes,
+                    segments_removed = t.segments_removed,
+                    "diverged replica truncated; fetching from its leader again"
+                ),
+                Some(Err(TruncateError::Busy)) => {}
+                Some(Err(e)) => {
+                    self.fetching.truncating.remove(&key);
+                    let why = match e {
+                        TruncateError::BelowLogStart => {
+                            "this replica's log diverged from the leader's below its log start"
+                        }
+                        _ => "this replica's log is offline",
+                    };
+                    self.stop_replicating(key, leader, why);
+                }
+                None => {
+                    self.fetching.truncating.remove(&key);
+                }
+            }
+        }
     }
 
     fn back_off(&mut self, leader: i32) {
@@ -254,18 +346,41 @@ impl Broker {
         }
     }
 
-    /// A partition's error in a leader's answer.
-    fn replica_error(&mut self, key: LogKey, leader: i32, code: i16) {
-        if code == ResponseError::OffsetOutOfRange.code() {
-            // This log runs past the leader's, and no leader epochs tell
-            // where they parted.
-            let why = "this replica's log runs past the leader's; truncating a diverged replica \
-                       is not built yet";
-            self.stop_replicating(key, leader, why);
-        } else {
+    /// A partition's error in a leader's answer, which carries the
+    /// leader's high watermark and log start.
+    fn replica_error(&mut self, key: LogKey, leader: i32, p: &PartitionData) {
+        if p.error_code != ResponseError::OffsetOutOfRange.code() {
             // The leader does not lead it yet or any more: the image
             // catches up.
-            tracing::debug!(leader, code, "replica fetch refused");
+            tracing::debug!(leader, code = p.error_code, "replica fetch refused");
+            return;
+        }
+        let end = self.logs.get(key).map_or(0, |l| l.log_end_offset());
+        let leader_start = u64::try_from(p.log_start_offset).unwrap_or(0);
+        match u64::try_from(p.high_watermark) {
+            // This log runs past the leader's and no leader epochs told
+            // where they parted: everything the leader acknowledged is
+            // below its high watermark, so cut there (Kafka's follower
+            // before KIP-101 did the same) and fetch the rest.
+            Ok(hw) if hw < end && hw >= leader_start => {
+                tracing::warn!(
+                    leader,
+                    leader_high_watermark = hw,
+                    log_end = end,
+                    "this replica's log runs past its leader's; truncating it"
+                );
+                self.fetching.truncating.insert(key, hw);
+                self.truncate_diverged();
+            }
+            _ => {
+                let why = if end < leader_start {
+                    "this replica's log ends below the leader's log start (the leader's \
+                     retention removed what it would fetch next)"
+                } else {
+                    "the leader refuses this replica's fetch offset"
+                };
+                self.stop_replicating(key, leader, why);
+            }
         }
     }
 

@@ -80,6 +80,14 @@ impl LeaderEpochs {
         self.entries.last().map(|&(e, _)| e)
     }
 
+    /// Where the first epoch above `epoch` starts here, if one does.
+    pub fn start_after(&self, epoch: i32) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|&&(e, _)| e > epoch)
+            .map(|&(_, start)| start)
+    }
+
     /// Where `epoch` ends on this log, whose end is `log_end`: the largest
     /// epoch at or below it, and the start of the next one (or the log
     /// end when it is the latest). `None` when no epoch is at or below it
@@ -114,6 +122,9 @@ mod tests {
         assert_eq!(e.end_offset_for(2, 30), Some((2, 20)));
         assert_eq!(e.end_offset_for(7, 30), Some((5, 30)));
         assert_eq!(e.end_offset_for(-1, 30), None);
+        assert_eq!(e.start_after(-1), Some(0));
+        assert_eq!(e.start_after(2), Some(20));
+        assert_eq!(e.start_after(5), None);
 
         let file = e.encode();
         assert_eq!(&file[..], b"0\n3\n0 0\n2 10\n5 20\n");

@@ -28,8 +28,10 @@ pub mod records;
 mod recovery;
 mod retention;
 mod segment;
+mod truncate;
 
 pub use append::{AppendError, AppendInfo, Appended};
 pub use cleaner::CleanerLimits;
 pub use job::{Job, JobOutput, PIECE_BYTES};
 pub use partition::{LogEvent, PartitionLog, ReadError, ReadSlice, Recovered, TimeHit};
+pub use truncate::{TruncateError, Truncated};

@@ -509,6 +509,15 @@ impl PartitionLog {
         self.epochs.end_offset_for(epoch, self.log_end)
     }
 
+    /// Where this log's batches of epochs above `epoch` begin (its log end
+    /// when it has none): a follower told its leader's `epoch` ends
+    /// somewhere keeps nothing of a later epoch (KIP-101).
+    pub fn start_after_epoch(&self, epoch: i32) -> u64 {
+        self.epochs
+            .start_after(epoch)
+            .map_or(self.log_end, |s| s.min(self.log_end))
+    }
+
     /// Replicated: hold the high watermark at `bound` (the least log end of
     /// the in-sync replicas on a leader, the leader's high watermark on a
     /// follower); `None` lets it follow the written end. Returns whether

@@ -231,6 +231,28 @@ impl ProducerStates {
         entry.last_timestamp = ts;
     }
 
+    /// The log was cut at `end` (a follower truncating a tail its leader
+    /// does not have): forget the batches at or past it. A producer left
+    /// with none is forgotten: its state before them is not known here
+    /// (Kafka reloads it from a snapshot; this state keeps no history).
+    /// The leader's batches that replace the cut ones bring it back, and a
+    /// producer with no state is accepted at any sequence. Returns how many
+    /// producers went.
+    pub fn truncate_from(&mut self, end: u64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.batches.retain(|b| b.last_offset < end);
+            match e.batches.back() {
+                Some(b) => {
+                    e.last_timestamp = b.timestamp;
+                    true
+                }
+                None => false,
+            }
+        });
+        before - self.producers.len()
+    }
+
     /// Drop producers whose latest batch is `expiration_ms` or more older
     /// than `now_ms` (Kafka's `producer.id.expiration.ms`, counted from the
     /// batch timestamp). Returns how many went.
@@ -389,6 +411,26 @@ mod tests {
             *end = last + 1;
         }
         Ok(c)
+    }
+
+    #[test]
+    fn a_cut_forgets_the_batches_past_it_and_producers_left_with_none() {
+        let mut s = ProducerStates::default();
+        let mut end = 0;
+        append(&mut s, &mut end, &header(1, 0, 0, 2)).unwrap(); // 0..=1
+        append(&mut s, &mut end, &header(2, 0, 0, 1)).unwrap(); // 2
+        append(&mut s, &mut end, &header(1, 0, 2, 2)).unwrap(); // 3..=4
+        assert_eq!(s.truncate_from(3), 0);
+        let one: Vec<u64> = s.get(1).unwrap().batches().map(|b| b.last_offset).collect();
+        assert_eq!(one, vec![1]);
+        // The leader's batch at 3 continues producer 1's sequence from 2.
+        assert_eq!(
+            append(&mut s, &mut end, &header(1, 0, 2, 1)),
+            Ok(Check::Append)
+        );
+        assert_eq!(s.truncate_from(2), 1, "producer 2 had only the cut batch");
+        assert!(s.get(2).is_none());
+        assert!(s.get(1).is_some());
     }
 
     #[test]

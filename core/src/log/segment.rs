@@ -364,6 +364,39 @@ impl Segment {
         }
     }
 
+    /// Cut the segment before the first batch holding an offset at or past
+    /// `at`, and make it the active segment again: the batch list rebuilt
+    /// from the batches kept (read through the mapped files of a sealed
+    /// segment, which are let go), the index entries rebuilt by the rule
+    /// appends follow. The caller has no command in flight on it. Returns
+    /// what the files must become.
+    pub fn cut(&mut self, at: u64, interval: u64) -> Cut {
+        let kept: Vec<Found> = self
+            .batches_from(self.base)
+            .take_while(|f| f.last < at)
+            .collect();
+        let mut s = Segment::new(self.id, self.base);
+        let mut offsets = BytesMut::new();
+        let mut times = BytesMut::new();
+        for f in &kept {
+            // Lengths came from an i32; batches are contiguous from 0, so
+            // the rebuilt positions are the old ones.
+            let len = u32::try_from(f.len).unwrap_or(u32::MAX);
+            if let Some((o, t)) = s.push(len, f.last, f.max_ts, interval, 0) {
+                offsets.extend_from_slice(&o);
+                times.extend_from_slice(&t);
+            }
+        }
+        s.first_append_wall = self.first_append_wall.filter(|_| !kept.is_empty());
+        s.synced_end = self.synced_end.min(s.end).max(s.base);
+        *self = s;
+        Cut {
+            log_len: self.size,
+            offset_index: offsets.freeze(),
+            time_index: times.freeze(),
+        }
+    }
+
     /// The index entries a full rebuild writes for `bytes` (whole batches),
     /// by the same rule appends follow, with what the rebuild learned.
     pub fn rebuild_index(&self, bytes: &[u8], interval: u64) -> Rebuilt {
@@ -396,6 +429,15 @@ pub(super) struct Rebuilt {
     pub index: IndexState,
     pub max_ts: i64,
     pub max_ts_rel: u32,
+}
+
+/// The result of [`Segment::cut`]: the `.log` file's new length and the
+/// index files' whole new contents.
+#[derive(Debug)]
+pub(super) struct Cut {
+    pub log_len: u64,
+    pub offset_index: Bytes,
+    pub time_index: Bytes,
 }
 
 /// A batch found by a lookup.
