@@ -89,7 +89,10 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
 }
 
 /// A follower's fetch offsets are its log ends: the leader's high
-/// watermark may move (see `broker::replication`).
+/// watermark may move (see `broker::replication`). Not a follower whose
+/// log diverged: its offset names records the leader does not have, and
+/// counting it could put it in the ISR before it truncates (Kafka updates
+/// a follower's state only when there is no diverging epoch).
 fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
     let replica = req.replica_id.0;
     if replica < 0 {
@@ -103,7 +106,13 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
             ) else {
                 continue;
             };
-            cx.logs.follower_fetched(key, replica, offset, cx.now.mono);
+            let diverged = cx
+                .logs
+                .get(key)
+                .is_some_and(|log| diverging(log, p.last_fetched_epoch, Some(offset)).is_some());
+            if !diverged {
+                cx.logs.follower_fetched(key, replica, offset, cx.now.mono);
+            }
         }
     }
 }

@@ -355,13 +355,19 @@ impl Broker {
             tracing::debug!(leader, code = p.error_code, "replica fetch refused");
             return;
         }
-        let end = self.logs.get(key).map_or(0, |l| l.log_end_offset());
+        let (end, own_hw) = self
+            .logs
+            .get(key)
+            .map_or((0, 0), |l| (l.log_end_offset(), l.high_watermark()));
         let leader_start = u64::try_from(p.log_start_offset).unwrap_or(0);
-        match u64::try_from(p.high_watermark) {
+        // Past its own high watermark this log may hold records the leader
+        // never had (Kafka cuts at the follower's own high watermark when
+        // no epoch is known).
+        match u64::try_from(p.high_watermark).map(|hw| hw.min(own_hw)) {
             // This log runs past the leader's and no leader epochs told
-            // where they parted: everything the leader acknowledged is
-            // below its high watermark, so cut there (Kafka's follower
-            // before KIP-101 did the same) and fetch the rest.
+            // where they parted: cut at the lower of the two high
+            // watermarks (below both, every record is the leader's) and
+            // fetch the rest.
             Ok(hw) if hw < end && hw >= leader_start => {
                 tracing::warn!(
                     leader,
