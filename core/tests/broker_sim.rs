@@ -27,7 +27,7 @@ fn api_versions_answers_every_version_with_header_v0() {
         let r: ApiVersionsResponse = sim.recv(c, ApiKey::ApiVersions, version, corr);
         assert_eq!(r.error_code, 0);
         let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-        assert_eq!((produce.min_version, produce.max_version), (0, 9));
+        assert_eq!((produce.min_version, produce.max_version), (0, 10));
     }
     // An unknown version gets a v0 answer with UNSUPPORTED_VERSION.
     sim.send_raw(c, &[0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 42, 0xff, 0xff]);

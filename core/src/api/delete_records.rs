@@ -70,10 +70,7 @@ fn delete(
     partition: i32,
     offset: i64,
 ) -> Result<u64, ResponseError> {
-    let key = cx.leads(topic, partition).map_err(|e| match e {
-        NotHere::Unknown => ResponseError::UnknownTopicOrPartition,
-        NotHere::NotLeader => ResponseError::NotLeaderOrFollower,
-    })?;
+    let key = cx.leads(topic, partition).map_err(NotHere::error)?;
     let log = cx
         .logs
         .get(key)

@@ -3,6 +3,14 @@
 //! `min_bytes` are there, woken by appends or the deadline. From 13 topics
 //! are named by id, which this broker does not do yet.
 //!
+//! Each partition names the leader epoch its sender knows (v9+): an older
+//! one than this broker's is answered FENCED_LEADER_EPOCH, a newer one
+//! UNKNOWN_LEADER_EPOCH (KIP-320). One that names the epoch of the last
+//! batch it fetched (v12+) and whose offset is past that epoch's end here
+//! is told where the epoch ends (DivergingEpoch) and sent nothing: a
+//! follower truncates, a consumer finds its log was cut (Kafka checks
+//! both alike).
+//!
 //! A Fetch with a replica id is a follower's: its fetch offsets are its log
 //! ends, which move the leader's high watermark, and it is served up to the
 //! leader's written end rather than the high watermark
@@ -100,16 +108,17 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
     }
     for topic in &req.topics {
         for p in &topic.partitions {
+            let name = topic.topic.0.as_str();
             let (Ok(key), Ok(offset)) = (
-                cx.leads(topic.topic.0.as_str(), p.partition),
+                cx.leads_in(name, p.partition, p.current_leader_epoch),
                 u64::try_from(p.fetch_offset),
             ) else {
                 continue;
             };
-            let diverged = cx
-                .logs
-                .get(key)
-                .is_some_and(|log| diverging(log, p.last_fetched_epoch, Some(offset)).is_some());
+            let leading = cx.leader_epoch(name, p.partition);
+            let diverged = cx.logs.get(key).is_some_and(|log| {
+                diverging(log, p.last_fetched_epoch, Some(offset), leading).is_some()
+            });
             if !diverged {
                 cx.logs.follower_fetched(key, replica, offset, cx.now.mono);
             }
@@ -117,22 +126,25 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
     }
 }
 
-/// A follower that last fetched `last_fetched_epoch` (-1: none known) and
+/// A fetcher that last fetched `last_fetched_epoch` (-1: none known) and
 /// now fetches from `offset` diverged when this log's epoch at or below it
 /// is older, or ends before `offset` (KIP-320): the epoch and end offset to
-/// tell it. Without epochs on either side, or none here as old as the
-/// follower's (this log's checkpoint was lost), nothing is checked.
+/// tell it. `leading` is the epoch this broker leads the log in. When
+/// neither side knows an epoch, or this log knows none that answers (an
+/// epoch above every one here, which the leader epoch check leaves only
+/// to a fetcher that did not name its own), nothing is checked.
 fn diverging(
     log: &PartitionLog,
     last_fetched_epoch: i32,
     offset: Option<u64>,
+    leading: Option<i32>,
 ) -> Option<(i32, i64)> {
     if last_fetched_epoch < 0 {
         return None;
     }
     let offset = offset?;
     let to_i64 = |o: u64| i64::try_from(o).unwrap_or(i64::MAX);
-    let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch)?;
+    let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch, leading)?;
     (epoch < last_fetched_epoch || end < offset).then(|| (epoch, to_i64(end)))
 }
 
@@ -208,7 +220,7 @@ fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
                 records: Vec::new(),
                 diverging_epoch: None,
             };
-            let key = match cx.leads(name, p.partition) {
+            let key = match cx.leads_in(name, p.partition, p.current_leader_epoch) {
                 Ok(key) => key,
                 Err(e) => {
                     data.error = e.code();
@@ -237,14 +249,13 @@ fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
             // A follower is served what the leader has written; a consumer
             // what is below the high watermark.
             let follower = logs.is_follower(key, req.replica_id.0);
-            if follower {
-                if let Some(d) = diverging(log, p.last_fetched_epoch, offset) {
-                    // Nothing is sent past a divergence: the follower
-                    // truncates first.
-                    data.diverging_epoch = Some(d);
-                    t.partitions.push(data);
-                    continue;
-                }
+            let leading = cx.leader_epoch(name, p.partition);
+            if let Some(d) = diverging(log, p.last_fetched_epoch, offset, leading) {
+                // Nothing is sent past a divergence: the fetcher finds out
+                // first (a follower truncates).
+                data.diverging_epoch = Some(d);
+                t.partitions.push(data);
+                continue;
             }
             let read = offset.map(|o| {
                 if follower {

@@ -5,6 +5,16 @@
 //! least the one asked for, and only the record bytes (decompressed, when
 //! the batch is) say which that is. The batch is read with a `Read`
 //! command, so the answer may wait for it.
+//!
+//! From v4 each partition names the leader epoch its sender knows, checked
+//! as Fetch checks it (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH), and each
+//! answer carries the leader epoch of the offset it gives, as Kafka's: the
+//! first batch's for the earliest, the current leader's for the latest,
+//! the found batch's for a timestamp. A new leader whose high watermark
+//! has not yet reached the start of its epoch (its followers have not
+//! fetched since it took over) answers the latest offset, and a timestamp
+//! past the high watermark, OFFSET_NOT_AVAILABLE: what it could give now
+//! may be below an offset the old leader already gave out.
 
 use std::collections::HashMap;
 
@@ -65,10 +75,16 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            if request.version >= 4 {
-                r.leader_epoch = 0;
-            }
-            let key = cx.leads(topic.name.0.as_str(), p.partition_index);
+            let name = topic.name.0.as_str();
+            let key = cx.leads_in(name, p.partition_index, p.current_leader_epoch);
+            let leading = cx.leader_epoch(name, p.partition_index).unwrap_or(-1);
+            // Replicated, a new leader's high watermark may lag the start
+            // of its epoch until its followers fetch.
+            let lagging = |log: &crate::log::PartitionLog| {
+                cx.image().is_some()
+                    && log.epoch_start(leading).unwrap_or(log.log_end_offset())
+                        > log.high_watermark()
+            };
             match key.map(|k| (k, cx.logs.get(k))) {
                 Err(e) => r.error_code = e.code(),
                 Ok((_, None)) => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
@@ -77,9 +93,16 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
                 }
                 Ok((key, Some(log))) => match p.timestamp {
                     // Earliest.
-                    -2 => r.offset = log.log_start_offset() as i64,
+                    -2 => {
+                        r.offset = log.log_start_offset() as i64;
+                        r.leader_epoch = log.earliest_epoch().unwrap_or(-1);
+                    }
+                    -1 if lagging(log) => r.error_code = ResponseError::OffsetNotAvailable.code(),
                     // Latest: what a consumer can read, the high watermark.
-                    -1 => r.offset = log.high_watermark() as i64,
+                    -1 => {
+                        r.offset = log.high_watermark() as i64;
+                        r.leader_epoch = leading;
+                    }
                     // -3 (v7+): the record with the largest timestamp, found
                     // as a by-time lookup of that timestamp: its first
                     // record at or after it is the one.
@@ -99,12 +122,17 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
                                 max_timestamp: hit.max_timestamp,
                             };
                             lookups.push((lookup, hit.slice));
+                        } else if lagging(log) {
+                            r.error_code = ResponseError::OffsetNotAvailable.code();
                         }
                     }
                     // -4 and below (earliest-local, latest-tiered) name
                     // tiered storage, which this broker does not have.
                     _ => r.error_code = ResponseError::UnsupportedVersion.code(),
                 },
+            }
+            if request.version < 4 {
+                r.leader_epoch = -1;
             }
             t.partitions.push(r);
         }
@@ -176,9 +204,12 @@ impl Waiter for Pending {
         let r = &mut self.response.topics[lookup.topic].partitions[lookup.partition];
         match result {
             Ok(Completion::Read(batch)) => match exact_record(&batch, &lookup) {
-                Some((offset, ts)) => {
+                Some((offset, ts, epoch)) => {
                     r.offset = offset as i64;
                     r.timestamp = ts;
+                    if self.version >= 4 {
+                        r.leader_epoch = epoch;
+                    }
                 }
                 None => {
                     tracing::error!(?lookup, "a batch below the high watermark did not decode");
@@ -208,12 +239,14 @@ impl Pending {
 }
 
 /// The first record in `batch` whose timestamp is at least the one looked
-/// for, as (offset, timestamp). With `LogAppendTime` every record carries
-/// the batch's time, so it is the first record.
-fn exact_record(batch: &Bytes, lookup: &Lookup) -> Option<(u64, i64)> {
+/// for, as (offset, timestamp, the batch's leader epoch). With
+/// `LogAppendTime` every record carries the batch's time, so it is the
+/// first record.
+fn exact_record(batch: &Bytes, lookup: &Lookup) -> Option<(u64, i64, i32)> {
     let header = BatchHeader::parse(batch)?;
+    let epoch = header.partition_leader_epoch.max(-1);
     if header.is_log_append_time() {
-        return Some((lookup.base_offset, header.max_timestamp));
+        return Some((lookup.base_offset, header.max_timestamp, epoch));
     }
     let mut buf = batch.clone();
     let set = RecordBatchDecoder::decode(&mut buf).ok()?;
@@ -224,7 +257,8 @@ fn exact_record(batch: &Bytes, lookup: &Lookup) -> Option<(u64, i64)> {
             (
                 u64::try_from(r.offset).unwrap_or(0).max(lookup.base_offset),
                 r.timestamp,
+                epoch,
             )
         })
-        .or(Some((lookup.base_offset, lookup.max_timestamp)))
+        .or(Some((lookup.base_offset, lookup.max_timestamp, epoch)))
 }

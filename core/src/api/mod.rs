@@ -39,6 +39,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -110,6 +111,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     describe_log_dirs::API,
     describe_quorum::API,
     alter_partition::API,
+    offset_for_leader_epoch::API,
 ];
 
 /// The spec of `key`, if the broker answers it.

@@ -1,4 +1,4 @@
-//! Produce 0–9: validate each partition's batch (idempotent producers'
+//! Produce 0–10: validate each partition's batch (idempotent producers'
 //! epochs and sequences included), append it, and answer once every append
 //! the request made is done, or not at all (acks 0). Done is written on
 //! this broker for acks 1; for acks -1, below the high watermark — which,
@@ -11,15 +11,20 @@
 //! compression when the lowest Produce version is above 0; versions 0–2
 //! (message format v0/v1) are answered with UNSUPPORTED_VERSION per
 //! partition ([`crate::protocol::produce_v0`]).
+//!
+//! From v10 (KIP-951) a partition answered NOT_LEADER_OR_FOLLOWER names
+//! the leader this broker knows, with its epoch and endpoint.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    ProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use super::ApiSpec;
@@ -33,7 +38,7 @@ use crate::protocol::{self, Request, guard::Reader, produce_v0};
 pub(super) const API: ApiSpec = ApiSpec {
     key: ApiKey::Produce,
     min: 0,
-    max: 9,
+    max: 10,
     flexible: 9,
     walk,
     handle,
@@ -321,9 +326,9 @@ impl Waiter for Pending {
     }
 
     fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response> {
-        let answer = self.poll_logs(cx.logs);
-        if answer.is_some() || !matches!(wake, Wake::Deadline) || self.deadline > cx.now.mono {
-            return answer.map(Response::Frame);
+        let done = self.poll_logs(cx.logs);
+        if done || !matches!(wake, Wake::Deadline) || self.deadline > cx.now.mono {
+            return done.then(|| Response::Frame(self.encode(cx)));
         }
         // What is still being written or replicated stays in the log; the
         // producer retries (an idempotent one's retry is a duplicate).
@@ -337,7 +342,8 @@ impl Waiter for Pending {
             p.base_offset = -1;
             false
         });
-        self.poll_logs(cx.logs).map(Response::Frame)
+        self.poll_logs(cx.logs)
+            .then(|| Response::Frame(self.encode(cx)))
     }
 
     fn holds_request_bytes(&self) -> bool {
@@ -346,10 +352,10 @@ impl Waiter for Pending {
 }
 
 impl Pending {
-    /// The response once every append the request made is below its log's
-    /// high watermark (a failed log answers its partitions with
-    /// KAFKA_STORAGE_ERROR); `None` while any is still being written.
-    fn poll_logs(&mut self, logs: &Logs) -> Option<Bytes> {
+    /// Whether every append the request made is below its log's high
+    /// watermark (a failed log answers its partitions with
+    /// KAFKA_STORAGE_ERROR), so the response is whole.
+    fn poll_logs(&mut self, logs: &Logs) -> bool {
         let response = &mut self.response;
         let mut written = true;
         self.waits.retain(|w| {
@@ -381,15 +387,61 @@ impl Pending {
             done_to <= w.last
         });
         self.written = written;
-        self.waits.is_empty().then(|| {
-            protocol::encode_response(
-                ApiKey::Produce,
-                self.version,
-                self.correlation_id,
-                &self.response,
-            )
-        })
+        self.waits.is_empty()
     }
+
+    fn encode(&mut self, cx: &Ctx<'_>) -> Bytes {
+        if self.version >= 10 {
+            name_leaders(cx, &mut self.response);
+        }
+        protocol::encode_response(
+            ApiKey::Produce,
+            self.version,
+            self.correlation_id,
+            &self.response,
+        )
+    }
+}
+
+/// KIP-951 (v10+): a partition answered NOT_LEADER_OR_FOLLOWER names the
+/// leader this broker knows and its epoch, and the response carries those
+/// leaders' endpoints, so the producer goes there without waiting for a
+/// Metadata round trip.
+fn name_leaders(cx: &Ctx<'_>, response: &mut ProduceResponse) {
+    let Some(image) = cx.image() else {
+        return;
+    };
+    let mut named = BTreeSet::new();
+    for t in &mut response.responses {
+        let Some(topic) = image.topics.get(t.name.0.as_str()) else {
+            continue;
+        };
+        for p in &mut t.partition_responses {
+            let state = usize::try_from(p.index)
+                .ok()
+                .and_then(|i| topic.partitions.get(i));
+            let Some(state) = state.filter(|s| s.leader >= 0) else {
+                continue;
+            };
+            if p.error_code == ResponseError::NotLeaderOrFollower.code() {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(state.leader))
+                    .with_leader_epoch(state.leader_epoch);
+                named.insert(state.leader);
+            }
+        }
+    }
+    response.node_endpoints = cx
+        .brokers()
+        .into_iter()
+        .filter(|b| named.contains(&b.id) && !b.fenced)
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+        })
+        .collect();
 }
 
 /// A partition's answer before its append: base offset -1, and -1 in the

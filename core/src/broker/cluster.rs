@@ -46,14 +46,24 @@ pub(crate) enum NotHere {
     Unknown,
     /// Another broker leads it (or none does now).
     NotLeader,
+    /// The request knows an older leader epoch than this broker's.
+    FencedEpoch,
+    /// The request knows a newer leader epoch than this broker's.
+    UnknownEpoch,
 }
 
 impl NotHere {
-    pub(crate) fn code(self) -> i16 {
+    pub(crate) fn error(self) -> ResponseError {
         match self {
-            NotHere::Unknown => ResponseError::UnknownTopicOrPartition.code(),
-            NotHere::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+            NotHere::Unknown => ResponseError::UnknownTopicOrPartition,
+            NotHere::NotLeader => ResponseError::NotLeaderOrFollower,
+            NotHere::FencedEpoch => ResponseError::FencedLeaderEpoch,
+            NotHere::UnknownEpoch => ResponseError::UnknownLeaderEpoch,
         }
+    }
+
+    pub(crate) fn code(self) -> i16 {
+        self.error().code()
     }
 }
 
@@ -128,6 +138,40 @@ impl Ctx<'_> {
         match local {
             Some(key) if p.leader == self.config.node_id => Ok(key),
             _ => Err(NotHere::NotLeader),
+        }
+    }
+
+    /// `leads`, for a request that names the leader epoch its sender knows
+    /// (`current`, -1 for none): as Kafka's replicas check it (KIP-320),
+    /// a broker holding the partition answers FENCED_LEADER_EPOCH to an
+    /// older epoch than its own and UNKNOWN_LEADER_EPOCH to a newer one,
+    /// before asking whether it leads.
+    pub(crate) fn leads_in(
+        &self,
+        topic: &str,
+        partition: i32,
+        current: i32,
+    ) -> Result<LogKey, NotHere> {
+        if current >= 0 && self.logs.find(topic, partition).is_some() {
+            let mine = self.leader_epoch(topic, partition).unwrap_or(current);
+            if current < mine {
+                return Err(NotHere::FencedEpoch);
+            }
+            if current > mine {
+                return Err(NotHere::UnknownEpoch);
+            }
+        }
+        self.leads(topic, partition)
+    }
+
+    /// The partition's leader epoch as this broker knows it: the image's
+    /// in a cluster; alone, 0 for every partition it has.
+    pub(crate) fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        match self.image() {
+            Some(_) => self
+                .partition_image(topic, partition)
+                .map(|p| p.leader_epoch),
+            None => self.logs.find(topic, partition).map(|_| 0),
         }
     }
 

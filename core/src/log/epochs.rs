@@ -75,6 +75,19 @@ impl LeaderEpochs {
         self.entries.len() != before
     }
 
+    /// The first epoch and where it starts.
+    pub fn first(&self) -> Option<(i32, u64)> {
+        self.entries.first().copied()
+    }
+
+    /// Where `epoch` starts, if a batch of it was appended.
+    pub fn start_of(&self, epoch: i32) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|&&(e, _)| e == epoch)
+            .map(|&(_, start)| start)
+    }
+
     /// The epoch of the last batch, if any batch carried one.
     pub fn latest(&self) -> Option<i32> {
         self.entries.last().map(|&(e, _)| e)
@@ -88,14 +101,34 @@ impl LeaderEpochs {
             .map(|&(_, start)| start)
     }
 
-    /// Where `epoch` ends on this log, whose end is `log_end`: the largest
-    /// epoch at or below it, and the start of the next one (or the log
-    /// end when it is the latest). `None` when no epoch is at or below it
-    /// (or none is known).
-    pub fn end_offset_for(&self, epoch: i32, log_end: u64) -> Option<(i32, u64)> {
-        let i = self.entries.iter().rposition(|&(e, _)| e <= epoch)?;
-        let end = self.entries.get(i + 1).map_or(log_end, |&(_, start)| start);
-        Some((self.entries[i].0, end))
+    /// Where `epoch` ends on this log, whose end is `log_end`, as Kafka's
+    /// `LeaderEpochFileCache.endOffsetFor` answers (OffsetForLeaderEpoch,
+    /// and a fetch's last fetched epoch): the largest epoch at or below it
+    /// and the start of the next one, or the log end for the latest.
+    /// `current` is the epoch the log is led in now, if this broker leads
+    /// it: Kafka's cache holds it from the moment leadership begins, before
+    /// any batch of it, so it counts as starting at the log end. An epoch
+    /// below every known one ends where the first begins. `None` — Kafka's
+    /// undefined `(-1, -1)` — for -1 and for an epoch above every one known.
+    pub fn end_offset_for(
+        &self,
+        epoch: i32,
+        log_end: u64,
+        current: Option<i32>,
+    ) -> Option<(i32, u64)> {
+        if epoch < 0 {
+            return None;
+        }
+        let latest = self.latest();
+        let current = current.filter(|&c| latest.is_none_or(|l| c > l));
+        if latest == Some(epoch) || current == Some(epoch) {
+            return Some((epoch, log_end));
+        }
+        let next = self
+            .start_after(epoch)
+            .or_else(|| current.filter(|&c| c > epoch).map(|_| log_end))?;
+        let floor = self.entries.iter().rev().find(|&&(e, _)| e <= epoch);
+        Some((floor.map_or(epoch, |&(e, _)| e), next.min(log_end)))
     }
 }
 
@@ -106,25 +139,46 @@ mod tests {
     #[test]
     fn epochs_record_where_each_begins_and_answer_where_each_ends() {
         let mut e = LeaderEpochs::default();
-        assert_eq!(e.end_offset_for(0, 10), None);
+        assert_eq!(e.end_offset_for(0, 10, None), None);
+        assert_eq!(
+            e.end_offset_for(0, 10, Some(3)),
+            Some((0, 10)),
+            "led in 3 and nothing written: 0 ends at the log end"
+        );
+        assert_eq!(e.end_offset_for(3, 10, Some(3)), Some((3, 10)));
         assert!(e.appended(0, 0));
         assert!(!e.appended(0, 5), "same epoch");
         assert!(e.appended(2, 10));
         assert!(!e.appended(1, 12), "older epoch");
         assert!(e.appended(5, 20));
         assert_eq!(e.latest(), Some(5));
-        assert_eq!(e.end_offset_for(0, 30), Some((0, 10)));
+        assert_eq!(e.end_offset_for(0, 30, None), Some((0, 10)));
         assert_eq!(
-            e.end_offset_for(1, 30),
+            e.end_offset_for(1, 30, None),
             Some((0, 10)),
             "1 never led: 0's end"
         );
-        assert_eq!(e.end_offset_for(2, 30), Some((2, 20)));
-        assert_eq!(e.end_offset_for(7, 30), Some((5, 30)));
-        assert_eq!(e.end_offset_for(-1, 30), None);
+        assert_eq!(e.end_offset_for(2, 30, None), Some((2, 20)));
+        assert_eq!(e.end_offset_for(5, 30, None), Some((5, 30)));
+        assert_eq!(e.end_offset_for(7, 30, None), None, "above all known");
+        assert_eq!(
+            e.end_offset_for(6, 30, Some(7)),
+            Some((5, 30)),
+            "6 never led; 7 leads now, from the log end"
+        );
+        assert_eq!(e.end_offset_for(7, 30, Some(7)), Some((7, 30)));
+        assert_eq!(e.end_offset_for(8, 30, Some(7)), None);
+        assert_eq!(e.end_offset_for(-1, 30, Some(7)), None);
         assert_eq!(e.start_after(-1), Some(0));
         assert_eq!(e.start_after(2), Some(20));
         assert_eq!(e.start_after(5), None);
+        let mut late = LeaderEpochs::default();
+        late.appended(3, 100);
+        assert_eq!(
+            late.end_offset_for(1, 150, None),
+            Some((1, 100)),
+            "below every known epoch: it ends where the first begins"
+        );
 
         let file = e.encode();
         assert_eq!(&file[..], b"0\n3\n0 0\n2 10\n5 20\n");

@@ -504,9 +504,25 @@ impl PartitionLog {
     }
 
     /// Where leader epoch `epoch` ends on this log: the largest epoch at
-    /// or below it and the first offset past it (see `epochs.rs`).
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
-        self.epochs.end_offset_for(epoch, self.log_end)
+    /// or below it and the first offset past it, Kafka's answer; `leading`
+    /// is the epoch this broker leads the log in, if it does (see
+    /// `epochs.rs`).
+    pub fn end_offset_for_epoch(&self, epoch: i32, leading: Option<i32>) -> Option<(i32, u64)> {
+        self.epochs.end_offset_for(epoch, self.log_end, leading)
+    }
+
+    /// Where leader epoch `epoch` begins here, if a batch of it is here.
+    pub fn epoch_start(&self, epoch: i32) -> Option<u64> {
+        self.epochs.start_of(epoch)
+    }
+
+    /// The epoch of the first batch, when it starts at or before the log
+    /// start (Kafka's answer to ListOffsets' earliest).
+    pub fn earliest_epoch(&self) -> Option<i32> {
+        self.epochs
+            .first()
+            .filter(|&(_, start)| start <= self.log_start)
+            .map(|(e, _)| e)
     }
 
     /// Where this log's batches of epochs above `epoch` begin (its log end

@@ -104,9 +104,9 @@ fn appends_carry_the_leader_epoch_and_its_checkpoint_survives_a_restart() {
     append(&mut log, &mut ids, &mut out, 2);
     run(&mut log, &mut disk, &mut ids, std::mem::take(&mut out));
     assert_eq!(log.latest_epoch(), Some(4));
-    assert_eq!(log.end_offset_for_epoch(0), Some((0, 2)));
-    assert_eq!(log.end_offset_for_epoch(3), Some((0, 2)));
-    assert_eq!(log.end_offset_for_epoch(4), Some((4, 6)));
+    assert_eq!(log.end_offset_for_epoch(0, None), Some((0, 2)));
+    assert_eq!(log.end_offset_for_epoch(3, None), Some((0, 2)));
+    assert_eq!(log.end_offset_for_epoch(4, None), Some((4, 6)));
     // Each batch on disk carries the epoch it was appended in.
     let bytes = disk.file("t-0/00000000000000000000.log").unwrap().to_vec();
     let epochs: Vec<i32> = crate::log::batch::scan(&bytes, 0)
@@ -128,5 +128,5 @@ fn appends_carry_the_leader_epoch_and_its_checkpoint_survives_a_restart() {
         &mut out,
     );
     assert_eq!(back.log.latest_epoch(), Some(4));
-    assert_eq!(back.log.end_offset_for_epoch(4), Some((4, 6)));
+    assert_eq!(back.log.end_offset_for_epoch(4, None), Some((4, 6)));
 }

@@ -230,7 +230,8 @@ mod tests {
         assert_eq!(log.log_end_offset(), 4);
         assert_eq!(log.high_watermark(), 4);
         assert_eq!(log.latest_epoch(), Some(1), "epoch 2 went with its batches");
-        assert_eq!(log.end_offset_for_epoch(2), Some((1, 4)));
+        assert_eq!(log.end_offset_for_epoch(1, None), Some((1, 4)));
+        assert_eq!(log.end_offset_for_epoch(2, None), None, "unknown here now");
         let p = log
             .producers()
             .get(7)
@@ -257,7 +258,7 @@ mod tests {
             .unwrap();
         run(&mut log, &mut disk, &mut ids, out);
         assert_eq!(batches_in(&disk, 0), vec![0, 1, 2, 3, 4]);
-        assert_eq!(log.end_offset_for_epoch(2), Some((1, 4)));
+        assert_eq!(log.end_offset_for_epoch(2, None), Some((1, 4)));
         assert_eq!(log.latest_epoch(), Some(3));
     }
 

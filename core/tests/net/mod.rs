@@ -329,11 +329,16 @@ impl Net {
     pub fn isolate(&mut self, i: usize) {
         for j in 0..self.nodes.len() {
             if j != i {
-                self.split.insert((i.min(j), i.max(j)));
-                self.cut_between(i, j);
-                self.cut_between(j, i);
+                self.separate(i, j);
             }
         }
+    }
+
+    /// Nodes `i` and `j` cannot reach each other until [`Net::heal`].
+    pub fn separate(&mut self, i: usize, j: usize) {
+        self.split.insert((i.min(j), i.max(j)));
+        self.cut_between(i, j);
+        self.cut_between(j, i);
     }
 
     /// Every connection between `i` and `j`.
