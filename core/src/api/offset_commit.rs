@@ -1,6 +1,13 @@
 //! OffsetCommit 2–8: offsets are acknowledged only once their records are
 //! in `__consumer_offsets` (below its high watermark), and become visible
 //! to OffsetFetch at that moment.
+//!
+//! In a cluster that is once every in-sync replica of the group's
+//! partition has them, as Kafka's coordinator appends with `acks=all`:
+//! a commit not there within `offsets.commit.timeout.ms` is answered
+//! REQUEST_TIMED_OUT, and one whose partition moves to another leader
+//! meanwhile NOT_COORDINATOR (the consumer finds the new coordinator and
+//! commits again).
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -111,6 +118,11 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         return super::respond(request, &response);
     }
     let partition = groups::partition_of(cx, &group);
+    let replicated = cx
+        .replicas(group_log::OFFSETS_TOPIC, partition)
+        .is_some_and(|r| r > 1);
+    let timeout = std::time::Duration::from_millis(cx.config.offsets_commit_timeout_ms);
+    let deadline = replicated.then(|| cx.now.mono.saturating_add(timeout));
     match groups::append_internal(cx, partition, &records) {
         Some(wait) => Answer::Wait(Box::new(Pending {
             version: v,
@@ -119,6 +131,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             group,
             wait,
             apply,
+            deadline,
         })),
         None => {
             fail_unanswered(&mut response);
@@ -129,7 +142,12 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
 
 /// COORDINATOR_NOT_AVAILABLE for every partition not already refused.
 fn fail_unanswered(response: &mut OffsetCommitResponse) {
-    let code = ResponseError::CoordinatorNotAvailable.code();
+    fail_with(response, ResponseError::CoordinatorNotAvailable);
+}
+
+/// `error` for every partition not already refused.
+fn fail_with(response: &mut OffsetCommitResponse, error: ResponseError) {
+    let code = error.code();
     for t in &mut response.topics {
         for p in &mut t.partitions {
             if p.error_code == 0 {
@@ -150,16 +168,26 @@ struct Pending {
     wait: (LogKey, u64),
     /// What becomes committed once the append is done.
     apply: Vec<((String, i32), Committed)>,
+    /// Replicated: when it is answered REQUEST_TIMED_OUT.
+    deadline: Option<crate::time::Instant>,
 }
 
 impl Waiter for Pending {
     fn until(&self) -> Until {
-        Until::Appended { deadline: None }
+        Until::Appended {
+            deadline: self.deadline,
+        }
     }
 
-    fn poll(&mut self, cx: &mut Ctx<'_>, _: Wake) -> Option<Response> {
-        self.poll_log(cx.logs, &mut cx.groups.committed)
-            .map(Response::Frame)
+    fn poll(&mut self, cx: &mut Ctx<'_>, wake: Wake) -> Option<Response> {
+        let answer = self.poll_log(cx.logs, &mut cx.groups.committed);
+        let due = self.deadline.is_some_and(|d| d <= cx.now.mono);
+        if answer.is_some() || !matches!(wake, Wake::Deadline) || !due {
+            return answer.map(Response::Frame);
+        }
+        // The records stay in the log; a later coordinator may find them.
+        fail_with(&mut self.response, ResponseError::RequestTimedOut);
+        Some(Response::Frame(self.encode()))
     }
 }
 
@@ -171,22 +199,32 @@ impl Pending {
         let (key, last) = self.wait;
         let log = logs.get(key);
         let failed = log.is_none_or(|l| l.offline().is_some());
-        if !failed && log.is_some_and(|l| l.high_watermark() <= last) {
+        let done = log.is_some_and(|l| l.high_watermark() > last);
+        let moved = logs.led_elsewhere(key);
+        if !failed && !done && !moved {
             return None;
         }
         if failed {
             fail_unanswered(&mut self.response);
+        } else if !done {
+            // Leadership moved first: Kafka's coordinator maps the append's
+            // NOT_LEADER_OR_FOLLOWER to NOT_COORDINATOR.
+            fail_with(&mut self.response, ResponseError::NotCoordinator);
         } else {
             let table = committed.entry(self.group.clone()).or_default();
             for (key, c) in self.apply.drain(..) {
                 table.insert(key, c);
             }
         }
-        Some(protocol::encode_response(
+        Some(self.encode())
+    }
+
+    fn encode(&self) -> Bytes {
+        protocol::encode_response(
             ApiKey::OffsetCommit,
             self.version,
             self.correlation_id,
             &self.response,
-        ))
+        )
     }
 }

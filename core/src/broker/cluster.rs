@@ -248,11 +248,11 @@ impl Ctx<'_> {
         match self.coordinator_of(group) {
             Ok(b) if b.id == self.config.node_id => {
                 let p = group_log::partition_for(group, self.offsets_partitions());
-                // Its log is being created: the client asks again.
-                self.logs
-                    .find(OFFSETS_TOPIC, p)
-                    .is_none()
-                    .then(|| ResponseError::CoordinatorLoadInProgress.code())
+                // Its log is being created, or its groups not yet taken
+                // over: the client asks again.
+                let loading =
+                    self.logs.find(OFFSETS_TOPIC, p).is_none() || !self.groups.coordinates(p, true);
+                loading.then(|| ResponseError::CoordinatorLoadInProgress.code())
             }
             Ok(_) => Some(ResponseError::NotCoordinator.code()),
             Err(code) => Some(code),
@@ -477,13 +477,24 @@ impl Broker {
         {
             return;
         }
+        // As many replicas as `offsets.topic.replication.factor` asks and
+        // there are brokers: Kafka refuses to create the topic with fewer
+        // (and no group works until more brokers come); a smaller cluster
+        // here gets one replica on each.
+        let wanted = self.config.offsets_topic_replication_factor;
+        let rf = wanted.min(i16::try_from(image.brokers.len()).unwrap_or(i16::MAX));
+        if rf < wanted {
+            tracing::warn!(
+                wanted,
+                brokers = image.brokers.len(),
+                "fewer brokers than offsets.topic.replication.factor: \
+                 {OFFSETS_TOPIC} gets one replica on each"
+            );
+        }
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_owned(),
             partitions: self.config.offsets_topic_partitions,
-            // One replica, its coordinator's: a group's offsets are not
-            // copied to other brokers yet (`offsets.topic.replication.factor`
-            // must be 1).
-            replication_factor: 1,
+            replication_factor: rf,
             assignments: Vec::new(),
             configs: super::groups::offsets_topic_settings(&self.config),
         };
@@ -583,6 +594,8 @@ impl Broker {
                 self.seen_topics.insert(t.id);
             }
         }
+        let (mut cx, _) = self.parts();
+        super::groups::follow_leadership(&mut cx);
         self.replicate();
     }
 }

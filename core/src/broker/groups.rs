@@ -2,8 +2,18 @@
 //! offsets as stored in `__consumer_offsets`, the JoinGroup and SyncGroup
 //! requests parked in the coordinator, and the writes that keep the
 //! internal topic in step with both.
+//!
+//! In a cluster `__consumer_offsets` is replicated like any topic, and a
+//! group's coordinator is the leader of its partition. Every broker keeps
+//! the groups of the partitions it follows warm: the batches it copies
+//! are decoded as they are appended and applied once its high watermark
+//! passes them, so the committed offsets and each group's last written
+//! state are already here when it takes a partition over. Taking over
+//! applies the rest of the log (a new leader's log is the partition's)
+//! and loads the groups into the coordinator; giving one up drops them
+//! from it, answering their parked requests NOT_COORDINATOR.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -36,9 +46,18 @@ pub(crate) struct Groups {
     pub(crate) committed: OffsetTable,
     /// Parked JoinGroup/SyncGroup requests by ticket.
     parked: crate::io::IdMap<u64, ParkedSlot>,
-    /// Group metadata replayed at startup, handed to the coordinator once
-    /// every partition is read (`None`: deleted).
+    /// Group metadata as last written, of groups the coordinator does not
+    /// hold: replayed at startup until every partition is read; in a
+    /// cluster, those of the partitions this broker follows, ready for it
+    /// to take over (`None`: deleted).
     snapshots: BTreeMap<String, Option<GroupSnapshot>>,
+    /// In a cluster, entries of `__consumer_offsets` batches this broker
+    /// copied as a follower and its high watermark has not passed yet, by
+    /// log and then the batch's last offset.
+    pending: BTreeMap<LogKey, VecDeque<(u64, Vec<Entry>)>>,
+    /// In a cluster, the `__consumer_offsets` partitions whose groups the
+    /// coordinator holds: those this broker leads.
+    coordinating: BTreeSet<i32>,
 }
 
 impl Groups {
@@ -48,6 +67,8 @@ impl Groups {
             committed: HashMap::new(),
             parked: Default::default(),
             snapshots: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            coordinating: BTreeSet::new(),
         }
     }
 
@@ -113,8 +134,12 @@ impl Groups {
     }
 
     /// Hand the replayed groups to the coordinator once every partition of
-    /// the internal topic is read.
-    pub(crate) fn finish_replay(&mut self, now: crate::time::Instant) {
+    /// the internal topic is read; in a cluster they wait for this broker
+    /// to lead their partitions ([`Groups::take_over`]).
+    pub(crate) fn finish_replay(&mut self, now: crate::time::Instant, clustered: bool) {
+        if clustered {
+            return;
+        }
         let mut snapshots = std::mem::take(&mut self.snapshots);
         // A group known only by its offsets is an Empty group, as in Kafka.
         for group in self.committed.keys() {
@@ -126,6 +151,137 @@ impl Groups {
             if let Some(snapshot) = snapshot {
                 self.coordinator.load(now, group, snapshot);
             }
+        }
+    }
+}
+
+impl Groups {
+    /// As a follower, this broker appended a `__consumer_offsets` batch of
+    /// `key` ending at `last`: its entries wait for the high watermark.
+    pub(crate) fn replicated(&mut self, key: LogKey, last: u64, batch: &[u8]) {
+        let mut entries = Vec::new();
+        group_log::replay(batch, &mut entries);
+        if !entries.is_empty() {
+            self.pending
+                .entry(key)
+                .or_default()
+                .push_back((last, entries));
+        }
+    }
+
+    /// The high watermark of `key` reached `hw`: the entries below it are
+    /// applied (they can no longer be cut from this log).
+    pub(crate) fn committed_to(&mut self, key: LogKey, hw: u64) {
+        let Some(queue) = self.pending.get_mut(&key) else {
+            return;
+        };
+        let mut ready = Vec::new();
+        while queue.front().is_some_and(|(last, _)| *last < hw) {
+            ready.extend(queue.pop_front().into_iter().flat_map(|(_, e)| e));
+        }
+        if queue.is_empty() {
+            self.pending.remove(&key);
+        }
+        self.replay(ready);
+    }
+
+    /// `key`'s log was cut at `at` (it diverged from its leader's): the
+    /// entries of the batches cut go unapplied.
+    pub(crate) fn truncated(&mut self, key: LogKey, at: u64) {
+        if let Some(queue) = self.pending.get_mut(&key) {
+            queue.retain(|(last, _)| *last < at);
+        }
+    }
+
+    /// Whether the coordinator holds the groups of `__consumer_offsets`
+    /// partition `partition` (always, alone).
+    pub(crate) fn coordinates(&self, partition: i32, clustered: bool) -> bool {
+        !clustered || self.coordinating.contains(&partition)
+    }
+
+    /// This broker now leads `partition` of `count` (its log `key`):
+    /// what it copied and had not yet applied is applied, the new
+    /// leader's log being the partition's now, and its groups are loaded
+    /// as last written (one known only by its offsets as Empty).
+    pub(crate) fn take_over(
+        &mut self,
+        now: crate::time::Instant,
+        (key, partition): (LogKey, i32),
+        count: i32,
+    ) {
+        let rest: Vec<Entry> = self
+            .pending
+            .remove(&key)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .collect();
+        self.replay(rest);
+        let ours = |g: &str| group_log::partition_for(g, count) == partition;
+        let mut groups: BTreeMap<String, Option<GroupSnapshot>> = BTreeMap::new();
+        self.snapshots.retain(|g, s| {
+            if ours(g) {
+                groups.insert(g.clone(), s.take());
+            }
+            !ours(g)
+        });
+        for group in self.committed.keys().filter(|g| ours(g)) {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| Some(GroupSnapshot::default()));
+        }
+        let loaded = groups.values().filter(|s| s.is_some()).count();
+        for (group, snapshot) in groups {
+            if let Some(snapshot) = snapshot {
+                self.coordinator.load(now, group, snapshot);
+            }
+        }
+        self.coordinating.insert(partition);
+        tracing::info!(
+            partition,
+            groups = loaded,
+            "coordinating the groups of {OFFSETS_TOPIC}"
+        );
+    }
+
+    /// Another broker leads `partition` of `count` now: its groups leave
+    /// the coordinator (their parked requests are answered
+    /// NOT_COORDINATOR). Their offsets stay, and this broker follows the
+    /// new leader's writes.
+    pub(crate) fn give_up(&mut self, partition: i32, count: i32) {
+        let ours: Vec<String> = self
+            .coordinator
+            .group_names()
+            .filter(|g| group_log::partition_for(g, count) == partition)
+            .map(str::to_owned)
+            .collect();
+        for group in &ours {
+            self.coordinator.unload(group);
+        }
+        self.coordinating.remove(&partition);
+        tracing::info!(
+            partition,
+            groups = ours.len(),
+            "no longer coordinating the groups of {OFFSETS_TOPIC}"
+        );
+    }
+}
+
+/// In a cluster: the coordinator takes over the groups of each
+/// `__consumer_offsets` partition this broker has come to lead, and
+/// gives up those of each it no longer leads. Run after the image is
+/// followed.
+pub(crate) fn follow_leadership(cx: &mut Ctx<'_>) {
+    if cx.quorum.is_none() {
+        return;
+    }
+    let count = cx.offsets_partitions();
+    for partition in 0..count {
+        let leads = cx.leads(OFFSETS_TOPIC, partition).ok();
+        match (leads, cx.groups.coordinating.contains(&partition)) {
+            (Some(key), false) => cx.groups.take_over(cx.now.mono, (key, partition), count),
+            (None, true) => cx.groups.give_up(partition, count),
+            _ => {}
         }
     }
 }
@@ -158,6 +314,11 @@ pub(crate) fn drain(cx: &mut Ctx<'_>) -> Vec<(ConnId, u64, Bytes)> {
             .entry(p)
             .or_default()
             .push(group_log::group_record(&group, snapshot.as_ref()));
+        if cx.quorum.is_some() {
+            // What the log says of the group, should this broker give its
+            // partition up and take it over again.
+            cx.groups.snapshots.insert(group, snapshot);
+        }
     }
     for (partition, records) in records {
         // Group metadata is written behind the answers: a crash before it
@@ -214,7 +375,9 @@ pub(crate) fn append_internal(
     if !ensure_offsets_topic(cx) {
         return None;
     }
-    let key = cx.logs.find(OFFSETS_TOPIC, partition)?;
+    // Only the partition's leader writes it; a follower's log is its
+    // leader's copy.
+    let key = cx.leads(OFFSETS_TOPIC, partition).ok()?;
     let (batch, header) = group_log::batch_of(records, cx.now.wall_ms)?;
     let info = cx
         .logs
@@ -257,14 +420,18 @@ pub(crate) fn expire_offsets(cx: &mut Ctx<'_>) {
         .wall_ms
         .saturating_sub(cx.config.offsets_retention_ms);
     let groups = &*cx.groups;
+    let (count, clustered) = (cx.offsets_partitions(), cx.quorum.is_some());
+    // In a cluster, only the groups this broker coordinates: the others'
+    // offsets are their coordinators' to expire.
     let idle: Vec<String> = groups
         .committed
         .keys()
         .filter(|g| {
-            matches!(
-                groups.coordinator.group_state(g),
-                None | Some(GroupState::Empty)
-            )
+            groups.coordinates(group_log::partition_for(g, count), clustered)
+                && matches!(
+                    groups.coordinator.group_state(g),
+                    None | Some(GroupState::Empty)
+                )
         })
         .cloned()
         .collect();

@@ -490,7 +490,7 @@ impl Broker {
             };
             self.logs.insert_topic(name, topic);
         }
-        self.groups.finish_replay(self.now.mono);
+        self.groups.finish_replay(self.now.mono, clustered);
         if clean {
             // From now on a crash must trigger a scan again.
             let io = self.io.next_io();

@@ -38,6 +38,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::Broker;
+use super::group_log::OFFSETS_TOPIC;
 pub(crate) use super::isr::Leading;
 use super::logs::LogKey;
 use crate::log::{TruncateError, batch};
@@ -209,11 +210,16 @@ impl Broker {
                     self.diverged(key, leader, diverged.epoch, diverged.end_offset);
                     continue;
                 }
+                let offsets = name == OFFSETS_TOPIC;
                 if let Some(records) = p.records {
-                    self.append_replicated(key, leader, records);
+                    self.append_replicated(key, leader, records, offsets);
                 }
                 let hw = u64::try_from(p.high_watermark).unwrap_or(0);
                 self.logs.leader_high_watermark(key, hw);
+                if offsets {
+                    let hw = self.logs.get(key).map_or(0, |l| l.high_watermark());
+                    self.groups.committed_to(key, hw);
+                }
             }
         }
         if errors {
@@ -279,7 +285,11 @@ impl Broker {
                 }
                 continue;
             }
-            match self.logs.truncate(&mut self.io, self.now, key, at) {
+            let truncated = self.logs.truncate(&mut self.io, self.now, key, at);
+            if matches!(truncated, Some(Ok(_))) {
+                self.groups.truncated(key, at);
+            }
+            match truncated {
                 Some(Ok(t)) => tracing::info!(
                     leader,
                     log_end = t.log_end,
@@ -314,7 +324,9 @@ impl Broker {
 
     /// Append the whole batches of one partition's fetched records; a
     /// partial batch at the end (cut by the byte limits) is fetched again.
-    fn append_replicated(&mut self, key: LogKey, leader: i32, records: Bytes) {
+    /// The entries of a `__consumer_offsets` batch (`offsets`) are kept
+    /// for the groups part to apply.
+    fn append_replicated(&mut self, key: LogKey, leader: i32, records: Bytes, offsets: bool) {
         for (at, header) in batch::scan(&records, 0) {
             let len = header.total_len() as usize;
             let bytes = records.slice(at..at + len);
@@ -342,6 +354,11 @@ impl Broker {
             if let Some(Err(e)) = appended {
                 tracing::warn!(leader, error = %e, "replicated batch not appended");
                 return;
+            }
+            if offsets {
+                let last =
+                    base.saturating_add(u64::try_from(header.last_offset_delta).unwrap_or(0));
+                self.groups.replicated(key, last, &records[at..at + len]);
             }
         }
     }

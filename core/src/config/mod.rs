@@ -128,6 +128,14 @@ pub struct Config {
     /// `offsets.topic.segment.bytes`: `__consumer_offsets` segments roll
     /// at this size, so the cleaner can compact all but the newest.
     pub offsets_topic_segment_bytes: u64,
+    /// `offsets.topic.replication.factor`: replicas of each
+    /// `__consumer_offsets` partition in a cluster (at most the brokers
+    /// registered when it is created; alone, 1).
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.commit.timeout.ms`: how long an OffsetCommit waits for its
+    /// records to reach every in-sync replica before it is answered
+    /// REQUEST_TIMED_OUT.
+    pub offsets_commit_timeout_ms: u64,
     /// `offset.metadata.max.bytes`: the longest metadata string an offset
     /// commit may carry.
     pub offset_metadata_max_bytes: usize,
@@ -209,6 +217,8 @@ impl Default for Config {
             retention_check_interval_ms: 300_000,
             offsets_topic_partitions: 50,
             offsets_topic_segment_bytes: 104_857_600,
+            offsets_topic_replication_factor: 3,
+            offsets_commit_timeout_ms: 5_000,
             offset_metadata_max_bytes: 4096,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -298,6 +308,12 @@ impl Config {
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_partitions = parse_range(key, value, 1, 1000)?
             }
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor = parse_range(key, value, 1, i16::MAX)?
+            }
+            "offsets.commit.timeout.ms" => {
+                self.offsets_commit_timeout_ms = parse_range(key, value, 1, 3_600_000)?
+            }
             "offsets.topic.segment.bytes" => {
                 self.offsets_topic_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
@@ -374,12 +390,9 @@ impl Config {
                     .saturating_mul(3_600_000)
                     .max(-1)
             }
-            // Not replicated yet (the offsets topic) or not built (the
-            // transaction log); accepted so a stock server.properties
-            // works, and must say 1.
-            "offsets.topic.replication.factor"
-            | "transaction.state.log.replication.factor"
-            | "transaction.state.log.min.isr" => {
+            // Not built (the transaction log); accepted so a stock
+            // server.properties works, and must say 1.
+            "transaction.state.log.replication.factor" | "transaction.state.log.min.isr" => {
                 parse_range::<i32>(key, value, 1, 1)?;
             }
             _ => {
@@ -535,6 +548,10 @@ mod tests {
         let e = c.set("no.such.key", "1").unwrap_err();
         assert!(e.to_string().contains("unknown configuration key"), "{e}");
         assert!(c.set("default.replication.factor", "0").is_err());
-        assert!(c.set("offsets.topic.replication.factor", "3").is_err());
+        assert!(c.set("offsets.topic.replication.factor", "0").is_err());
+        assert!(
+            c.set("transaction.state.log.replication.factor", "3")
+                .is_err()
+        );
     }
 }

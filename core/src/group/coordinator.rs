@@ -300,6 +300,36 @@ impl Coordinator {
         true
     }
 
+    /// Another broker coordinates `group` now (a cluster moved the
+    /// leadership of its `__consumer_offsets` partition): it is forgotten
+    /// here, without a tombstone, and its parked JoinGroup and SyncGroup
+    /// requests are answered NOT_COORDINATOR so their members find the new
+    /// coordinator, as Kafka's `removeGroupsForPartition` does.
+    pub fn unload(&mut self, group: &str) {
+        let Some(mut g) = self.groups.remove(group) else {
+            return;
+        };
+        if let Some(at) = g.indexed.take() {
+            self.timers.remove(&(at, g.id.clone()));
+        }
+        let mut cx = Ctx {
+            cfg: &self.config,
+            out: &mut self.out,
+            now: Instant::default(),
+        };
+        for id in g.ids() {
+            if let Some(m) = g.remove(&id) {
+                cx.answer_moved(m);
+            }
+        }
+        self.out.persist.retain(|(name, _)| name != group);
+    }
+
+    /// The groups it holds, by name.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
+    }
+
     /// A group's state; `None` if the coordinator does not know it.
     pub fn group_state(&self, group: &str) -> Option<GroupState> {
         self.groups.get(group).map(|g| g.state)

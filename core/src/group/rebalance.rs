@@ -147,6 +147,17 @@ impl Ctx<'_> {
         }
     }
 
+    /// Answers the parked requests of a member whose group moved to another
+    /// coordinator.
+    pub fn answer_moved(&mut self, m: Member) {
+        if let Some(w) = m.join {
+            self.answer_join(w, join_error(w.version, "", code::NOT_COORDINATOR));
+        }
+        if let Some(w) = m.sync {
+            self.answer_sync(w, sync_error(code::NOT_COORDINATOR));
+        }
+    }
+
     /// Kafka's `removeMemberAndUpdateGroup`: a member left or expired.
     pub fn remove_member(&mut self, g: &mut Group, id: &str) {
         if !g.has(id) {

@@ -14,6 +14,7 @@ pub(super) mod code {
 
     pub const NONE: i16 = 0;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = E::CoordinatorNotAvailable.code();
+    pub const NOT_COORDINATOR: i16 = E::NotCoordinator.code();
     pub const ILLEGAL_GENERATION: i16 = E::IllegalGeneration.code();
     pub const INCONSISTENT_GROUP_PROTOCOL: i16 = E::InconsistentGroupProtocol.code();
     pub const INVALID_GROUP_ID: i16 = E::InvalidGroupId.code();
