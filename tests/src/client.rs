@@ -290,6 +290,33 @@ impl Consumed {
 /// Polls until exactly `count` records arrived, bounded by `timeout`. Any
 /// error the consumer reports fails the test.
 pub fn consume(consumer: &BaseConsumer, count: usize, timeout: Duration) -> Vec<Consumed> {
+    consume_past(consumer, count, timeout, |_| false)
+}
+
+/// [`consume`], through a broker's death: librdkafka reports that it
+/// cannot reach a broker the cluster still names (until the controller
+/// fences it) and goes on; those reports are passed over.
+pub fn consume_through_failover(
+    consumer: &BaseConsumer,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    consume_past(consumer, count, timeout, |e| {
+        matches!(
+            e,
+            KafkaError::MessageConsumption(
+                RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+            )
+        )
+    })
+}
+
+fn consume_past(
+    consumer: &BaseConsumer,
+    count: usize,
+    timeout: Duration,
+    passable: impl Fn(&KafkaError) -> bool,
+) -> Vec<Consumed> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
@@ -301,6 +328,7 @@ pub fn consume(consumer: &BaseConsumer, count: usize, timeout: Duration) -> Vec<
         );
         match consumer.poll((deadline - now).min(Duration::from_millis(200))) {
             None => {}
+            Some(Err(e)) if passable(&e) => {}
             Some(Err(e)) => panic!("consumer error after {} records: {e}", out.len()),
             Some(Ok(msg)) => out.push(Consumed {
                 partition: msg.partition(),

@@ -21,6 +21,8 @@ pub mod api {
     pub const LIST_OFFSETS: i16 = 2;
     /// Metadata.
     pub const METADATA: i16 = 3;
+    /// FindCoordinator.
+    pub const FIND_COORDINATOR: i16 = 10;
     /// ApiVersions.
     pub const API_VERSIONS: i16 = 18;
 }
@@ -307,6 +309,31 @@ pub fn controller_id(addr: SocketAddr) -> i32 {
         .ok()
         .and_then(|body| parse_metadata_v4_controller(&body))
         .unwrap_or(-1)
+}
+
+/// The coordinator of consumer group `group` as the broker at `addr`
+/// names it (FindCoordinator v1), or -1 (an error, such as
+/// COORDINATOR_NOT_AVAILABLE while there is none).
+pub fn coordinator_id(addr: SocketAddr, group: &str) -> i32 {
+    let mut body = Writer::new();
+    body.string(group).i8(0); // key, key_type: a group
+    let frame = request(
+        api::FIND_COORDINATOR,
+        1,
+        9,
+        Some("conveyor-tests"),
+        &body.buf,
+    );
+    let mut conn = RawConn::connect(addr);
+    let parsed = conn.round_trip(&frame, 9).ok().and_then(|body| {
+        let mut r = Reader::new(&body);
+        r.i32()?; // throttle_time_ms
+        let error = r.i16()?;
+        r.nullable_string()?; // error_message
+        let node = r.i32()?;
+        Some(if error == 0 { node } else { -1 })
+    });
+    parsed.unwrap_or(-1)
 }
 
 /// The one partition result of a Produce v3 response.

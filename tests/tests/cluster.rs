@@ -17,6 +17,11 @@
 //! acknowledged, each once. The killed broker restarts and rejoins the
 //! ISR.
 //!
+//! Coordinator failover: a consumer group commits, then `kill -9` of its
+//! coordinator; a new member bootstrapped from another broker finds the
+//! new coordinator (the new leader of the group's replicated
+//! `__consumer_offsets` partition) and resumes exactly from the commits.
+//!
 //! Run: `cargo test -p conveyor-tests --test cluster`.
 
 use std::collections::BTreeSet;
@@ -25,8 +30,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conveyor_tests::client::{
-    client_config, consume, consume_all, consumer, produce_test_records, producer, producer_config,
-    try_create_replicated_topic,
+    client_config, consume, consume_all, consume_through_failover, consumer, produce_test_records,
+    producer, producer_config, try_create_replicated_topic,
 };
 use conveyor_tests::{ChildBroker, each_runtime, loopback_voters, unique_topic};
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -275,6 +280,86 @@ each_runtime! {
                 logs(brokers.iter().flatten())
             });
         }
+        for b in brokers.into_iter().flatten() {
+            assert!(b.terminate().success(), "clean stop");
+        }
+    }
+}
+
+each_runtime! {
+    fn a_group_resumes_from_its_commits_when_its_coordinator_is_killed(rt) {
+        let (addrs, voters) = loopback_voters(3);
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let start = |i: usize| {
+            let id = i.to_string();
+            let settings = [
+                ("node.id", id.as_str()),
+                ("controller.quorum.voters", voters.as_str()),
+                ("broker.session.timeout.ms", "3000"),
+                ("default.replication.factor", "3"),
+                ("offsets.topic.num.partitions", "4"),
+            ];
+            ChildBroker::spawn_on(rt, addrs[i], dirs[i].path(), &settings)
+        };
+        let mut brokers: Vec<Option<ChildBroker>> = (0..3).map(|i| Some(start(i))).collect();
+        let bootstrap = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+        formed(&addrs[0].to_string(), 3, || logs(brokers.iter().flatten()));
+        let topic = unique_topic("resume");
+        create(&addrs[0].to_string(), &topic, (2, 3), || logs(brokers.iter().flatten()));
+        let total = 400;
+        let p = producer(&producer_config(&bootstrap, "lz4"));
+        let acked = produce_test_records(&p, &topic, None, 0..total, Duration::from_secs(60));
+        assert_eq!(acked.len(), total);
+        drop(p);
+
+        let group = unique_topic("group");
+        let member = |at: &str| {
+            let mut config = client_config(at);
+            config
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest");
+            let c = consumer(&config);
+            c.subscribe(&[&topic]).expect("subscribe");
+            c
+        };
+        let first = member(&bootstrap);
+        let read = consume(&first, total / 2, Duration::from_secs(60));
+        first.commit_consumer_state(CommitMode::Sync).expect("commit");
+        drop(first);
+        let coordinator = {
+            let deadline = Instant::now() + FORM;
+            loop {
+                let id = conveyor_tests::raw::coordinator_id(addrs[0], &group);
+                if id >= 0 {
+                    break id as usize;
+                }
+                assert!(Instant::now() < deadline, "no coordinator of {group}");
+                thread::sleep(Duration::from_millis(100));
+            }
+        };
+        brokers[coordinator].take().expect("running").kill9();
+
+        // Another member, bootstrapped from a survivor, is coordinated by
+        // the new leader of the group's partition and reads on from the
+        // commits: every record once between the two.
+        let survivor = (0..3).find(|&i| i != coordinator).unwrap();
+        let second = member(&addrs[survivor].to_string());
+        let rest = consume_through_failover(&second, total - read.len(), Duration::from_secs(60));
+        let mut seen = BTreeSet::new();
+        for r in read.iter().chain(&rest) {
+            assert!(seen.insert(r.index()), "record {} read twice", r.index());
+        }
+        assert_eq!(seen, (0..total).collect::<BTreeSet<_>>(), "every record once");
+        let now = conveyor_tests::raw::coordinator_id(addrs[survivor], &group);
+        assert!(now >= 0 && now as usize != coordinator, "coordinator {now}");
+        drop(second);
+
+        // Back, the killed broker rejoins every __consumer_offsets ISR.
+        brokers[coordinator] = Some(start(coordinator));
+        wait_for_isr(&addrs[survivor].to_string(), "__consumer_offsets", 3, || {
+            logs(brokers.iter().flatten())
+        });
         for b in brokers.into_iter().flatten() {
             assert!(b.terminate().success(), "clean stop");
         }
