@@ -35,6 +35,7 @@ use tempfile::TempDir;
 pub mod client;
 pub mod external;
 pub mod groups;
+pub mod history;
 pub mod python;
 pub mod raw;
 

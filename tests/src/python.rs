@@ -68,13 +68,13 @@ pub fn require_kafka_python() {
 
 /// Run `tests/python/<script>` with `args` after checking that `client` is
 /// installed; it must exit 0 and print OK within [`SCRIPT_TIMEOUT`].
-/// Panics with everything the script printed otherwise.
-pub fn run_script(client: PythonClient, script: &str, args: &[&str]) {
+/// What it printed; panics with all of it otherwise.
+pub fn run_script(client: PythonClient, script: &str, args: &[&str]) -> String {
     client.require();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python")
         .join(script);
     let mut command = Command::new("python3");
     command.arg(&path).args(args);
-    run_until_ok(command, script, SCRIPT_TIMEOUT);
+    run_until_ok(command, script, SCRIPT_TIMEOUT)
 }

@@ -9,13 +9,15 @@
 //! through another broker; a topic with three replicas ends with the
 //! same segment bytes on every broker.
 //!
-//! Failover: `kill -9` of a partition's leader while an idempotent
-//! producer writes with `acks=all` and `min.insync.replicas=2` — once a
-//! plain broker, once the active controller. The controller fences the
-//! dead broker, an in-sync replica takes the partition, the producer
-//! goes on there, and a read from the earliest offset holds every record
-//! acknowledged, each once. The killed broker restarts and rejoins the
-//! ISR.
+//! Failover: `kill -9` of a partition's leader while idempotent
+//! producers (librdkafka and kafka-python) write with `acks=all` and
+//! `min.insync.replicas=2` — once a plain broker, once the active
+//! controller. The controller fences the dead broker, an in-sync replica
+//! takes the partition, the producers go on there, and a read from the
+//! earliest offset passes the history checker (`conveyor_tests::history`):
+//! every record acknowledged is there once, at the offset acknowledged, no
+//! offset was read with two values, reads went forward. The killed
+//! broker restarts and rejoins the ISR.
 //!
 //! Coordinator failover: a consumer group commits, then `kill -9` of its
 //! coordinator; a new member bootstrapped from another broker finds the
@@ -33,7 +35,9 @@ use conveyor_tests::client::{
     client_config, consume, consume_all, consume_through_failover, consumer, produce_test_records,
     producer, producer_config, try_create_replicated_topic,
 };
-use conveyor_tests::{ChildBroker, each_runtime, loopback_voters, unique_topic};
+use conveyor_tests::history::History;
+use conveyor_tests::python::{KAFKA_PYTHON, run_script};
+use conveyor_tests::{ChildBroker, TestRecord, each_runtime, loopback_voters, unique_topic};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -233,7 +237,7 @@ each_runtime! {
         let mut config = producer_config(&bootstrap, "lz4");
         config.set("enable.idempotence", "true");
         let p = producer(&config);
-        let mut sent: Vec<(i32, std::ops::Range<usize>)> = Vec::new();
+        let mut history = History::new();
         let mut next = 0;
         let per_round = 300;
         for round in 0..2 {
@@ -247,7 +251,7 @@ each_runtime! {
                 let p = (0..2).find(|&p| leaders[p] == controller).unwrap_or(0);
                 (p as i32, controller as usize)
             };
-            let mut produce = |next: &mut usize| {
+            let produce = |next: &mut usize, history: &mut History| {
                 let batch = *next..*next + per_round;
                 *next += per_round;
                 let acked = produce_test_records(
@@ -257,23 +261,62 @@ each_runtime! {
                     batch.clone(),
                     Duration::from_secs(60),
                 );
+                // Every acknowledgement so far.
                 assert_eq!(acked.len(), *next, "round {round}: every record acknowledged");
-                sent.push((partition, batch));
+                for i in batch {
+                    let d = &acked[&i];
+                    history.acked(format!("rd-{i}"), (d.partition, d.offset), true);
+                }
             };
-            produce(&mut next);
+            produce(&mut next, &mut history);
+            // kafka-python's idempotent producer writes to the same
+            // partition through the kill.
+            let python = {
+                let args = [
+                    "--bootstrap".to_owned(),
+                    bootstrap.clone(),
+                    "--topic".to_owned(),
+                    topic.clone(),
+                    "--partition".to_owned(),
+                    partition.to_string(),
+                    "--prefix".to_owned(),
+                    format!("py{round}"),
+                    "--seconds".to_owned(),
+                    "8".to_owned(),
+                ];
+                thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    run_script(KAFKA_PYTHON, "acked_producer.py", &args)
+                })
+            };
+            thread::sleep(Duration::from_secs(2));
             brokers[victim].take().expect("running").kill9();
             // Writes go on while the controller fences it and moves what
             // it led; librdkafka retries until the new leader answers.
-            produce(&mut next);
+            produce(&mut next, &mut history);
+            let printed = python.join().expect("the kafka-python producer");
+            let before = history.acks();
+            for line in printed.lines() {
+                let fields: Vec<&str> = line.split(' ').collect();
+                if let ["ACK", p, o, value] = fields.as_slice() {
+                    history.acked(*value, (p.parse().unwrap(), o.parse().unwrap()), true);
+                }
+            }
+            assert!(history.acks() > before, "kafka-python had acknowledgements:\n{printed}");
+
+            // A read of both partitions from the earliest offset, through a
+            // survivor: the history holds.
             let survivor = (0..3).find(|&i| brokers[i].is_some()).unwrap();
             let read = consume_all(&addrs[survivor].to_string(), &topic, 2, Duration::from_secs(60));
-            let indexes: BTreeSet<usize> = read.iter().map(|r| r.index()).collect();
-            assert_eq!(read.len(), indexes.len(), "round {round}: no record twice");
-            assert_eq!(indexes, (0..next).collect(), "round {round}: every acknowledged record");
+            let reader = format!("round-{round}");
             for r in &read {
-                let (want, _) = sent.iter().find(|(_, b)| b.contains(&r.index())).unwrap();
-                assert_eq!(r.partition, *want, "record {} in its partition", r.index());
+                let value = match r.key.as_deref().and_then(TestRecord::index_of) {
+                    Some(i) => format!("rd-{i}"),
+                    None => String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
+                };
+                history.read(&reader, (r.partition, r.offset), value);
             }
+            history.check(&reader);
             // Back from its data directory: it rejoins the ISR.
             brokers[victim] = Some(start(victim));
             wait_for_isr(&addrs[survivor].to_string(), &topic, 3, || {
