@@ -36,6 +36,7 @@ pub mod client;
 pub mod external;
 pub mod groups;
 pub mod history;
+pub mod netns;
 pub mod python;
 pub mod raw;
 
@@ -362,7 +363,7 @@ impl ChildBroker {
         // it; three attempts make that race irrelevant in practice.
         for _attempt in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            match ChildBroker::try_spawn(&bin, runtime, addr, data_dir, settings) {
+            match ChildBroker::try_spawn(&bin, (runtime, None), addr, data_dir, settings) {
                 Ok(child) => return child,
                 Err(why) => failures.push(why),
             }
@@ -383,13 +384,32 @@ impl ChildBroker {
         settings: &[(&str, &str)],
     ) -> ChildBroker {
         let bin = conveyor_bin();
-        ChildBroker::try_spawn(&bin, runtime, addr, data_dir, settings)
+        ChildBroker::try_spawn(&bin, (runtime, None), addr, data_dir, settings)
             .unwrap_or_else(|why| panic!("could not start {} on {addr}: {why}", bin.display()))
+    }
+
+    /// [`ChildBroker::spawn_on`] inside network namespace `netns` (see
+    /// [`netns::Lan`]), on an address of that namespace.
+    pub fn spawn_in(
+        netns: &str,
+        runtime: Runtime,
+        addr: SocketAddr,
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+    ) -> ChildBroker {
+        let bin = conveyor_bin();
+        ChildBroker::try_spawn(&bin, (runtime, Some(netns)), addr, data_dir, settings)
+            .unwrap_or_else(|why| {
+                panic!(
+                    "could not start {} on {addr} in {netns}: {why}",
+                    bin.display()
+                )
+            })
     }
 
     fn try_spawn(
         bin: &Path,
-        runtime: Runtime,
+        (runtime, netns): (Runtime, Option<&str>),
         addr: SocketAddr,
         data_dir: &Path,
         settings: &[(&str, &str)],
@@ -401,7 +421,16 @@ impl ChildBroker {
         let log_path = log_dir.path().join("conveyor.log");
         let log = File::create(&log_path).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(bin);
+        // `ip netns exec` enters the namespace and execs the broker, so the
+        // child is the broker itself.
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("serve")
             .arg("--runtime")
             .arg(runtime.name())

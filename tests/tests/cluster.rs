@@ -19,6 +19,14 @@
 //! offset was read with two values, reads went forward. The killed
 //! broker restarts and rejoins the ISR.
 //!
+//! Network partition: three brokers in network namespaces of their own
+//! (`conveyor_tests::netns`); the leader of a partition is cut off from
+//! the other two while the test still reaches it. Its acks=all write is
+//! never acknowledged, the others elect a new leader and take writes, and
+//! healed, the old leader drops what it took alone, copies the new one
+//! and rejoins the ISR: the history checker finds nothing acknowledged
+//! lost, and all three hold the same bytes.
+//!
 //! Coordinator failover: a consumer group commits, then `kill -9` of its
 //! coordinator; a new member bootstrapped from another broker finds the
 //! new coordinator (the new leader of the group's replicated
@@ -36,6 +44,7 @@ use conveyor_tests::client::{
     producer, producer_config, try_create_replicated_topic,
 };
 use conveyor_tests::history::History;
+use conveyor_tests::netns::Lan;
 use conveyor_tests::python::{KAFKA_PYTHON, run_script};
 use conveyor_tests::{ChildBroker, TestRecord, each_runtime, loopback_voters, unique_topic};
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -403,6 +412,102 @@ each_runtime! {
         wait_for_isr(&addrs[survivor].to_string(), "__consumer_offsets", 3, || {
             logs(brokers.iter().flatten())
         });
+        for b in brokers.into_iter().flatten() {
+            assert!(b.terminate().success(), "clean stop");
+        }
+    }
+}
+
+each_runtime! {
+    fn a_leader_cut_off_from_the_others_loses_nothing_acknowledged_and_rejoins(rt) {
+        // Three brokers in network namespaces of their own; the test
+        // reaches all three, whatever is cut between them.
+        let lan = Lan::new(3);
+        let addrs: Vec<SocketAddr> = (0..3).map(|i| SocketAddr::from((lan.ip(i), 9092))).collect();
+        let voters = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}@{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let start = |i: usize| {
+            let id = i.to_string();
+            let settings = [
+                ("node.id", id.as_str()),
+                ("controller.quorum.voters", voters.as_str()),
+                ("broker.session.timeout.ms", "3000"),
+                ("default.replication.factor", "3"),
+                ("min.insync.replicas", "2"),
+            ];
+            ChildBroker::spawn_in(&lan.ns(i), rt, addrs[i], dirs[i].path(), &settings)
+        };
+        let brokers: Vec<Option<ChildBroker>> = (0..3).map(|i| Some(start(i))).collect();
+        let all = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+        formed(&addrs[0].to_string(), 3, || logs(brokers.iter().flatten()));
+        let topic = unique_topic("partitioned");
+        create(&addrs[0].to_string(), &topic, (1, 3), || logs(brokers.iter().flatten()));
+        let (leaders, _) = leaders_and_controller(&addrs, &topic, &brokers);
+        let old = leaders[0] as usize;
+
+        let mut history = History::new();
+        let produce = |bootstrap: &str, batch: std::ops::Range<usize>, history: &mut History| {
+            let mut config = producer_config(bootstrap, "lz4");
+            config.set("enable.idempotence", "true");
+            let p = producer(&config);
+            let acked = produce_test_records(&p, &topic, Some(0), batch.clone(), Duration::from_secs(60));
+            assert_eq!(acked.len(), batch.len(), "every record acknowledged");
+            for (i, d) in acked {
+                history.acked(format!("rd-{i}"), (d.partition, d.offset), true);
+            }
+        };
+        produce(&all, 0..200, &mut history);
+
+        // Cut off, the leader takes an acks=all write it can never have
+        // every in-sync replica confirm: it is not acknowledged.
+        lan.cut(old);
+        let batch = conveyor_tests::raw::record_batch(
+            &[conveyor_tests::raw::RawRecord { key: None, value: Some(b"isolated") }],
+            1_700_000_000_000,
+        );
+        let body = conveyor_tests::raw::produce_v3_body(&topic, 0, -1, &batch);
+        let frame = conveyor_tests::raw::request(0, 3, 5, Some("conveyor-tests"), &body);
+        let answer = conveyor_tests::raw::RawConn::connect(addrs[old]).round_trip(&frame, 5);
+        let acked = answer
+            .ok()
+            .and_then(|b| conveyor_tests::raw::parse_produce_v3(&b))
+            .is_some_and(|p| p.error_code == 0);
+        assert!(!acked, "the cut-off leader acknowledged an acks=all write");
+
+        // The others fence it and a new leader takes writes.
+        let others: Vec<String> = (0..3).filter(|&i| i != old).map(|i| addrs[i].to_string()).collect();
+        produce(&others.join(","), 200..400, &mut history);
+        let survivor = (0..3).find(|&i| i != old).unwrap();
+        let (leaders, _) = leaders_and_controller(&[addrs[survivor]], &topic, &brokers[survivor..=survivor]);
+        assert_ne!(leaders[0] as usize, old, "a new leader");
+
+        // Healed, the old leader drops the write it took alone, copies the
+        // new leader and rejoins the ISR; nothing acknowledged is lost.
+        lan.heal();
+        wait_for_isr(&addrs[survivor].to_string(), &topic, 3, || logs(brokers.iter().flatten()));
+        let read = consume_all(&addrs[survivor].to_string(), &topic, 1, Duration::from_secs(60));
+        for r in &read {
+            let value = match r.key.as_deref().and_then(TestRecord::index_of) {
+                Some(i) => format!("rd-{i}"),
+                None => String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
+            };
+            history.read("final", (r.partition, r.offset), value);
+        }
+        history.check("final");
+        assert!(read.iter().all(|r| r.value.as_deref() != Some(b"isolated")));
+        let bytes = |i: usize| segment_bytes(dirs[i].path(), &topic, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(0..3).all(|i| bytes(i) == bytes(survivor)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
+        for i in 0..3 {
+            assert_eq!(bytes(i), bytes(survivor), "broker {i} holds the leader's bytes");
+        }
         for b in brokers.into_iter().flatten() {
             assert!(b.terminate().success(), "clean stop");
         }
