@@ -470,3 +470,25 @@ fn random_clients_leave_no_request_unanswered() {
         "groups rarely stabilised: {synced} assignments"
     );
 }
+
+#[test]
+fn an_unloaded_group_sends_its_waiting_members_to_the_new_coordinator() {
+    let mut sim = Sim::new();
+    let (_, reply) = sim.join_new(&J::new("moving", "c0"));
+    let Reply::Later(t) = reply else {
+        panic!("the first join waits for the initial rebalance delay")
+    };
+    sim.c.unload("moving");
+    sim.drain();
+    let r = sim.take_join(t).expect("the parked join is answered");
+    assert_eq!(r.error_code, code::NOT_COORDINATOR);
+    assert_eq!(sim.c.group_state("moving"), None);
+    assert!(sim.c.next_deadline().is_none(), "its timers went with it");
+    assert!(
+        sim.persisted
+            .iter()
+            .all(|(g, s)| g != "moving" || s.is_some()),
+        "no tombstone: the group lives on at its new coordinator"
+    );
+    assert!(sim.unanswered().is_empty());
+}
