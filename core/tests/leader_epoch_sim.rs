@@ -20,6 +20,9 @@ use std::time::Duration;
 
 use brokers::*;
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -27,9 +30,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::offset_for_leader_epoch_response::EpochEndOffset;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
-    ProduceResponse,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
+    DeleteRecordsResponse, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceResponse,
 };
 use kafka_protocol::records::Compression;
 use net::{Net, quorum_net};
@@ -37,6 +40,7 @@ use net::{Net, quorum_net};
 const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
 const OFFSET_NOT_AVAILABLE: i16 = 78;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const T0: i64 = 1_700_000_000_000;
@@ -224,6 +228,24 @@ fn requests_naming_another_leader_epoch_are_refused_and_epochs_end_where_the_lea
         (0, 5)
     );
     assert!(cut.records.is_none_or(|r| r.is_empty()));
+    // Told at once, not after the fetch's wait: nothing it waits for
+    // can come before it truncates.
+    let conn = net.client(new);
+    let mut req = common::Sim::fetch_req("e", 7, 30_000);
+    req.topics[0].partitions[0].current_leader_epoch = 1;
+    req.topics[0].partitions[0].last_fetched_epoch = 0;
+    let started = net.now.mono;
+    let r: FetchResponse = net
+        .request((new, conn), (ApiKey::Fetch, 12), &req, WAIT)
+        .expect("a diverged fetch is answered before its wait ends");
+    assert_eq!(r.responses[0].partitions[0].diverging_epoch.end_offset, 5);
+    assert!(net.now.mono.saturating_since(started) < Duration::from_secs(1));
+    // An epoch this log knows no end of (above every one it has, the
+    // fetcher naming no current epoch) is out of range, as Kafka answers.
+    assert_eq!(
+        fetch(&mut net, new, "e", (-1, 4), 5).error_code,
+        OFFSET_OUT_OF_RANGE
+    );
     let fine = fetch(&mut net, new, "e", (1, 0), 5);
     assert_eq!(fine.diverging_epoch.epoch, -1);
     assert_eq!(
@@ -238,6 +260,33 @@ fn requests_naming_another_leader_epoch_are_refused_and_epochs_end_where_the_lea
     );
     let late = list_offset(&mut net, new, "e", 1, T0 + 1);
     assert_eq!(late.offset, -1, "no record that late");
+
+    // Records deleted into epoch 1: the earliest offset is of epoch 1,
+    // not of the epoch 0 the log no longer has (a consumer told 0 would
+    // take the epochs for diverged).
+    let conn = net.client(new);
+    let req = DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(name("e"))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(6),
+                ]),
+        ])
+        .with_timeout_ms(1000);
+    let r: DeleteRecordsResponse = net
+        .request((new, conn), (ApiKey::DeleteRecords, 2), &req, WAIT)
+        .expect("DeleteRecords answered");
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 6);
+    let earliest = list_offset(&mut net, new, "e", 1, EARLIEST);
+    assert_eq!(
+        (earliest.error_code, earliest.offset, earliest.leader_epoch),
+        (0, 6, 1)
+    );
+    let end = epoch_end(&mut net, new, "e", 1, 0);
+    assert_eq!((end.leader_epoch, end.end_offset), (0, 6), "{end:?}");
 
     // A producer sent to the follower is told the leader (v10, KIP-951).
     let follower = (0..3).find(|&i| i != old && i != new).unwrap();

@@ -116,36 +116,59 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
                 continue;
             };
             let leading = cx.leader_epoch(name, p.partition);
-            let diverged = cx.logs.get(key).is_some_and(|log| {
-                diverging(log, p.last_fetched_epoch, Some(offset), leading).is_some()
+            let in_line = cx.logs.get(key).is_some_and(|log| {
+                epoch_check(log, p.last_fetched_epoch, Some(offset), leading) == EpochCheck::InLine
             });
-            if !diverged {
+            if in_line {
                 cx.logs.follower_fetched(key, replica, offset, cx.now.mono);
             }
         }
     }
 }
 
-/// A fetcher that last fetched `last_fetched_epoch` (-1: none known) and
-/// now fetches from `offset` diverged when this log's epoch at or below it
-/// is older, or ends before `offset` (KIP-320): the epoch and end offset to
-/// tell it. `leading` is the epoch this broker leads the log in. When
-/// neither side knows an epoch, or this log knows none that answers (an
-/// epoch above every one here, which the leader epoch check leaves only
-/// to a fetcher that did not name its own), nothing is checked.
-fn diverging(
+/// What the last fetched epoch (KIP-320) says of a fetch from `offset`.
+#[derive(Debug, PartialEq, Eq)]
+enum EpochCheck {
+    /// The fetcher's records are this log's (or it named no epoch).
+    InLine,
+    /// Its epoch ends here at this (epoch, end offset), before `offset` or
+    /// in an older epoch: nothing is sent, the fetcher truncates.
+    Diverged(i32, i64),
+    /// No end of its epoch can be found, or `offset` is below the log
+    /// start: OFFSET_OUT_OF_RANGE, whatever the epochs say.
+    OutOfRange,
+}
+
+/// Kafka's order (`Partition.fetchRecords`): a fetcher that last fetched
+/// `last_fetched_epoch` (-1: none known) and now fetches from `offset` is
+/// out of range when this log knows no end for that epoch (an epoch above
+/// every one here, which the leader epoch check leaves only to a fetcher
+/// that did not name its own) or when `offset` is below the log start;
+/// else it diverged when this log's epoch at or below it is older, or
+/// ends before `offset`. `leading` is the epoch this broker leads the log
+/// in.
+fn epoch_check(
     log: &PartitionLog,
     last_fetched_epoch: i32,
     offset: Option<u64>,
     leading: Option<i32>,
-) -> Option<(i32, i64)> {
+) -> EpochCheck {
     if last_fetched_epoch < 0 {
-        return None;
+        return EpochCheck::InLine;
     }
-    let offset = offset?;
-    let to_i64 = |o: u64| i64::try_from(o).unwrap_or(i64::MAX);
-    let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch, leading)?;
-    (epoch < last_fetched_epoch || end < offset).then(|| (epoch, to_i64(end)))
+    let Some(offset) = offset else {
+        return EpochCheck::OutOfRange;
+    };
+    let Some((epoch, end)) = log.end_offset_for_epoch(last_fetched_epoch, leading) else {
+        return EpochCheck::OutOfRange;
+    };
+    if offset < log.log_start_offset() {
+        return EpochCheck::OutOfRange;
+    }
+    if epoch < last_fetched_epoch || end < offset {
+        return EpochCheck::Diverged(epoch, i64::try_from(end).unwrap_or(i64::MAX));
+    }
+    EpochCheck::InLine
 }
 
 fn min_bytes(req: &FetchRequest) -> u64 {
@@ -250,12 +273,22 @@ fn plan(cx: &Ctx<'_>, req: &FetchRequest) -> Plan {
             // what is below the high watermark.
             let follower = logs.is_follower(key, req.replica_id.0);
             let leading = cx.leader_epoch(name, p.partition);
-            if let Some(d) = diverging(log, p.last_fetched_epoch, offset, leading) {
-                // Nothing is sent past a divergence: the fetcher finds out
-                // first (a follower truncates).
-                data.diverging_epoch = Some(d);
-                t.partitions.push(data);
-                continue;
+            match epoch_check(log, p.last_fetched_epoch, offset, leading) {
+                EpochCheck::InLine => {}
+                EpochCheck::Diverged(epoch, end) => {
+                    // Nothing is sent past a divergence, and at once: the
+                    // fetcher finds out first (a follower truncates).
+                    data.diverging_epoch = Some((epoch, end));
+                    plan.errors = true;
+                    t.partitions.push(data);
+                    continue;
+                }
+                EpochCheck::OutOfRange => {
+                    data.error = ResponseError::OffsetOutOfRange.code();
+                    plan.errors = true;
+                    t.partitions.push(data);
+                    continue;
+                }
             }
             let read = offset.map(|o| {
                 if follower {

@@ -240,14 +240,15 @@ impl Logs {
             // Until the leader says more.
             Some(Role::Follower { .. }) => Some(hwm),
         };
-        let moved = log.set_high_watermark_bound(bound);
-        let followed = self.led_elsewhere(key);
+        log.set_high_watermark_bound(bound);
         match role {
             Some(r) => self.roles.insert(key, r),
             None => self.roles.remove(&key),
         };
-        // Produces waiting on a leader that lost the partition are told so.
-        self.high_watermark_moved(key, moved || followed != self.led_elsewhere(key));
+        // Requests waiting on the partition look again: produces on a
+        // leader that lost it are told so, fetches naming the leader epoch
+        // it left are fenced at once.
+        self.high_watermark_moved(key, true);
     }
 
     /// Whether another broker leads `key`'s partition (or none does), so
@@ -554,7 +555,7 @@ impl Logs {
         offset: u64,
     ) -> Option<Result<u64, crate::log::ReadError>> {
         let r = self.run(io, now, key, |log, now, ids, out| {
-            let r = log.delete_records_before(offset);
+            let r = log.delete_records_before(offset, ids, out);
             if r.is_ok() {
                 log.enforce_retention(now, ids, out);
             }

@@ -75,6 +75,31 @@ impl LeaderEpochs {
         self.entries.len() != before
     }
 
+    /// The log start moved up to `start` (retention, DeleteRecords), as
+    /// Kafka's `truncateFromStart`: the epochs that began at or below it
+    /// go but the last of them, which now begins at `start`, so no entry
+    /// names records the log no longer has. Whether anything changed.
+    pub fn truncate_to_start(&mut self, start: u64) -> bool {
+        let below = self.entries.partition_point(|&(_, s)| s <= start);
+        if below == 0 || (below == 1 && self.entries[0].1 == start) {
+            return false;
+        }
+        let epoch = self.entries[below - 1].0;
+        self.entries.drain(..below);
+        self.entries.insert(0, (epoch, start));
+        true
+    }
+
+    /// The epoch of the batch at `offset`: the latest one that begins at or
+    /// below it (Kafka's `epochForOffset`).
+    pub fn epoch_at(&self, offset: u64) -> Option<i32> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|&&(_, s)| s <= offset)
+            .map(|&(e, _)| e)
+    }
+
     /// The first epoch and where it starts.
     pub fn first(&self) -> Option<(i32, u64)> {
         self.entries.first().copied()
@@ -135,6 +160,29 @@ impl LeaderEpochs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_log_start_keeps_the_epoch_it_falls_in() {
+        let mut e = LeaderEpochs::default();
+        assert!(!e.truncate_to_start(5), "nothing to trim");
+        e.appended(0, 0);
+        e.appended(2, 10);
+        e.appended(5, 20);
+        assert!(!e.truncate_to_start(0), "already starts there");
+        assert!(e.truncate_to_start(12));
+        assert_eq!(e.first(), Some((2, 12)));
+        assert_eq!(e.epoch_at(12), Some(2));
+        assert_eq!(e.epoch_at(25), Some(5));
+        assert_eq!(e.epoch_at(11), None, "below the first");
+        assert_eq!(e.end_offset_for(1, 30, None), Some((1, 12)));
+        assert!(e.truncate_to_start(20), "exactly where 5 begins");
+        assert_eq!(e.first(), Some((5, 20)));
+        assert_eq!(
+            e.encode(),
+            LeaderEpochs::decode(b"0\n1\n5 20\n").unwrap().encode()
+        );
+        assert!(!e.truncate_to_start(20));
+    }
 
     #[test]
     fn epochs_record_where_each_begins_and_answer_where_each_ends() {

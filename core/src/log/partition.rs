@@ -280,6 +280,8 @@ impl PartitionLog {
                     // Epochs past what recovery kept are gone with their
                     // batches.
                     epochs.truncate_from(log.log_end);
+                    // A log start checkpointed after the file was written.
+                    epochs.truncate_to_start(log.log_start);
                     log.epochs = epochs;
                 }
                 None => tracing::warn!(
@@ -519,10 +521,20 @@ impl PartitionLog {
     /// The epoch of the first batch, when it starts at or before the log
     /// start (Kafka's answer to ListOffsets' earliest).
     pub fn earliest_epoch(&self) -> Option<i32> {
-        self.epochs
-            .first()
-            .filter(|&(_, start)| start <= self.log_start)
-            .map(|(e, _)| e)
+        self.epochs.epoch_at(self.log_start)
+    }
+
+    /// The log start moved: forget the epochs wholly below it, on disk too
+    /// (`LeaderEpochs::truncate_to_start`).
+    pub(super) fn trim_epochs_to_start(&mut self, ids: &mut Ids, out: &mut Vec<Command>) {
+        if self.epochs.truncate_to_start(self.log_start) {
+            let cmd = Command::WriteFile {
+                io: ids.io(),
+                path: format!("{}/{LEADER_EPOCH_CHECKPOINT}", self.dir),
+                bytes: self.epochs.encode(),
+            };
+            self.emit(cmd, Pending::Snapshot, out);
+        }
     }
 
     /// Where this log's batches of epochs above `epoch` begin (its log end

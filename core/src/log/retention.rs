@@ -52,11 +52,17 @@ impl PartitionLog {
     /// watermark at most); the segments wholly below it go with the next
     /// retention sweep. The new log start, or `OffsetOutOfRange` past the
     /// high watermark.
-    pub fn delete_records_before(&mut self, offset: u64) -> Result<u64, ReadError> {
+    pub fn delete_records_before(
+        &mut self,
+        offset: u64,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) -> Result<u64, ReadError> {
         if offset > self.hwm {
             return Err(ReadError::OffsetOutOfRange);
         }
         self.log_start = self.log_start.max(offset);
+        self.trim_epochs_to_start(ids, out);
         Ok(self.log_start)
     }
 
@@ -122,6 +128,7 @@ impl PartitionLog {
         let start = self.segments.first().map_or(self.log_end, |s| s.base);
         self.log_start = self.log_start.max(start);
         self.recovery_point = self.recovery_point.max(self.log_start);
+        self.trim_epochs_to_start(ids, out);
         true
     }
 }

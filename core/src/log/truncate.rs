@@ -322,8 +322,10 @@ mod tests {
             log.truncate_to(1, &mut ids, &mut Vec::new()),
             Err(TruncateError::Busy)
         );
-        let (mut log, _disk, mut ids) = log_with(3, 1 << 20, |_| 0);
-        log.delete_records_before(2).unwrap();
+        let (mut log, mut disk, mut ids) = log_with(3, 1 << 20, |_| 0);
+        let mut out = Vec::new();
+        log.delete_records_before(2, &mut ids, &mut out).unwrap();
+        run(&mut log, &mut disk, &mut ids, out);
         assert_eq!(
             log.truncate_to(1, &mut ids, &mut Vec::new()),
             Err(TruncateError::BelowLogStart)
