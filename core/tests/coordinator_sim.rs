@@ -22,19 +22,23 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use net::{Net, quorum_net};
 
 const GROUP: &str = "g";
 const NOT_COORDINATOR: i16 = 16;
+const REQUEST_TIMED_OUT: i16 = 7;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -223,4 +227,53 @@ fn a_groups_offsets_and_members_survive_the_death_of_its_coordinator() {
     assert_ne!(third, second);
     assert_eq!(committed(&mut net, third), (0, 43));
     assert_eq!(heartbeat(&mut net, third, (&member, generation)), 0);
+}
+
+/// OffsetDelete of `t`-0 through node `at`: the group-level error.
+fn delete_offset(net: &mut Net, at: usize) -> Option<i16> {
+    let conn = net.client(at);
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s(GROUP)))
+        .with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0),
+                ]),
+        ]);
+    let r: OffsetDeleteResponse = net.request((at, conn), (ApiKey::OffsetDelete, 0), &req, WAIT)?;
+    Some(r.error_code)
+}
+
+#[test]
+fn a_coordinator_cut_off_from_its_replicas_times_out_commits_and_deletions() {
+    let settings = [
+        ("num.partitions", "1"),
+        ("offsets.topic.num.partitions", "1"),
+        ("offsets.commit.timeout.ms", "2000"),
+    ];
+    let mut net = quorum_net(101, 3, (5, 2), &settings);
+    settle(&mut net).unwrap();
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "t", 1).topics[0].error_code, 0);
+    let first = coordinator(&mut net, c);
+    net.advance(Duration::from_secs(1));
+    // A group of no members, known by its offsets (as a consumer that
+    // assigns itself partitions commits).
+    assert_eq!(commit(&mut net, first, ("", -1), 7), 0);
+    assert_eq!(delete_offset(&mut net, first), Some(0));
+    assert_eq!(committed(&mut net, first), (0, -1));
+    assert_eq!(commit(&mut net, first, ("", -1), 8), 0);
+
+    // Cut off, it can replicate nothing: a commit and a deletion each
+    // answer REQUEST_TIMED_OUT after offsets.commit.timeout.ms instead of
+    // waiting for ever, and neither changes what it answers for the group.
+    net.isolate(first);
+    assert_eq!(commit(&mut net, first, ("", -1), 9), REQUEST_TIMED_OUT);
+    assert_eq!(
+        delete_offset(&mut net, first),
+        Some(REQUEST_TIMED_OUT),
+        "an OffsetDelete gives up as a commit does"
+    );
+    assert_eq!(committed(&mut net, first), (0, 8));
 }

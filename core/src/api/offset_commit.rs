@@ -118,11 +118,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         return super::respond(request, &response);
     }
     let partition = groups::partition_of(cx, &group);
-    let replicated = cx
-        .replicas(group_log::OFFSETS_TOPIC, partition)
-        .is_some_and(|r| r > 1);
-    let timeout = std::time::Duration::from_millis(cx.config.offsets_commit_timeout_ms);
-    let deadline = replicated.then(|| cx.now.mono.saturating_add(timeout));
+    let deadline = groups::commit_deadline(cx, partition);
     match groups::append_internal(cx, partition, &records) {
         Some(wait) => Answer::Wait(Box::new(Pending {
             version: v,

@@ -93,6 +93,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
         return super::respond(request, &response);
     }
     let partition = groups::partition_of(cx, &group);
+    let deadline = groups::commit_deadline(cx, partition);
     match groups::append_internal(cx, partition, &records) {
         Some(wait) => Answer::Wait(Box::new(Pending {
             correlation_id: request.correlation_id,
@@ -100,6 +101,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
             group,
             wait,
             removed,
+            deadline,
         })),
         None => super::respond(
             request,
@@ -148,22 +150,37 @@ struct Pending {
     wait: (LogKey, u64),
     /// The offsets the tombstones remove, as they were when asked.
     removed: Vec<((String, i32), Committed)>,
+    /// Replicated: when to give up on the tombstones reaching the other
+    /// replicas (`offsets.commit.timeout.ms`), as a commit does.
+    deadline: Option<crate::time::Instant>,
 }
 
 impl Waiter for Pending {
     fn until(&self) -> Until {
-        Until::Appended { deadline: None }
+        Until::Appended {
+            deadline: self.deadline,
+        }
     }
 
     fn poll(&mut self, cx: &mut Ctx<'_>, _: Wake) -> Option<Response> {
         let (key, last) = self.wait;
         let log = cx.logs.get(key);
         let failed = log.is_none_or(|l| l.offline().is_some());
-        if !failed && log.is_some_and(|l| l.high_watermark() <= last) {
+        let done = log.is_some_and(|l| l.high_watermark() > last);
+        // The offsets partition went to another leader before the
+        // tombstones were replicated: they may be truncated there, so the
+        // client asks the new coordinator.
+        let moved = cx.logs.led_elsewhere(key);
+        let due = self.deadline.is_some_and(|d| d <= cx.now.mono);
+        if !failed && !done && !moved && !due {
             return None;
         }
         let response = if failed {
             group_error(ResponseError::CoordinatorNotAvailable)
+        } else if !done && moved {
+            group_error(ResponseError::NotCoordinator)
+        } else if !done {
+            group_error(ResponseError::RequestTimedOut)
         } else {
             self.apply(cx);
             std::mem::take(&mut self.response)

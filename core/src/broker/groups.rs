@@ -394,6 +394,17 @@ pub(crate) fn partition_of(cx: &Ctx<'_>, group: &str) -> i32 {
     group_log::partition_for(group, cx.offsets_partitions())
 }
 
+/// When a write to `partition` of the offsets topic gives up waiting for
+/// its replicas (`offsets.commit.timeout.ms`): `None` when it has none to
+/// wait for, so a local write waits only for its own append.
+pub(crate) fn commit_deadline(cx: &Ctx<'_>, partition: i32) -> Option<crate::time::Instant> {
+    let replicated = cx
+        .replicas(group_log::OFFSETS_TOPIC, partition)
+        .is_some_and(|r| r > 1);
+    let timeout = std::time::Duration::from_millis(cx.config.offsets_commit_timeout_ms);
+    replicated.then(|| cx.now.mono.saturating_add(timeout))
+}
+
 /// Forget a deleted group's offsets, on disk too (tombstones).
 pub(crate) fn drop_offsets(cx: &mut Ctx<'_>, group: &str) {
     let Some(table) = cx.groups.committed.remove(group) else {
