@@ -24,19 +24,33 @@ impl Quorum {
         let due = self
             .sessions
             .due(raft.term, &self.image, self.node_id, now.mono, caught_up);
+        // Each broker's changes are made on the image as the ones before
+        // them in this pass leave it: two brokers lost at once must not
+        // each move a partition from the image both saw (the second would
+        // undo the first's move, leaving a fenced leader).
+        if due.is_empty() {
+            return;
+        }
+        let mut image = self.image.clone();
         for (broker, fence) in due {
-            let unclean = |topic: &str| {
-                self.image
-                    .topics
-                    .get(topic)
-                    .and_then(|t| t.configs.get("unclean.leader.election.enable"))
-                    .map_or(self.unclean_default, |v| v == "true")
+            let unclean_default = self.unclean_default;
+            let records = {
+                let unclean = |topic: &str| {
+                    image
+                        .topics
+                        .get(topic)
+                        .and_then(|t| t.configs.get("unclean.leader.election.enable"))
+                        .map_or(unclean_default, |v| v == "true")
+                };
+                if fence {
+                    controller::fence_broker(&image, broker, unclean)
+                } else {
+                    controller::unfence_broker(&image, broker, unclean)
+                }
             };
-            let records = if fence {
-                controller::fence_broker(&self.image, broker, unclean)
-            } else {
-                controller::unfence_broker(&self.image, broker, unclean)
-            };
+            for r in &records {
+                image.apply(applied, r.clone());
+            }
             let moved = records.len().saturating_sub(1);
             if fence {
                 tracing::warn!(
