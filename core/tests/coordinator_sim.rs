@@ -28,10 +28,11 @@ use kafka_protocol::messages::offset_delete_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use net::{Net, quorum_net};
@@ -275,5 +276,91 @@ fn a_coordinator_cut_off_from_its_replicas_times_out_commits_and_deletions() {
         Some(REQUEST_TIMED_OUT),
         "an OffsetDelete gives up as a commit does"
     );
+    assert_eq!(committed(&mut net, first), (0, 8));
+}
+
+/// DeleteGroups of `GROUP` through node `at`: the group's error.
+fn delete_group(net: &mut Net, at: usize) -> i16 {
+    let conn = net.client(at);
+    let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(GROUP))]);
+    let r: DeleteGroupsResponse = net
+        .request((at, conn), (ApiKey::DeleteGroups, 2), &req, WAIT)
+        .expect("DeleteGroups answered");
+    r.results[0].error_code
+}
+
+/// The state of `__consumer_offsets`-0 as node `at` knows it.
+fn offsets_partition(net: &Net, at: usize) -> (i32, Vec<i32>, Vec<i32>) {
+    let p = &net.status(at).image.topics["__consumer_offsets"].partitions[0];
+    (p.leader, p.replicas.clone(), p.isr.clone())
+}
+
+#[test]
+fn writes_a_cut_off_coordinator_loses_are_not_what_it_knows_when_it_coordinates_again() {
+    let settings = [
+        ("num.partitions", "1"),
+        ("offsets.topic.num.partitions", "1"),
+        ("offsets.commit.timeout.ms", "2000"),
+    ];
+    // Five voters, three replicas of the offsets: two of them can die and
+    // the quorum still elects.
+    let mut net = quorum_net(103, 5, (5, 2), &settings);
+    settle(&mut net).unwrap();
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "t", 1).topics[0].error_code, 0);
+    let first = coordinator(&mut net, c);
+    net.advance(Duration::from_secs(1));
+    let (leader, replicas, _) = offsets_partition(&net, c);
+    assert_eq!(leader, first as i32);
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    assert_eq!(commit(&mut net, first, ("", -1), 8), 0);
+
+    // Cut off, it deletes the group (its offsets' tombstones go into its
+    // log only) and takes a commit it cannot replicate.
+    net.isolate(first);
+    assert_eq!(delete_group(&mut net, first), 0);
+    assert_eq!(commit(&mut net, first, ("", -1), 9), REQUEST_TIMED_OUT);
+
+    // The others move the partition on; healed, the old coordinator cuts
+    // its tail, catches up and is in sync again.
+    let alive = (0..5).find(|&i| i != first).unwrap();
+    let mut moved = false;
+    for _ in 0..100 {
+        net.advance(Duration::from_millis(200));
+        if offsets_partition(&net, alive).0 != first as i32 {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "{:?}", offsets_partition(&net, alive));
+    let second = coordinator(&mut net, alive);
+    assert_eq!(committed(&mut net, second), (0, 8));
+    net.heal();
+    let mut in_sync = false;
+    for _ in 0..150 {
+        net.advance(Duration::from_millis(200));
+        if offsets_partition(&net, alive).2.contains(&(first as i32)) {
+            in_sync = true;
+            break;
+        }
+    }
+    assert!(in_sync, "{:?}", offsets_partition(&net, alive));
+    assert_eq!(committed(&mut net, first).0, NOT_COORDINATOR);
+
+    // The other replicas die: it coordinates the group again, as the log
+    // says it, the deletion and the commit it lost undone.
+    for r in replicas.iter().map(|&r| r as usize).filter(|&r| r != first) {
+        net.crash(r);
+    }
+    let mut back = false;
+    for _ in 0..150 {
+        net.advance(Duration::from_millis(200));
+        if offsets_partition(&net, first).0 == first as i32 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "{:?}", offsets_partition(&net, first));
+    assert_eq!(coordinator(&mut net, first), first);
     assert_eq!(committed(&mut net, first), (0, 8));
 }

@@ -28,7 +28,7 @@ pub(crate) struct Committed {
 }
 
 /// One record of the internal topic, decoded.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Entry {
     /// An offset commit (`None`: the commit was deleted).
     Offset {
@@ -171,6 +171,15 @@ pub(crate) fn batch_of(
 /// segment was good; after a segment that was not, recovery removes every
 /// later one, so the caller stops there too.
 pub(crate) fn replay(log: &[u8], out: &mut Vec<Entry>) -> bool {
+    let mut batches = Vec::new();
+    let whole = replay_batches(log, &mut batches);
+    out.extend(batches.into_iter().flat_map(|(_, entries)| entries));
+    whole
+}
+
+/// [`replay`], batch by batch: each batch's last offset and its entries
+/// (a batch of none is left out).
+pub(crate) fn replay_batches(log: &[u8], out: &mut Vec<(u64, Vec<Entry>)>) -> bool {
     let mut pos = 0usize;
     while let Some(header) = log.get(pos..).and_then(batch::BatchHeader::parse) {
         let Some(end) = usize::try_from(header.total_len())
@@ -188,17 +197,23 @@ pub(crate) fn replay(log: &[u8], out: &mut Vec<Entry>) -> bool {
         let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
             return false;
         };
-        for record in set.records {
-            let (Some(key), value) = (record.key, record.value) else {
-                continue;
-            };
-            if let Some(entry) = decode_entry(key, value) {
-                out.push(entry);
-            }
+        let entries: Vec<Entry> = set
+            .records
+            .into_iter()
+            .filter_map(|record| decode_entry(record.key?, record.value))
+            .collect();
+        if !entries.is_empty() {
+            let last = u64::try_from(header.last_offset()).unwrap_or(0);
+            out.push((last, entries));
         }
         pos = end;
     }
     pos == log.len()
+}
+
+/// A record this broker writes, as a replay reads it back.
+pub(crate) fn entry_of((key, value): &(Bytes, Option<Bytes>)) -> Option<Entry> {
+    decode_entry(key.clone(), value.clone())
 }
 
 fn get_str(b: &mut Bytes) -> Option<String> {

@@ -5,13 +5,19 @@
 //!
 //! In a cluster `__consumer_offsets` is replicated like any topic, and a
 //! group's coordinator is the leader of its partition. Every broker keeps
-//! the groups of the partitions it follows warm: the batches it copies
-//! are decoded as they are appended and applied once its high watermark
-//! passes them, so the committed offsets and each group's last written
-//! state are already here when it takes a partition over. Taking over
-//! applies the rest of the log (a new leader's log is the partition's)
-//! and loads the groups into the coordinator; giving one up drops them
-//! from it, answering their parked requests NOT_COORDINATOR.
+//! the groups of every partition it holds warm, as the log says them up
+//! to its high watermark (`Groups::durable`): the batches it copies as a
+//! follower, those it appends as the leader and those it finds at
+//! startup are decoded and wait in `Groups::pending` until the high
+//! watermark passes them, and a truncation drops those it cuts. So what a
+//! broker knows of a partition is never a write the partition lost.
+//! Taking a partition over loads what the log says to its end (a new
+//! leader's log is the partition's, as Kafka's coordinator loads it) into
+//! the coordinator and the live offsets; giving one up drops them from
+//! both, answering their parked requests NOT_COORDINATOR. While a broker
+//! coordinates, the live state runs ahead of the log as Kafka's cache
+//! does (a deleted group's offsets go at once); the durable state is what
+//! it falls back to.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -29,6 +35,69 @@ use crate::protocol;
 /// Committed offsets by group, then by (topic, partition).
 pub(crate) type OffsetTable = HashMap<String, HashMap<(String, i32), Committed>>;
 
+/// Group metadata as last written, by group (`None`: deleted).
+type GroupsWritten = BTreeMap<String, Option<GroupSnapshot>>;
+
+/// What (part of) `__consumer_offsets` says.
+#[derive(Debug, Default, Clone)]
+struct Written {
+    offsets: OffsetTable,
+    groups: GroupsWritten,
+}
+
+/// Apply entries read from `__consumer_offsets`, in log order.
+fn apply(
+    offsets: &mut OffsetTable,
+    groups: &mut GroupsWritten,
+    entries: impl IntoIterator<Item = Entry>,
+) {
+    for entry in entries {
+        match entry {
+            Entry::Offset {
+                group,
+                topic,
+                partition,
+                value: Some(c),
+            } => {
+                offsets
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), c);
+            }
+            Entry::Offset {
+                group,
+                topic,
+                partition,
+                value: None,
+            } => {
+                if let Some(t) = offsets.get_mut(&group) {
+                    t.remove(&(topic, partition));
+                    if t.is_empty() {
+                        offsets.remove(&group);
+                    }
+                }
+            }
+            Entry::Group { group, value } => {
+                groups.insert(group, value);
+            }
+        }
+    }
+}
+
+/// The groups to load into the coordinator: those last written, and one
+/// known only by its offsets as Empty (as in Kafka).
+fn to_load(
+    offsets: &OffsetTable,
+    mut groups: GroupsWritten,
+) -> impl Iterator<Item = (String, GroupSnapshot)> {
+    for group in offsets.keys() {
+        groups
+            .entry(group.clone())
+            .or_insert_with(|| Some(GroupSnapshot::default()));
+    }
+    groups.into_iter().filter_map(|(g, s)| Some((g, s?)))
+}
+
 /// A parked JoinGroup or SyncGroup: where its answer goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ParkedSlot {
@@ -42,18 +111,20 @@ pub(crate) struct ParkedSlot {
 #[derive(Debug)]
 pub(crate) struct Groups {
     pub(crate) coordinator: Coordinator,
-    /// Committed offsets, as stored in `__consumer_offsets`.
+    /// Committed offsets, as stored in `__consumer_offsets`: in a
+    /// cluster, of the groups this broker coordinates.
     pub(crate) committed: OffsetTable,
     /// Parked JoinGroup/SyncGroup requests by ticket.
     parked: crate::io::IdMap<u64, ParkedSlot>,
-    /// Group metadata as last written, of groups the coordinator does not
-    /// hold: replayed at startup until every partition is read; in a
-    /// cluster, those of the partitions this broker follows, ready for it
-    /// to take over (`None`: deleted).
-    snapshots: BTreeMap<String, Option<GroupSnapshot>>,
+    /// Group metadata as last written, replayed at startup until every
+    /// partition is read (`None`: deleted). Alone only.
+    snapshots: GroupsWritten,
+    /// In a cluster, what each `__consumer_offsets` log held says below
+    /// its high watermark.
+    durable: BTreeMap<LogKey, Written>,
     /// In a cluster, entries of `__consumer_offsets` batches this broker
-    /// copied as a follower and its high watermark has not passed yet, by
-    /// log and then the batch's last offset.
+    /// holds that its high watermark has not passed yet (copied, appended
+    /// or recovered), by log and then the batch's last offset.
     pending: BTreeMap<LogKey, VecDeque<(u64, Vec<Entry>)>>,
     /// In a cluster, the `__consumer_offsets` partitions whose groups the
     /// coordinator holds: those this broker leads.
@@ -67,6 +138,7 @@ impl Groups {
             committed: HashMap::new(),
             parked: Default::default(),
             snapshots: BTreeMap::new(),
+            durable: BTreeMap::new(),
             pending: BTreeMap::new(),
             coordinating: BTreeSet::new(),
         }
@@ -101,36 +173,10 @@ impl Groups {
         Some((slot.conn, slot.seq, frame))
     }
 
-    /// Replay one `__consumer_offsets` partition's entries at startup.
+    /// Replay one `__consumer_offsets` partition's entries at startup,
+    /// alone.
     pub(crate) fn replay(&mut self, entries: Vec<Entry>) {
-        for entry in entries {
-            match entry {
-                Entry::Offset {
-                    group,
-                    topic,
-                    partition,
-                    value: Some(c),
-                } => {
-                    self.committed
-                        .entry(group)
-                        .or_default()
-                        .insert((topic, partition), c);
-                }
-                Entry::Offset {
-                    group,
-                    topic,
-                    partition,
-                    value: None,
-                } => {
-                    if let Some(t) = self.committed.get_mut(&group) {
-                        t.remove(&(topic, partition));
-                    }
-                }
-                Entry::Group { group, value } => {
-                    self.snapshots.insert(group, value);
-                }
-            }
-        }
+        apply(&mut self.committed, &mut self.snapshots, entries);
     }
 
     /// Hand the replayed groups to the coordinator once every partition of
@@ -140,27 +186,32 @@ impl Groups {
         if clustered {
             return;
         }
-        let mut snapshots = std::mem::take(&mut self.snapshots);
-        // A group known only by its offsets is an Empty group, as in Kafka.
-        for group in self.committed.keys() {
-            snapshots
-                .entry(group.clone())
-                .or_insert_with(|| Some(GroupSnapshot::default()));
-        }
-        for (group, snapshot) in snapshots {
-            if let Some(snapshot) = snapshot {
-                self.coordinator.load(now, group, snapshot);
-            }
+        let snapshots = std::mem::take(&mut self.snapshots);
+        for (group, snapshot) in to_load(&self.committed, snapshots) {
+            self.coordinator.load(now, group, snapshot);
         }
     }
 }
 
 impl Groups {
+    /// In a cluster, at startup: the batches of `key`'s log, (last
+    /// offset, entries), wait for its high watermark like copied ones (a
+    /// tail past it may be cut when the broker rejoins its leader).
+    pub(crate) fn recovered(&mut self, key: LogKey, batches: Vec<(u64, Vec<Entry>)>) {
+        for (last, entries) in batches {
+            self.queue(key, last, entries);
+        }
+    }
+
     /// As a follower, this broker appended a `__consumer_offsets` batch of
     /// `key` ending at `last`: its entries wait for the high watermark.
     pub(crate) fn replicated(&mut self, key: LogKey, last: u64, batch: &[u8]) {
         let mut entries = Vec::new();
         group_log::replay(batch, &mut entries);
+        self.queue(key, last, entries);
+    }
+
+    fn queue(&mut self, key: LogKey, last: u64, entries: Vec<Entry>) {
         if !entries.is_empty() {
             self.pending
                 .entry(key)
@@ -170,7 +221,7 @@ impl Groups {
     }
 
     /// The high watermark of `key` reached `hw`: the entries below it are
-    /// applied (they can no longer be cut from this log).
+    /// what the log says for good (they can no longer be cut from it).
     pub(crate) fn committed_to(&mut self, key: LogKey, hw: u64) {
         let Some(queue) = self.pending.get_mut(&key) else {
             return;
@@ -182,7 +233,10 @@ impl Groups {
         if queue.is_empty() {
             self.pending.remove(&key);
         }
-        self.replay(ready);
+        if !ready.is_empty() {
+            let d = self.durable.entry(key).or_default();
+            apply(&mut d.offsets, &mut d.groups, ready);
+        }
     }
 
     /// `key`'s log was cut at `at` (it diverged from its leader's): the
@@ -199,43 +253,34 @@ impl Groups {
         !clustered || self.coordinating.contains(&partition)
     }
 
-    /// This broker now leads `partition` of `count` (its log `key`):
-    /// what it copied and had not yet applied is applied, the new
-    /// leader's log being the partition's now, and its groups are loaded
-    /// as last written (one known only by its offsets as Empty).
+    /// This broker now leads `partition` of `count` (its log `key`): its
+    /// groups are loaded as its log says them to its end, the new
+    /// leader's log being the partition's. What is past the high
+    /// watermark stays pending: should this broker lose the partition
+    /// before it is replicated, a truncation can still take it back.
     pub(crate) fn take_over(
         &mut self,
         now: crate::time::Instant,
         (key, partition): (LogKey, i32),
         count: i32,
     ) {
-        let rest: Vec<Entry> = self
-            .pending
-            .remove(&key)
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, entries)| entries)
-            .collect();
-        self.replay(rest);
+        let mut written = self.durable.get(&key).cloned().unwrap_or_default();
+        let rest = self.pending.get(&key).into_iter().flatten();
+        apply(
+            &mut written.offsets,
+            &mut written.groups,
+            rest.flat_map(|(_, entries)| entries.iter().cloned()),
+        );
         let ours = |g: &str| group_log::partition_for(g, count) == partition;
-        let mut groups: BTreeMap<String, Option<GroupSnapshot>> = BTreeMap::new();
-        self.snapshots.retain(|g, s| {
-            if ours(g) {
-                groups.insert(g.clone(), s.take());
-            }
-            !ours(g)
-        });
-        for group in self.committed.keys().filter(|g| ours(g)) {
-            groups
-                .entry(group.clone())
-                .or_insert_with(|| Some(GroupSnapshot::default()));
+        // Offsets of its groups answered while another broker led it are
+        // that broker's to know; the log says what they are now.
+        self.committed.retain(|g, _| !ours(g));
+        let mut loaded = 0;
+        for (group, snapshot) in to_load(&written.offsets, written.groups) {
+            self.coordinator.load(now, group, snapshot);
+            loaded += 1;
         }
-        let loaded = groups.values().filter(|s| s.is_some()).count();
-        for (group, snapshot) in groups {
-            if let Some(snapshot) = snapshot {
-                self.coordinator.load(now, group, snapshot);
-            }
-        }
+        self.committed.extend(written.offsets);
         self.coordinating.insert(partition);
         tracing::info!(
             partition,
@@ -246,22 +291,24 @@ impl Groups {
 
     /// Another broker leads `partition` of `count` now: its groups leave
     /// the coordinator (their parked requests are answered
-    /// NOT_COORDINATOR). Their offsets stay, and this broker follows the
-    /// new leader's writes.
+    /// NOT_COORDINATOR) and their live offsets go; what this broker's log
+    /// says of them stays, and it follows the new leader's writes.
     pub(crate) fn give_up(&mut self, partition: i32, count: i32) {
-        let ours: Vec<String> = self
+        let ours = |g: &str| group_log::partition_for(g, count) == partition;
+        let names: Vec<String> = self
             .coordinator
             .group_names()
-            .filter(|g| group_log::partition_for(g, count) == partition)
+            .filter(|g| ours(g))
             .map(str::to_owned)
             .collect();
-        for group in &ours {
+        for group in &names {
             self.coordinator.unload(group);
         }
+        self.committed.retain(|g, _| !ours(g));
         self.coordinating.remove(&partition);
         tracing::info!(
             partition,
-            groups = ours.len(),
+            groups = names.len(),
             "no longer coordinating the groups of {OFFSETS_TOPIC}"
         );
     }
@@ -314,11 +361,6 @@ pub(crate) fn drain(cx: &mut Ctx<'_>) -> Vec<(ConnId, u64, Bytes)> {
             .entry(p)
             .or_default()
             .push(group_log::group_record(&group, snapshot.as_ref()));
-        if cx.quorum.is_some() {
-            // What the log says of the group, should this broker give its
-            // partition up and take it over again.
-            cx.groups.snapshots.insert(group, snapshot);
-        }
     }
     for (partition, records) in records {
         // Group metadata is written behind the answers: a crash before it
@@ -386,6 +428,14 @@ pub(crate) fn append_internal(
         })?
         .map_err(|e| tracing::error!(error = %e, "appending to {OFFSETS_TOPIC} failed"))
         .ok()?;
+    if cx.quorum.is_some() {
+        // What the log will say once the batch is replicated.
+        if let Some(hw) = cx.logs.get(key).map(|l| l.high_watermark()) {
+            cx.groups.committed_to(key, hw);
+        }
+        let entries = records.iter().filter_map(group_log::entry_of).collect();
+        cx.groups.queue(key, info.last_offset, entries);
+    }
     Some((key, info.last_offset))
 }
 

@@ -411,15 +411,22 @@ impl Broker {
                             // Committed offsets and group metadata load
                             // before any request is served, so there is no
                             // window of COORDINATOR_LOAD_IN_PROGRESS.
+                            // In a cluster they wait for the high
+                            // watermark, as copied ones do.
                             found.segments.sort_by_key(|s| s.base_offset);
-                            let mut entries = Vec::new();
+                            let mut batches = Vec::new();
                             for seg in &found.segments {
                                 let log = (*seg.views.log).as_ref();
-                                if !super::group_log::replay(log, &mut entries) {
+                                if !super::group_log::replay_batches(log, &mut batches) {
                                     break;
                                 }
                             }
-                            self.groups.replay(entries);
+                            if clustered {
+                                self.groups.recovered(key, batches);
+                            } else {
+                                let entries = batches.into_iter().flat_map(|(_, e)| e);
+                                self.groups.replay(entries.collect());
+                            }
                         }
                         let at = (name.clone(), p);
                         let recovered = io.emit_from(
@@ -459,6 +466,8 @@ impl Broker {
                             write_partition_metadata(io, &dir, id);
                         }
                         let mut log = recovered.log;
+                        // Entries read past a torn tail recovery cut.
+                        self.groups.truncated(key, log.log_end_offset());
                         if let Some(&o) = cleaned.get(&at) {
                             log.set_first_dirty_offset(o.min(log.log_end_offset()));
                         }
