@@ -287,6 +287,18 @@ fn requests_naming_another_leader_epoch_are_refused_and_epochs_end_where_the_lea
     );
     let end = epoch_end(&mut net, new, "e", 1, 0);
     assert_eq!((end.leader_epoch, end.end_offset), (0, 6), "{end:?}");
+    // A follower moves its log start up to the leader's, checkpointed.
+    let follower = (0..3).find(|&i| i != old && i != new).unwrap();
+    net.advance(Duration::from_secs(1));
+    let disk = &net.nodes[follower].disk;
+    let starts = disk
+        .paths()
+        .into_iter()
+        .find(|p| p.ends_with("log-start-offset-checkpoint"))
+        .and_then(|p| disk.file(&p))
+        .unwrap_or_default();
+    let starts = String::from_utf8_lossy(starts);
+    assert!(starts.lines().any(|l| l == "e 0 6"), "{starts}");
 
     // A producer sent to the follower is told the leader (v10, KIP-951).
     let follower = (0..3).find(|&i| i != old && i != new).unwrap();

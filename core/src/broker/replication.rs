@@ -216,6 +216,7 @@ impl Broker {
                 }
                 let hw = u64::try_from(p.high_watermark).unwrap_or(0);
                 self.logs.leader_high_watermark(key, hw);
+                self.follow_log_start(key, p.log_start_offset);
                 if offsets {
                     let hw = self.logs.get(key).map_or(0, |l| l.high_watermark());
                     self.groups.committed_to(key, hw);
@@ -226,6 +227,26 @@ impl Broker {
             self.back_off(leader);
         }
         self.replicate();
+    }
+
+    /// The leader's log start is past this replica's (DeleteRecords or
+    /// retention there): move it up too, as Kafka's follower does, once
+    /// this replica's high watermark has reached it (until then the next
+    /// answer says it again). A consumer reading from the new leader after
+    /// a failover then finds the records deleted gone there too.
+    fn follow_log_start(&mut self, key: LogKey, leader_start: i64) {
+        let Ok(start) = u64::try_from(leader_start) else {
+            return;
+        };
+        let Some(log) = self.logs.get(key) else {
+            return;
+        };
+        if start <= log.log_start_offset() || start > log.high_watermark() {
+            return;
+        }
+        if let Some(Ok(now)) = self.logs.delete_records(&mut self.io, self.now, key, start) {
+            tracing::info!(log_start = now, "log start moved up to the leader's");
+        }
     }
 
     /// The leader says its epoch `epoch` ends at `end_offset`, and this
