@@ -158,6 +158,28 @@ pub(crate) fn fence_broker(
     records
 }
 
+/// Partition records moving every partition whose leader is fenced (as
+/// [`fence_broker`] would have, had it seen the partition as it is now):
+/// a safety net for a fence whose moves a concurrent change undid, so no
+/// partition stays led by a broker that is gone.
+pub(crate) fn repair_leaders(image: &Image, unclean: impl Fn(&str) -> bool) -> Vec<Record> {
+    let fenced = |b: i32| image.brokers.get(&b).is_some_and(|r| r.fenced);
+    let usable = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    let mut records = Vec::new();
+    changes(image, &mut records, |name, p| {
+        if p.leader == NO_LEADER || !fenced(p.leader) {
+            return None;
+        }
+        let mut next = p.clone();
+        if p.isr.len() > 1 {
+            next.isr.retain(|&b| b != p.leader);
+        }
+        next.leader = elect(&mut next, usable, unclean(name));
+        Some(next)
+    });
+    records
+}
+
 /// The records that unfence `broker` and give it the partitions that wait
 /// for it.
 pub(crate) fn unfence_broker(
@@ -488,6 +510,41 @@ mod tests {
         assert_eq!(applied.topics["t"].partitions.len(), 6);
         let more = add_partitions(&applied, "t", 8, &[], 0).unwrap();
         assert_eq!(leaders(&more), vec![0, 1]);
+    }
+
+    #[test]
+    fn brokers_fenced_together_or_undone_leave_no_partition_led_by_one() {
+        let mut img = image(&[0, 1, 2]);
+        let r = create_topic(&img, &new_topic(1, 3), Uuid::from_u128(1), 1, 1).unwrap();
+        for rec in r {
+            img.apply(2, rec);
+        }
+        let p = img.topics["t"].partitions[0].clone();
+        assert_eq!((p.leader, p.isr.len()), (1, 3));
+        // Fenced from the same image, 2's records undo 1's move.
+        let stale: Vec<Record> = fence_broker(&img, 1, |_| false)
+            .into_iter()
+            .chain(fence_broker(&img, 2, |_| false))
+            .collect();
+        let mut undone = img.clone();
+        for rec in stale {
+            undone.apply(3, rec);
+        }
+        assert_eq!(
+            undone.topics["t"].partitions[0].leader, 1,
+            "led by a fenced broker"
+        );
+        let fixed = repair_leaders(&undone, |_| false);
+        assert_eq!(leaders(&fixed), vec![0]);
+        for rec in fixed {
+            undone.apply(4, rec);
+        }
+        let p = &undone.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (0, vec![0], 1));
+        assert!(
+            repair_leaders(&undone, |_| false).is_empty(),
+            "nothing left to move"
+        );
     }
 
     #[test]

@@ -151,6 +151,12 @@ pub(crate) struct Quorum {
     sessions: Sessions,
     /// `unclean.leader.election.enable` for topics that do not set it.
     unclean_default: bool,
+    /// As the controller, when it last proposed to move partitions led by
+    /// a fenced broker ([`controller::repair_leaders`]).
+    repaired_at: Option<Instant>,
+    /// The applied index the controller last looked for such partitions
+    /// at: the image has not changed since.
+    repair_checked: u64,
 }
 
 impl std::fmt::Debug for Quorum {
@@ -286,6 +292,8 @@ impl Quorum {
             asked: HashMap::new(),
             sessions: Sessions::new(Duration::from_millis(config.broker_session_timeout_ms)),
             unclean_default: config.topic_defaults.unclean_leader_election,
+            repaired_at: None,
+            repair_checked: 0,
         };
         // The timeout raft-rs drew at creation is replaced like any other.
         q.seen.3 = usize::MAX;

@@ -9,6 +9,10 @@ use super::records::Record;
 use super::{Quorum, REGISTER_RETRY, controller, raft_id};
 use crate::time::Now;
 
+/// How long the controller waits for a proposed leader repair to commit
+/// before proposing it again.
+const REPAIR_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Quorum {
     /// As the controller, fence the brokers whose sessions expired and
     /// unfence those heard again, each with its leader changes.
@@ -29,6 +33,7 @@ impl Quorum {
         // each move a partition from the image both saw (the second would
         // undo the first's move, leaving a fenced leader).
         if due.is_empty() {
+            self.maybe_repair(now);
             return;
         }
         let mut image = self.image.clone();
@@ -73,6 +78,45 @@ impl Quorum {
             }
             self.after_call();
         }
+    }
+
+    /// As the controller, move the partitions a fenced broker still leads
+    /// (a fence whose moves a concurrent change undid), at most once per
+    /// [`REPAIR_RETRY`] so an uncommitted repair is not proposed twice.
+    fn maybe_repair(&mut self, now: Now) {
+        if self.repair_checked == self.applied
+            || self
+                .repaired_at
+                .is_some_and(|at| at.saturating_add(REPAIR_RETRY) > now.mono)
+        {
+            return;
+        }
+        let unclean_default = self.unclean_default;
+        let image = &self.image;
+        let unclean = |topic: &str| {
+            image
+                .topics
+                .get(topic)
+                .and_then(|t| t.configs.get("unclean.leader.election.enable"))
+                .map_or(unclean_default, |v| v == "true")
+        };
+        let records = controller::repair_leaders(image, unclean);
+        if records.is_empty() {
+            self.repair_checked = self.applied;
+            return;
+        }
+        self.repaired_at = Some(now.mono);
+        tracing::warn!(
+            partitions = records.len(),
+            "partitions led by a fenced broker; electing new leaders"
+        );
+        if let Err(e) = self
+            .node
+            .propose(Vec::new(), Record::encode_all(&records).to_vec())
+        {
+            tracing::debug!(error = %e, "leader repair not proposed");
+        }
+        self.after_call();
     }
 
     /// As the leader, append a NoOp record when the log was idle for
