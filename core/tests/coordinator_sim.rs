@@ -295,6 +295,15 @@ fn offsets_partition(net: &Net, at: usize) -> (i32, Vec<i32>, Vec<i32>) {
     (p.leader, p.replicas.clone(), p.isr.clone())
 }
 
+/// Advance 200 ms at a time, at most `steps` times, until `done`: whether
+/// it came.
+fn advance_until(net: &mut Net, steps: usize, done: impl Fn(&Net) -> bool) -> bool {
+    (0..steps).any(|_| {
+        net.advance(Duration::from_millis(200));
+        done(net)
+    })
+}
+
 #[test]
 fn writes_a_cut_off_coordinator_loses_are_not_what_it_knows_when_it_coordinates_again() {
     let settings = [
@@ -324,26 +333,16 @@ fn writes_a_cut_off_coordinator_loses_are_not_what_it_knows_when_it_coordinates_
     // The others move the partition on; healed, the old coordinator cuts
     // its tail, catches up and is in sync again.
     let alive = (0..5).find(|&i| i != first).unwrap();
-    let mut moved = false;
-    for _ in 0..100 {
-        net.advance(Duration::from_millis(200));
-        if offsets_partition(&net, alive).0 != first as i32 {
-            moved = true;
-            break;
-        }
-    }
+    let moved = advance_until(&mut net, 100, |net| {
+        offsets_partition(net, alive).0 != first as i32
+    });
     assert!(moved, "{:?}", offsets_partition(&net, alive));
     let second = coordinator(&mut net, alive);
     assert_eq!(committed(&mut net, second), (0, 8));
     net.heal();
-    let mut in_sync = false;
-    for _ in 0..150 {
-        net.advance(Duration::from_millis(200));
-        if offsets_partition(&net, alive).2.contains(&(first as i32)) {
-            in_sync = true;
-            break;
-        }
-    }
+    let in_sync = advance_until(&mut net, 150, |net| {
+        offsets_partition(net, alive).2.contains(&(first as i32))
+    });
     assert!(in_sync, "{:?}", offsets_partition(&net, alive));
     assert_eq!(committed(&mut net, first).0, NOT_COORDINATOR);
 
@@ -352,14 +351,9 @@ fn writes_a_cut_off_coordinator_loses_are_not_what_it_knows_when_it_coordinates_
     for r in replicas.iter().map(|&r| r as usize).filter(|&r| r != first) {
         net.crash(r);
     }
-    let mut back = false;
-    for _ in 0..150 {
-        net.advance(Duration::from_millis(200));
-        if offsets_partition(&net, first).0 == first as i32 {
-            back = true;
-            break;
-        }
-    }
+    let back = advance_until(&mut net, 150, |net| {
+        offsets_partition(net, first).0 == first as i32
+    });
     assert!(back, "{:?}", offsets_partition(&net, first));
     assert_eq!(coordinator(&mut net, first), first);
     assert_eq!(committed(&mut net, first), (0, 8));

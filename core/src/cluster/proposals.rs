@@ -5,7 +5,7 @@
 
 use raft::StateRole;
 
-use super::records::Record;
+use super::records::{Image, Record};
 use super::{Quorum, REGISTER_RETRY, controller, raft_id};
 use crate::time::Now;
 
@@ -13,7 +13,31 @@ use crate::time::Now;
 /// before proposing it again.
 const REPAIR_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// `unclean.leader.election.enable` of each topic in `image`, `default`
+/// for a topic that does not set it.
+fn unclean(image: &Image, default: bool) -> impl Fn(&str) -> bool + '_ {
+    move |topic| {
+        image
+            .topics
+            .get(topic)
+            .and_then(|t| t.configs.get("unclean.leader.election.enable"))
+            .map_or(default, |v| v == "true")
+    }
+}
+
 impl Quorum {
+    /// Propose `records` as one entry; `what` names them should the
+    /// proposal be refused (no leader known: it is made again later).
+    fn propose_records(&mut self, records: &[Record], what: &str) {
+        if let Err(e) = self
+            .node
+            .propose(Vec::new(), Record::encode_all(records).to_vec())
+        {
+            tracing::debug!(error = %e, "{what} not proposed");
+        }
+        self.after_call();
+    }
+
     /// As the controller, fence the brokers whose sessions expired and
     /// unfence those heard again, each with its leader changes.
     pub(super) fn maybe_fence(&mut self, now: Now) {
@@ -28,30 +52,21 @@ impl Quorum {
         let due = self
             .sessions
             .due(raft.term, &self.image, self.node_id, now.mono, caught_up);
-        // Each broker's changes are made on the image as the ones before
-        // them in this pass leave it: two brokers lost at once must not
-        // each move a partition from the image both saw (the second would
-        // undo the first's move, leaving a fenced leader).
         if due.is_empty() {
             self.maybe_repair(now);
             return;
         }
+        // Each broker's changes are made on the image as the ones before
+        // them in this pass leave it: two brokers lost at once must not
+        // each move a partition from the image both saw (the second would
+        // undo the first's move, leaving a fenced leader).
         let mut image = self.image.clone();
         for (broker, fence) in due {
-            let unclean_default = self.unclean_default;
-            let records = {
-                let unclean = |topic: &str| {
-                    image
-                        .topics
-                        .get(topic)
-                        .and_then(|t| t.configs.get("unclean.leader.election.enable"))
-                        .map_or(unclean_default, |v| v == "true")
-                };
-                if fence {
-                    controller::fence_broker(&image, broker, unclean)
-                } else {
-                    controller::unfence_broker(&image, broker, unclean)
-                }
+            let unclean = unclean(&image, self.unclean_default);
+            let records = if fence {
+                controller::fence_broker(&image, broker, unclean)
+            } else {
+                controller::unfence_broker(&image, broker, unclean)
             };
             for r in &records {
                 image.apply(applied, r.clone());
@@ -70,13 +85,7 @@ impl Quorum {
                     "broker heard again; unfencing it"
                 );
             }
-            if let Err(e) = self
-                .node
-                .propose(Vec::new(), Record::encode_all(&records).to_vec())
-            {
-                tracing::debug!(error = %e, "fencing not proposed");
-            }
-            self.after_call();
+            self.propose_records(&records, "fencing");
         }
     }
 
@@ -91,16 +100,8 @@ impl Quorum {
         {
             return;
         }
-        let unclean_default = self.unclean_default;
-        let image = &self.image;
-        let unclean = |topic: &str| {
-            image
-                .topics
-                .get(topic)
-                .and_then(|t| t.configs.get("unclean.leader.election.enable"))
-                .map_or(unclean_default, |v| v == "true")
-        };
-        let records = controller::repair_leaders(image, unclean);
+        let unclean = unclean(&self.image, self.unclean_default);
+        let records = controller::repair_leaders(&self.image, unclean);
         if records.is_empty() {
             self.repair_checked = self.applied;
             return;
@@ -110,13 +111,7 @@ impl Quorum {
             partitions = records.len(),
             "partitions led by a fenced broker; electing new leaders"
         );
-        if let Err(e) = self
-            .node
-            .propose(Vec::new(), Record::encode_all(&records).to_vec())
-        {
-            tracing::debug!(error = %e, "leader repair not proposed");
-        }
-        self.after_call();
+        self.propose_records(&records, "leader repair");
     }
 
     /// As the leader, append a NoOp record when the log was idle for
@@ -133,13 +128,7 @@ impl Quorum {
             return;
         }
         self.last_index.1 = now.mono;
-        if let Err(e) = self
-            .node
-            .propose(Vec::new(), Record::encode_all(&[Record::NoOp]).to_vec())
-        {
-            tracing::debug!(error = %e, "NoOp not proposed");
-        }
-        self.after_call();
+        self.propose_records(&[Record::NoOp], "NoOp");
     }
 
     /// Propose this broker's registration while the image lacks it (or
@@ -167,13 +156,7 @@ impl Quorum {
         };
         // A follower forwards the proposal to the leader; with none it is
         // dropped, and proposed again later.
-        if let Err(e) = self
-            .node
-            .propose(Vec::new(), Record::encode_all(&[record]).to_vec())
-        {
-            tracing::debug!(error = %e, "registration not proposed");
-        }
-        self.after_call();
+        self.propose_records(&[record], "registration");
     }
 
     /// Claim `size` producer ids for this broker, from the next free one
