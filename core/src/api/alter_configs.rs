@@ -24,10 +24,16 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
 use super::ApiSpec;
+use crate::broker::cluster::Committed;
+use crate::broker::forward;
 use crate::broker::logs::{Level, Overrides};
 use crate::broker::valid_topic_name;
 use crate::broker::wait::{Answer, Ctx, Origin};
+use crate::cluster::records::{Record, TOPIC_RESOURCE};
 use crate::config::{ConfigType, TOPIC_SETTINGS, dynamic_broker_setting};
 use crate::protocol::{Request, guard::Reader};
 
@@ -95,11 +101,26 @@ enum Op<'a> {
 
 type Failure = (ResponseError, String);
 
-fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
+fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<AlterConfigsRequest>(request) else {
         return Answer::Malformed;
     };
-    let mut response = AlterConfigsResponse::default();
+    let resources: Vec<(i8, StrBytes)> = req
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.clone()))
+        .collect();
+    let only = |keep: &dyn Fn(usize) -> bool| {
+        let mut req = req.clone();
+        req.resources = keep_only(std::mem::take(&mut req.resources), keep);
+        req
+    };
+    if let Some(answer) =
+        forward_topics::<AlterConfigsResponse, _>(cx, request, origin, &resources, only)
+    {
+        return answer;
+    }
+    let mut committed = Committed::new(request, AlterConfigsResponse::default(), deadline(cx));
     for resource in &req.resources {
         let ops = resource
             .configs
@@ -110,31 +131,47 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
                 Ok((key, Op::Set(value.as_str())))
             })
             .collect();
-        // The topic's settings become exactly these.
-        let (code, message) = alter(
-            cx,
-            &resource.resource_name,
-            resource.resource_type,
-            true,
-            ops,
-            req.validate_only,
-        );
-        response.responses.push(
+        committed.response().responses.push(
             AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );
+        // The topic's settings become exactly these.
+        let change = Change {
+            name: &resource.resource_name,
+            kind: resource.resource_type,
+            replace: true,
+            validate_only: req.validate_only,
+        };
+        alter(cx, &mut committed, change, ops);
     }
-    super::respond(request, &response)
+    committed.answer(cx)
 }
 
-fn handle_incremental(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Answer {
+fn handle_incremental(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
     let Some(req) = super::decode::<IncrementalAlterConfigsRequest>(request) else {
         return Answer::Malformed;
     };
-    let mut response = IncrementalAlterConfigsResponse::default();
+    let resources: Vec<(i8, StrBytes)> = req
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.clone()))
+        .collect();
+    let only = |keep: &dyn Fn(usize) -> bool| {
+        let mut req = req.clone();
+        req.resources = keep_only(std::mem::take(&mut req.resources), keep);
+        req
+    };
+    if let Some(answer) =
+        forward_topics::<IncrementalAlterConfigsResponse, _>(cx, request, origin, &resources, only)
+    {
+        return answer;
+    }
+    let mut committed = Committed::new(
+        request,
+        IncrementalAlterConfigsResponse::default(),
+        deadline(cx),
+    );
     for resource in &req.resources {
         let ops = resource
             .configs
@@ -155,23 +192,181 @@ fn handle_incremental(cx: &mut Ctx<'_>, request: &Request, _: Origin<'_>) -> Ans
                 Ok((key, op))
             })
             .collect();
-        let (code, message) = alter(
-            cx,
-            &resource.resource_name,
-            resource.resource_type,
-            false,
-            ops,
-            req.validate_only,
-        );
-        response.responses.push(
+        committed.response().responses.push(
             IncrementalResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone()),
         );
+        let change = Change {
+            name: &resource.resource_name,
+            kind: resource.resource_type,
+            replace: false,
+            validate_only: req.validate_only,
+        };
+        alter(cx, &mut committed, change, ops);
     }
-    super::respond(request, &response)
+    committed.answer(cx)
+}
+
+/// The items of `items` whose index `keep` keeps.
+fn keep_only<T>(items: Vec<T>, keep: &dyn Fn(usize) -> bool) -> Vec<T> {
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// How long a change may take to commit in a cluster: AlterConfigs names
+/// no timeout, so the broker's `request.timeout.ms`.
+fn deadline(cx: &Ctx<'_>) -> crate::time::Instant {
+    let timeout = std::time::Duration::from_millis(cx.config.request_timeout_ms);
+    cx.now.mono.saturating_add(timeout)
+}
+
+/// The two APIs' responses, as this file fills them in: one result per
+/// resource, in the request's order.
+trait Results: Encodable + Decodable + Default + Send + 'static {
+    fn len(&self) -> usize;
+    fn get(&self, at: usize) -> (i16, Option<StrBytes>);
+    fn set(&mut self, at: usize, code: i16, message: Option<StrBytes>);
+    fn push(&mut self, kind: i8, name: StrBytes);
+}
+
+impl Results for AlterConfigsResponse {
+    fn len(&self) -> usize {
+        self.responses.len()
+    }
+    fn get(&self, at: usize) -> (i16, Option<StrBytes>) {
+        let r = &self.responses[at];
+        (r.error_code, r.error_message.clone())
+    }
+    fn set(&mut self, at: usize, code: i16, message: Option<StrBytes>) {
+        let r = &mut self.responses[at];
+        (r.error_code, r.error_message) = (code, message);
+    }
+    fn push(&mut self, kind: i8, name: StrBytes) {
+        self.responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(kind)
+                .with_resource_name(name),
+        );
+    }
+}
+
+impl Results for IncrementalAlterConfigsResponse {
+    fn len(&self) -> usize {
+        self.responses.len()
+    }
+    fn get(&self, at: usize) -> (i16, Option<StrBytes>) {
+        let r = &self.responses[at];
+        (r.error_code, r.error_message.clone())
+    }
+    fn set(&mut self, at: usize, code: i16, message: Option<StrBytes>) {
+        let r = &mut self.responses[at];
+        (r.error_code, r.error_message) = (code, message);
+    }
+    fn push(&mut self, kind: i8, name: StrBytes) {
+        self.responses.push(
+            IncrementalResourceResponse::default()
+                .with_resource_type(kind)
+                .with_resource_name(name),
+        );
+    }
+}
+
+/// In a cluster, on a broker that is not the active controller: send the
+/// request's topic resources on to the controller, which alone changes
+/// metadata, and answer with what it answers. Broker resources sent beside
+/// them (librdkafka sends both to the broker a broker resource names) are
+/// answered here. `only(keep)` is the request with just the resources
+/// `keep` keeps, by index. `None` when the whole request is answered here:
+/// alone, on the controller, with no topic resource, or when a broker
+/// forwarded it already (to a controller that no longer is one: it answers
+/// NOT_CONTROLLER, and the client asks again).
+fn forward_topics<R: Results, Q: Encodable>(
+    cx: &mut Ctx<'_>,
+    request: &Request,
+    origin: Origin<'_>,
+    resources: &[(i8, StrBytes)],
+    only: impl Fn(&dyn Fn(usize) -> bool) -> Q,
+) -> Option<Answer> {
+    cx.not_controller()?;
+    let is_topic = |i: usize| resources[i].0 == TOPIC;
+    if !(0..resources.len()).any(is_topic) || !forward::may_forward(cx, origin) {
+        return None;
+    }
+    let (key, version, correlation_id) = (request.key, request.version, request.correlation_id);
+    let local: Option<R> = if (0..resources.len()).all(is_topic) {
+        None
+    } else {
+        let here = with_body(request, &only(&|i| !is_topic(i)))?;
+        let answer = match key {
+            ApiKey::AlterConfigs => handle(cx, &here, origin),
+            _ => handle_incremental(cx, &here, origin),
+        };
+        match answer {
+            Answer::Frame(frame) => frame
+                .get(4..)
+                .and_then(|f| decode_response(key, version, f)),
+            other => return Some(other),
+        }
+    };
+    let Some(there) = with_body(request, &only(&is_topic)) else {
+        return Some(Answer::Malformed);
+    };
+    let resources = resources.to_vec();
+    let finish = move |answer: Option<&[u8]>| {
+        let remote: Option<R> = answer.and_then(|a| decode_response(key, version, a));
+        let unanswered = || {
+            let m = "the active controller could not be asked, or did not answer within \
+                     request.timeout.ms; the change may have been made";
+            (
+                ResponseError::RequestTimedOut.code(),
+                Some(StrBytes::from_static_str(m)),
+            )
+        };
+        let mut response = R::default();
+        let (mut mine, mut theirs) = (0, 0);
+        for (kind, name) in &resources {
+            let (from, at) = if *kind == TOPIC {
+                theirs += 1;
+                (remote.as_ref(), theirs - 1)
+            } else {
+                mine += 1;
+                (local.as_ref(), mine - 1)
+            };
+            let (code, message) = from
+                .filter(|r| at < r.len())
+                .map_or_else(unanswered, |r| r.get(at));
+            response.push(*kind, name.clone());
+            response.set(response.len() - 1, code, message);
+        }
+        crate::protocol::encode_response(key, version, correlation_id, &response)
+    };
+    Some(forward::forward(cx, &there, origin, Box::new(finish)))
+}
+
+/// `request` with another body, encoded at its version.
+fn with_body(request: &Request, body: &impl Encodable) -> Option<Request> {
+    let mut b = bytes::BytesMut::new();
+    body.encode(&mut b, request.version).ok()?;
+    Some(Request {
+        key: request.key,
+        version: request.version,
+        correlation_id: request.correlation_id,
+        client_id: request.client_id.clone(),
+        body: b.freeze(),
+    })
+}
+
+/// A response frame from the correlation id on (its header, then the
+/// body), decoded.
+fn decode_response<R: Decodable>(key: ApiKey, version: i16, frame: &[u8]) -> Option<R> {
+    let mut b = bytes::Bytes::copy_from_slice(frame);
+    ResponseHeader::decode(&mut b, key.response_header_version(version)).ok()?;
+    R::decode(&mut b, version).ok()
 }
 
 fn null_value(key: &str) -> Failure {
@@ -181,42 +376,94 @@ fn null_value(key: &str) -> Failure {
 
 /// What a resource's changes apply to.
 enum Target<'a> {
+    /// A topic of this broker alone.
     Topic(&'a str),
+    /// A topic of the cluster: its settings are metadata records, changed
+    /// by the active controller (this broker).
+    ClusterTopic(&'a str),
     Broker(Level),
+}
+
+/// One resource's request.
+struct Change<'a> {
+    name: &'a StrBytes,
+    kind: i8,
+    /// AlterConfigs: the settings become exactly the ones given.
+    replace: bool,
+    validate_only: bool,
 }
 
 /// One resource's changes, as both APIs apply them: the resource checked,
 /// each change applied to its settings as stored (starting from none when
-/// they are `replace`d), the whole checked and put in force. The
-/// response's error code and message.
-fn alter(
+/// they are `replace`d), the whole checked and put in force — or, for a
+/// topic of a cluster, proposed as metadata records, the result waiting
+/// for them. Fills in the response's last result.
+fn alter<R: Results>(
     cx: &mut Ctx<'_>,
-    name: &StrBytes,
-    kind: i8,
-    replace: bool,
+    committed: &mut Committed<R>,
+    change: Change<'_>,
     ops: Result<Vec<(&str, Op<'_>)>, Failure>,
-    validate_only: bool,
-) -> (i16, Option<StrBytes>) {
-    let name = name.as_str();
-    let result = target(cx, kind, name).and_then(|target| {
-        let mut overrides = match (&target, replace) {
+) {
+    let name = change.name.as_str();
+    let at = committed.response().len() - 1;
+    let result = target(cx, change.kind, name).and_then(|target| {
+        let mut overrides = match (&target, change.replace) {
             (_, true) => Overrides::new(),
             (Target::Topic(topic), false) => cx.logs.overrides_of(topic),
+            (Target::ClusterTopic(topic), false) => cx.topic_overrides(topic),
             (Target::Broker(level), false) => cx.logs.dynamic().at(*level).clone(),
         };
         for (key, op) in ops? {
-            change(&mut overrides, cx, &target, key, op)?;
+            apply(&mut overrides, cx, &target, key, op)?;
         }
-        commit(cx, &target, overrides, validate_only)
+        commit(cx, &target, overrides, change.validate_only)
     });
-    outcome(result)
+    match result {
+        Ok(None) => {}
+        Ok(Some(records)) => propose(cx, committed, at, name, &records),
+        Err((error, message)) => {
+            let message = Some(StrBytes::from_string(message));
+            committed.response().set(at, error.code(), message);
+        }
+    }
 }
 
-fn outcome(result: Result<(), Failure>) -> (i16, Option<StrBytes>) {
-    match result {
-        Ok(()) => (0, None),
-        Err((error, message)) => (error.code(), Some(StrBytes::from_string(message))),
-    }
+/// As the active controller, propose a topic's changed settings; result
+/// `at` waits for them to commit.
+fn propose<R: Results>(
+    cx: &mut Ctx<'_>,
+    committed: &mut Committed<R>,
+    at: usize,
+    topic: &str,
+    records: &[Record],
+) {
+    let id = cx.image().and_then(|i| i.topics.get(topic)).map(|t| t.id);
+    let proposed = cx
+        .quorum
+        .as_deref_mut()
+        .and_then(|q| q.propose(records).map(|index| (index, q.term())));
+    let Some(entry) = proposed else {
+        let why = "this broker stopped being the active controller; retry";
+        let code = ResponseError::NotController.code();
+        return committed
+            .response()
+            .set(at, code, Some(StrBytes::from_static_str(why)));
+    };
+    tracing::info!(topic, index = entry.0, "proposing topic settings");
+    let topic = topic.to_owned();
+    committed.wait_for_entry(entry, move |response: &mut R, outcome| {
+        let failed = match outcome {
+            Ok(image) if image.topics.get(&topic).map(|t| t.id) == id => None,
+            Ok(_) => Some((
+                ResponseError::UnknownTopicOrPartition.code(),
+                format!("topic `{topic}` was deleted before its settings changed"),
+            )),
+            Err(failure) => Some(failure),
+        };
+        if let Some((code, why)) = failed {
+            response.set(at, code, Some(StrBytes::from_string(why)));
+        }
+    });
 }
 
 /// The resource whose settings change, if they can be changed here.
@@ -230,16 +477,13 @@ fn target<'a>(cx: &Ctx<'_>, kind: i8, name: &'a str) -> Result<Target<'a>, Failu
             ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
         )),
-        // Topic settings in a cluster are metadata records; changing them
-        // through the quorum is not built yet, and changing them on one
-        // broker alone would leave the brokers disagreeing.
-        TOPIC if cx.quorum.is_some() => Err((
-            ResponseError::InvalidRequest,
-            format!(
-                "topic `{name}`: changing a topic's settings in a cluster is not supported yet; \
-                 give them at creation"
-            ),
-        )),
+        // A broker a request was forwarded to that is no longer the
+        // controller (the client asks again).
+        TOPIC if cx.not_controller().is_some() => {
+            let (_, why) = cx.not_controller().unwrap_or_default();
+            Err((ResponseError::NotController, why))
+        }
+        TOPIC if cx.quorum.is_some() => Ok(Target::ClusterTopic(name)),
         TOPIC => Ok(Target::Topic(name)),
         BROKER if name.is_empty() => Ok(Target::Broker(Level::ClusterDefault)),
         BROKER if name.parse::<i32>().ok() == Some(cx.config.node_id) => {
@@ -261,7 +505,7 @@ fn target<'a>(cx: &Ctx<'_>, kind: i8, name: &'a str) -> Result<Target<'a>, Failu
 
 /// Apply one change to the resource's settings as stored (`overrides`),
 /// checking the key.
-fn change(
+fn apply(
     overrides: &mut Overrides,
     cx: &Ctx<'_>,
     target: &Target<'_>,
@@ -269,18 +513,22 @@ fn change(
     op: Op<'_>,
 ) -> Result<(), Failure> {
     let kind = match target {
-        Target::Topic(_) => TOPIC_SETTINGS.iter().find(|s| s.key == key).map(|s| s.kind),
+        Target::Topic(_) | Target::ClusterTopic(_) => {
+            TOPIC_SETTINGS.iter().find(|s| s.key == key).map(|s| s.kind)
+        }
         Target::Broker(_) => dynamic_broker_setting(key),
     };
     let Some(kind) = kind else {
         let m = match target {
-            Target::Topic(_) => format!("configuration `{key}`: unknown topic configuration"),
+            Target::Topic(_) | Target::ClusterTopic(_) => {
+                format!("configuration `{key}`: unknown topic configuration")
+            }
             Target::Broker(_) => format!(
                 "configuration `{key}` cannot be changed at run time: set it in server.properties"
             ),
         };
         let error = match target {
-            Target::Topic(_) => ResponseError::InvalidConfig,
+            Target::Topic(_) | Target::ClusterTopic(_) => ResponseError::InvalidConfig,
             Target::Broker(_) => ResponseError::InvalidRequest,
         };
         return Err((error, m));
@@ -291,7 +539,9 @@ fn change(
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone());
         own.or_else(|| match target {
-            Target::Topic(topic) => cx.logs.topic_config(topic, &[]).get(key),
+            Target::Topic(topic) | Target::ClusterTopic(topic) => {
+                cx.logs.topic_config(topic, &[]).get(key)
+            }
             Target::Broker(_) => TOPIC_SETTINGS
                 .iter()
                 .find(|s| s.broker_key == key)
@@ -343,13 +593,15 @@ fn list(v: &str) -> Vec<String> {
 }
 
 /// Check the resource's new settings as a whole, then store them and put
-/// them in force (unless only validating).
+/// them in force (unless only validating). For a topic of a cluster, the
+/// records that make the image's settings these instead (none when they
+/// already are).
 fn commit(
     cx: &mut Ctx<'_>,
     target: &Target<'_>,
     overrides: Overrides,
     validate_only: bool,
-) -> Result<(), Failure> {
+) -> Result<Option<Vec<Record>>, Failure> {
     for (key, value) in &overrides {
         // Stored one `name key=value` line each.
         if value.contains('\n') {
@@ -359,15 +611,20 @@ fn commit(
     }
     let invalid = |e: crate::config::ConfigError| (ResponseError::InvalidConfig, e.to_string());
     match *target {
-        Target::Topic(topic) => {
+        Target::Topic(topic) | Target::ClusterTopic(topic) => {
             let mut config = cx.logs.defaults().clone();
             for (key, value) in &overrides {
                 config.set(key, value).map_err(invalid)?;
             }
-            if !validate_only {
-                tracing::info!(topic, ?overrides, "topic settings changed");
-                cx.logs.alter_topic(cx.io, topic, overrides);
+            if validate_only {
+                return Ok(None);
             }
+            if let Target::ClusterTopic(_) = target {
+                let records = config_records(topic, &cx.topic_overrides(topic), &overrides);
+                return Ok((!records.is_empty()).then_some(records));
+            }
+            tracing::info!(topic, ?overrides, "topic settings changed");
+            cx.logs.alter_topic(cx.io, topic, overrides);
         }
         Target::Broker(level) => {
             cx.logs.try_dynamic(level, &overrides).map_err(invalid)?;
@@ -377,7 +634,29 @@ fn commit(
             }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The Config records that take a topic's settings from `old` to `new`:
+/// each key set to a new value, each key gone removed.
+fn config_records(topic: &str, old: &Overrides, new: &Overrides) -> Vec<Record> {
+    let record = |name: &str, value: Option<&String>| Record::Config {
+        resource_type: TOPIC_RESOURCE,
+        resource: topic.to_owned(),
+        name: name.to_owned(),
+        value: value.cloned(),
+    };
+    let value_in =
+        |o: &Overrides, key: &str| o.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let set = new
+        .iter()
+        .filter(|(k, v)| value_in(old, k).as_ref() != Some(v))
+        .map(|(k, v)| record(k, Some(v)));
+    let removed = old
+        .iter()
+        .filter(|(k, _)| value_in(new, k).is_none())
+        .map(|(k, _)| record(k, None));
+    set.chain(removed).collect()
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ impl Waiter for Pending {
             Wake::Data(key) => {
                 plan.logs.contains(&key) && (plan.errors || plan.bytes >= min_bytes(&self.req))
             }
-            Wake::Appended | Wake::Read(..) | Wake::Metadata => false,
+            Wake::Appended | Wake::Read(..) | Wake::Metadata | Wake::Forwarded(_) => false,
         };
         ready.then(|| respond(cx, self.version, self.correlation_id, plan))
     }

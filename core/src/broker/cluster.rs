@@ -298,7 +298,9 @@ pub(crate) struct Committed<T> {
     version: i16,
     correlation_id: i32,
     response: T,
-    pending: Vec<(u64, Finish<T>)>,
+    /// Each result's log index, the term it was proposed in when known,
+    /// and how to fill it in.
+    pending: Vec<(u64, Option<u64>, Finish<T>)>,
     deadline: Instant,
 }
 
@@ -335,7 +337,19 @@ impl<T: Encodable + Send + 'static> Committed<T> {
         index: u64,
         finish: impl FnMut(&mut T, Result<&Image, (i16, String)>) + Send + 'static,
     ) {
-        self.pending.push((index, Box::new(finish)));
+        self.pending.push((index, None, Box::new(finish)));
+    }
+
+    /// A result waiting for log index `index`, proposed in `term`: should
+    /// another entry take that index (a new controller's), the result is
+    /// NOT_CONTROLLER rather than read from an image its records are not
+    /// in.
+    pub(crate) fn wait_for_entry(
+        &mut self,
+        (index, term): (u64, u64),
+        finish: impl FnMut(&mut T, Result<&Image, (i16, String)>) + Send + 'static,
+    ) {
+        self.pending.push((index, Some(term), Box::new(finish)));
     }
 
     /// The answer: now when nothing waits, else a wait.
@@ -360,15 +374,22 @@ impl<T: Encodable + Send + 'static> Waiter for Committed<T> {
         let response = &mut self.response;
         match cx.quorum.as_deref() {
             None => {
-                for (_, mut finish) in self.pending.drain(..) {
+                for (_, _, mut finish) in self.pending.drain(..) {
                     let why = "the metadata quorum stopped".to_owned();
                     finish(response, Err((ResponseError::NotController.code(), why)));
                 }
             }
             Some(q) => {
                 let (applied, image) = (q.applied(), q.image());
-                self.pending.retain_mut(|(index, finish)| {
-                    if *index <= applied {
+                self.pending.retain_mut(|(index, term, finish)| {
+                    let replaced = term.zip(q.entry_term(*index)).is_some_and(|(a, b)| a != b);
+                    if *index <= applied && replaced {
+                        let why = "a new active controller replaced the change before it was \
+                                   committed; retry"
+                            .to_owned();
+                        finish(response, Err((ResponseError::NotController.code(), why)));
+                        false
+                    } else if *index <= applied {
                         finish(response, Ok(image));
                         false
                     } else if timed_out {
@@ -565,6 +586,12 @@ impl Broker {
                         );
                     }
                 }
+            }
+            // Settings the controller changed since: in force at once.
+            let held = self.logs.topic(name).is_some_and(|t| t.id == topic.id);
+            if held && self.logs.overrides_of(name) != overrides {
+                tracing::info!(topic = %name, ?overrides, "topic settings changed");
+                self.logs.alter_topic(&mut self.io, name, overrides);
             }
         }
         let held: Vec<(String, uuid::Uuid)> = self

@@ -18,6 +18,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod conns;
+pub(crate) mod forward;
 pub(crate) mod group_log;
 pub(crate) mod groups;
 mod isr;
@@ -110,6 +111,10 @@ pub struct Broker {
     /// Read interest changes not yet returned by `poll`.
     interest: Vec<(ConnId, bool)>,
     metrics: Metrics,
+    /// Requests handlers left for the active controller, and those sent
+    /// and unanswered ([`forward`]).
+    forwards: Vec<forward::Forward>,
+    in_flight_forwards: Vec<forward::InFlight>,
 }
 
 impl Broker {
@@ -146,6 +151,8 @@ impl Broker {
             fetching: Default::default(),
             interest: Vec::new(),
             metrics: Metrics::new(),
+            forwards: Vec::new(),
+            in_flight_forwards: Vec::new(),
         };
         let stored = disk
             .root_files
@@ -202,7 +209,10 @@ impl Broker {
     pub fn handle_close(&mut self, now: Now, conn: ConnId) {
         self.tick(now);
         if conn.is_outbound() {
-            return self.peers.closed(self.now, conn);
+            if let Some(node) = self.peers.closed(self.now, conn) {
+                self.forwards_lost(node);
+            }
+            return;
         }
         self.groups.cancel_conn(conn);
         let pins = self.conns.remove(conn);
@@ -216,8 +226,11 @@ impl Broker {
     pub fn handle_read(&mut self, now: Now, conn: ConnId, buf: &mut BytesMut) {
         self.tick(now);
         if conn.is_outbound() {
-            for (leader, frame) in self.peers.read(&mut self.io, conn, buf) {
-                self.replica_fetched(leader, frame);
+            for (peer, key, frame) in self.peers.read(&mut self.io, conn, buf) {
+                match key {
+                    ApiKey::Fetch => self.replica_fetched(peer, frame),
+                    _ => self.forward_answered(peer, frame),
+                }
             }
             // A peer past its handshake may be fetched from now.
             self.replicate();
@@ -459,6 +472,7 @@ impl Broker {
             producers: &mut self.producers,
             metrics: &mut self.metrics,
             quorum: self.quorum.as_mut(),
+            forwards: &mut self.forwards,
         };
         (cx, &mut self.conns)
     }
@@ -507,8 +521,10 @@ impl Broker {
         };
         let answer = (spec.handle)(&mut cx, &request, origin);
         self.place(conn, answer, (request.key, bytes));
-        // A handler may have proposed metadata records.
+        // A handler may have proposed metadata records, or left a request
+        // for the controller.
         self.send_quorum();
+        self.send_forwards();
     }
 
     /// Give a handler's answer to a request of `api` and `bytes` its slot

@@ -226,13 +226,14 @@ impl Peers {
     }
 
     /// Bytes a peer sent: its responses, in request order. The answers to
-    /// Fetch requests come back, as (peer, whole frame), for the broker.
+    /// Fetch requests and to forwarded requests come back, as (peer, API,
+    /// whole frame), for the broker.
     pub(crate) fn read(
         &mut self,
         io: &mut Io,
         conn: ConnId,
         buf: &mut BytesMut,
-    ) -> Vec<(i32, Bytes)> {
+    ) -> Vec<(i32, ApiKey, Bytes)> {
         let mut fetched = Vec::new();
         let Some(p) = self.find(conn) else {
             buf.clear();
@@ -255,7 +256,7 @@ impl Peers {
                     return fetched;
                 }
                 Frame::Request(frame) => match p.answered(conn, frame) {
-                    Ok(Some(frame)) => fetched.push((p.status.node_id, frame)),
+                    Ok(Some((key, frame))) => fetched.push((p.status.node_id, key, frame)),
                     Ok(None) => {}
                     Err(why) => {
                         tracing::warn!(peer = p.status.node_id, why, "bad response; reconnecting");
@@ -268,13 +269,14 @@ impl Peers {
         }
     }
 
-    /// A peer connection ended: open it again after the backoff.
-    pub(crate) fn closed(&mut self, now: Now, conn: ConnId) {
+    /// A peer connection ended: open it again after the backoff. The
+    /// peer's node id: what was in flight on it is lost.
+    pub(crate) fn closed(&mut self, now: Now, conn: ConnId) -> Option<i32> {
         let (backoff, max) = (self.backoff, self.backoff_max);
-        if let Some(p) = self.find(conn) {
-            tracing::debug!(peer = p.status.node_id, "connection ended");
-            p.retry_later(now, backoff, max);
-        }
+        let p = self.find(conn)?;
+        tracing::debug!(peer = p.status.node_id, "connection ended");
+        p.retry_later(now, backoff, max);
+        Some(p.status.node_id)
     }
 
     /// Raft messages for `node`, as one frame, when its connection is past
@@ -364,6 +366,26 @@ impl Peers {
         p.send(io, conn, from, key, version, body);
     }
 
+    /// Send `node` a client's request on (`key` at `version`, its body as
+    /// the client encoded it): the correlation id its answer will carry,
+    /// or `None` when the connection is not past the handshake.
+    pub(crate) fn forward(
+        &mut self,
+        io: &mut Io,
+        node: i32,
+        (key, version): (ApiKey, i16),
+        body: &[u8],
+    ) -> Option<i32> {
+        let from = self.node_id;
+        let p = self.peers.iter_mut().find(|p| p.status.node_id == node)?;
+        let State::Ready(conn) = p.state else {
+            return None;
+        };
+        let correlation = p.next_correlation;
+        p.send(io, conn, from, key, version, body);
+        Some(correlation)
+    }
+
     /// Whether a `key` request to `node` is unanswered.
     pub(crate) fn awaiting(&self, node: i32, key: ApiKey) -> bool {
         self.peers
@@ -448,8 +470,12 @@ impl Peer {
     }
 
     /// One response frame: it answers the oldest request in flight. A
-    /// Fetch's answer is the broker's, whole.
-    fn answered(&mut self, conn: ConnId, mut frame: Bytes) -> Result<Option<Bytes>, &'static str> {
+    /// Fetch's answer, or a forwarded request's, is the broker's, whole.
+    fn answered(
+        &mut self,
+        conn: ConnId,
+        mut frame: Bytes,
+    ) -> Result<Option<(ApiKey, Bytes)>, &'static str> {
         let Some((correlation, key, version)) = self.in_flight.pop_front() else {
             return Err("a response to no request");
         };
@@ -479,7 +505,9 @@ impl Peer {
             // Likewise an ISR change: the leader goes by the image and
             // asks again while it does not show.
             ApiKey::AlterPartition => Ok(None),
-            ApiKey::Fetch => Ok(Some(whole)),
+            ApiKey::Fetch | ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => {
+                Ok(Some((key, whole)))
+            }
             _ => Err("a response to a request never sent"),
         }
     }

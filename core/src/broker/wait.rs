@@ -30,6 +30,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) metrics: &'a mut crate::metrics::Metrics,
     /// The metadata quorum, when the broker is a voter of one.
     pub(crate) quorum: Option<&'a mut crate::cluster::Quorum>,
+    /// Requests to send on to the active controller
+    /// ([`super::forward`]), each waiting in its slot for the answer.
+    pub(crate) forwards: &'a mut Vec<super::forward::Forward>,
 }
 
 /// Where a request came from: its connection, the place its answer takes
@@ -104,13 +107,22 @@ pub(crate) enum Until {
         /// When to give up waiting.
         deadline: Instant,
     },
+    /// The active controller answered the request this broker sent on to
+    /// it, or the connection to it was lost, or the deadline passes.
+    /// AlterConfigs and IncrementalAlterConfigs in a cluster.
+    Forwarded {
+        /// When to give up waiting.
+        deadline: Instant,
+    },
 }
 
 impl Until {
     /// When the request is answered even if its condition never holds.
     pub(crate) fn deadline(self) -> Option<Instant> {
         match self {
-            Until::Data { deadline } | Until::Metadata { deadline } => Some(deadline),
+            Until::Data { deadline }
+            | Until::Metadata { deadline }
+            | Until::Forwarded { deadline } => Some(deadline),
             Until::Appended { deadline } => deadline,
             Until::Reads => None,
         }
@@ -130,6 +142,10 @@ pub(crate) enum Wake {
     Read(IoId, Result<Completion, IoError>),
     /// The metadata quorum applied more records.
     Metadata,
+    /// The active controller's answer to a request sent on to it (its
+    /// response frame: correlation id, header, body), or `None` when the
+    /// connection it went out on was lost.
+    Forwarded(Option<Bytes>),
 }
 
 /// A request's pending state. `poll` is called on the wakes its `until`

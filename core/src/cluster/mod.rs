@@ -669,6 +669,17 @@ impl Quorum {
         (leader != 0).then(|| node_id(leader))
     }
 
+    /// The Raft term this voter is in: a proposal's entry is its own when
+    /// the entry at its index carries the term it was proposed in.
+    pub(crate) fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The term of the entry at `index`, while the log still holds it.
+    pub(crate) fn entry_term(&self, index: u64) -> Option<u64> {
+        self.node.raft.raft_log.term(index).ok().filter(|&t| t != 0)
+    }
+
     /// Whether this broker is the active controller and may propose.
     pub(crate) fn is_controller(&self) -> bool {
         !self.failed && self.node.raft.state == StateRole::Leader
