@@ -7,7 +7,8 @@
 //! group found through one broker is coordinated by the leader of its
 //! `__consumer_offsets` partition, and its committed offsets are read back
 //! through another broker; a topic with three replicas ends with the
-//! same segment bytes on every broker.
+//! same segment bytes on every broker; a topic's settings changed through
+//! a broker that is not the controller are described by every broker.
 //!
 //! Failover: `kill -9` of a partition's leader while idempotent
 //! producers (librdkafka and kafka-python) write with `acks=all` and
@@ -40,13 +41,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conveyor_tests::client::{
-    client_config, consume, consume_all, consume_through_failover, consumer, produce_test_records,
-    producer, producer_config, try_create_replicated_topic,
+    block_on, client_config, consume, consume_all, consume_through_failover, consumer,
+    produce_test_records, producer, producer_config, try_create_replicated_topic,
 };
 use conveyor_tests::history::History;
 use conveyor_tests::netns::Lan;
 use conveyor_tests::python::{KAFKA_PYTHON, run_script};
 use conveyor_tests::{ChildBroker, TestRecord, each_runtime, loopback_voters, unique_topic};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -105,6 +108,10 @@ each_runtime! {
         // librdkafka sends CreateTopics to the controller Metadata names.
         let topic = unique_topic("spread");
         create(&bootstrap(1), &topic, (PARTITIONS, 1), || logs(&brokers));
+
+        // A topic's settings changed through a broker that is not the
+        // controller, beside that broker's own: every broker has them.
+        settings_through_a_follower(&addrs, &topic, || logs(&brokers));
 
         // Every broker answers Metadata with all three and the same leaders,
         // all three leading some partitions.
@@ -608,6 +615,68 @@ fn create(bootstrap: &str, topic: &str, (partitions, rf): (i32, i32), logs: impl
                 timed_out = true;
             }
             e => panic!("CreateTopics {topic}: {e}\n{}", logs()),
+        }
+    }
+}
+
+/// AlterConfigs of `topic` and of a broker that is not the active
+/// controller: librdkafka sends a request with a broker resource to that
+/// broker, which answers its own part and forwards the topic's to the
+/// controller. Then until each broker describes the topic's new setting
+/// (a broker resource makes librdkafka ask that broker).
+fn settings_through_a_follower(addrs: &[SocketAddr], topic: &str, logs: impl Fn() -> String) {
+    let controller = conveyor_tests::raw::controller_id(addrs[0]);
+    let other = (0..addrs.len() as i32).find(|&i| i != controller).unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(&addrs[other as usize].to_string())
+            .create()
+            .expect("admin client");
+    let timeout = Duration::from_secs(15);
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let changes = [
+        AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", "86400000"),
+        AlterConfig::new(ResourceSpecifier::Broker(other)).set("log.retention.bytes", "1000000000"),
+    ];
+    let results = block_on(admin.alter_configs(&changes, &opts), timeout)
+        .expect("AlterConfigs answered in time")
+        .unwrap_or_else(|e| panic!("AlterConfigs through broker {other}: {e}\n{}", logs()));
+    for r in &results {
+        assert!(
+            r.is_ok(),
+            "AlterConfigs through broker {other}: {results:?}\n{}",
+            logs()
+        );
+    }
+    for i in 0..addrs.len() as i32 {
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(&addrs[i as usize].to_string())
+                .create()
+                .expect("admin client");
+        let deadline = Instant::now() + FORM;
+        loop {
+            let asked = [
+                ResourceSpecifier::Broker(i),
+                ResourceSpecifier::Topic(topic),
+            ];
+            let described = block_on(admin.describe_configs(&asked, &opts), timeout)
+                .expect("DescribeConfigs answered in time")
+                .expect("DescribeConfigs");
+            let entry = described[1]
+                .as_ref()
+                .ok()
+                .and_then(|t| t.get("retention.ms"))
+                .map(|e| (e.value.clone(), format!("{:?}", e.source)));
+            let want = (Some("86400000".to_owned()), "DynamicTopic".to_owned());
+            let set = entry.as_ref() == Some(&want);
+            if set {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {i} describes {entry:?}\n{}",
+                logs()
+            );
+            thread::sleep(Duration::from_millis(100));
         }
     }
 }
