@@ -3,7 +3,8 @@
 //! sent to any broker reach the active controller (the others send them
 //! on), which checks them and commits them as Config records; every
 //! broker then has them in its image, in force on the partitions it holds
-//! and in DescribeConfigs, and keeps them across a restart.
+//! and in DescribeConfigs, and keeps them across a restart. The defaults
+//! of every broker (the broker resource "") go the same way.
 
 #[allow(dead_code)]
 mod brokers;
@@ -249,6 +250,29 @@ fn a_topics_settings_change_through_the_controller_from_any_broker() {
     }
     assert_eq!(produce_bytes(&mut net, "cfg", 500), 0, "no size limit now");
 
+    // The defaults of every broker (the broker resource "") are metadata
+    // too: set through one broker, in force on all, under a broker's own.
+    let r = incremental(
+        &mut net,
+        a,
+        &[(BROKER, "", &[(SET, "log.retention.ms", "888000")])],
+        false,
+    );
+    assert_eq!(r, [(0, String::new())]);
+    net.advance(Duration::from_secs(1));
+    for i in 0..3 {
+        let want = if i == b {
+            (Some("777000".into()), 2)
+        } else {
+            (Some("888000".into()), 3)
+        };
+        assert_eq!(
+            described(&mut net, i, "cfg", "retention.ms"),
+            want,
+            "node {i}"
+        );
+    }
+
     // A broker that restarts comes back with the settings.
     net.crash(a);
     net.advance(Duration::from_millis(500));
@@ -262,6 +286,10 @@ fn a_topics_settings_change_through_the_controller_from_any_broker() {
         described(&mut net, a, "cfg", "max.message.bytes").1,
         5,
         "back to the broker's default"
+    );
+    assert_eq!(
+        described(&mut net, a, "cfg", "retention.ms"),
+        (Some("888000".into()), 3)
     );
 }
 

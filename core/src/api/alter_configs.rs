@@ -33,7 +33,7 @@ use crate::broker::forward;
 use crate::broker::logs::{Level, Overrides};
 use crate::broker::valid_topic_name;
 use crate::broker::wait::{Answer, Ctx, Origin};
-use crate::cluster::records::{Record, TOPIC_RESOURCE};
+use crate::cluster::records::{BROKER_RESOURCE, Record, TOPIC_RESOURCE};
 use crate::config::{ConfigType, TOPIC_SETTINGS, dynamic_broker_setting};
 use crate::protocol::{Request, guard::Reader};
 
@@ -116,7 +116,7 @@ fn handle(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -> Answer {
         req
     };
     if let Some(answer) =
-        forward_topics::<AlterConfigsResponse, _>(cx, request, origin, &resources, only)
+        forward_metadata::<AlterConfigsResponse, _>(cx, request, origin, &resources, only)
     {
         return answer;
     }
@@ -162,9 +162,9 @@ fn handle_incremental(cx: &mut Ctx<'_>, request: &Request, origin: Origin<'_>) -
         req.resources = keep_only(std::mem::take(&mut req.resources), keep);
         req
     };
-    if let Some(answer) =
-        forward_topics::<IncrementalAlterConfigsResponse, _>(cx, request, origin, &resources, only)
-    {
+    if let Some(answer) = forward_metadata::<IncrementalAlterConfigsResponse, _>(
+        cx, request, origin, &resources, only,
+    ) {
         return answer;
     }
     let mut committed = Committed::new(
@@ -276,16 +276,23 @@ impl Results for IncrementalAlterConfigsResponse {
     }
 }
 
+/// Whether a resource's settings are metadata in a cluster: a topic's,
+/// and the defaults of every broker (the broker resource ""). One
+/// broker's own settings (its id) are its own.
+fn is_metadata(kind: i8, name: &str) -> bool {
+    kind == TOPIC || (kind == BROKER && name.is_empty())
+}
+
 /// In a cluster, on a broker that is not the active controller: send the
-/// request's topic resources on to the controller, which alone changes
-/// metadata, and answer with what it answers. Broker resources sent beside
-/// them (librdkafka sends both to the broker a broker resource names) are
-/// answered here. `only(keep)` is the request with just the resources
+/// request's metadata resources ([`is_metadata`]) on to the controller,
+/// which alone changes metadata, and answer with what it answers. A
+/// broker's own resource sent beside them (librdkafka sends both to the
+/// broker a broker resource names) is answered here. `only(keep)` is the request with just the resources
 /// `keep` keeps, by index. `None` when the whole request is answered here:
 /// alone, on the controller, with no topic resource, or when a broker
 /// forwarded it already (to a controller that no longer is one: it answers
 /// NOT_CONTROLLER, and the client asks again).
-fn forward_topics<R: Results, Q: Encodable>(
+fn forward_metadata<R: Results, Q: Encodable>(
     cx: &mut Ctx<'_>,
     request: &Request,
     origin: Origin<'_>,
@@ -293,7 +300,7 @@ fn forward_topics<R: Results, Q: Encodable>(
     only: impl Fn(&dyn Fn(usize) -> bool) -> Q,
 ) -> Option<Answer> {
     cx.not_controller()?;
-    let is_topic = |i: usize| resources[i].0 == TOPIC;
+    let is_topic = |i: usize| is_metadata(resources[i].0, &resources[i].1);
     if !(0..resources.len()).any(is_topic) || !forward::may_forward(cx, origin) {
         return None;
     }
@@ -330,7 +337,7 @@ fn forward_topics<R: Results, Q: Encodable>(
         let mut response = R::default();
         let (mut mine, mut theirs) = (0, 0);
         for (kind, name) in &resources {
-            let (from, at) = if *kind == TOPIC {
+            let (from, at) = if is_metadata(*kind, name) {
                 theirs += 1;
                 (remote.as_ref(), theirs - 1)
             } else {
@@ -382,6 +389,8 @@ enum Target<'a> {
     /// by the active controller (this broker).
     ClusterTopic(&'a str),
     Broker(Level),
+    /// The defaults of every broker of the cluster: metadata records too.
+    ClusterDefaults,
 }
 
 /// One resource's request.
@@ -412,6 +421,7 @@ fn alter<R: Results>(
             (Target::Topic(topic), false) => cx.logs.overrides_of(topic),
             (Target::ClusterTopic(topic), false) => cx.topic_overrides(topic),
             (Target::Broker(level), false) => cx.logs.dynamic().at(*level).clone(),
+            (Target::ClusterDefaults, false) => cluster_defaults(cx),
         };
         for (key, op) in ops? {
             apply(&mut overrides, cx, &target, key, op)?;
@@ -420,7 +430,10 @@ fn alter<R: Results>(
     });
     match result {
         Ok(None) => {}
-        Ok(Some(records)) => propose(cx, committed, at, name, &records),
+        Ok(Some(records)) => {
+            let topic = (change.kind == TOPIC).then_some(name);
+            propose(cx, committed, at, topic, &records);
+        }
         Err((error, message)) => {
             let message = Some(StrBytes::from_string(message));
             committed.response().set(at, error.code(), message);
@@ -428,16 +441,16 @@ fn alter<R: Results>(
     }
 }
 
-/// As the active controller, propose a topic's changed settings; result
-/// `at` waits for them to commit.
+/// As the active controller, propose changed settings (of `topic`, or
+/// the broker defaults); result `at` waits for them to commit.
 fn propose<R: Results>(
     cx: &mut Ctx<'_>,
     committed: &mut Committed<R>,
     at: usize,
-    topic: &str,
+    topic: Option<&str>,
     records: &[Record],
 ) {
-    let id = cx.image().and_then(|i| i.topics.get(topic)).map(|t| t.id);
+    let id = topic.and_then(|t| cx.image()?.topics.get(t).map(|t| t.id));
     let proposed = cx
         .quorum
         .as_deref_mut()
@@ -449,16 +462,17 @@ fn propose<R: Results>(
             .response()
             .set(at, code, Some(StrBytes::from_static_str(why)));
     };
-    tracing::info!(topic, index = entry.0, "proposing topic settings");
-    let topic = topic.to_owned();
+    tracing::info!(topic, index = entry.0, "proposing settings");
+    let topic = topic.map(str::to_owned);
     committed.wait_for_entry(entry, move |response: &mut R, outcome| {
-        let failed = match outcome {
-            Ok(image) if image.topics.get(&topic).map(|t| t.id) == id => None,
-            Ok(_) => Some((
+        let failed = match (outcome, &topic) {
+            (Ok(_), None) => None,
+            (Ok(image), Some(t)) if image.topics.get(t).map(|t| t.id) == id => None,
+            (Ok(_), Some(t)) => Some((
                 ResponseError::UnknownTopicOrPartition.code(),
-                format!("topic `{topic}` was deleted before its settings changed"),
+                format!("topic `{t}` was deleted before its settings changed"),
             )),
-            Err(failure) => Some(failure),
+            (Err(failure), _) => Some(failure),
         };
         if let Some((code, why)) = failed {
             response.set(at, code, Some(StrBytes::from_string(why)));
@@ -485,6 +499,11 @@ fn target<'a>(cx: &Ctx<'_>, kind: i8, name: &'a str) -> Result<Target<'a>, Failu
         }
         TOPIC if cx.quorum.is_some() => Ok(Target::ClusterTopic(name)),
         TOPIC => Ok(Target::Topic(name)),
+        BROKER if name.is_empty() && cx.not_controller().is_some() => {
+            let (_, why) = cx.not_controller().unwrap_or_default();
+            Err((ResponseError::NotController, why))
+        }
+        BROKER if name.is_empty() && cx.quorum.is_some() => Ok(Target::ClusterDefaults),
         BROKER if name.is_empty() => Ok(Target::Broker(Level::ClusterDefault)),
         BROKER if name.parse::<i32>().ok() == Some(cx.config.node_id) => {
             Ok(Target::Broker(Level::Broker))
@@ -516,20 +535,20 @@ fn apply(
         Target::Topic(_) | Target::ClusterTopic(_) => {
             TOPIC_SETTINGS.iter().find(|s| s.key == key).map(|s| s.kind)
         }
-        Target::Broker(_) => dynamic_broker_setting(key),
+        Target::Broker(_) | Target::ClusterDefaults => dynamic_broker_setting(key),
     };
     let Some(kind) = kind else {
         let m = match target {
             Target::Topic(_) | Target::ClusterTopic(_) => {
                 format!("configuration `{key}`: unknown topic configuration")
             }
-            Target::Broker(_) => format!(
+            Target::Broker(_) | Target::ClusterDefaults => format!(
                 "configuration `{key}` cannot be changed at run time: set it in server.properties"
             ),
         };
         let error = match target {
             Target::Topic(_) | Target::ClusterTopic(_) => ResponseError::InvalidConfig,
-            Target::Broker(_) => ResponseError::InvalidRequest,
+            Target::Broker(_) | Target::ClusterDefaults => ResponseError::InvalidRequest,
         };
         return Err((error, m));
     };
@@ -542,7 +561,7 @@ fn apply(
             Target::Topic(topic) | Target::ClusterTopic(topic) => {
                 cx.logs.topic_config(topic, &[]).get(key)
             }
-            Target::Broker(_) => TOPIC_SETTINGS
+            Target::Broker(_) | Target::ClusterDefaults => TOPIC_SETTINGS
                 .iter()
                 .find(|s| s.broker_key == key)
                 .and_then(|s| cx.logs.defaults().get(s.key)),
@@ -620,7 +639,8 @@ fn commit(
                 return Ok(None);
             }
             if let Target::ClusterTopic(_) = target {
-                let records = config_records(topic, &cx.topic_overrides(topic), &overrides);
+                let old = cx.topic_overrides(topic);
+                let records = config_records((TOPIC_RESOURCE, topic), &old, &overrides);
                 return Ok((!records.is_empty()).then_some(records));
             }
             tracing::info!(topic, ?overrides, "topic settings changed");
@@ -633,16 +653,38 @@ fn commit(
                 cx.logs.set_dynamic(cx.io, level, overrides);
             }
         }
+        Target::ClusterDefaults => {
+            let level = Level::ClusterDefault;
+            cx.logs.try_dynamic(level, &overrides).map_err(invalid)?;
+            if validate_only {
+                return Ok(None);
+            }
+            let old = cluster_defaults(cx);
+            let records = config_records((BROKER_RESOURCE, ""), &old, &overrides);
+            return Ok((!records.is_empty()).then_some(records));
+        }
     }
     Ok(None)
 }
 
-/// The Config records that take a topic's settings from `old` to `new`:
-/// each key set to a new value, each key gone removed.
-fn config_records(topic: &str, old: &Overrides, new: &Overrides) -> Vec<Record> {
+/// The defaults of every broker, as the image has them.
+fn cluster_defaults(cx: &Ctx<'_>) -> Overrides {
+    cx.image().map_or_else(Overrides::new, |i| {
+        let d = &i.broker_defaults;
+        d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    })
+}
+
+/// The Config records that take a resource's settings from `old` to
+/// `new`: each key set to a new value, each key gone removed.
+fn config_records(
+    (resource_type, resource): (i8, &str),
+    old: &Overrides,
+    new: &Overrides,
+) -> Vec<Record> {
     let record = |name: &str, value: Option<&String>| Record::Config {
-        resource_type: TOPIC_RESOURCE,
-        resource: topic.to_owned(),
+        resource_type,
+        resource: resource.to_owned(),
         name: name.to_owned(),
         value: value.cloned(),
     };

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::Encodable;
 
 use super::Broker;
 use super::group_log::{self, OFFSETS_TOPIC};
-use super::logs::LogKey;
+use super::logs::{Level, LogKey};
 use super::out::Owner;
 use super::replication::{Leading, Role};
 use super::wait::{Ctx, Response, Until, Waiter, Wake};
@@ -553,6 +553,17 @@ impl Broker {
             for (conn, seq, frame) in self.producers.granted(&mut self.io, block) {
                 self.fill(conn, seq, frame);
             }
+        }
+        // The defaults of every broker, as the controller last set them.
+        let defaults: Vec<(String, String)> = image
+            .broker_defaults
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if *self.logs.dynamic().at(Level::ClusterDefault) != defaults {
+            tracing::info!(?defaults, "broker defaults changed");
+            self.logs
+                .set_dynamic(&mut self.io, Level::ClusterDefault, defaults);
         }
         for (name, topic) in &image.topics {
             let overrides: Vec<(String, String)> = topic

@@ -16,6 +16,8 @@
 //!                    leader:i32 leader_epoch:i32 partition_epoch:i32 (type 3)
 //! Config          := resource_type:i8 resource:string name:string
 //!                    value:nullable_string                          (type 4)
+//!                    (a topic's setting, or with resource type 4 and
+//!                    resource "" a default of every broker)
 //! FenceBroker     := broker_id:i32 epoch:u64                        (type 7)
 //! UnfenceBroker   := broker_id:i32 epoch:u64                        (type 8)
 //! RemoveTopic     := topic_id:uuid                                  (type 9)
@@ -34,16 +36,17 @@
 //! voter too far behind gets it instead of the records it missed.
 //!
 //! ```text
-//! snapshot := version:u8(2) digest:u64
+//! snapshot := version:u8(3) digest:u64
 //!             count:u32 (id:i32 epoch:u64 endpoint:string fenced:u8)*count
 //!             next_producer_id:i64 count:u32 (broker:i32 start:i64 end:i64)*count
 //!             count:u32 (name:string topic_id:uuid
 //!                        count:u32 (key:string value:string)*count
 //!                        count:u32 (replicas:ids isr:ids leader:i32
 //!                                   leader_epoch:i32 partition_epoch:i32)*count)*count
+//!             count:u32 (key:string value:string)*count      (broker defaults)
 //! ```
-//! Version 0 snapshots (brokers only) and version 1 (no fenced flag:
-//! every broker unfenced) still read.
+//! Version 0 snapshots (brokers only), version 1 (no fenced flag: every
+//! broker unfenced) and version 2 (no broker defaults) still read.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +66,10 @@ const NO_OP: u8 = 20;
 
 /// Kafka's resource type number for a topic, as ConfigRecord carries it.
 pub(crate) const TOPIC_RESOURCE: i8 = 2;
+
+/// Kafka's resource type number for a broker; with the resource name ""
+/// a ConfigRecord sets a default of every broker.
+pub(crate) const BROKER_RESOURCE: i8 = 4;
 
 /// A partition's leader when it has none.
 pub const NO_LEADER: i32 = -1;
@@ -455,13 +462,16 @@ pub struct Image {
     pub next_producer_id: i64,
     /// Each broker's latest block of producer ids, `start..end`.
     pub producer_ids: BTreeMap<i32, (i64, i64)>,
+    /// The dynamic settings of every broker (the broker resource ""),
+    /// Kafka's names: the cluster-wide defaults of topic settings.
+    pub broker_defaults: BTreeMap<String, String>,
 }
 
 impl Image {
     /// The image as a snapshot, with the digest of the records it holds.
     pub(crate) fn encode(&self, digest: u64) -> Bytes {
         let mut b = BytesMut::new();
-        b.put_u8(2);
+        b.put_u8(3);
         b.put_u64(digest);
         b.put_u32(self.brokers.len() as u32);
         for (id, r) in &self.brokers {
@@ -491,6 +501,11 @@ impl Image {
                 put_partition(&mut b, p);
             }
         }
+        b.put_u32(self.broker_defaults.len() as u32);
+        for (k, v) in &self.broker_defaults {
+            put_str(&mut b, k);
+            put_str(&mut b, v);
+        }
         b.freeze()
     }
 
@@ -500,7 +515,7 @@ impl Image {
             return Err("snapshot cut short");
         }
         let version = b.get_u8();
-        if version > 2 {
+        if version > 3 {
             return Err("snapshot of a newer version");
         }
         let digest = b.get_u64();
@@ -565,6 +580,12 @@ impl Image {
                         configs,
                     },
                 );
+            }
+        }
+        if version >= 3 {
+            for _ in 0..get_count(&mut b, 4)? {
+                let k = get_str(&mut b)?;
+                image.broker_defaults.insert(k, get_str(&mut b)?);
             }
         }
         if b.has_remaining() {
@@ -649,15 +670,17 @@ impl Image {
                 name,
                 value,
             } => {
-                if resource_type != TOPIC_RESOURCE {
-                    return false;
-                }
-                let Some(t) = self.topics.get_mut(&resource) else {
-                    return false;
+                let configs = match (resource_type, resource.as_str()) {
+                    (TOPIC_RESOURCE, topic) => match self.topics.get_mut(topic) {
+                        Some(t) => &mut t.configs,
+                        None => return false,
+                    },
+                    (BROKER_RESOURCE, "") => &mut self.broker_defaults,
+                    _ => return false,
                 };
                 match value {
-                    Some(v) => t.configs.insert(name, v),
-                    None => t.configs.remove(&name),
+                    Some(v) => configs.insert(name, v),
+                    None => configs.remove(&name),
                 };
                 true
             }

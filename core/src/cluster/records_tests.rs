@@ -91,11 +91,28 @@ fn images_round_trip_as_snapshots() {
     ));
     assert_eq!(image.topics["t"].partitions.len(), 1);
     assert_eq!(image.topics["t"].configs["retention.ms"], "1000");
+    // Version 2 had no broker defaults: one without them reads as before.
+    let mut v2 = image.encode(77).to_vec();
+    v2[0] = 2;
+    v2.truncate(v2.len() - 4);
+    assert_eq!(Image::decode(&v2), Ok((image.clone(), 77)));
+    let broker = |resource: &str, value: Option<&str>| Record::Config {
+        resource_type: BROKER_RESOURCE,
+        resource: resource.into(),
+        name: "log.retention.ms".into(),
+        value: value.map(Into::into),
+    };
+    assert!(image.apply(12, broker("", Some("5000"))));
+    // One broker's own settings are its own, not metadata.
+    assert!(!image.apply(13, broker("0", Some("6000"))));
+    assert_eq!(image.broker_defaults["log.retention.ms"], "5000");
     let b = image.encode(77);
-    assert_eq!(Image::decode(&b), Ok((image, 77)));
+    assert_eq!(Image::decode(&b), Ok((image.clone(), 77)));
     for cut in 0..b.len() {
         assert!(Image::decode(&b[..cut]).is_err(), "cut at {cut}");
     }
+    assert!(image.apply(14, broker("", None)));
+    assert!(image.broker_defaults.is_empty());
 }
 
 #[test]
