@@ -3,7 +3,8 @@
 //! for the in-sync replicas; a lagging follower leaves the ISR and comes
 //! back; a dead leader's partitions pass to an in-sync replica with
 //! nothing acknowledged lost, and the old leader copies the new one; an
-//! old leader whose log diverged truncates it and rejoins the ISR;
+//! old leader whose log diverged truncates it and rejoins the ISR; a
+//! follower whose log ends below the leader's log start starts again there;
 //! followers are read while held produces fill `queued.max.request.bytes`.
 
 mod brokers;
@@ -19,9 +20,12 @@ use std::time::Duration;
 
 use brokers::*;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
-    ProduceResponse,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
+    MetadataRequest, MetadataResponse, ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -337,4 +341,91 @@ fn replicas_are_read_while_held_produces_fill_queued_max_request_bytes() {
         );
     }
     assert_eq!(high_watermark(&mut net, leader, "held", 0), 10);
+}
+
+/// The batches of `log` (a partition's segment bytes) based at `from` or
+/// later.
+fn batches_from(log: &[u8], from: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 12 <= log.len() {
+        let base = i64::from_be_bytes(log[at..at + 8].try_into().unwrap());
+        let len = 12 + i32::from_be_bytes(log[at + 8..at + 12].try_into().unwrap()) as usize;
+        if base >= from {
+            out.extend_from_slice(&log[at..at + len]);
+        }
+        at += len;
+    }
+    out
+}
+
+#[test]
+fn a_follower_whose_log_ends_below_the_leaders_log_start_starts_again_there() {
+    let settings = [
+        ("num.partitions", "1"),
+        ("default.replication.factor", "3"),
+        ("broker.session.timeout.ms", "600000"),
+        ("replica.lag.time.max.ms", "2000"),
+    ];
+    let mut net = quorum_net(43, 3, (5, 2), &settings);
+    settle(&mut net).unwrap();
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "far", 1).topics[0].error_code, 0);
+    net.advance(Duration::from_secs(1));
+    let state = |net: &Net| net.status(c).image.topics["far"].partitions[0].clone();
+    let leader = state(&net).leader as usize;
+    for i in 0..2 {
+        assert_eq!(produce(&mut net, leader, "far", 0, &format!("a{i}")), 0);
+    }
+    // A follower that is not the controller stops; the leader takes more
+    // without it and deletes records past the follower's log end.
+    let slow = (0..3).find(|&i| i != leader && i != c).unwrap();
+    net.pause(slow, true);
+    net.advance(Duration::from_secs(4));
+    assert!(!state(&net).isr.contains(&(slow as i32)));
+    for i in 0..10 {
+        assert_eq!(produce(&mut net, leader, "far", 0, &format!("b{i}")), 0);
+    }
+    let conn = net.client(leader);
+    let req = DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(name("far"))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(8),
+                ]),
+        ])
+        .with_timeout_ms(1000);
+    let r: DeleteRecordsResponse = net
+        .request((leader, conn), (ApiKey::DeleteRecords, 2), &req, WAIT)
+        .expect("DeleteRecords answered");
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 8);
+
+    // Back, its fetch from offset 2 is out of range: it empties its log,
+    // starts again at the leader's log start, copies the leader's batches
+    // from there and rejoins the ISR.
+    net.pause(slow, false);
+    net.advance(Duration::from_secs(5));
+    let back = state(&net);
+    assert!(back.isr.contains(&(slow as i32)), "{back:?}");
+    let theirs = batches_from(&log_bytes(&net, leader, "far", 0), 8);
+    assert!(!theirs.is_empty());
+    assert_eq!(log_bytes(&net, slow, "far", 0), theirs);
+    let disk = &net.nodes[slow].disk;
+    let starts = disk
+        .paths()
+        .into_iter()
+        .find(|p| p.ends_with("log-start-offset-checkpoint"))
+        .and_then(|p| disk.file(&p))
+        .unwrap_or_default();
+    let starts = String::from_utf8_lossy(starts);
+    assert!(starts.lines().any(|l| l == "far 0 8"), "{starts}");
+    // A restart keeps the new start and the copied log.
+    net.crash(slow);
+    net.restart(slow);
+    net.advance(Duration::from_secs(5));
+    assert_eq!(log_bytes(&net, slow, "far", 0), theirs);
+    assert!(state(&net).isr.contains(&(slow as i32)));
 }

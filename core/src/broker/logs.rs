@@ -209,6 +209,25 @@ impl Logs {
         Some(result)
     }
 
+    /// Empty `key`'s log and start it at `start` (see
+    /// [`crate::log::PartitionLog::truncate_fully_and_start_at`]).
+    pub(crate) fn truncate_fully(
+        &mut self,
+        io: &mut Io,
+        now: Now,
+        key: LogKey,
+        start: u64,
+    ) -> Option<Result<crate::log::Truncated, crate::log::TruncateError>> {
+        let result = self.run(io, now, key, |log, _, ids, out| {
+            log.truncate_fully_and_start_at(start, ids, out)
+        })?;
+        if result.is_ok() {
+            self.events.recovery_points = true;
+            self.events.log_starts = true;
+        }
+        Some(result)
+    }
+
     /// This broker's part in `key`'s partition, when it has other replicas.
     pub(crate) fn role(&self, key: LogKey) -> Option<&Role> {
         self.roles.get(&key)

@@ -86,9 +86,19 @@ pub(crate) struct Fetching {
     /// Partitions whose fetch failed in a way only an operator can mend,
     /// already logged.
     warned: std::collections::BTreeSet<LogKey>,
-    /// Diverged partitions to cut before this offset, not fetched until the
-    /// cut is made and written.
-    truncating: BTreeMap<LogKey, u64>,
+    /// Diverged partitions to cut, not fetched until the cut is made and
+    /// written.
+    truncating: BTreeMap<LogKey, Cut>,
+}
+
+/// Where a follower's log is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Before this offset: what follows is not the leader's.
+    Before(u64),
+    /// Everything, the log starting again empty at this offset (the
+    /// leader's log start, past this log's end).
+    StartAt(u64),
 }
 
 impl Fetching {
@@ -275,7 +285,7 @@ impl Broker {
             truncate_to = at,
             "this replica's log diverged from its leader's; truncating it"
         );
-        self.fetching.truncating.insert(key, at);
+        self.fetching.truncating.insert(key, Cut::Before(at));
         self.truncate_diverged();
     }
 
@@ -285,13 +295,20 @@ impl Broker {
         if self.fetching.truncating.is_empty() {
             return;
         }
-        let wanted: Vec<(LogKey, u64)> = self
+        let wanted: Vec<(LogKey, Cut)> = self
             .fetching
             .truncating
             .iter()
-            .map(|(k, at)| (*k, *at))
+            .map(|(k, cut)| (*k, *cut))
             .collect();
-        for (key, at) in wanted {
+        for (key, cut) in wanted {
+            let at = match cut {
+                Cut::Before(at) => at,
+                Cut::StartAt(start) => {
+                    self.start_over(key, start);
+                    continue;
+                }
+            };
             let Some(Role::Follower { leader }) = self.logs.role(key).cloned() else {
                 self.fetching.truncating.remove(&key);
                 continue;
@@ -332,6 +349,51 @@ impl Broker {
                 None => {
                     self.fetching.truncating.remove(&key);
                 }
+            }
+        }
+    }
+
+    /// Empty `key`'s log and start it at `start`, the leader's log start,
+    /// once the log is quiet; then fetch from there.
+    fn start_over(&mut self, key: LogKey, start: u64) {
+        let leader = match self.logs.role(key) {
+            Some(Role::Follower { leader }) => *leader,
+            _ => {
+                self.fetching.truncating.remove(&key);
+                return;
+            }
+        };
+        let Some(log) = self.logs.get(key) else {
+            self.fetching.truncating.remove(&key);
+            return;
+        };
+        if log.log_start_offset() >= start {
+            // Done: fetch again once its commands are answered.
+            if log.is_quiet() {
+                self.fetching.truncating.remove(&key);
+            }
+            return;
+        }
+        match self.logs.truncate_fully(&mut self.io, self.now, key, start) {
+            Some(Ok(t)) => {
+                // Group writes it held and had not yet applied go with it.
+                self.groups.truncated(key, 0);
+                tracing::warn!(
+                    leader,
+                    log_start = start,
+                    bytes = t.bytes,
+                    segments_removed = t.segments_removed,
+                    "this replica's log ended below its leader's log start; emptied it, \
+                     copying the leader's log from its start"
+                );
+            }
+            Some(Err(TruncateError::Busy)) => {}
+            Some(Err(_)) => {
+                self.fetching.truncating.remove(&key);
+                self.stop_replicating(key, leader, "this replica's log is offline");
+            }
+            None => {
+                self.fetching.truncating.remove(&key);
             }
         }
     }
@@ -413,18 +475,23 @@ impl Broker {
                     log_end = end,
                     "this replica's log runs past its leader's; truncating it"
                 );
-                self.fetching.truncating.insert(key, hw);
+                self.fetching.truncating.insert(key, Cut::Before(hw));
                 self.truncate_diverged();
             }
-            _ => {
-                let why = if end < leader_start {
-                    "this replica's log ends below the leader's log start (the leader's \
-                     retention removed what it would fetch next)"
-                } else {
-                    "the leader refuses this replica's fetch offset"
-                };
-                self.stop_replicating(key, leader, why);
+            // The leader's retention (or DeleteRecords) removed everything
+            // this log would fetch next: start again at the leader's log
+            // start, as Kafka's follower does.
+            _ if end < leader_start => {
+                self.fetching
+                    .truncating
+                    .insert(key, Cut::StartAt(leader_start));
+                self.truncate_diverged();
             }
+            _ => self.stop_replicating(
+                key,
+                leader,
+                "the leader refuses this replica's fetch offset",
+            ),
         }
     }
 

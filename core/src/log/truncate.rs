@@ -152,6 +152,70 @@ impl PartitionLog {
     }
 }
 
+impl PartitionLog {
+    /// Drop the whole log and start it again, empty, at `start` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose log ends below its
+    /// leader's log start holds nothing the leader still has to give, and
+    /// copies the leader's log from its start instead. Every segment is
+    /// removed and a new one opened at `start`; the log start, high
+    /// watermark and recovery point move there; the leader epochs, the
+    /// producer state and its snapshots go. Waits for a quiet log, as
+    /// [`PartitionLog::truncate_to`] does.
+    pub fn truncate_fully_and_start_at(
+        &mut self,
+        start: u64,
+        ids: &mut Ids,
+        out: &mut Vec<Command>,
+    ) -> Result<Truncated, TruncateError> {
+        if self.offline.is_some() || self.deleted || self.segments.is_empty() {
+            return Err(TruncateError::Unavailable);
+        }
+        if !self.is_quiet() {
+            return Err(TruncateError::Busy);
+        }
+        let bytes = self.size_bytes();
+        let removed: Vec<_> = self.segments.drain(..).collect();
+        for s in &removed {
+            tracing::info!(dir = %self.dir, base = s.base, "full truncation: deleting segment");
+            let cmd = Command::RemoveSegment {
+                io: ids.io(),
+                seg: s.id,
+            };
+            self.emit(cmd, Pending::Remove, out);
+        }
+        self.log_start = start;
+        self.log_end = start;
+        self.written = start;
+        self.hwm = start;
+        self.recovery_point = start;
+        self.first_dirty = start;
+        self.unflushed_messages = 0;
+        self.unflushed_since = None;
+        if self.epochs.truncate_from(0) {
+            let cmd = Command::WriteFile {
+                io: ids.io(),
+                path: format!("{}/{LEADER_EPOCH_CHECKPOINT}", self.dir),
+                bytes: self.epochs.encode(),
+            };
+            self.emit(cmd, Pending::Snapshot, out);
+        }
+        self.producers.truncate_from(0);
+        for offset in std::mem::take(&mut self.snapshot_offsets) {
+            let cmd = Command::RemoveFile {
+                io: ids.io(),
+                path: snapshot_path(&self.dir, offset),
+            };
+            self.emit(cmd, Pending::Snapshot, out);
+        }
+        self.open_new_segment(start, ids, out);
+        Ok(Truncated {
+            log_end: start,
+            bytes,
+            segments_removed: removed.len(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::TopicConfig;
@@ -310,6 +374,42 @@ mod tests {
         assert_eq!(log.log_end_offset(), at + 4);
         assert!(log.segment_count() >= 2);
         assert!(log.read(at, 1 << 20).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_full_truncation_leaves_an_empty_log_at_the_new_start() {
+        let (mut log, mut disk, mut ids) = log_with(7, 150, |i| if i < 3 { 1 } else { 2 });
+        assert!(log.segment_count() >= 3);
+        let mut out = Vec::new();
+        let t = log
+            .truncate_fully_and_start_at(40, &mut ids, &mut out)
+            .unwrap();
+        assert_eq!((t.log_end, t.segments_removed), (40, 4));
+        run(&mut log, &mut disk, &mut ids, out);
+        assert!(log.is_quiet());
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
+        assert_eq!(log.high_watermark(), 40);
+        assert_eq!(log.latest_epoch(), None);
+        assert!(log.producers().get(7).is_none());
+        let left: Vec<String> = disk
+            .paths()
+            .into_iter()
+            .filter(|p| p.ends_with(".log") || p.ends_with(".snapshot"))
+            .collect();
+        assert_eq!(left, ["t-0/00000000000000000040.log"]);
+        assert!(log.read(39, 1 << 20).is_err(), "below the start");
+        // The leader's batches follow at the new start.
+        let mut b = batch(1, 9_000).to_vec();
+        b[..8].copy_from_slice(&40i64.to_be_bytes());
+        let b = bytes::Bytes::from(b);
+        let (_, h) = batch::scan(&b, 0).next().unwrap();
+        let mut out = Vec::new();
+        log.append_replica(Now::default(), b, &h, &mut ids, &mut out)
+            .unwrap();
+        run(&mut log, &mut disk, &mut ids, out);
+        assert_eq!(log.log_end_offset(), 41);
+        assert_eq!(batches_in(&disk, 40), vec![40]);
     }
 
     #[test]
