@@ -429,3 +429,49 @@ fn a_follower_whose_log_ends_below_the_leaders_log_start_starts_again_there() {
     assert_eq!(log_bytes(&net, slow, "far", 0), theirs);
     assert!(state(&net).isr.contains(&(slow as i32)));
 }
+
+/// DeleteRecords of `topic`-0 before `offset` at node `at`: its (error
+/// code, low watermark).
+fn delete_records(net: &mut Net, at: usize, topic: &str, offset: i64) -> (i16, i64) {
+    let conn = net.client(at);
+    let req = DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(offset),
+                ]),
+        ])
+        .with_timeout_ms(1000);
+    let r: DeleteRecordsResponse = net
+        .request((at, conn), (ApiKey::DeleteRecords, 2), &req, WAIT)
+        .expect("DeleteRecords answered");
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+#[test]
+fn delete_records_is_answered_once_every_in_sync_replica_has_moved_its_log_start() {
+    let settings = [("num.partitions", "1"), ("default.replication.factor", "3")];
+    let mut net = quorum_net(47, 3, (5, 2), &settings);
+    settle(&mut net).unwrap();
+    let c = controller(&net);
+    assert_eq!(create(&mut net, c, "low", 1).topics[0].error_code, 0);
+    net.advance(Duration::from_secs(1));
+    let leader = net.status(c).image.topics["low"].partitions[0].leader as usize;
+    for i in 0..5 {
+        assert_eq!(produce(&mut net, leader, "low", 0, &format!("v{i}")), 0);
+    }
+    // Every replica moves its log start; the answer says so.
+    assert_eq!(delete_records(&mut net, leader, "low", 3), (0, 3));
+    // An in-sync follower that does not fetch holds the low watermark
+    // back until the request's timeout.
+    let slow = (0..3).find(|&i| i != leader && i != c).unwrap();
+    net.pause(slow, true);
+    assert_eq!(delete_records(&mut net, leader, "low", 4), (7, 3));
+    net.pause(slow, false);
+    net.advance(Duration::from_secs(1));
+    assert_eq!(delete_records(&mut net, leader, "low", 4), (0, 4));
+}

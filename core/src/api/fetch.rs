@@ -120,7 +120,9 @@ fn follower_fetched(cx: &mut Ctx<'_>, req: &FetchRequest) {
                 epoch_check(log, p.last_fetched_epoch, Some(offset), leading) == EpochCheck::InLine
             });
             if in_line {
-                cx.logs.follower_fetched(key, replica, offset, cx.now.mono);
+                let start = u64::try_from(p.log_start_offset).ok();
+                cx.logs
+                    .follower_fetched(key, replica, (offset, start), cx.now.mono);
             }
         }
     }

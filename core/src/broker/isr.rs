@@ -47,6 +47,9 @@ pub(crate) struct Leading {
     pub(crate) caught_up: BTreeMap<i32, Instant>,
     /// Each follower's last fetch: the leader's log end then, and when.
     pub(crate) last_fetch: BTreeMap<i32, (u64, Instant)>,
+    /// Each follower's log start, as its last fetch showed
+    /// (DeleteRecords waits for the in-sync ones to reach its offset).
+    pub(crate) starts: BTreeMap<i32, u64>,
     pub(crate) leader_epoch: i32,
     pub(crate) partition_epoch: i32,
 }
@@ -62,6 +65,7 @@ impl Leading {
             isr: others(&state.isr),
             ends: BTreeMap::new(),
             last_fetch: BTreeMap::new(),
+            starts: BTreeMap::new(),
             leader_epoch: state.leader_epoch,
             partition_epoch: state.partition_epoch,
         }
@@ -73,6 +77,7 @@ impl Leading {
         if self.leader_epoch == known.leader_epoch {
             self.ends.clone_from(&known.ends);
             self.last_fetch.clone_from(&known.last_fetch);
+            self.starts.clone_from(&known.starts);
             for (r, at) in &known.caught_up {
                 self.caught_up.insert(*r, *at);
             }
@@ -95,6 +100,25 @@ impl Leading {
             }
         }
         self.last_fetch.insert(replica, (end, now));
+    }
+
+    /// `replica`'s log starts at `start`, as its fetch says; whether that
+    /// moved it.
+    pub(crate) fn started(&mut self, replica: i32, start: u64) -> bool {
+        if !self.followers.contains(&replica) {
+            return false;
+        }
+        self.starts.insert(replica, start) != Some(start)
+    }
+
+    /// The least log start of the in-sync replicas, the leader's
+    /// (`own`) among them: what DeleteRecords answers as the partition's
+    /// low watermark. A follower not heard from yet counts as 0.
+    pub(crate) fn low_watermark(&self, own: u64) -> u64 {
+        self.isr
+            .iter()
+            .map(|r| self.starts.get(r).copied().unwrap_or(0))
+            .fold(own, u64::min)
     }
 
     /// The ISR (the leader's `me` first) this leader wants, when it is not

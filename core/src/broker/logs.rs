@@ -286,12 +286,13 @@ impl Logs {
         matches!(self.roles.get(&key), Some(Role::Leader(l)) if l.followers.contains(&replica))
     }
 
-    /// A follower fetched `key` from `offset` at `now`: its log ends there.
+    /// A follower fetched `key` from `offset` at `now`: its log ends there,
+    /// and starts at `start` (when it says).
     pub(crate) fn follower_fetched(
         &mut self,
         key: LogKey,
         replica: i32,
-        offset: u64,
+        (offset, start): (u64, Option<u64>),
         now: Instant,
     ) {
         let Some(log) = self.logs.get_mut(key).and_then(Option::as_mut) else {
@@ -301,12 +302,27 @@ impl Logs {
             return;
         };
         l.fetched(replica, offset, log.written_end(), now);
+        if start.is_some_and(|start| l.started(replica, start)) {
+            // A DeleteRecords may be waiting for it.
+            self.events.appended = true;
+        }
         let bound = self
             .roles
             .get(&key)
             .and_then(|r| r.leader_bound(log.high_watermark()));
         let moved = log.set_high_watermark_bound(bound);
         self.high_watermark_moved(key, moved);
+    }
+
+    /// `key`'s low watermark: the least log start of its in-sync
+    /// replicas when this broker leads it with followers, else its own
+    /// log start.
+    pub(crate) fn low_watermark(&self, key: LogKey) -> Option<u64> {
+        let own = self.get(key)?.log_start_offset();
+        Some(match self.roles.get(&key) {
+            Some(Role::Leader(l)) => l.low_watermark(own),
+            _ => own,
+        })
     }
 
     /// The leader of `key`'s partition, which this broker follows, has its

@@ -89,7 +89,8 @@ impl From<Response> for Answer {
 pub(crate) enum Until {
     /// Its appends are done: a log reaches an offset (the high watermark
     /// passes it) or a sync covers it (the recovery point passes it), or
-    /// the log failed or went away. Produce, OffsetCommit, OffsetDelete.
+    /// the log failed or went away; or a follower's log start moved.
+    /// Produce, OffsetCommit, OffsetDelete, DeleteRecords in a cluster.
     Appended {
         /// When to give up waiting (Produce's `timeout_ms`), if ever.
         deadline: Option<Instant>,
