@@ -28,8 +28,10 @@
 //! ```
 //!
 //! Applying is where a record is checked against the image: a Topic whose
-//! name is taken, or a Partition or Config naming no topic, changes
-//! nothing. Every broker skips the same records, so the images agree even
+//! name is taken, a Partition or Config naming no topic, or a Partition
+//! change not made from the partition's current epoch (its
+//! partition_epoch must be the image's plus one: Kafka's controller makes
+//! the same compare-and-swap) changes nothing. Every broker skips the same records, so the images agree even
 //! when two proposals raced.
 //!
 //! The image is also the quorum's snapshot, which lets the log be cut: a
@@ -657,6 +659,17 @@ impl Image {
                     return false;
                 };
                 match p.cmp(&t.partitions.len()) {
+                    // Every change is computed from the partition as it
+                    // stood, its partition epoch bumped by one: a change
+                    // computed from an older state (two proposals made
+                    // before either applied) changes nothing, on every
+                    // voter alike, rather than undo the one that won.
+                    std::cmp::Ordering::Less
+                        if state.partition_epoch
+                            != t.partitions[p].partition_epoch.saturating_add(1) =>
+                    {
+                        return false;
+                    }
                     std::cmp::Ordering::Less => t.partitions[p] = state,
                     std::cmp::Ordering::Equal => t.partitions.push(state),
                     // Partitions are created in order: a gap is refused.

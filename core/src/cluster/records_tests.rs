@@ -236,3 +236,40 @@ fn records_that_do_not_fit_the_image_change_nothing() {
     assert!(!image.apply(8, Record::RemoveTopic { id }));
     assert!(image.topics.is_empty());
 }
+
+#[test]
+fn a_partition_change_made_from_an_older_epoch_changes_nothing() {
+    let id = Uuid::from_u128(9);
+    let mut image = Image::default();
+    image.apply(
+        1,
+        Record::Topic {
+            name: "t".into(),
+            id,
+        },
+    );
+    let change = |isr: &[i32], leader: i32, epoch: i32| Record::Partition {
+        topic_id: id,
+        partition: 0,
+        state: PartitionImage {
+            isr: isr.to_vec(),
+            leader,
+            partition_epoch: epoch,
+            ..partition(&[1, 2, 3])
+        },
+    };
+    assert!(image.apply(2, change(&[1, 2, 3], 1, 0)), "a new partition");
+    // Two changes made from epoch 0 before either applied: the first
+    // wins, the second (which would put broker 1 back as leader) is
+    // skipped.
+    assert!(image.apply(3, change(&[2, 3], 2, 1)));
+    assert!(!image.apply(4, change(&[1, 2], 1, 1)));
+    let p = &image.topics["t"].partitions[0];
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.partition_epoch),
+        (2, vec![2, 3], 1)
+    );
+    // Neither older nor later than the next epoch.
+    assert!(!image.apply(5, change(&[2], 2, 3)));
+    assert!(image.apply(6, change(&[2], 2, 2)));
+}
