@@ -521,7 +521,10 @@ mod tests {
         }
         let p = img.topics["t"].partitions[0].clone();
         assert_eq!((p.leader, p.isr.len()), (1, 3));
-        // Fenced from the same image, 2's records undo 1's move.
+        // Fenced from the same image: 1's move takes the partition to 2,
+        // and 2's records, made from the same partition epoch, change
+        // nothing of it when they apply (without that compare-and-swap
+        // they would undo the move).
         let stale: Vec<Record> = fence_broker(&img, 1, |_| false)
             .into_iter()
             .chain(fence_broker(&img, 2, |_| false))
@@ -530,8 +533,10 @@ mod tests {
         for rec in stale {
             undone.apply(3, rec);
         }
+        let p = &undone.topics["t"].partitions[0];
         assert_eq!(
-            undone.topics["t"].partitions[0].leader, 1,
+            (p.leader, p.partition_epoch),
+            (2, 1),
             "led by a fenced broker"
         );
         let fixed = repair_leaders(&undone, |_| false);
@@ -540,7 +545,7 @@ mod tests {
             undone.apply(4, rec);
         }
         let p = &undone.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (0, vec![0], 1));
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (0, vec![0], 2));
         assert!(
             repair_leaders(&undone, |_| false).is_empty(),
             "nothing left to move"
