@@ -35,8 +35,9 @@ use crate::protocol;
 /// Committed offsets by group, then by (topic, partition).
 pub(crate) type OffsetTable = HashMap<String, HashMap<(String, i32), Committed>>;
 
-/// Group metadata as last written, by group (`None`: deleted).
-type GroupsWritten = BTreeMap<String, Option<GroupSnapshot>>;
+/// Group metadata as last written, by group; a deleted group's tombstone
+/// removes it (so deleted groups take no memory).
+type GroupsWritten = BTreeMap<String, GroupSnapshot>;
 
 /// What (part of) `__consumer_offsets` says.
 #[derive(Debug, Default, Clone)]
@@ -77,8 +78,14 @@ fn apply(
                     }
                 }
             }
-            Entry::Group { group, value } => {
-                groups.insert(group, value);
+            Entry::Group {
+                group,
+                value: Some(snapshot),
+            } => {
+                groups.insert(group, snapshot);
+            }
+            Entry::Group { group, value: None } => {
+                groups.remove(&group);
             }
         }
     }
@@ -91,11 +98,9 @@ fn to_load(
     mut groups: GroupsWritten,
 ) -> impl Iterator<Item = (String, GroupSnapshot)> {
     for group in offsets.keys() {
-        groups
-            .entry(group.clone())
-            .or_insert_with(|| Some(GroupSnapshot::default()));
+        groups.entry(group.clone()).or_default();
     }
-    groups.into_iter().filter_map(|(g, s)| Some((g, s?)))
+    groups.into_iter()
 }
 
 /// A parked JoinGroup or SyncGroup: where its answer goes.
@@ -117,7 +122,7 @@ pub(crate) struct Groups {
     /// Parked JoinGroup/SyncGroup requests by ticket.
     parked: crate::io::IdMap<u64, ParkedSlot>,
     /// Group metadata as last written, replayed at startup until every
-    /// partition is read (`None`: deleted). Alone only.
+    /// partition is read. Alone only.
     snapshots: GroupsWritten,
     /// In a cluster, what each `__consumer_offsets` log held says below
     /// its high watermark.
