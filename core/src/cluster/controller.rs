@@ -158,23 +158,27 @@ pub(crate) fn fence_broker(
     records
 }
 
-/// Partition records moving every partition whose leader is fenced (as
-/// [`fence_broker`] would have, had it seen the partition as it is now):
-/// a safety net for a fence whose moves a concurrent change undid, so no
-/// partition stays led by a broker that is gone.
+/// Partition records doing for every partition what [`fence_broker`]
+/// would have, had it seen the partition as it is now: fenced brokers out
+/// of its ISR (all but the last), and a new leader when its leader is
+/// fenced. A safety net for a fence whose changes a concurrent one made
+/// them skip (two changes made from one partition epoch: the first to
+/// apply wins), so no partition stays led by, or waits for, a broker that
+/// is gone.
 pub(crate) fn repair_leaders(image: &Image, unclean: impl Fn(&str) -> bool) -> Vec<Record> {
     let fenced = |b: i32| image.brokers.get(&b).is_some_and(|r| r.fenced);
     let usable = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
     let mut records = Vec::new();
     changes(image, &mut records, |name, p| {
-        if p.leader == NO_LEADER || !fenced(p.leader) {
-            return None;
-        }
         let mut next = p.clone();
-        if p.isr.len() > 1 {
-            next.isr.retain(|&b| b != p.leader);
+        for &b in p.isr.iter().filter(|&&b| fenced(b)) {
+            if next.isr.len() > 1 {
+                next.isr.retain(|&r| r != b);
+            }
         }
-        next.leader = elect(&mut next, usable, unclean(name));
+        if p.leader != NO_LEADER && fenced(p.leader) {
+            next.leader = elect(&mut next, usable, unclean(name));
+        }
         Some(next)
     });
     records
@@ -550,6 +554,35 @@ mod tests {
             repair_leaders(&undone, |_| false).is_empty(),
             "nothing left to move"
         );
+    }
+
+    #[test]
+    fn a_fenced_broker_left_in_an_isr_is_taken_out() {
+        let mut img = image(&[0, 1, 2]);
+        let r = create_topic(&img, &new_topic(1, 3), Uuid::from_u128(1), 1, 1).unwrap();
+        for rec in r {
+            img.apply(2, rec);
+        }
+        // Fenced, but its Partition change was skipped (a concurrent
+        // change applied first): it is still in the ISR.
+        let fence = Record::FenceBroker {
+            broker_id: 2,
+            epoch: img.brokers[&2].epoch,
+        };
+        assert!(img.apply(3, fence));
+        let before = img.topics["t"].partitions[0].clone();
+        assert!(before.isr.contains(&2) && before.leader != 2);
+        let fixed = repair_leaders(&img, |_| false);
+        assert_eq!(fixed.len(), 1);
+        for rec in fixed {
+            assert!(img.apply(4, rec));
+        }
+        let p = &img.topics["t"].partitions[0];
+        assert!(!p.isr.contains(&2), "{p:?}");
+        assert_eq!(p.leader, before.leader);
+        assert_eq!(p.leader_epoch, before.leader_epoch, "the leader stays");
+        assert_eq!(p.partition_epoch, before.partition_epoch + 1);
+        assert!(repair_leaders(&img, |_| false).is_empty());
     }
 
     #[test]

@@ -90,7 +90,8 @@ impl Quorum {
     }
 
     /// As the controller, move the partitions a fenced broker still leads
-    /// (a fence whose moves a concurrent change undid), at most once per
+    /// or is in sync with (a fence whose changes a concurrent change made
+    /// skip), at most once per
     /// [`REPAIR_RETRY`] so an uncommitted repair is not proposed twice.
     fn maybe_repair(&mut self, now: Now) {
         if self.repair_checked == self.applied
@@ -109,7 +110,7 @@ impl Quorum {
         self.repaired_at = Some(now.mono);
         tracing::warn!(
             partitions = records.len(),
-            "partitions led by a fenced broker; electing new leaders"
+            "partitions led by, or in sync with, a fenced broker; repairing them"
         );
         self.propose_records(&records, "leader repair");
     }
